@@ -1,0 +1,285 @@
+"""Configuration: TOML (stdlib tomllib) validated into typed, frozen dataclasses.
+
+Each section is a frozen dataclass; the loader walks its fields, so a feature adds its section by
+declaring a dataclass with defaults and one field on `Config`. Every problem is reported as one
+`ConfigError` naming the dotted key ("telegram.mode: must be one of polling, webhook").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import os
+import tomllib
+import types
+import typing
+import zoneinfo
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+TOKEN_ENV = "XIAOGE_BOT_TOKEN"
+
+
+class ConfigError(Exception):
+    """A problem with the configuration, worded for the person who wrote it."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}" if key else problem)
+        self.key = key
+        self.problem = problem
+
+
+@dataclass(frozen=True)
+class TelegramConfig:
+    # Bot token from @BotFather; XIAOGE_BOT_TOKEN in the environment wins over the file.
+    token: str = ""
+    # Bot API server; change for a self-hosted telegram-bot-api server.
+    base_url: str = "https://api.telegram.org/bot"
+    base_file_url: str = "https://api.telegram.org/file/bot"
+    mode: Literal["polling", "webhook"] = "polling"
+    # Webhook mode: where the bot listens and the public HTTPS URL Telegram calls.
+    webhook_listen: str = "127.0.0.1"
+    webhook_port: int = 8443
+    webhook_url: str = ""
+    webhook_path: str = "telegram"
+    webhook_secret_token: str = ""
+    # Long-polling timeout in seconds.
+    poll_timeout: int = 30
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    path: str = "data/xiaoge.sqlite3"
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    timezone: str = "Asia/Shanghai"
+    default_language: Literal["zh", "en"] = "zh"
+    admins: tuple[int, ...] = ()
+    # Chat that receives reports and alerts (a private group of moderators); 0 = none yet.
+    moderator_chat_id: int = 0
+    # Per-area moderator chats: area tag -> chat id.
+    area_moderator_chats: dict[str, int] = field(default_factory=dict)
+    # Seconds a Telegram group-admin lookup is trusted (dropped at once on chat_member updates).
+    admin_cache_seconds: int = 300
+
+    @property
+    def tz(self) -> zoneinfo.ZoneInfo:
+        return zoneinfo.ZoneInfo(self.timezone)
+
+
+@dataclass(frozen=True)
+class StationsConfig:
+    # Search radius for "nearest stations" in metres.
+    radius_m: int = 3000
+    # Wider search offered when nothing is within the radius.
+    wide_radius_m: int = 10000
+    # Effective e-bike speed for "riding minutes".
+    riding_speed_kmh: float = 15.0
+    page_size: int = 3
+
+
+@dataclass(frozen=True)
+class ReportsConfig:
+    description_limit: int = 500
+    max_photos: int = 3
+    # Unacknowledged reports are raised again after this many hours, once a day.
+    ack_timeout_hours: int = 24
+    # "Not solved" may reopen a resolved report within this many days.
+    reopen_days: int = 14
+    duplicate_radius_m: int = 50
+    duplicate_window_hours: int = 72
+
+
+@dataclass(frozen=True)
+class TasksConfig:
+    # Withdrawing a claim is allowed until this many hours before the start.
+    withdraw_hours: int = 2
+    # Reminders to claimers, in minutes before the start.
+    reminder_offsets_minutes: tuple[int, ...] = (1440, 60)
+    redeem_code_minutes: int = 10
+    page_size: int = 5
+
+
+@dataclass(frozen=True)
+class MeetingsConfig:
+    reminder_offsets_minutes: tuple[int, ...] = (1440, 60)
+    # A late reminder is still sent within this many minutes after it was due.
+    late_grace_minutes: int = 15
+    # Reminders are planned this many days ahead.
+    horizon_days: int = 35
+
+
+@dataclass(frozen=True)
+class BroadcastConfig:
+    # Meal-time rush windows (local time) in which non-urgent notices are held.
+    rush_windows: tuple[str, ...] = ("11:00-13:30", "17:00-19:30")
+    # Broadcast pacing: stays below Telegram's ~30 messages/s to keep room for replies.
+    max_per_second: float = 25.0
+    group_per_minute: int = 20
+    max_attempts: int = 5
+    progress_every_seconds: float = 3.0
+
+
+@dataclass(frozen=True)
+class Config:
+    telegram: TelegramConfig = field(default_factory=TelegramConfig)
+    storage: StorageConfig = field(default_factory=StorageConfig)
+    bot: BotConfig = field(default_factory=BotConfig)
+    stations: StationsConfig = field(default_factory=StationsConfig)
+    reports: ReportsConfig = field(default_factory=ReportsConfig)
+    tasks: TasksConfig = field(default_factory=TasksConfig)
+    meetings: MeetingsConfig = field(default_factory=MeetingsConfig)
+    broadcast: BroadcastConfig = field(default_factory=BroadcastConfig)
+
+    def with_overrides(self, **sections: Any) -> Config:
+        """A copy with some fields of some sections replaced (tests, sandbox)."""
+        changes = {
+            name: dataclasses.replace(getattr(self, name), **values) for name, values in sections.items()
+        }
+        return dataclasses.replace(self, **changes)
+
+
+def _type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if tp is str:
+        return "a string"
+    if tp is bool:
+        return "true or false"
+    if tp is int:
+        return "an integer"
+    if tp is float:
+        return "a number"
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(tp))
+    if origin is tuple:
+        return f"a list of {_type_name(typing.get_args(tp)[0])}s"
+    if origin is dict:
+        return "a table"
+    return str(tp)
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(key, "must be a table ([section])")
+        return _load_dataclass(tp, value, key)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if value is None:
+            return None
+        return _convert(value, args[0], key)
+    if origin is Literal:
+        allowed = typing.get_args(tp)
+        if value not in allowed:
+            raise ConfigError(key, f"must be {_type_name(tp)} (got {value!r})")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise ConfigError(key, f"must be {_type_name(tp)}")
+        item_tp = typing.get_args(tp)[0]
+        return tuple(_convert(v, item_tp, f"{key}[{i}]") for i, v in enumerate(value))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(key, "must be a table")
+        _, val_tp = typing.get_args(tp)
+        return {str(k): _convert(v, val_tp, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"must be true or false (got {value!r})")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"must be an integer (got {value!r})")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, f"must be a number (got {value!r})")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be a string (got {value!r})")
+        return value
+    raise ConfigError(key, f"unsupported type {tp}")  # pragma: no cover - programming error
+
+
+def _load_dataclass(cls: Any, data: dict[str, Any], prefix: str) -> Any:
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    for name in data:
+        if name not in known:
+            where = f"{prefix}.{name}" if prefix else name
+            raise ConfigError(where, "unknown key (check the spelling; see config.example.toml)")
+    kwargs = {}
+    for f in dataclasses.fields(cls):
+        if f.name in data:
+            where = f"{prefix}.{f.name}" if prefix else f.name
+            kwargs[f.name] = _convert(data[f.name], hints[f.name], where)
+    return cls(**kwargs)
+
+
+def _validate(config: Config) -> None:
+    try:
+        zoneinfo.ZoneInfo(config.bot.timezone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            "bot.timezone", f"unknown time zone {config.bot.timezone!r} (e.g. Asia/Shanghai)"
+        ) from None
+    tg = config.telegram
+    if tg.mode == "webhook":
+        if not tg.webhook_url.startswith("https://"):
+            raise ConfigError(
+                "telegram.webhook_url", "webhook mode needs the public https:// URL Telegram will call"
+            )
+        if not 0 < tg.webhook_port < 65536:
+            raise ConfigError("telegram.webhook_port", "must be between 1 and 65535")
+    if tg.webhook_secret_token and not all(c.isalnum() or c in "_-" for c in tg.webhook_secret_token):
+        raise ConfigError("telegram.webhook_secret_token", "may only contain A-Z, a-z, 0-9, _ and -")
+    if not config.storage.path:
+        raise ConfigError("storage.path", "must not be empty")
+    for i, window in enumerate(config.broadcast.rush_windows):
+        try:
+            start, end = window.split("-")
+            dt.time.fromisoformat(start.strip())
+            dt.time.fromisoformat(end.strip())
+        except ValueError:
+            raise ConfigError(
+                f"broadcast.rush_windows[{i}]", f"must look like 11:00-13:30 (got {window!r})"
+            ) from None
+    if config.stations.radius_m <= 0:
+        raise ConfigError("stations.radius_m", "must be positive")
+
+
+def parse_config(data: dict[str, Any], env: typing.Mapping[str, str] | None = None) -> Config:
+    config: Config = _load_dataclass(Config, data, "")
+    env = os.environ if env is None else env
+    token = env.get(TOKEN_ENV, "").strip()
+    if token:
+        config = dataclasses.replace(config, telegram=dataclasses.replace(config.telegram, token=token))
+    _validate(config)
+    return config
+
+
+def load_config(path: str | Path, env: typing.Mapping[str, str] | None = None) -> Config:
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except FileNotFoundError:
+        raise ConfigError("", f"config file {p} not found (copy config.example.toml to {p})") from None
+    except OSError as exc:
+        raise ConfigError("", f"cannot read config file {p}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8-sig"))
+    except UnicodeDecodeError:
+        raise ConfigError("", f"{p} is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("", f"{p} is not valid TOML: {exc}") from None
+    return parse_config(data, env)
+
+
+def token_looks_valid(token: str) -> bool:
+    head, _, tail = token.partition(":")
+    return head.isdigit() and len(tail) >= 30

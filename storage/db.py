@@ -1,0 +1,252 @@
+"""The one SQLite connection owner of the process.
+
+`Database` wraps a single aiosqlite connection (WAL, foreign keys, busy timeout) and serialises all
+access with one asyncio lock, so a transaction of one coroutine never swallows another coroutine's
+statement. Repositories take an `Executor`: either the `Database` itself (each statement on its own,
+autocommitted) or the `Transaction` handed out by `db.transaction()` (all or nothing).
+
+Times are stored as fixed-width UTC ISO strings (`to_db`/`from_db`), which sort correctly as text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import re
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+
+Row = aiosqlite.Row
+Params = Sequence[Any] | dict[str, Any]
+
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+
+
+def to_db(when: dt.datetime | None) -> str | None:
+    """An aware datetime as the stored UTC text, e.g. 2026-11-25T02:00:00.000000Z."""
+    if when is None:
+        return None
+    if when.tzinfo is None:
+        raise ValueError("naive datetime cannot be stored; use aware UTC times")
+    return when.astimezone(dt.UTC).strftime(_TIME_FORMAT)
+
+
+def from_db(text: str | None) -> dt.datetime | None:
+    if text is None:
+        return None
+    return dt.datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=dt.UTC)
+
+
+def from_db_required(text: str) -> dt.datetime:
+    value = from_db(text)
+    assert value is not None
+    return value
+
+
+class Executor(Protocol):
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        """Run one statement; returns lastrowid for INSERT, else rowcount."""
+        ...
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> int: ...
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None: ...
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]: ...
+
+    async def fetchval(self, sql: str, params: Params = ()) -> Any: ...
+
+
+class _Ops:
+    _conn: aiosqlite.Connection
+
+    async def _execute(self, sql: str, params: Params) -> int:
+        cursor = await self._conn.execute(sql, params)
+        try:
+            if sql.lstrip()[:6].upper() == "INSERT" and cursor.rowcount == 1:
+                return int(cursor.lastrowid or 0)
+            return cursor.rowcount
+        finally:
+            await cursor.close()
+
+    async def _executemany(self, sql: str, rows: Iterable[Params]) -> int:
+        cursor = await self._conn.executemany(sql, list(rows))
+        try:
+            return cursor.rowcount
+        finally:
+            await cursor.close()
+
+    async def _fetchone(self, sql: str, params: Params) -> Row | None:
+        async with self._conn.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def _fetchall(self, sql: str, params: Params) -> list[Row]:
+        async with self._conn.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+
+class Transaction(_Ops):
+    """Statements inside `async with db.transaction() as tx:`; the lock is already held."""
+
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        return await self._execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> int:
+        return await self._executemany(sql, rows)
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        return await self._fetchone(sql, params)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        return await self._fetchall(sql, params)
+
+    async def fetchval(self, sql: str, params: Params = ()) -> Any:
+        row = await self._fetchone(sql, params)
+        return None if row is None else row[0]
+
+
+class Database(_Ops):
+    """Owner of the process's one connection. Use `open()`/`close()` or `async with`."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        self._lock = asyncio.Lock()
+        self._conn_or_none: aiosqlite.Connection | None = None
+
+    @property
+    def _conn(self) -> aiosqlite.Connection:  # type: ignore[override]
+        if self._conn_or_none is None:
+            raise RuntimeError("database is not open")
+        return self._conn_or_none
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn_or_none is not None
+
+    async def open(self) -> Database:
+        if self._conn_or_none is not None:
+            return self
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        conn.row_factory = aiosqlite.Row
+        await conn.execute("PRAGMA journal_mode=WAL")
+        await conn.execute("PRAGMA synchronous=NORMAL")
+        await conn.execute("PRAGMA foreign_keys=ON")
+        await conn.execute("PRAGMA busy_timeout=5000")
+        self._conn_or_none = conn
+        return self
+
+    async def close(self) -> None:
+        if self._conn_or_none is not None:
+            async with self._lock:
+                await self._conn_or_none.close()
+                self._conn_or_none = None
+
+    async def __aenter__(self) -> Database:
+        return await self.open()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises."""
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield Transaction(self._conn)
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            else:
+                await self._conn.execute("COMMIT")
+
+    async def execute(self, sql: str, params: Params = ()) -> int:
+        async with self._lock:
+            return await self._execute(sql, params)
+
+    async def executemany(self, sql: str, rows: Iterable[Params]) -> int:
+        async with self._lock:
+            await self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                count = await self._executemany(sql, rows)
+            except BaseException:
+                await self._conn.execute("ROLLBACK")
+                raise
+            await self._conn.execute("COMMIT")
+            return count
+
+    async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
+        async with self._lock:
+            return await self._fetchone(sql, params)
+
+    async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
+        async with self._lock:
+            return await self._fetchall(sql, params)
+
+    async def fetchval(self, sql: str, params: Params = ()) -> Any:
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+    # -- migrations ---------------------------------------------------------------------------
+
+    async def migrate(self) -> list[str]:
+        """Apply pending numbered migrations, each in one transaction. Returns what was applied."""
+        async with self._lock:
+            await self._conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            async with self._conn.execute("SELECT version FROM schema_migrations") as cur:
+                done = {row[0] for row in await cur.fetchall()}
+            applied = []
+            for version, name, sql in available_migrations():
+                if version in done:
+                    continue
+                now = to_db(dt.datetime.now(dt.UTC))
+                script = (
+                    "BEGIN IMMEDIATE;\n"
+                    f"{sql}\n;\n"
+                    f"INSERT INTO schema_migrations(version, name, applied_at) VALUES ({version}, '{name}', '{now}');\n"
+                    "COMMIT;"
+                )
+                try:
+                    await self._conn.executescript(script)
+                except Exception:
+                    if self._conn.in_transaction:
+                        await self._conn.execute("ROLLBACK")
+                    raise
+                log.info("applied migration %04d_%s", version, name)
+                applied.append(f"{version:04d}_{name}")
+            return applied
+
+    async def schema_version(self) -> int:
+        value = await self.fetchval("SELECT MAX(version) FROM schema_migrations")
+        return int(value or 0)
+
+
+def available_migrations() -> list[tuple[int, str, str]]:
+    folder = resources.files("storage") / "migrations"
+    found = []
+    for entry in folder.iterdir():
+        match = _MIGRATION_NAME.match(entry.name)
+        if match:
+            found.append((int(match.group(1)), match.group(2), entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if len(versions) != len(set(versions)):
+        raise RuntimeError(f"two migrations share a number: {versions}")
+    return found

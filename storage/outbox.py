@@ -1,0 +1,223 @@
+"""The one outbox: rows for everything sent later or sent to many.
+
+State machine: pending -> sending -> sent | failed | pending (retry) ; pending -> cancelled | expired | skipped.
+`claim_due` moves rows to 'sending' in one statement before the send, so a row is never handed out
+twice. Rows still 'sending' when the process starts were interrupted mid-send: whether Telegram got
+them is unknown, and we choose never to send twice, so `recover_interrupted` marks them failed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from storage.db import Executor, Row, from_db, from_db_required, to_db
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    id: int
+    kind: str
+    dedup_key: str
+    chat_id: int
+    payload: dict[str, Any]
+    batch: str | None
+    priority: int
+    due_at: dt.datetime
+    expires_at: dt.datetime | None
+    state: str
+    attempts: int
+    last_error: str | None
+    message_id: int | None
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    kind: str
+    dedup_key: str
+    chat_id: int
+    payload: dict[str, Any]
+    due_at: dt.datetime
+    batch: str | None = None
+    priority: int = 5
+    expires_at: dt.datetime | None = None
+
+
+def _record(row: Row) -> OutboxRow:
+    return OutboxRow(
+        id=row["id"],
+        kind=row["kind"],
+        dedup_key=row["dedup_key"],
+        chat_id=row["chat_id"],
+        payload=json.loads(row["payload"]),
+        batch=row["batch"],
+        priority=row["priority"],
+        due_at=from_db_required(row["due_at"]),
+        expires_at=from_db(row["expires_at"]),
+        state=row["state"],
+        attempts=row["attempts"],
+        last_error=row["last_error"],
+        message_id=row["message_id"],
+    )
+
+
+async def enqueue(db: Executor, messages: Iterable[NewMessage], now: dt.datetime) -> int:
+    """Insert rows; a dedup_key already present is left alone. Returns how many were new."""
+    rows = [
+        (
+            m.kind,
+            m.dedup_key,
+            m.chat_id,
+            json.dumps(m.payload, ensure_ascii=False, sort_keys=True),
+            m.batch,
+            m.priority,
+            to_db(m.due_at),
+            to_db(m.expires_at),
+            to_db(now),
+            to_db(now),
+        )
+        for m in messages
+    ]
+    if not rows:
+        return 0
+    before = await db.fetchval("SELECT COUNT(*) FROM outbox")
+    await db.executemany(
+        "INSERT INTO outbox(kind, dedup_key, chat_id, payload, batch, priority, due_at, expires_at, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO NOTHING",
+        rows,
+    )
+    after = await db.fetchval("SELECT COUNT(*) FROM outbox")
+    return int(after) - int(before)
+
+
+async def claim_due(db: Executor, now: dt.datetime, limit: int) -> list[OutboxRow]:
+    """Expire overdue rows, then atomically move up to `limit` due rows to 'sending'."""
+    stamp = to_db(now)
+    await db.execute(
+        "UPDATE outbox SET state = 'expired', updated_at = ? WHERE state = 'pending' AND expires_at IS NOT NULL"
+        " AND expires_at < ?",
+        (stamp, stamp),
+    )
+    rows = await db.fetchall(
+        """
+        UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ?
+        WHERE id IN (
+            SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ?
+            ORDER BY priority, due_at, id LIMIT ?
+        )
+        RETURNING *
+        """,
+        (stamp, stamp, limit),
+    )
+    return sorted((_record(r) for r in rows), key=lambda r: (r.priority, r.due_at, r.id))
+
+
+async def mark_sent(db: Executor, row_id: int, message_id: int | None, now: dt.datetime) -> None:
+    await db.execute(
+        "UPDATE outbox SET state = 'sent', message_id = ?, sent_at = ?, updated_at = ?, last_error = NULL"
+        " WHERE id = ? AND state = 'sending'",
+        (message_id, to_db(now), to_db(now), row_id),
+    )
+
+
+async def mark_failed(db: Executor, row_id: int, error: str, now: dt.datetime) -> None:
+    await db.execute(
+        "UPDATE outbox SET state = 'failed', last_error = ?, updated_at = ? WHERE id = ? AND state = 'sending'",
+        (error, to_db(now), row_id),
+    )
+
+
+async def mark_skipped(db: Executor, row_id: int, reason: str, now: dt.datetime) -> None:
+    await db.execute(
+        "UPDATE outbox SET state = 'skipped', last_error = ?, updated_at = ? WHERE id = ? AND state = 'sending'",
+        (reason, to_db(now), row_id),
+    )
+
+
+async def retry_later(db: Executor, row_id: int, error: str, due_at: dt.datetime, now: dt.datetime) -> None:
+    await db.execute(
+        "UPDATE outbox SET state = 'pending', last_error = ?, due_at = ?, updated_at = ? WHERE id = ? AND state = 'sending'",
+        (error, to_db(due_at), to_db(now), row_id),
+    )
+
+
+async def release(db: Executor, row_id: int, due_at: dt.datetime, now: dt.datetime) -> None:
+    """Hand a claimed row back untouched (e.g. a 429 stopped the send before it happened)."""
+    await db.execute(
+        "UPDATE outbox SET state = 'pending', attempts = MAX(attempts - 1, 0), due_at = ?, updated_at = ?"
+        " WHERE id = ? AND state = 'sending'",
+        (to_db(due_at), to_db(now), row_id),
+    )
+
+
+async def recover_interrupted(db: Executor, now: dt.datetime) -> int:
+    return await db.execute(
+        "UPDATE outbox SET state = 'failed', last_error = 'interrupted', updated_at = ? WHERE state = 'sending'",
+        (to_db(now),),
+    )
+
+
+async def cancel(
+    db: Executor, *, batch: str | None = None, dedup_prefix: str | None = None, now: dt.datetime
+) -> int:
+    """Cancel pending rows of a batch or whose dedup_key starts with a prefix."""
+    if batch is not None:
+        return await db.execute(
+            "UPDATE outbox SET state = 'cancelled', updated_at = ? WHERE batch = ? AND state = 'pending'",
+            (to_db(now), batch),
+        )
+    if dedup_prefix is not None:
+        return await db.execute(
+            "UPDATE outbox SET state = 'cancelled', updated_at = ? WHERE dedup_key LIKE ? ESCAPE '\\' AND state = 'pending'",
+            (to_db(now), dedup_prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"),
+        )
+    raise ValueError("cancel needs a batch or a dedup_prefix")
+
+
+async def cancel_for_chat(db: Executor, chat_id: int, reason: str, now: dt.datetime) -> int:
+    """A chat became unreachable (403): its pending rows will never go out."""
+    return await db.execute(
+        "UPDATE outbox SET state = 'skipped', last_error = ?, updated_at = ? WHERE chat_id = ? AND state = 'pending'",
+        (reason, to_db(now), chat_id),
+    )
+
+
+async def next_due(db: Executor) -> dt.datetime | None:
+    return from_db(await db.fetchval("SELECT MIN(due_at) FROM outbox WHERE state = 'pending'"))
+
+
+async def get(db: Executor, row_id: int) -> OutboxRow | None:
+    row = await db.fetchone("SELECT * FROM outbox WHERE id = ?", (row_id,))
+    return _record(row) if row else None
+
+
+async def get_by_key(db: Executor, dedup_key: str) -> OutboxRow | None:
+    row = await db.fetchone("SELECT * FROM outbox WHERE dedup_key = ?", (dedup_key,))
+    return _record(row) if row else None
+
+
+async def batch_counts(db: Executor, batch: str) -> dict[str, int]:
+    rows = await db.fetchall("SELECT state, COUNT(*) FROM outbox WHERE batch = ? GROUP BY state", (batch,))
+    return {r[0]: r[1] for r in rows}
+
+
+async def batch_errors(db: Executor, batch: str) -> dict[str, int]:
+    rows = await db.fetchall(
+        "SELECT COALESCE(last_error, '?'), COUNT(*) FROM outbox WHERE batch = ? AND state IN ('failed', 'skipped')"
+        " GROUP BY 1 ORDER BY 2 DESC",
+        (batch,),
+    )
+    return {r[0]: r[1] for r in rows}
+
+
+async def rows_in_batch(db: Executor, batch: str, state: str | None = None) -> list[OutboxRow]:
+    if state:
+        rows = await db.fetchall(
+            "SELECT * FROM outbox WHERE batch = ? AND state = ? ORDER BY id", (batch, state)
+        )
+    else:
+        rows = await db.fetchall("SELECT * FROM outbox WHERE batch = ? ORDER BY id", (batch,))
+    return [_record(r) for r in rows]

@@ -1,0 +1,52 @@
+import pytest
+
+from bot.config import ConfigError, load_config, parse_config
+
+
+def test_defaults():
+    cfg = parse_config({}, env={})
+    assert cfg.storage.path == "data/xiaoge.sqlite3"
+    assert cfg.bot.timezone == "Asia/Shanghai"
+    assert cfg.bot.default_language == "zh"
+    assert cfg.telegram.mode == "polling"
+
+
+def test_env_token_wins():
+    cfg = parse_config({"telegram": {"token": "file"}}, env={"XIAOGE_BOT_TOKEN": "env"})
+    assert cfg.telegram.token == "env"
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"bot": {"admins": ["a"]}}, "bot.admins[0]: must be an integer"),
+        ({"bot": {"colour": 1}}, "bot.colour: unknown key"),
+        ({"telegram": {"mode": "push"}}, "telegram.mode: must be one of polling, webhook"),
+        ({"bot": {"timezone": "Mars/Base"}}, "bot.timezone: unknown time zone"),
+        ({"telegram": {"mode": "webhook"}}, "telegram.webhook_url"),
+        ({"broadcast": {"rush_windows": ["noon"]}}, "broadcast.rush_windows[0]"),
+        ({"bot": "x"}, "bot: must be a table"),
+    ],
+)
+def test_bad_values_name_the_key(data, message):
+    with pytest.raises(ConfigError) as err:
+        parse_config(data, env={})
+    assert message in str(err.value)
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml", env={})
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[bot\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(bad, env={})
+    gbk = tmp_path / "gbk.toml"
+    gbk.write_bytes('[bot]\ntimezone = "亚洲"\n'.encode("gbk"))
+    with pytest.raises(ConfigError, match="not UTF-8"):
+        load_config(gbk, env={})
+
+
+def test_example_config_loads():
+    cfg = load_config("config.example.toml", env={})
+    assert cfg.meetings.late_grace_minutes == 15

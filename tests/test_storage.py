@@ -1,0 +1,72 @@
+import asyncio
+import datetime as dt
+
+import pytest
+
+from storage import outbox, points, roles, users
+from storage.db import Database, from_db, to_db
+
+NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+async def db(tmp_path):
+    database = await Database(tmp_path / "t.sqlite3").open()
+    await database.migrate()
+    yield database
+    await database.close()
+
+
+async def test_migrate_is_idempotent(db):
+    assert await db.migrate() == []
+    assert await db.schema_version() >= 1
+
+
+def test_time_round_trip():
+    when = dt.datetime(2026, 11, 25, 18, 30, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    assert from_db(to_db(when)) == when
+    assert to_db(when).endswith("Z")
+
+
+async def test_transaction_rolls_back(db):
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as tx:
+            await users.touch(
+                tx,
+                user_id=1,
+                first_name="A",
+                last_name=None,
+                username=None,
+                language_code="zh",
+                private_chat=True,
+                now=NOW,
+            )
+            raise RuntimeError("boom")
+    assert await users.get(db, 1) is None
+
+
+async def test_outbox_claim_is_exclusive(db):
+    msgs = [outbox.NewMessage("text", f"k{i}", 100 + i, {"text": "hi"}, NOW) for i in range(20)]
+    assert await outbox.enqueue(db, msgs, NOW) == 20
+    assert await outbox.enqueue(db, msgs, NOW) == 0
+    got = await asyncio.gather(*(outbox.claim_due(db, NOW, 5) for _ in range(6)))
+    ids = [r.id for batch in got for r in batch]
+    assert len(ids) == len(set(ids)) == 20
+    assert await outbox.recover_interrupted(db, NOW) == 20
+
+
+async def test_ledger_is_append_only(db):
+    await points.append(db, user_id=7, delta=5, reason="task", ref="T-1", idem_key="t1", now=NOW)
+    await points.append(db, user_id=7, delta=5, reason="task", ref="T-1", idem_key="t1", now=NOW)
+    assert await points.balance(db, 7) == 5
+    with pytest.raises(Exception, match="append-only"):
+        await db.execute("UPDATE points_ledger SET delta = 100")
+    with pytest.raises(Exception, match="append-only"):
+        await db.execute("DELETE FROM points_ledger")
+
+
+async def test_roles(db):
+    assert await roles.grant(db, user_id=5, role="moderator", area="", granted_by=1, now=NOW)
+    assert not await roles.grant(db, user_id=5, role="moderator", area="", granted_by=1, now=NOW)
+    assert [g.role for g in await roles.for_user(db, 5)] == ["moderator"]
+    assert await roles.revoke(db, user_id=5, role="moderator", area=None) == 1
