@@ -1,0 +1,52 @@
+"""The shared core every service is built from: config, the one clock, the database, texts, outbox.
+
+Handlers get it with `core_of(context)`; services take it in their constructor and are cached per
+class with `core.service(StationService)`, so a feature adds a service without touching this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from bot.clock import Clock
+from bot.config import Config
+from bot.i18n import Catalog, resolve_language
+from storage import users as users_repo
+from storage.db import Database
+
+S = TypeVar("S")
+
+
+@dataclass
+class Core:
+    config: Config
+    clock: Clock
+    db: Database
+    catalog: Catalog
+    outbox: Any = None  # bot.outbox.Outbox, set by the runtime (typed loosely to avoid an import cycle)
+    authz: Any = None  # bot.authz.Authorizer
+    _services: dict[type, Any] = field(default_factory=dict)
+
+    def service(self, cls: Callable[[Core], S]) -> S:
+        """The one instance of a service class for this process (built on first use)."""
+        instance = self._services.get(cls)  # type: ignore[call-overload]
+        if instance is None:
+            instance = cls(self)
+            self._services[cls] = instance  # type: ignore[index]
+        return instance
+
+    def t(self, lang: str | None, key: str, /, **values: Any) -> str:
+        return self.catalog.t(lang, key, **values)
+
+    async def user_lang(self, user_id: int) -> str:
+        """The language to write to a user in (their /lang choice, else Telegram's, else default)."""
+        user = await users_repo.get(self.db, user_id)
+        if user is None:
+            return self.config.bot.default_language
+        return resolve_language(user.lang, user.language_code, self.config.bot.default_language)
+
+    @property
+    def tz(self):
+        return self.config.bot.tz
