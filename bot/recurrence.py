@@ -26,7 +26,7 @@ instance of the rule, because RFC 5545 leaves a DTSTART outside the rule undefin
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 from enum import StrEnum
@@ -462,3 +462,102 @@ class Schedule:
             if occ.start == start:
                 return occ.original_start
         return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Human description (texts from the catalog: meetings.rule.*, meetings.wd.*, meetings.nth.*)
+# --------------------------------------------------------------------------------------------------
+
+Translate = Callable[..., str]
+"""``t(key, **values)`` bound to one language, e.g. ``functools.partial(catalog.t, "zh")``."""
+
+_NTH_KEYS = {1: "1", 2: "2", 3: "3", 4: "4", -1: "last"}
+
+
+def _weekday_list(codes: list[str], t: Translate) -> str:
+    names = [t(f"meetings.wd_long.{code.lower()}") for code in codes]
+    if len(names) == 1:
+        return names[0]
+    return t("meetings.rule.join_last", head=t("meetings.rule.join").join(names[:-1]), last=names[-1])
+
+
+def _describe_core(parts: dict[str, str], dtstart: datetime, t: Translate) -> str | None:
+    """The frequency phrase for the shapes the presets produce (and a few more); None = custom."""
+    freq = parts["FREQ"]
+    try:
+        interval = int(parts.get("INTERVAL", "1"))
+    except ValueError:
+        return None
+    core = set(parts) - {"FREQ", "INTERVAL", "UNTIL", "COUNT", "WKST"}
+    if freq == "DAILY" and not core:
+        return t("meetings.rule.daily") if interval == 1 else t("meetings.rule.every_n_days", n=interval)
+    if freq == "WEEKLY" and core <= {"BYDAY"}:
+        codes = parts["BYDAY"].split(",") if "BYDAY" in parts else [WEEKDAY_CODES[dtstart.weekday()]]
+        if not all(code in WEEKDAY_CODES for code in codes):
+            return None
+        codes.sort(key=WEEKDAY_CODES.index)
+        days = _weekday_list(codes, t)
+        if interval == 1:
+            return t("meetings.rule.weekly", days=days)
+        return t("meetings.rule.every_n_weeks", n=interval, days=days)
+    if freq == "MONTHLY" and interval == 1:
+        if core == {"BYMONTH", "BYDAY"} and parts["BYDAY"] == "1MO":
+            if sorted(parts["BYMONTH"].split(","), key=int) == ["1", "4", "7", "10"]:
+                return t("meetings.rule.quarterly_first_monday")
+            return None
+        if not core or core == {"BYMONTHDAY"}:
+            day = int(parts.get("BYMONTHDAY", dtstart.day)) if "," not in parts.get("BYMONTHDAY", "") else 0
+            if day == -1:
+                return t("meetings.rule.monthly_last_day")
+            if 1 <= day <= 31:
+                return t("meetings.rule.monthly_day", day=day)
+            return None
+        if core == {"BYDAY"}:
+            value = parts["BYDAY"]
+            code, nth_text = value[-2:], value[:-2]
+            try:
+                nth = int(nth_text)
+            except ValueError:
+                return None
+            if code not in WEEKDAY_CODES or nth not in _NTH_KEYS:
+                return None
+            return t(
+                "meetings.rule.monthly_nth",
+                nth=t(f"meetings.nth.{_NTH_KEYS[nth]}"),
+                day=t(f"meetings.wd_long.{code.lower()}"),
+            )
+    if freq == "YEARLY" and not core and interval == 1:
+        return t("meetings.rule.yearly", month=dtstart.month, day=dtstart.day)
+    return None
+
+
+def format_date(day: datetime, t: Translate) -> str:
+    """A local date as the catalog writes it (meetings.fmt.date)."""
+    return t(
+        "meetings.fmt.date",
+        year=day.year,
+        month=day.month,
+        day=day.day,
+        weekday=t(f"meetings.wd.{WEEKDAY_CODES[day.weekday()].lower()}"),
+    )
+
+
+def describe(schedule: Schedule, t: Translate) -> str:
+    """A one-line human description of the schedule, e.g. "每季度第一个周一 14:30"."""
+    start = schedule.dtstart
+    clock = start.strftime("%H:%M")
+    if schedule.rrule is None:
+        return t("meetings.rule.once", date=format_date(start, t), time=clock)
+    parts = dict(_split_rule(schedule.rrule))
+    core = _describe_core(parts, start, t)
+    text = (
+        t("meetings.rule.at_time", rule=core, time=clock)
+        if core is not None
+        else t("meetings.rule.custom", rule=schedule.rrule, time=clock)
+    )
+    if "UNTIL" in parts:
+        until = _parse_until(parts["UNTIL"], schedule.zone).astimezone(schedule.zone)
+        text += t("meetings.rule.until", date=format_date(until, t))
+    elif "COUNT" in parts:
+        text += t("meetings.rule.count", n=parts["COUNT"])
+    return text

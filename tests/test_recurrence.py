@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
 from dateutil.rrule import rrulestr
 
+from bot.i18n import Catalog
 from bot.recurrence import (
     RecurrenceError,
     Schedule,
     attach_zone,
+    describe,
     normalize_rrule,
     rrule_monthly_day,
     rrule_monthly_nth_weekday,
@@ -206,3 +209,35 @@ def test_schedule_requires_aware_and_positive_duration() -> None:
         Schedule(datetime(2026, 1, 1), SLOT)
     with pytest.raises(ValueError):
         Schedule(datetime(2026, 1, 1, tzinfo=SH), timedelta(0))
+
+
+@pytest.mark.parametrize(
+    ("rule", "zh", "en"),
+    [
+        (None, "单次：2026年1月5日（周一） 14:30", "once: Mon 2026/1/5 14:30"),
+        (rrule_weekly(0), "每周一 14:30", "every Monday at 14:30"),
+        (rrule_weekly(4, 2), "每2周的周五 14:30", "every 2 weeks on Friday at 14:30"),
+        ("FREQ=WEEKLY;BYDAY=FR,MO", "每周一和周五 14:30", "every Monday and Friday at 14:30"),
+        (rrule_monthly_day(15), "每月15日 14:30", "monthly on day 15 at 14:30"),
+        (rrule_monthly_day(-1), "每月最后一天 14:30", "monthly on the last day at 14:30"),
+        (rrule_monthly_nth_weekday(2, 1), "每月第二个周二 14:30", "monthly on the second Tuesday at 14:30"),
+        (rrule_quarterly_first_monday(), "每季度第一个周一 14:30", "first Monday of each quarter at 14:30"),
+        ("FREQ=DAILY;INTERVAL=3;COUNT=5", "每3天 14:30，共5次", "every 3 days at 14:30, 5 times"),
+        (
+            "FREQ=MONTHLY;BYDAY=1MO;UNTIL=20270101",
+            "每月第一个周一 14:30，至2027年1月1日（周五）",
+            "monthly on the first Monday at 14:30, until Fri 2027/1/1",
+        ),
+        (
+            "FREQ=MONTHLY;INTERVAL=2;BYDAY=1MO",
+            "自定义规则 FREQ=MONTHLY;INTERVAL=2;BYDAY=1MO，14:30",
+            "custom rule FREQ=MONTHLY;INTERVAL=2;BYDAY=1MO, at 14:30",
+        ),
+    ],
+)
+def test_describe_in_both_languages(rule: str | None, zh: str, en: str) -> None:
+    catalog = Catalog.load()
+    start = datetime(2026, 1, 5, 14, 30) if rule is None else datetime(2026, 1, 1, 14, 30)
+    sched = Schedule.create(start, SLOT, rule)
+    assert describe(sched, functools.partial(catalog.t, "zh")) == zh
+    assert describe(sched, functools.partial(catalog.t, "en")) == en
