@@ -112,8 +112,9 @@ class MeetingsConfig:
     horizon_days: int = 35
     # Length of a new meeting unless the organizer says otherwise.
     default_duration_minutes: int = 90
-    # Agenda topics close this many minutes before the start; the organizer gets the list then.
-    topic_deadline_minutes: int = 1440
+    # Agenda topics close this many minutes before the start and the organizer gets the list then
+    # (1200 = 20 h: the evening before a 14:30 meeting, a few hours after the 1-day reminder).
+    topic_deadline_minutes: int = 1200
     topic_max_chars: int = 300
     max_topics_per_user: int = 5
     # Occurrences on a Chinese public holiday are flagged to the organizer this many days ahead.

@@ -328,6 +328,7 @@ class MeetingService:
     def reminder_text(
         self, meeting: MeetingRecord, occ: Occurrence, offset: int, counts: dict[str, int], lang: str
     ) -> str:
+        """The reminder ``offset`` minutes before ``occ``; it invites topics if they are open by then."""
         t = self.tr(lang)
         lines = [
             t("meetings.reminder.title", title=meeting.title, offset=self.format_offset(offset, lang)),
@@ -338,15 +339,21 @@ class MeetingService:
             lines.append(
                 t("meetings.card.moved_from", when=self.format_when(occ.original_start, meeting.tz, lang))
             )
-        deadline = occ.start - dt.timedelta(minutes=meeting.topic_deadline_minutes)
-        if deadline > self.now:
+        deadline = self.topic_deadline(meeting, occ)
+        if self._topics_open_at(meeting, occ, offset):
             lines.append(
                 t("meetings.reminder.topics_open", deadline=self.format_when(deadline, meeting.tz, lang))
             )
         lines.append(self.counts_line(counts, lang))
         return "\n".join(lines)
 
-    def reminder_markup(self, meeting: MeetingRecord, occ: Occurrence, lang: str) -> dict[str, Any]:
+    def _topics_open_at(self, meeting: MeetingRecord, occ: Occurrence, offset: int) -> bool:
+        """Whether topics are still open when the reminder ``offset`` minutes before is sent."""
+        return self.topic_deadline(meeting, occ) > occ.start_utc - dt.timedelta(minutes=offset)
+
+    def reminder_markup(
+        self, meeting: MeetingRecord, occ: Occurrence, offset: int, lang: str
+    ) -> dict[str, Any]:
         t = self.tr(lang)
         rsvp_row = [
             {
@@ -355,10 +362,15 @@ class MeetingService:
             }
             for answer in repo.ANSWERS
         ]
-        more_row = [
-            {"text": t("meetings.button.topic"), "callback_data": topic_data(meeting.id, occ.original_start)},
-            {"text": t("meetings.button.calendar"), "callback_data": ics_data(meeting.id)},
-        ]
+        more_row = [{"text": t("meetings.button.calendar"), "callback_data": ics_data(meeting.id)}]
+        if self._topics_open_at(meeting, occ, offset):
+            more_row.insert(
+                0,
+                {
+                    "text": t("meetings.button.topic"),
+                    "callback_data": topic_data(meeting.id, occ.original_start),
+                },
+            )
         return {"inline_keyboard": [rsvp_row, more_row]}
 
     def card_text(self, meeting: MeetingRecord, occ: Occurrence | None, lang: str) -> str:
@@ -514,7 +526,7 @@ class MeetingService:
                     "method": "sendMessage",
                     "params": {
                         "text": self.reminder_text(meeting, occ, offset, counts, lang),
-                        "reply_markup": self.reminder_markup(meeting, occ, lang),
+                        "reply_markup": self.reminder_markup(meeting, occ, offset, lang),
                     },
                 }
                 for chat_id in chats:
@@ -851,10 +863,10 @@ class MeetingService:
         self, meeting: MeetingRecord, occ: Occurrence, counts: dict[str, int]
     ) -> list[MessageEdit]:
         lang = self.group_lang
-        markup = self.reminder_markup(meeting, occ, lang)
         edits = []
         for reminder in await repo.reminders_of(self.core.db, meeting.id, occ.original_start):
             text = self.reminder_text(meeting, occ, reminder.offset_minutes, counts, lang)
+            markup = self.reminder_markup(meeting, occ, reminder.offset_minutes, lang)
             if reminder.state == "pending":
                 payload = {"method": "sendMessage", "params": {"text": text, "reply_markup": markup}}
                 await outbox_repo.set_payload(self.core.db, reminder.dedup_key, payload, self.now)

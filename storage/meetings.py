@@ -63,7 +63,7 @@ class NewMeeting:
     lat: float | None = None
     lon: float | None = None
     reminder_offsets: tuple[int, ...] = (1440, 60)
-    topic_deadline_minutes: int = 1440
+    topic_deadline_minutes: int = 1200
     chat_ids: tuple[int, ...] = ()
     areas: tuple[str, ...] = ()
 

@@ -142,7 +142,16 @@ async def test_plan_creates_rows_at_the_offsets(svc, db):
     # the organizer gets the topic list when topics close (1 day before by default)
     digests = await rows(db, kind=KIND_TOPICS)
     assert len(digests) == 5 and {d.chat_id for d in digests} == {ORGANIZER}
-    assert digests[0].due_at == first - dt.timedelta(days=1)
+    assert digests[0].due_at == first - dt.timedelta(hours=20)  # topics close the evening before
+    # the 1-day reminder invites topics (line + button); the 1-hour one comes after the deadline
+    assert "/topic" in params["text"] and params["reply_markup"]["inline_keyboard"][1][0][
+        "callback_data"
+    ] == (f"mt:topic:{meeting.id}:{occ_code(first)}")
+    hour_params = hour_before.payload["params"]
+    assert "/topic" not in hour_params["text"]
+    assert [b["callback_data"] for b in hour_params["reply_markup"]["inline_keyboard"][1]] == [
+        f"mt:ics:{meeting.id}"
+    ]
     # and the groups were told about the new meeting
     notices = await rows(db, kind=KIND_NOTICE)
     assert {n.chat_id for n in notices} == {G1, G2, G3}
@@ -191,7 +200,7 @@ async def test_restart_sends_late_within_grace_and_drops_older(svc, db, clock, c
     with caplog.at_level("WARNING"):
         await svc.replan_all()
     assert "dropped meeting message" in caplog.text
-    assert await send_due(db, clock) == []
+    assert [r for r in await send_due(db, clock) if r.kind == KIND_REMINDER] == []
     hour_row = await outbox.get_by_key(db, reminder_key(meeting.id, first, 60, G1))
     assert hour_row.state == "expired"
     # A re-plan does not bring it back either.
@@ -356,7 +365,7 @@ async def test_topics_before_deadline_and_digest(svc, db, clock):
     target = await svc.topic_target(chat_id=G1)
     first = dt.datetime(2026, 11, 30, 6, 30, tzinfo=UTC)
     assert target.meeting.id == meeting.id and target.occurrence.start_utc == first
-    assert target.deadline == first - dt.timedelta(days=1)
+    assert target.deadline == first - dt.timedelta(hours=20)
 
     await svc.add_topic(meeting.id, first, 7, "东门电动车能否临时停放")
     await svc.add_topic(meeting.id, first, 8, "  电梯高峰期能否让骑手先上  ")

@@ -13,7 +13,7 @@ CREATE TABLE meetings (
     duration_minutes        INTEGER NOT NULL CHECK (duration_minutes > 0),
     rrule                   TEXT,                         -- RFC 5545 RRULE value; NULL = a single meeting
     reminder_offsets        TEXT NOT NULL DEFAULT '[1440, 60]',  -- JSON list of minutes before the start
-    topic_deadline_minutes  INTEGER NOT NULL DEFAULT 1440,       -- topics close this long before the start
+    topic_deadline_minutes  INTEGER NOT NULL DEFAULT 1200,       -- topics close this long before the start
     organizer_id            INTEGER NOT NULL,
     state                   TEXT NOT NULL DEFAULT 'active' CHECK (state IN ('active', 'cancelled')),
     revision                INTEGER NOT NULL DEFAULT 0,   -- bumped on every change (.ics SEQUENCE, notices)
