@@ -422,16 +422,53 @@ class MeetingService:
 
     # -- scheduling ----------------------------------------------------------------------------------
 
-    async def create(self, draft: MeetingDraft) -> Scheduled:
-        """Validate and store a meeting, plan its reminders, announce it, and flag holiday occurrences."""
+    def preview(self, draft: MeetingDraft, count: int = 3) -> tuple[Schedule, list[Occurrence]]:
+        """Validate the times of a draft (RecurrenceError / MeetingError) and give its next occurrences,
+        for the confirmation step of the conversation. Nothing is stored."""
         tz = draft.tz or self.core.config.bot.timezone
         duration = draft.duration_minutes or self.cfg.default_duration_minutes
         if not 0 < duration <= 24 * 60:
             raise MeetingError("bad_duration")
-        title = self._title(draft.title)
         sched = Schedule.create(draft.first_start, dt.timedelta(minutes=duration), draft.rrule, tz)
-        if not sched.next_occurrences(self.now, 1):
+        upcoming = sched.next_occurrences(self.now, count)
+        if not upcoming:
             raise MeetingError("in_the_past")
+        return sched, upcoming
+
+    def preview_text(self, draft: MeetingDraft, lang: str) -> str:
+        """Title, rule, next occurrences (holidays marked) and reminder offsets of a draft."""
+        sched, upcoming = self.preview(draft)
+        t = self.tr(lang)
+        lines = [
+            t("meetings.card.title", title=draft.title),
+            t("meetings.card.rule", rule=describe(sched, t)),
+        ]
+        for occ in upcoming:
+            line = t("meetings.preview.occurrence", when=self.format_span(occ, sched.timezone, lang))
+            holiday = holidays_cn.holiday_name(occ.start.date(), lang)
+            if holiday:
+                line += t("meetings.preview.holiday", holiday=holiday)
+            lines.append(line)
+        if draft.place:
+            lines.append(t("meetings.card.place", place=draft.place))
+        offsets = self._offsets(draft.reminder_offsets)
+        lines.append(
+            t(
+                "meetings.preview.reminders",
+                offsets=t("meetings.rule.join").join(self.format_offset(o, lang) for o in offsets),
+            )
+        )
+        return "\n".join(lines)
+
+    async def active_meetings(self) -> list[MeetingRecord]:
+        return await repo.list_active(self.core.db)
+
+    async def create(self, draft: MeetingDraft) -> Scheduled:
+        """Validate and store a meeting, plan its reminders, announce it, and flag holiday occurrences."""
+        tz = draft.tz or self.core.config.bot.timezone
+        duration = draft.duration_minutes or self.cfg.default_duration_minutes
+        title = self._title(draft.title)
+        sched, _ = self.preview(draft, 1)
         if not draft.chat_ids and not draft.areas:
             raise MeetingError("no_targets")
         deadline = (

@@ -542,3 +542,16 @@ def test_meeting_texts_complete_in_both_languages():
     en = {k: v for k, v in catalog.texts["en"].items() if k.startswith("meetings.")}
     assert zh.keys() == en.keys()
     assert {k for k in zh if placeholders(zh[k]) != placeholders(en[k])} == set()
+
+
+async def test_preview_before_saving(svc, db):
+    draft = weekly_draft(rrule=rrule_quarterly_first_monday(), first_start=dt.datetime(2026, 9, 1, 14, 30))
+    with pytest.raises(MeetingError):  # the clock says 2026-11-25: only later occurrences are shown
+        svc.preview(weekly_draft(rrule=None, first_start=dt.datetime(2026, 9, 1, 14, 30)))
+    sched, upcoming = svc.preview(draft)
+    assert sched.dtstart.date() == dt.date(2026, 10, 5)  # snapped to the first instance
+    assert [o.start.date().isoformat() for o in upcoming] == ["2027-01-04", "2027-04-05", "2027-07-05"]
+    text = svc.preview_text(draft, "zh")
+    assert "每季度第一个周一 14:30" in text and "提前提醒：1天、1小时" in text
+    assert "清明节" in text  # 2027-04-05 is Tomb-Sweeping Day
+    assert await rows(db) == []  # nothing stored
