@@ -71,6 +71,11 @@ class Outbox:
     def wake(self) -> None:
         self._wake.set()
 
+    @property
+    def bot(self) -> Any:
+        """The Bot the worker sends with (set at start)."""
+        return self._bot
+
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self, bot: Any, limiter: FloodLimiter | None, job_queue: Any = None) -> None:

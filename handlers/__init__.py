@@ -17,7 +17,7 @@ from handlers import core
 from handlers.common import Command
 
 # Feature modules, in registration order; each has `register(app)` and `COMMANDS`.
-FEATURES: tuple[str, ...] = ()
+FEATURES: tuple[str, ...] = ("handlers.broadcast",)
 
 
 def feature_modules() -> list[ModuleType]:
