@@ -133,6 +133,9 @@ def build_application(core: Core, *, register: Callable[[Application], None] | N
         .read_timeout(15)
         .write_timeout(15)
         .get_updates_read_timeout(tg.poll_timeout + 10)
+        # A second connection, so the last getUpdates at shutdown (which confirms the handled updates)
+        # never waits for the long poll being cancelled: no update is handled twice after a restart.
+        .get_updates_connection_pool_size(2)
         .build()
     )
     app.bot_data["core"] = core

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
@@ -36,6 +37,8 @@ from storage.db import Executor
 from storage.outbox import NewMessage, OutboxRow
 
 log = logging.getLogger(__name__)
+# The outbox sends stored Bot API calls generically, by method name, on purpose.
+warnings.filterwarnings("ignore", message="Please use 'Bot.", category=UserWarning)
 
 Hook = Callable[[OutboxRow, str, dict[str, Any] | None], Awaitable[None]]
 BULK_PRIORITY = 5
@@ -150,6 +153,8 @@ class Outbox:
 
     async def _sleep_until_due(self) -> None:
         self._wake.clear()
+        if self._stopping:
+            return
         next_due = await repo.next_due(self.core.db)
         timeout = 30.0
         if next_due is not None:

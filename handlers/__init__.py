@@ -9,6 +9,7 @@ group 1000 flush persistence after every update
 from __future__ import annotations
 
 import importlib
+import warnings
 from types import ModuleType
 
 from telegram.ext import Application
@@ -32,6 +33,8 @@ def all_commands() -> list[Command]:
 
 
 def register_all(app: Application) -> None:
+    # Our conversations track button presses per chat+user on purpose (state in the database).
+    warnings.filterwarnings("ignore", message="If 'per_message=False'", category=UserWarning)
     core.register_first(app)
     for module in feature_modules():
         module.register(app)
