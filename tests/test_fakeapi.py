@@ -14,7 +14,7 @@ from telegram import (
     ReplyKeyboardMarkup,
     Update,
 )
-from telegram.error import BadRequest, Forbidden
+from telegram.error import BadRequest, ChatMigrated, Conflict, Forbidden, RetryAfter
 from telegram.ext import (
     Application,
     ApplicationBuilder,
@@ -25,7 +25,10 @@ from telegram.ext import (
     filters,
 )
 
-from bot.fakeapi import TelegramDriver
+from bot.fakeapi import FakeTelegram, TelegramDriver
+
+# PTB itself warns inside RetryAfter.__init__ about the future timedelta type.
+pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
 
 
 @pytest.fixture
@@ -230,3 +233,178 @@ async def test_press_inline_reply_and_forged(tg: TelegramDriver) -> None:
         assert params["text"] == "invalid" and params["show_alert"] is True
         assert forged.answered
     assert seen == ["m:ok", "m:evil"]
+
+
+async def test_group_errors_kicked_migrated_pin_rights(bot: Bot, tg: TelegramDriver) -> None:
+    owner = tg.user(2001, "Owner")
+    group = tg.group(-1001234, "Couriers", creator=owner)
+    with pytest.raises(Forbidden, match="bot is not a member of the supergroup chat"):
+        await bot.send_message(group.id, "x")
+    await group.add_bot(by=owner)
+    sent = await bot.send_message(group.id, "hello group")
+    with pytest.raises(BadRequest, match="Not enough rights to pin a message"):
+        await bot.pin_chat_message(group.id, sent.message_id)
+    await group.promote_bot(by=owner, can_pin=True)
+    assert await bot.pin_chat_message(group.id, sent.message_id)
+    admins = await bot.get_chat_administrators(group.id)
+    assert {a.user.id for a in admins} == {owner.id, tg.bot_id}
+    me = await bot.get_chat_member(group.id, tg.bot_id)
+    assert me.status == "administrator" and me.can_pin_messages
+    await group.remove_bot(by=owner)
+    with pytest.raises(Forbidden, match="bot was kicked from the supergroup chat"):
+        await bot.send_message(group.id, "x")
+
+    basic = tg.group(-555, "Old group", type="group", creator=owner)
+    await basic.add_bot(by=owner)
+    chat = await bot.get_chat(basic.id)
+    assert chat.type == "group" and chat.title == "Old group"
+    new = await basic.migrate_to_supergroup(-100555)
+    with pytest.raises(ChatMigrated) as exc:
+        await bot.send_message(basic.id, "x")
+    assert exc.value.new_chat_id == -100555
+    assert (await bot.send_message(new.id, "in the supergroup")).chat.type == "supergroup"
+    updates = await bot.get_updates(allowed_updates=Update.ALL_TYPES)
+    migrations = [
+        (u.effective_chat.id, u.message.migrate_to_chat_id, u.message.migrate_from_chat_id)
+        for u in updates
+        if u.message and (u.message.migrate_to_chat_id or u.message.migrate_from_chat_id)
+    ]
+    assert migrations == [(-555, -100555, None), (-100555, None, -555)]
+    kinds = [FakeTelegram.update_kind(u.to_dict()) for u in updates]
+    assert kinds.count("my_chat_member") == 4  # add, promote, remove, add
+    # confirmed by offset: nothing left
+    assert await bot.get_updates(offset=updates[-1].update_id + 1, timeout=0) == ()
+    assert tg.pending_updates() == 0
+
+
+async def test_flood_limits_429(bot: Bot, tg: TelegramDriver) -> None:
+    owner = tg.user(2001, "Owner", started=True)
+    group = tg.group(-1009, "Busy")
+    await group.add_bot(by=owner)
+    tg.server.set_flood_limits(global_per_second=30, group_per_minute=3)
+    for i in range(3):
+        await bot.send_message(group.id, f"m{i}")
+    with pytest.raises(RetryAfter):
+        await bot.send_message(group.id, "too many")
+    retry = int(tg.calls_to("sendMessage")[-1].description.rsplit(" ", 1)[1])
+    assert 55 <= retry <= 60
+    await bot.edit_message_text("edits are free", chat_id=group.id, message_id=1 + 1)
+    assert (await bot.send_message(owner.id, "private still fine")).text
+    tg.server.set_flood_limits(global_per_second=2, group_per_minute=20)
+    await bot.send_message(owner.id, "a")
+    await bot.send_message(owner.id, "b")
+    with pytest.raises(RetryAfter, match="Retry in 1 seconds"):
+        await bot.send_message(owner.id, "c")
+    assert tg.server.stats["429"] == 2
+    call = tg.calls_to("sendMessage")[-1]
+    assert call.error_code == 429 and call.description == "Too Many Requests: retry after 1"
+
+
+async def test_flood_limits_off_by_default(bot: Bot, tg: TelegramDriver) -> None:
+    owner = tg.user(2001, "Owner", started=True)
+    for i in range(40):
+        await bot.send_message(owner.id, f"m{i}")
+    assert tg.server.stats["429"] == 0 and len(tg.sent_messages(owner.id)) == 40
+
+
+async def test_fail_next_latency_and_callback_too_old(bot: Bot, tg: TelegramDriver) -> None:
+    user = tg.user(2002, "U", started=True)
+    tg.server.fail_next(
+        "sendmessage", 429, "Too Many Requests: retry after 3", retry_after=3, chat_id=user.id
+    )
+    with pytest.raises(RetryAfter):
+        await bot.send_message(user.id, "x")
+    assert (await bot.send_message(user.id, "x")).text == "x"
+    tg.server.fail_next("getChat", 400, "Bad Request: chat not found", times=2)
+    for _ in range(2):
+        with pytest.raises(BadRequest, match="Chat not found"):
+            await bot.get_chat(user.id)
+    assert (await bot.get_chat(user.id)).first_name == "U"
+    assert tg.server.stats["429"] == 1
+    with pytest.raises(BadRequest, match="Query is too old"):
+        await bot.answer_callback_query("12345")
+    tg.server.set_latency(0.05)
+    await bot.get_me()
+    assert tg.calls[-1].duration >= 0.05
+
+
+async def test_uploads_and_downloads(bot: Bot, tg: TelegramDriver) -> None:
+    user = tg.user(2003, "U", started=True)
+    chat = tg.private(user)
+    doc = await bot.send_document(
+        user.id, document=b"a,b\n1,2\n", filename="report.csv", caption="<i>weekly</i>", parse_mode="HTML"
+    )
+    assert doc.document.file_name == "report.csv" and doc.document.mime_type == "text/csv"
+    assert doc.caption == "weekly"
+    photo = await bot.send_photo(user.id, photo=b"\xff\xd8fakejpeg", caption="pic")
+    assert len(photo.photo) == 3 and photo.photo[-1].width == 800
+    with pytest.raises(BadRequest, match="Message caption is too long"):
+        await bot.send_photo(user.id, photo=b"x", caption="c" * 1025)
+    m1 = await chat.expect_message("weekly")
+    assert m1.kind == "document" and m1.document == b"a,b\n1,2\n" and m1.file_name == "report.csv"
+    assert m1.html == "<i>weekly</i>"
+    m2 = await chat.expect_message()
+    assert m2.kind == "photo" and m2.document == b"\xff\xd8fakejpeg"
+    upload = tg.calls_to("sendDocument")[0].params["document"]
+    assert upload.filename == "report.csv" and upload.data == b"a,b\n1,2\n"
+    # re-send by file_id, then download through base_file_url
+    again = await bot.send_document(user.id, document=doc.document.file_id)
+    assert again.document.file_id == doc.document.file_id
+    file = await bot.get_file(doc.document.file_id)
+    assert bytes(await file.download_as_bytearray()) == b"a,b\n1,2\n"
+    # a user's photo can be fetched too
+    file_id = await chat.send_photo(caption="proof")
+    data = await (await bot.get_file(file_id)).download_as_bytearray()
+    assert bytes(data).startswith(b"\xff\xd8")
+
+
+async def test_locations_venue_actions_commands(bot: Bot, tg: TelegramDriver) -> None:
+    user = tg.user(2004, "U", started=True)
+    chat = tg.private(user)
+    await bot.send_location(user.id, 31.2304, 121.4737)
+    await bot.send_venue(user.id, 31.2, 121.4, "站点 A", "上海市")
+    assert await bot.send_chat_action(user.id, "typing")
+    loc = await chat.expect_message()
+    assert loc.kind == "location" and loc.location == (31.2304, 121.4737)
+    venue = await chat.expect_message()
+    assert venue.kind == "venue" and venue.venue["title"] == "站点 A"
+    assert tg.server.chats[user.id].actions == ["typing"]
+    from telegram import BotCommand, BotCommandScopeAllGroupChats, MenuButtonCommands
+
+    await bot.set_my_commands([BotCommand("start", "开始")], language_code="zh")
+    assert [c.command for c in await bot.get_my_commands(language_code="zh")] == ["start"]
+    assert await bot.get_my_commands() == ()
+    await bot.set_my_commands([BotCommand("report", "r")], scope=BotCommandScopeAllGroupChats())
+    assert len(await bot.get_my_commands(scope=BotCommandScopeAllGroupChats())) == 1
+    await bot.delete_my_commands(language_code="zh")
+    assert await bot.get_my_commands(language_code="zh") == ()
+    assert await bot.set_chat_menu_button(user.id, MenuButtonCommands())
+    assert await bot.delete_message(user.id, loc.message_id)
+    with pytest.raises(BadRequest, match="Message to delete not found"):
+        await bot.delete_message(user.id, loc.message_id)
+    assert await bot.close() and await bot.log_out()
+
+
+async def test_calls_recorded_in_order(bot: Bot, tg: TelegramDriver) -> None:
+    import time as _time
+
+    user = tg.user(2005, "U", started=True)
+    before = _time.time()
+    await bot.send_message(user.id, "one")
+    await bot.send_message(
+        user.id,
+        "two",
+        reply_markup=InlineKeyboardMarkup.from_button(InlineKeyboardButton("b", callback_data="x:1")),
+    )
+    with pytest.raises(BadRequest):
+        await bot.send_message(user.id, "")
+    calls = [c for c in tg.calls if c.method != "getMe"]
+    assert [c.method for c in calls] == ["sendMessage"] * 3
+    assert [c.ok for c in calls] == [True, True, False]
+    assert calls[0].time <= calls[1].time <= calls[2].time
+    assert before <= calls[0].wall <= _time.time()
+    assert calls[1].params["chat_id"] == user.id and calls[1].params["text"] == "two"
+    assert calls[1].params["reply_markup"] == {"inline_keyboard": [[{"text": "b", "callback_data": "x:1"}]]}
+    assert calls[1].result["text"] == "two" and calls[2].error_code == 400
+    assert [m["text"] for m in tg.sent_messages(user.id)] == ["one", "two"]
+    assert len(tg.calls_to("SENDMESSAGE", chat_id=user.id)) == 3

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import copy
 import itertools
 import json
@@ -110,6 +111,24 @@ _BOOL_KEYS = {
     "allow_paid_broadcast",
     "can_pin_messages",
 }
+_JSON_KEYS = {
+    "reply_markup",
+    "entities",
+    "caption_entities",
+    "allowed_updates",
+    "commands",
+    "scope",
+    "menu_button",
+    "link_preview_options",
+    "reply_parameters",
+    "media",
+    "message_ids",
+    "permissions",
+    "reaction",
+    "results",
+    "rights",
+    "input_message_content",
+}
 _SEND_METHODS = {
     "sendmessage",
     "sendlocation",
@@ -126,6 +145,11 @@ _TOKEN = re.compile(r"^(\d+):[A-Za-z0-9_-]+$")
 _CHAT_ID_INT = re.compile(r"^-?\d+$")
 
 Handler = Callable[[JSONDict], Awaitable[Any]]
+_REQUEST: contextvars.ContextVar[web.Request] = contextvars.ContextVar("fake_telegram_request")
+
+
+class _Disconnected(Exception):
+    """The long-polling client went away (e.g. PTB cancelled the request while stopping)."""
 
 
 def _coerce(key: str, value: Any) -> Any:
@@ -148,7 +172,7 @@ def _coerce(key: str, value: Any) -> Any:
         if value.lower() in ("false", "0"):
             return False
         return value
-    if value[:1] in "{[" and key not in ("text", "caption", "data", "url"):
+    if key in _JSON_KEYS and value[:1] in "{[":
         with contextlib.suppress(ValueError):
             return json.loads(value)
     return value
@@ -196,6 +220,7 @@ class FakeTelegram:
         self.default_menu_button: JSONDict = {"type": "commands"}
         self.calls: list[ApiCall] = []
         self.stats: Counter[str] = Counter()
+        self.listeners: list[Callable[[ApiCall], None]] = []
 
         self.updates: deque[JSONDict] = deque()  # not yet confirmed
         self._next_update_id = 100_000
@@ -285,8 +310,10 @@ class FakeTelegram:
     # ------------------------------------------------------------------ configuration
 
     def set_flood_limits(self, global_per_second: int = 30, group_per_minute: int = 20) -> None:
-        """Turn on Telegram's send limits (sliding windows)."""
+        """Turn on Telegram's send limits (sliding windows; resets the counters)."""
         self.flood_enabled = True
+        self._global_sends.clear()
+        self._group_sends.clear()
         self.global_per_second = global_per_second
         self.group_per_minute = group_per_minute
 
@@ -546,6 +573,7 @@ class FakeTelegram:
         is_poll = method == "getupdates"
         if not is_poll:
             self._inflight += 1
+        token_var = _REQUEST.set(request)
         try:
             if self.latency:
                 await asyncio.sleep(self.latency)
@@ -564,12 +592,18 @@ class FakeTelegram:
             self.stats["errors"] += 1
             self.stats[str(exc.code)] += 1
             body, status = exc.payload(), exc.code
+        except _Disconnected:
+            call.description = "client disconnected"
+            body, status = {"ok": True, "result": []}, 200
         finally:
+            _REQUEST.reset(token_var)
             call.duration = time.monotonic() - call.time
             if not is_poll:
                 self._inflight -= 1
                 self._last_activity = time.monotonic()
             self._bump()
+            for listener in list(self.listeners):
+                listener(call)
         return web.json_response(body, status=status, dumps=lambda o: json.dumps(o, ensure_ascii=False))
 
     async def _handle_file(self, request: web.Request) -> web.Response:
@@ -591,8 +625,6 @@ class FakeTelegram:
             if fault["times"] <= 0:
                 self._faults.remove(fault)
             error: ApiError = fault["error"]
-            if error.code == 429:
-                self.stats["429"] += 1
             raise ApiError(error.code, error.description, _plain(error.parameters))
 
     # ------------------------------------------------------------------ validation helpers
@@ -745,7 +777,6 @@ class FakeTelegram:
 
     def _too_many(self, wait: float) -> None:
         retry = max(1, math.ceil(wait))
-        self.stats["429"] += 1
         raise ApiError(429, f"Too Many Requests: retry after {retry}", {"retry_after": retry})
 
     # ------------------------------------------------------------------ message creation
@@ -969,6 +1000,9 @@ class FakeTelegram:
             batch = self._deliverable(limit)
             if batch or self._stopping:
                 break
+            transport = _REQUEST.get(None) and _REQUEST.get().transport
+            if transport is None or transport.is_closing():
+                raise _Disconnected
             if generation != self._poll_generation:
                 raise ApiError(
                     409,
@@ -979,7 +1013,7 @@ class FakeTelegram:
                 break
             event = self._changed
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(event.wait(), remaining)
+                await asyncio.wait_for(event.wait(), min(remaining, 0.25))
         if batch:
             self._delivered_upto = max(self._delivered_upto, batch[-1]["update_id"])
             self._last_activity = time.monotonic()
