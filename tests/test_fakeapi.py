@@ -19,6 +19,7 @@ from telegram.ext import (
     Application,
     ApplicationBuilder,
     CallbackQueryHandler,
+    ChatMemberHandler,
     CommandHandler,
     ContextTypes,
     MessageHandler,
@@ -408,3 +409,132 @@ async def test_calls_recorded_in_order(bot: Bot, tg: TelegramDriver) -> None:
     assert calls[1].result["text"] == "two" and calls[2].error_code == 400
     assert [m["text"] for m in tg.sent_messages(user.id)] == ["one", "two"]
     assert len(tg.calls_to("SENDMESSAGE", chat_id=user.id)) == 3
+
+
+async def test_group_flow_privacy_anonymous_admin_chat_member(tg: TelegramDriver) -> None:
+    app = build_app(tg)
+    events: list[tuple[str, object]] = []
+
+    async def on_my_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        change = update.my_chat_member
+        events.append(("my", change.new_chat_member.status))
+        if (
+            change.new_chat_member.status in ("member", "administrator")
+            and change.old_chat_member.status == "left"
+        ):
+            await context.bot.send_message(change.chat.id, "thanks for adding me")
+
+    async def on_member(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        events.append(
+            (
+                "member",
+                (update.chat_member.new_chat_member.user.id, update.chat_member.new_chat_member.status),
+            )
+        )
+
+    async def on_any(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+        message = update.effective_message
+        sender = message.sender_chat.id if message.sender_chat else None
+        events.append(("msg", (message.text, update.effective_user.id, sender)))
+        if message.text and message.text.startswith("/who"):
+            await message.reply_text(f"you are {update.effective_user.username}")
+
+    app.add_handler(ChatMemberHandler(on_my_member, ChatMemberHandler.MY_CHAT_MEMBER))
+    app.add_handler(ChatMemberHandler(on_member, ChatMemberHandler.CHAT_MEMBER))
+    app.add_handler(MessageHandler(filters.ALL, on_any))
+    owner = tg.user(3001, "Owner", username="owner")
+    alice = tg.user(3002, "Alice", username="alice")
+    group = tg.group(-1003001, "Couriers SH", creator=owner)
+    async with running(app):
+        await group.add_bot(by=owner)
+        gchat = group.chat(alice)
+        welcome = await gchat.expect_message("thanks")
+        assert welcome.chat_id == group.id
+        await gchat.send("hello everyone")  # privacy mode: the bot does not see this
+        await gchat.send("/who@other_bot")  # addressed to another bot
+        await gchat.send("/who@xiaoge_test_bot")
+        reply = await gchat.expect_message("you are")
+        assert reply.text == "you are alice" and reply.reply_to_message_id is not None
+        await gchat.reply_to(reply, "thanks bot")  # replies to the bot are delivered
+        await group.anonymous_admin().send("/who")
+        anon = await gchat.expect_message("you are")
+        assert anon.text == "you are GroupAnonymousBot"
+        await group.set_admin(alice, True)  # bot is not admin: no chat_member update
+        await group.promote_bot(by=owner)
+        await group.set_admin(alice, False)
+        await gchat.send("now the admin bot sees everything")
+        await tg.idle()
+    texts = [e[1][0] for e in events if e[0] == "msg"]
+    assert "hello everyone" not in texts and "/who@other_bot" not in texts
+    assert "/who@xiaoge_test_bot" in texts and "thanks bot" in texts
+    assert "now the admin bot sees everything" in texts
+    assert ("msg", ("/who", 1087968824, group.id)) in events
+    assert [e for e in events if e[0] in ("my", "member")] == [
+        ("my", "member"),
+        ("my", "administrator"),
+        ("member", (alice.id, "member")),
+    ]
+    transcript = [t.kind for t in gchat.transcript]
+    assert transcript.count("user") >= 5 and "bot" in transcript
+
+
+async def test_long_polling_wakes_and_expect_diagnostics(tg: TelegramDriver, bot: Bot) -> None:
+    import asyncio
+    import time as _time
+
+    dave = tg.user(3003, "Dave")
+    chat = tg.private(dave)
+    await bot.get_updates(timeout=0)
+    started = _time.monotonic()
+    poll = asyncio.create_task(bot.get_updates(timeout=5))
+    await asyncio.sleep(0.05)
+    assert not poll.done()
+    await chat.send("wake up")
+    updates = await poll
+    assert _time.monotonic() - started < 1.0
+    assert [u.message.text for u in updates] == ["wake up"]
+    assert tg.pending_updates() == 0
+    # the bot's failed attempt shows up in the expect error
+    with pytest.raises(BadRequest):
+        await bot.send_message(dave.id, "<b>broken", parse_mode="HTML")
+    with pytest.raises(AssertionError, match=r"(?s)nothing.*can't parse entities"):
+        await chat.expect_message("anything", timeout=0.1)
+
+
+async def test_webhook_delivery_and_conflict(tg: TelegramDriver, bot: Bot) -> None:
+    import asyncio
+
+    from aiohttp import web
+
+    received: list[tuple[dict, str | None]] = []
+    got = asyncio.Event()
+
+    async def hook(request: web.Request) -> web.Response:
+        received.append((await request.json(), request.headers.get("X-Telegram-Bot-Api-Secret-Token")))
+        got.set()
+        return web.Response()
+
+    hook_app = web.Application()
+    hook_app.router.add_post("/hook", hook)
+    runner = web.AppRunner(hook_app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        await bot.set_webhook(f"http://127.0.0.1:{port}/hook", secret_token="s3cret")
+        info = await bot.get_webhook_info()
+        assert info.url.endswith("/hook")
+        with pytest.raises(Conflict, match="webhook is active"):
+            await bot.get_updates()
+        erin = tg.user(3004, "Erin")
+        await tg.private(erin).send("via webhook")
+        await asyncio.wait_for(got.wait(), 3)
+        update, secret = received[0]
+        assert update["message"]["text"] == "via webhook" and secret == "s3cret"
+        await tg.idle()
+        assert (await bot.get_webhook_info()).pending_update_count == 0
+        await bot.delete_webhook()
+        assert await bot.get_updates(timeout=0) == ()
+    finally:
+        await runner.cleanup()
