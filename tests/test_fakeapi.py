@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 from collections.abc import AsyncIterator
 
 import pytest
@@ -538,3 +539,124 @@ async def test_webhook_delivery_and_conflict(tg: TelegramDriver, bot: Bot) -> No
         assert await bot.get_updates(timeout=0) == ()
     finally:
         await runner.cleanup()
+
+
+def test_html_parser_entities_and_errors() -> None:
+    from bot.fakeapi.html import ParseError, check_markdown_v2, parse_html
+
+    text, entities = parse_html(
+        '👍 <b>粗 <i>x</i></b> &lt;tag&gt; &amp; <a href="https://e.org/?a=1&amp;b=2">link</a>'
+    )
+    assert text == "👍 粗 x <tag> & link"
+    assert entities == [
+        {"type": "bold", "offset": 3, "length": 3},  # the emoji is 2 UTF-16 units
+        {"type": "italic", "offset": 5, "length": 1},
+        {"type": "text_link", "offset": 15, "length": 4, "url": "https://e.org/?a=1&b=2"},
+    ]
+    text, entities = parse_html(
+        '<pre><code class="language-python">x = 1</code></pre><tg-spoiler>s</tg-spoiler>'
+    )
+    assert text == "x = 1s"
+    assert entities == [
+        {"type": "pre", "offset": 0, "length": 5, "language": "python"},
+        {"type": "spoiler", "offset": 5, "length": 1},
+    ]
+    assert parse_html("<blockquote expandable>q</blockquote>")[1][0]["type"] == "expandable_blockquote"
+    for bad, message in [
+        ("<b>x", 'end tag corresponding to start tag "b"'),
+        ("<b>x</i>", 'expected "</b>", found "</i>"'),
+        ("<br>", 'Unsupported start tag "br"'),
+        ("x </b>", "Unexpected end tag"),
+        ("a < b", "Unclosed start tag"),
+        ('<span class="x">y</span>', 'must have class "tg-spoiler"'),
+    ]:
+        with pytest.raises(ParseError, match=re.escape(message)):
+            parse_html(bad)
+    assert check_markdown_v2(r"*bold* \. ok \!") == "bold . ok !"
+    with pytest.raises(ParseError, match=r"Character '\.' is reserved"):
+        check_markdown_v2("1. item")
+
+
+async def test_media_group_moderation_links_live_location(bot: Bot, tg: TelegramDriver) -> None:
+    from telegram import InputMediaDocument, InputMediaPhoto
+
+    owner = tg.user(4001, "Owner", started=True)
+    spammer = tg.user(4002, "Spam")
+    group = tg.group(-1004001, "G", creator=owner)
+    await group.add_bot(by=owner)
+    group.chat(spammer)
+    album = await bot.send_media_group(
+        group.id, [InputMediaPhoto(b"p1"), InputMediaPhoto(b"p2", caption="two")]
+    )
+    assert len(album) == 2 and album[0].media_group_id == album[1].media_group_id
+    assert album[1].caption == "two"
+    docs = await bot.send_media_group(
+        owner.id, [InputMediaDocument(b"d1", filename="a.txt"), InputMediaDocument(b"d2", filename="b.txt")]
+    )
+    assert [d.document.file_name for d in docs] == ["a.txt", "b.txt"]
+    assert tg.private(owner).messages[-1].document == b"d2"
+    with pytest.raises(BadRequest, match="Not enough rights to restrict"):
+        await bot.ban_chat_member(group.id, spammer.id)
+    await group.promote_bot(by=owner)
+    assert await bot.ban_chat_member(group.id, spammer.id)
+    assert (await bot.get_chat_member(group.id, spammer.id)).status == "kicked"
+    with pytest.raises(BadRequest, match="Can't remove chat owner"):
+        await bot.ban_chat_member(group.id, owner.id)
+    link = await bot.create_chat_invite_link(group.id, name="couriers")
+    assert link.invite_link.startswith("https://t.me/+") and link.name == "couriers"
+    live = await bot.send_location(owner.id, 31.0, 121.0, live_period=600)
+    moved = await bot.edit_message_live_location(owner.id, live.message_id, latitude=31.1, longitude=121.1)
+    assert moved.location.latitude == pytest.approx(31.1)
+    await bot.stop_message_live_location(owner.id, live.message_id)
+    with pytest.raises(BadRequest, match="Message can't be edited"):
+        await bot.edit_message_live_location(owner.id, live.message_id, latitude=31.2, longitude=121.2)
+
+
+async def test_driver_expect_semantics_and_blocking(bot: Bot, tg: TelegramDriver) -> None:
+    user = tg.user(4003, "Fay", started=True)
+    chat = tg.private(user)
+    for text in ("one", "two", "three"):
+        await bot.send_message(user.id, text)
+    assert (await chat.expect_message("two")).text == "two"  # skips and consumes "one"
+    assert (await chat.expect_message()).text == "three"
+    await chat.expect_no_message(within=0.05)
+    await bot.send_message(user.id, "surprise")
+    with pytest.raises(AssertionError, match="surprise"):
+        await chat.expect_no_message(within=0.05)
+    chat.skip()
+    markup = InlineKeyboardMarkup(
+        [
+            [
+                InlineKeyboardButton("Yes 1", callback_data="y:1"),
+                InlineKeyboardButton("Yes 2", callback_data="y:2"),
+            ]
+        ]
+    )
+    await bot.send_message(user.id, "pick", reply_markup=markup)
+    with pytest.raises(AssertionError, match="ambiguous"):
+        await chat.press("Yes")
+    answer = await chat.press("Yes 2")
+    assert answer.data == "y:2" and not answer.answered
+    with pytest.raises(AssertionError, match="did not answer"):
+        await answer.wait(0.05)
+    assert await bot.answer_callback_query(answer.query_id, text="ok")
+    with pytest.raises(BadRequest, match="Query is too old"):
+        await bot.answer_callback_query(answer.query_id)
+    assert (await chat.wait_answer(0.1))["text"] == "ok"
+    # photo caption edits
+    photo = await bot.send_photo(user.id, b"img", caption="before")
+    with pytest.raises(BadRequest, match="There is no text in the message to edit"):
+        await bot.edit_message_text("x", chat_id=user.id, message_id=photo.message_id)
+    await bot.edit_message_caption(chat_id=user.id, message_id=photo.message_id, caption="after")
+    assert (await chat.expect_edit(message_id=photo.message_id)).text == "after"
+    # blocking emits my_chat_member and makes sends fail; writing again unblocks
+    await user.block_bot()
+    with pytest.raises(Forbidden, match="blocked"):
+        await bot.send_message(user.id, "x")
+    await chat.send("/start")
+    assert (await bot.send_message(user.id, "welcome back")).text
+    updates = await bot.get_updates(allowed_updates=Update.ALL_TYPES)
+    statuses = [u.my_chat_member.new_chat_member.status for u in updates if u.my_chat_member]
+    assert statuses == ["kicked", "member"]
+    assert updates[-1].message.text == "/start"
+    assert updates[-1].message.entities[0].type == "bot_command"

@@ -33,6 +33,20 @@ _JPEG = bytes.fromhex(
 )
 
 
+_KINDS = (
+    "photo",
+    "venue",
+    "location",
+    "document",
+    "voice",
+    "sticker",
+    "contact",
+    "video",
+    "audio",
+    "animation",
+)
+
+
 def _label(button: Any) -> str:
     return button if isinstance(button, str) else str(button.get("text", ""))
 
@@ -78,7 +92,7 @@ class BotMessage:
 
     @property
     def kind(self) -> str:
-        for key in ("photo", "venue", "location", "document", "voice", "sticker", "contact"):
+        for key in _KINDS:
             if key in self.raw:
                 return key
         return "text"
@@ -530,11 +544,10 @@ class ChatDriver:
         return BotMessage(self.server, self.state.messages[mid], data)
 
     async def expect_no_message(self, within: float = 0.3) -> None:
-        """Assert the bot sends nothing new to this chat within `within` seconds."""
-        count = len(self.state.bot_messages)
+        """Assert no unconsumed bot message is in this chat or arrives within `within` seconds."""
 
         def arrived() -> bool:
-            return len(self.state.bot_messages) > max(count, self._cursor)
+            return len(self.state.bot_messages) > self._cursor
 
         if await self.server.wait_for(arrived, within):
             raise AssertionError(
@@ -547,7 +560,7 @@ class ChatDriver:
 
 
 def _kind(stored: StoredMessage) -> str:
-    for key in ("photo", "venue", "location", "document", "voice", "sticker", "contact", "pinned_message"):
+    for key in (*_KINDS, "pinned_message"):
         if key in stored.data:
             return key
     return "?"

@@ -220,7 +220,8 @@ class FakeTelegram:
         self.default_menu_button: JSONDict = {"type": "commands"}
         self.calls: list[ApiCall] = []
         self.stats: Counter[str] = Counter()
-        self.listeners: list[Callable[[ApiCall], None]] = []
+        self.listeners: list[Callable[[ApiCall], None]] = []  # called after every API call
+        self.event_listeners: list[Callable[[int, TranscriptEntry], None]] = []  # every transcript entry
 
         self.updates: deque[JSONDict] = deque()  # not yet confirmed
         self._next_update_id = 100_000
@@ -257,7 +258,10 @@ class FakeTelegram:
                 "getChatMember getChatAdministrators getChatMemberCount leaveChat setMyCommands "
                 "getMyCommands deleteMyCommands setChatMenuButton getChatMenuButton getFile close "
                 "logOut copyMessage forwardMessage setMyDescription setMyShortDescription setMyName "
-                "setMessageReaction"
+                "setMessageReaction sendVideo sendAudio sendAnimation sendMediaGroup "
+                "editMessageLiveLocation stopMessageLiveLocation banChatMember unbanChatMember "
+                "restrictChatMember createChatInviteLink exportChatInviteLink getMyDescription "
+                "getMyShortDescription getMyName"
             ).split()
         }
 
@@ -444,7 +448,10 @@ class FakeTelegram:
     def _log(
         self, chat: ChatState, kind: str, message_id: int | None, data: JSONDict, user_id: int | None = None
     ) -> None:
-        chat.transcript.append(TranscriptEntry(kind, message_id, _plain(data), time.monotonic(), user_id))
+        entry = TranscriptEntry(kind, message_id, _plain(data), time.monotonic(), user_id)
+        chat.transcript.append(entry)
+        for listener in list(self.event_listeners):
+            listener(chat.id, entry)
 
     def _now(self) -> int:
         return int(self.clock())
@@ -942,6 +949,8 @@ class FakeTelegram:
         if isinstance(value, str) and value:
             if value in self.files:
                 return self.files[value]
+            if value.rsplit("_", 1)[0] in self.files:
+                return self.files[value.rsplit("_", 1)[0]]
             if value.startswith(("http://", "https://")):
                 return self._store_file(b"", value.rsplit("/", 1)[-1] or default_name, None)
         raise bad_request(
@@ -1253,6 +1262,187 @@ class FakeTelegram:
             chat=chat,
         )
 
+    def _media(self, kind: str, stored: StoredFile, p: JSONDict) -> JSONDict:
+        media: JSONDict = {
+            "file_id": stored.file_id,
+            "file_unique_id": stored.file_unique_id,
+            "file_size": len(stored.data),
+        }
+        if kind in ("video", "animation"):
+            media.update(
+                width=p.get("width") or 640, height=p.get("height") or 480, duration=p.get("duration") or 1
+            )
+        elif kind == "audio":
+            media["duration"] = p.get("duration") or 1
+        if kind != "photo" and stored.file_name:
+            media["file_name"] = stored.file_name
+        if kind != "photo" and stored.mime_type:
+            media["mime_type"] = stored.mime_type
+        return media
+
+    async def _send_media(self, p: JSONDict, kind: str, default_name: str) -> JSONDict:
+        chat = self._writable_chat(p.get("chat_id"))
+        stored = self._input_file(p.get(kind), kind, default_name)
+        caption, source = self._caption(p)
+        content = {kind: self._media(kind, stored, p), **caption}
+        return self._bot_send(
+            p,
+            content,
+            markup=self._check_markup(p.get("reply_markup")),
+            source=source,
+            parse_mode=p.get("parse_mode"),
+            files=[stored.file_id],
+            chat=chat,
+        )
+
+    async def _api_sendVideo(self, p: JSONDict) -> JSONDict:
+        return await self._send_media(p, "video", "video.mp4")
+
+    async def _api_sendAudio(self, p: JSONDict) -> JSONDict:
+        return await self._send_media(p, "audio", "audio.mp3")
+
+    async def _api_sendAnimation(self, p: JSONDict) -> JSONDict:
+        return await self._send_media(p, "animation", "animation.mp4")
+
+    async def _api_sendMediaGroup(self, p: JSONDict) -> list[JSONDict]:
+        chat = self._writable_chat(p.get("chat_id"))
+        items = p.get("media")
+        if not isinstance(items, list) or not 2 <= len(items) <= 10:
+            raise bad_request("wrong number of messages in a media group: must be 2-10")
+        group_id = str(next(self._ids) * 1_000_003)
+        prepared = []
+        for item in items:
+            kind = item.get("type")
+            if kind not in ("photo", "video", "document", "audio"):
+                raise bad_request(f"unsupported media type in a media group: {kind}")
+            value = item.get("media")
+            if isinstance(value, str) and value.startswith("attach://"):
+                value = p.get(value[9:])
+            stored = self._input_file(value, kind, f"{kind}.bin")
+            caption, source = self._caption(item)
+            media = self.photo_sizes(stored) if kind == "photo" else self._media(kind, stored, item)
+            prepared.append(({kind: media, "media_group_id": group_id, **caption}, stored, source, item))
+        return [
+            self._bot_send(
+                p,
+                content,
+                source=source,
+                parse_mode=item.get("parse_mode"),
+                files=[stored.file_id],
+                chat=chat,
+            )
+            for content, stored, source, item in prepared
+        ]
+
+    async def _api_editMessageLiveLocation(self, p: JSONDict) -> JSONDict:
+        chat, stored = self._editable(p)
+        location = stored.data.get("location")
+        if not location or not location.get("live_period"):
+            raise bad_request("message can't be edited")
+        lat, lon = p.get("latitude"), p.get("longitude")
+        if not isinstance(lat, int | float) or not isinstance(lon, int | float):
+            raise bad_request("wrong latitude/longitude specified")
+        new_location = {**location, "latitude": float(lat), "longitude": float(lon)}
+        return self._apply_edit(
+            chat, stored, {"location": new_location}, self._check_markup(p.get("reply_markup"))
+        )
+
+    async def _api_stopMessageLiveLocation(self, p: JSONDict) -> JSONDict:
+        chat, stored = self._editable(p)
+        location = stored.data.get("location")
+        if not location or not location.get("live_period"):
+            raise bad_request("message can't be edited")
+        stopped = {k: v for k, v in location.items() if k != "live_period"}
+        return self._apply_edit(
+            chat, stored, {"location": stopped}, self._check_markup(p.get("reply_markup"))
+        )
+
+    def _admin_chat(self, p: JSONDict, right: str, error: str) -> ChatState:
+        chat = self._chat(p.get("chat_id"))
+        if chat.type == "private":
+            raise bad_request("method is available for supergroup and channel chats only")
+        if chat.migrated_to is not None:
+            raise bad_request(
+                "group chat was upgraded to a supergroup chat", {"migrate_to_chat_id": chat.migrated_to}
+            )
+        self._check_member(chat)
+        if not self._bot_can(chat, right):
+            raise bad_request(error)
+        return chat
+
+    def _target_member(self, chat: ChatState, p: JSONDict) -> int:
+        user_id = p.get("user_id")
+        if not isinstance(user_id, int) or user_id not in self.users:
+            raise bad_request("user not found" if isinstance(user_id, int) else "invalid user_id specified")
+        member = chat.members.get(user_id)
+        if member and member.status == "creator":
+            raise bad_request("can't remove chat owner")
+        if member and member.status == "administrator":
+            raise bad_request("user is an administrator of the chat")
+        return user_id
+
+    async def _api_banChatMember(self, p: JSONDict) -> bool:
+        chat = self._admin_chat(
+            p, "can_restrict_members", "not enough rights to restrict/unrestrict chat member"
+        )
+        user_id = self._target_member(chat, p)
+        self.set_member_status(chat.id, user_id, "kicked", by=self.bot_id)
+        return True
+
+    async def _api_unbanChatMember(self, p: JSONDict) -> bool:
+        chat = self._admin_chat(
+            p, "can_restrict_members", "not enough rights to restrict/unrestrict chat member"
+        )
+        user_id = self._target_member(chat, p)
+        member = chat.members.get(user_id)
+        if member and member.status == "kicked":
+            self.set_member_status(chat.id, user_id, "left", by=self.bot_id)
+        elif member and member.status == "member" and not p.get("only_if_banned"):
+            self.set_member_status(chat.id, user_id, "left", by=self.bot_id)
+        return True
+
+    async def _api_restrictChatMember(self, p: JSONDict) -> bool:
+        chat = self._admin_chat(
+            p, "can_restrict_members", "not enough rights to restrict/unrestrict chat member"
+        )
+        if chat.type != "supergroup":
+            raise bad_request("method is available only for supergroups")
+        self._target_member(chat, p)
+        self._log(
+            chat, "service", None, {"restricted": p.get("user_id"), "permissions": p.get("permissions")}
+        )
+        return True
+
+    def _invite_link(self, chat: ChatState, p: JSONDict, primary: bool) -> JSONDict:
+        link: JSONDict = {
+            "invite_link": f"https://t.me/+fake{abs(chat.id)}x{next(self._ids)}",
+            "creator": self.bot_user,
+            "creates_join_request": bool(p.get("creates_join_request")),
+            "is_primary": primary,
+            "is_revoked": False,
+        }
+        for key in ("name", "expire_date", "member_limit"):
+            if p.get(key) is not None:
+                link[key] = p[key]
+        return link
+
+    async def _api_createChatInviteLink(self, p: JSONDict) -> JSONDict:
+        chat = self._admin_chat(p, "can_invite_users", "not enough rights to manage chat invite link")
+        return self._invite_link(chat, p, False)
+
+    async def _api_exportChatInviteLink(self, p: JSONDict) -> str:
+        chat = self._admin_chat(p, "can_invite_users", "not enough rights to manage chat invite link")
+        return self._invite_link(chat, p, True)["invite_link"]
+
+    async def _api_getMyDescription(self, p: JSONDict) -> JSONDict:
+        return {"description": ""}
+
+    async def _api_getMyShortDescription(self, p: JSONDict) -> JSONDict:
+        return {"short_description": ""}
+
+    async def _api_getMyName(self, p: JSONDict) -> JSONDict:
+        return {"name": self.bot_first_name}
+
     async def _api_sendContact(self, p: JSONDict) -> JSONDict:
         chat = self._writable_chat(p.get("chat_id"))
         if not p.get("phone_number") or not p.get("first_name"):
@@ -1358,8 +1548,11 @@ class FakeTelegram:
         new.pop("reply_markup", None)
         if markup and "inline_keyboard" in markup:
             new["reply_markup"] = markup
-        comparable = ("text", "entities", "caption", "caption_entities", "reply_markup")
-        if all(new.get(k) == stored.data.get(k) for k in comparable):
+
+        def content(data: JSONDict) -> JSONDict:
+            return {key: value for key, value in data.items() if key != "edit_date"}
+
+        if content(new) == content(stored.data):
             raise bad_request(
                 "message is not modified: specified new message content and reply markup are exactly the same "
                 "as a current content and reply markup of the message"
