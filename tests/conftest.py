@@ -82,13 +82,20 @@ class BotHarness:
     async def grant(self, user_id: int, role: str, area: str = "") -> None:
         from storage import roles
 
-        await roles.grant(self.db, user_id=user_id, role=role, area=area, granted_by=None, now=self.clock.now())
+        await roles.grant(
+            self.db, user_id=user_id, role=role, area=area, granted_by=None, now=self.clock.now()
+        )
 
 
 def make_config(tg: TelegramDriver, db_path: Path, **sections: dict[str, Any]) -> Config:
     base = parse_config(
         {
-            "telegram": {"token": tg.token, "base_url": tg.base_url, "base_file_url": tg.base_file_url, "poll_timeout": 1},
+            "telegram": {
+                "token": tg.token,
+                "base_url": tg.base_url,
+                "base_file_url": tg.base_file_url,
+                "poll_timeout": 1,
+            },
             "storage": {"path": str(db_path)},
             "bot": {"admins": [ADMIN_ID], "moderator_chat_id": MODERATOR_CHAT_ID},
         },
@@ -117,7 +124,12 @@ def config_overrides() -> dict[str, dict[str, Any]]:
 
 @pytest.fixture
 async def bot(tg, tmp_path, clock, config_overrides):
-    harness = BotHarness(tg, tmp_path / "bot.sqlite3", clock=clock, config=make_config(tg, tmp_path / "bot.sqlite3", **config_overrides))
+    harness = BotHarness(
+        tg,
+        tmp_path / "bot.sqlite3",
+        clock=clock,
+        config=make_config(tg, tmp_path / "bot.sqlite3", **config_overrides),
+    )
     await harness.start()
     try:
         yield harness

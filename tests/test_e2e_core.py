@@ -186,7 +186,12 @@ async def test_unknown_command(bot, tg):
 
 async def test_commands_registered_per_scope_and_language(bot, tg):
     calls = tg.calls_to("setMyCommands")
-    scopes = {(c.params.get("scope", {}) or {}).get("type") if isinstance(c.params.get("scope"), dict) else str(c.params.get("scope")) for c in calls}
+    scopes = {
+        (c.params.get("scope", {}) or {}).get("type")
+        if isinstance(c.params.get("scope"), dict)
+        else str(c.params.get("scope"))
+        for c in calls
+    }
     assert len(calls) >= 9
     langs = {c.params.get("language_code") for c in calls}
     assert {"zh", "en"} <= langs

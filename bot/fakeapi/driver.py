@@ -1,4 +1,3 @@
-# ruff: noqa: ASYNC109  (timeouts are part of the test-driver API)
 """A pleasant driver for tests and the sandbox: users write, press buttons, groups change.
 
 async with TelegramDriver() as tg:               # starts a FakeTelegram

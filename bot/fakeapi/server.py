@@ -1,4 +1,3 @@
-# ruff: noqa: ASYNC109  (timeouts are part of the test-driver API)
 """A fake Telegram Bot API server (aiohttp) with a small world model.
 
 Real PTB `Bot`s talk to it over HTTP (`base_url` / `base_file_url`). Tests and the sandbox
