@@ -6,7 +6,7 @@ Callback data is never trusted: the meeting is re-read and the actor's right re-
 
 Callback data (all ``mt:``): ``rsvp:{id}:{occ}:{y|n|m}``, ``topic:{id}:{occ}``, ``ics:{id}[:{occ}]``,
 ``hol:{id}:{occ}:{skip|next|keep}``, ``mg:{id}``, ``who:{id}:{occ}``, ``sk:{id}:{occ}``,
-``sky:{id}:{occ}``, ``cx:{id}``, ``cxy:{id}``, ``mv:{id}:{occ}``, ``out:{id}``; in the scheduling
+``sky:{id}:{occ}``, ``cx:{id}``, ``cxy:{id}``, ``mv:{id}:{occ}``, ``out:{id}``, ``rs:{id}``; in the scheduling
 conversation ``nr:{preset}``, ``nw:{n}``, ``du:{minutes}``, ``pl:skip``, ``tg:{i}``, ``ta:{i}``,
 ``td``, ``rm:default``, ``ok``, ``no``. ``{occ}`` is the occurrence's original start in epoch minutes.
 """
@@ -293,7 +293,7 @@ async def got_recur(update: Update, context: XContext) -> int:
             return RECUR
         draft["rrule"] = rules[preset]
     await query.edit_message_reply_markup(None)
-    return await _ask_duration(update, context)
+    return await _after_rule(update, context)
 
 
 async def got_nweeks(update: Update, context: XContext) -> int:
@@ -308,7 +308,7 @@ async def got_nweeks(update: Update, context: XContext) -> int:
     await query.answer()
     draft["rrule"] = rrule_weekly(start.weekday(), n)
     await query.edit_message_reply_markup(None)
-    return await _ask_duration(update, context)
+    return await _after_rule(update, context)
 
 
 async def got_rrule(update: Update, context: XContext) -> int:
@@ -325,7 +325,45 @@ async def got_rrule(update: Update, context: XContext) -> int:
         await _error(update, context, exc)
         return RRULE
     draft["rrule"] = text
-    return await _ask_duration(update, context)
+    return await _after_rule(update, context)
+
+
+async def _after_rule(update: Update, context: XContext) -> int:
+    """The rule is chosen: a new meeting goes on to the duration; a series reschedule is applied now."""
+    draft = _draft(context)
+    if "resched" not in draft:
+        return await _ask_duration(update, context)
+    service = _service(context)
+    meeting = await service.get(int(draft["resched"]))
+    if meeting is None or not meeting.active or not await _may_manage(update, context, meeting):
+        _drop(context)
+        return ConversationHandler.END
+    try:
+        updated = await service.reschedule(
+            meeting.id, first_start=dt.datetime.fromisoformat(draft["start"]), rrule=draft.get("rrule")
+        )
+    except (MeetingError, RecurrenceError) as exc:
+        await _error(update, context, exc)
+        await reply(update, context, context.t("meetings.ui.ask_when"))
+        return WHEN
+    _drop(context)
+    await reply(
+        update, context, context.t("meetings.ui.rescheduled", rule=service.describe(updated, context.lang))
+    )
+    return ConversationHandler.END
+
+
+async def reschedule_pressed(update: Update, context: XContext) -> int:
+    query = update.callback_query
+    parts = _parts(update)
+    meeting = await _meeting_of(update, context, parts[2] if len(parts) > 2 else "")
+    if meeting is None or not await _may_manage(update, context, meeting):
+        return ConversationHandler.END
+    await query.answer()
+    _drop(context)
+    _draft(context)["resched"] = meeting.id
+    await reply(update, context, context.t("meetings.ui.ask_reschedule", title=meeting.title))
+    return WHEN
 
 
 async def _ask_duration(update: Update, context: XContext) -> int:
@@ -807,6 +845,7 @@ async def manage_pressed(update: Update, context: XContext) -> None:
                 (t("meetings.ui.move_next"), cb("mt", "mv", meeting.id, code)),
             ]
         )
+    rows.append([(t("meetings.ui.reschedule"), cb("mt", "rs", meeting.id))])
     rows.append([(t("meetings.ui.outcome"), cb("mt", "out", meeting.id))])
     rows.append([(t("meetings.button.calendar"), cb("mt", "ics", meeting.id))])
     rows.append([(t("meetings.ui.cancel_series"), cb("mt", "cx", meeting.id))])
@@ -1022,6 +1061,7 @@ def register(app: Application) -> None:
             CommandHandler("start", new_meeting_link, private & filters.Regex(r"^/start newmeeting")),
             CallbackQueryHandler(move_pressed, pattern=r"^mt:mv:"),
             CallbackQueryHandler(outcome_pressed, pattern=r"^mt:out:"),
+            CallbackQueryHandler(reschedule_pressed, pattern=r"^mt:rs:"),
         ],
         states={
             TITLE: [MessageHandler(text, got_title)],

@@ -407,3 +407,26 @@ async def test_forged_rsvp_data_is_checked(bot, tg, answer):
     assert bogus.show_alert
     counts = await meetings_repo.rsvp_counts(bot.db, meeting.id, FIRST)
     assert counts == {"yes": 0, "no": 0, "maybe": 0}
+
+
+async def test_reschedule_the_whole_series(bot, tg):
+    mod, _group, reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot)
+    await open_manage(mod)
+    await (await mod.press("🔁 整个系列改时间")).wait()
+    await mod.expect_message(contains="新的时间")
+    await mod.send("12月1日 15:00")
+    await mod.expect_message(contains="多久开一次")
+    await (await mod.press("每周二 15:00")).wait()
+    done = await mod.expect_message(contains="已改为")
+    assert "每周二 15:00" in done.text
+    await bot.settle()
+    await reader.expect_message(contains="更新")
+    # the old Monday reminders are gone, the Tuesday ones come
+    await at(bot, FIRST - dt.timedelta(days=1))
+    await reader.expect_no_message()
+    tuesday = dt.datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+    await at(bot, tuesday - dt.timedelta(days=1))
+    reminder = await reader.expect_message(contains=REMINDER)
+    assert "2026年12月1日（周二） 15:00" in reminder.text
+    assert (await meetings_repo.get(bot.db, meeting.id)).rrule == "FREQ=WEEKLY;BYDAY=TU"
