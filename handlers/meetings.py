@@ -133,12 +133,9 @@ def _now_local(context: XContext) -> dt.datetime:
 # -- authorization ------------------------------------------------------------------------------------
 
 
-async def _may_manage(update: Update, context: XContext, meeting: MeetingRecord) -> bool:
-    """Moderators manage meetings: global ones all, area ones those they organize or whose every
-    target lies in their areas. Sends the refusal itself."""
-    if not await require(update, context, Perm.MEETINGS_MANAGE):
-        return False
-    user_id = update.effective_user.id
+async def _in_scope(context: XContext, user_id: int, meeting: MeetingRecord) -> bool:
+    """A moderator's scope: everywhere, the meetings they organize, or those whose every target
+    (areas, and the areas of the chosen groups) lies in their areas."""
     allowed = await context.core.authz.areas_for(user_id, Perm.MEETINGS_MANAGE)
     if allowed is None or meeting.organizer_id == user_id:
         return True
@@ -146,7 +143,14 @@ async def _may_manage(update: Update, context: XContext, meeting: MeetingRecord)
     for chat_id in meeting.chat_ids:
         group = await groups_repo.get(context.core.db, chat_id)
         areas.add(group.area if group and group.area else "")
-    if areas and areas <= allowed:
+    return bool(areas) and areas <= allowed
+
+
+async def _may_manage(update: Update, context: XContext, meeting: MeetingRecord) -> bool:
+    """The gate for every manage button and step: the permission, then the scope. Sends the refusal."""
+    if not await require(update, context, Perm.MEETINGS_MANAGE):
+        return False
+    if await _in_scope(context, update.effective_user.id, meeting):
         return True
     text = context.t("authz.wrong_area")
     if update.callback_query is not None:
@@ -637,9 +641,8 @@ async def meetings_command(update: Update, context: XContext) -> None:
         lines = [t("meetings.ui.list_empty")]
     # Moderators (in private) also get a manage button per meeting they may manage.
     if is_private(update) and user and await context.core.authz.check(actor, Perm.MEETINGS_MANAGE):
-        allowed = await context.core.authz.areas_for(user.id, Perm.MEETINGS_MANAGE)
         for meeting in await service.active_meetings():
-            if allowed is None or meeting.organizer_id == user.id or (set(meeting.areas) & allowed):
+            if await _in_scope(context, user.id, meeting):
                 rows.append([(t("meetings.ui.manage", title=meeting.title), cb("mt", "mg", meeting.id))])
     await reply(update, context, "\n".join(lines), reply_markup=_keyboard(rows) if rows else None)
 
