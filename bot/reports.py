@@ -611,6 +611,15 @@ class ReportService:
         await repo.add_card(self.db, report_id, chat_id, message_id, self._now())
         return True
 
+    async def on_card_done(self, row: Any, outcome: str, result: dict[str, Any] | None) -> None:
+        """`Outbox.on_done(CARD_KIND, ...)` hook: a sent card is recorded so later changes edit it."""
+        if outcome == "sent" and result and result.get("message_id"):
+            await self.card_sent(row.dedup_key, row.chat_id, int(result["message_id"]))
+
+    def install(self, outbox: Any) -> None:
+        """Register the outbox hooks of reports (call once at start-up)."""
+        outbox.on_done(CARD_KIND, self.on_card_done)
+
     async def record_card(self, report_id: int, chat_id: int, message_id: int) -> None:
         """A card the handler sent itself (e.g. /reports detail) is kept up to date too."""
         await repo.add_card(self.db, report_id, chat_id, message_id, self._now())

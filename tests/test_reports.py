@@ -580,3 +580,18 @@ def test_reports_config_is_checked(data, message):
     with pytest.raises(ConfigError, match=message):
         parse_config(data, env={})
     assert parse_config({"reports": {"service_bounds": []}}, env={}).reports.service_bounds == ()
+
+
+async def test_outbox_hook_records_cards(svc, db):
+    report = await svc.submit(COURIER, hazard())
+    hooks = {}
+
+    class FakeOutbox:
+        def on_done(self, kind, hook):
+            hooks[kind] = hook
+
+    svc.install(FakeOutbox())
+    row = await outbox.get_by_key(db, f"rp:{report.id}:card")
+    await hooks[CARD_KIND](row, "failed", None)
+    await hooks[CARD_KIND](row, "sent", {"message_id": 77})
+    assert await repo.cards(db, report.id) == [(MOD_CHAT, 77)]
