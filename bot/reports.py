@@ -950,7 +950,7 @@ class ReportService:
         *,
         kind: str | None = None,
         category: str | None = None,
-        area: str | None = None,
+        area: str | Sequence[str] | None = None,
         status: str | None = None,
         limit: int = 10,
         offset: int = 0,
@@ -958,7 +958,7 @@ class ReportService:
         """Reports for moderators, the longest waiting first, with the total for paging.
 
         Without `status` the open ones (new, acknowledged, in progress); an unknown filter value
-        simply matches nothing.
+        simply matches nothing. `area` may be several areas (a moderator scoped to some areas).
         """
         statuses: Sequence[str] = (status,) if status else OPEN_STATUSES
         items = await repo.listing(

@@ -385,7 +385,7 @@ async def by_reporter(
 
 
 def _filters(
-    kind: str | None, category: str | None, area: str | None, statuses: Sequence[str]
+    kind: str | None, category: str | None, area: str | Sequence[str] | None, statuses: Sequence[str]
 ) -> tuple[str, list[object]]:
     clauses: list[str] = []
     params: list[object] = []
@@ -398,9 +398,12 @@ def _filters(
     if category is not None:
         clauses.append("category = ?")
         params.append(category)
-    if area is not None:
+    if isinstance(area, str):
         clauses.append("area = ?")
         params.append(area)
+    elif area is not None:  # any of several areas (a moderator scoped to some areas)
+        clauses.append(f"area IN ({','.join('?' * len(area))})" if area else "0 = 1")
+        params.extend(area)
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
@@ -409,7 +412,7 @@ async def listing(
     *,
     kind: str | None = None,
     category: str | None = None,
-    area: str | None = None,
+    area: str | Sequence[str] | None = None,
     statuses: Sequence[str] = OPEN_STATUSES,
     limit: int = 10,
     offset: int = 0,
@@ -427,7 +430,7 @@ async def count(
     *,
     kind: str | None = None,
     category: str | None = None,
-    area: str | None = None,
+    area: str | Sequence[str] | None = None,
     statuses: Sequence[str] = OPEN_STATUSES,
 ) -> int:
     where, params = _filters(kind, category, area, statuses)

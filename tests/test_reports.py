@@ -530,6 +530,8 @@ async def test_lists_and_hotspots(svc, clock):
     assert total == 4 and items[0].ref == "G-0002"  # oldest open first
     assert [r.ref for r in (await svc.open_reports(kind="hazard"))[0]] == ["H-0001"]
     assert (await svc.open_reports(area="蒋村"))[0] == [h]
+    assert (await svc.open_reports(area=["蒋村", "翠苑"]))[0] == [h]
+    assert (await svc.open_reports(area=[]))[1] == 0
     assert (await svc.open_reports(status="resolved"))[1] == 1
     assert (await svc.open_reports(category="wages"))[1] == 1
     assert [r.ref for r in await svc.my_reports(COURIER)] == ["G-0004", "H-0001", "G-0001"]
