@@ -21,6 +21,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, TextIO
 
 from bot import report_categories as rc
+from bot.config import ReportsConfig
 from bot.core import Core
 from bot.i18n import resolve_language
 from storage import groups as groups_repo
@@ -28,7 +29,7 @@ from storage import outbox as outbox_repo
 from storage import points as points_repo
 from storage import reports as repo
 from storage import users as users_repo
-from storage.db import Executor
+from storage.db import Database, Executor
 from storage.reports import OPEN_STATUSES, STATUSES, Hotspot, ReportEvent, ReportRecord
 
 log = logging.getLogger(__name__)
@@ -177,11 +178,11 @@ class ReportService:
         self.core = core
 
     @property
-    def cfg(self):
+    def cfg(self) -> ReportsConfig:
         return self.core.config.reports
 
     @property
-    def db(self):
+    def db(self) -> Database:
         return self.core.db
 
     def _now(self) -> dt.datetime:
