@@ -91,6 +91,13 @@ class ReportsConfig:
     reopen_days: int = 14
     duplicate_radius_m: int = 50
     duplicate_window_hours: int = 72
+    # Reports one user may file per local day.
+    daily_limit: int = 10
+    # Volunteer points for a hazard tip acknowledged or resolved as valid (credited once).
+    hazard_points: int = 5
+    # Service area as [south, west, north, east] in WGS-84 degrees; a location outside is refused.
+    # Default: Zhejiang province with a small margin (Zhoushan islands included). [] = no check.
+    service_bounds: tuple[float, ...] = (26.8, 117.8, 31.4, 123.4)
 
 
 @dataclass(frozen=True)
@@ -251,6 +258,20 @@ def _validate(config: Config) -> None:
             ) from None
     if config.stations.radius_m <= 0:
         raise ConfigError("stations.radius_m", "must be positive")
+    bounds = config.reports.service_bounds
+    if bounds:
+        if len(bounds) != 4:
+            raise ConfigError("reports.service_bounds", "must be [south, west, north, east] or []")
+        south, west, north, east = bounds
+        if not (-90 <= south < north <= 90 and -180 <= west < east <= 180):
+            raise ConfigError(
+                "reports.service_bounds", "must be [south, west, north, east] with south < north, west < east"
+            )
+    for key in ("daily_limit", "description_limit", "ack_timeout_hours", "duplicate_radius_m"):
+        if getattr(config.reports, key) <= 0:
+            raise ConfigError(f"reports.{key}", "must be positive")
+    if config.reports.hazard_points < 0:
+        raise ConfigError("reports.hazard_points", "must not be negative")
 
 
 def parse_config(data: dict[str, Any], env: typing.Mapping[str, str] | None = None) -> Config:
