@@ -476,11 +476,12 @@ class TaskService:
         now = self.core.clock.now()
         async with self.core.db.transaction() as tx:
             before = await store.count(tx, task_id)
-            task = before.task if before else None
+            if before is None:
+                return TaskResult(Outcome.NOT_FOUND)
+            task = before.task
             refused = self._taking(task, now)
             if refused:
                 return TaskResult(refused, task)
-            assert task is not None
             existing = await store.get_claim(tx, task_id, user_id)
             if existing is not None and existing.state not in ENDED:
                 return await self._already(tx, task, existing)
@@ -496,11 +497,12 @@ class TaskService:
         now = self.core.clock.now()
         async with self.core.db.transaction() as tx:
             before = await store.count(tx, task_id)
-            task = before.task if before else None
+            if before is None:
+                return TaskResult(Outcome.NOT_FOUND)
+            task = before.task
             refused = self._taking(task, now)
             if refused:
                 return TaskResult(refused, task)
-            assert task is not None
             existing = await store.get_claim(tx, task_id, user_id)
             if existing is not None and existing.state in (*HOLDING, "waitlisted"):
                 return await self._already(tx, task, existing)
@@ -520,9 +522,9 @@ class TaskService:
         now = self.core.clock.now()
         async with self.core.db.transaction() as tx:
             before = await store.count(tx, task_id)
-            task = before.task if before else None
-            if task is None:
+            if before is None:
                 return TaskResult(Outcome.NOT_FOUND)
+            task = before.task
             claim = await store.get_claim(tx, task_id, user_id)
             if claim is None or claim.state not in ("claimed", "waitlisted"):
                 return TaskResult(Outcome.NOT_CLAIMED, task, claim)
@@ -540,9 +542,9 @@ class TaskService:
         now = self.core.clock.now()
         async with self.core.db.transaction() as tx:
             before = await store.count(tx, task_id)
-            task = before.task if before else None
-            if task is None:
+            if before is None:
                 return TaskResult(Outcome.NOT_FOUND)
+            task = before.task
             if task.state not in LIVE:
                 return TaskResult(Outcome.NOT_OPEN, task)
             if now >= task.starts_at:
@@ -568,10 +570,10 @@ class TaskService:
         now = self.core.clock.now()
         async with self.core.db.transaction() as tx:
             before = await store.count(tx, task_id)
-            task = before.task if before else None
-            claim = await store.get_claim(tx, task_id, user_id)
-            if task is None:
+            if before is None:
                 return TaskResult(Outcome.NOT_FOUND)
+            task = before.task
+            claim = await store.get_claim(tx, task_id, user_id)
             if claim is None or claim.state != "assigned_pending":
                 return TaskResult(Outcome.NOT_CLAIMED, task, claim)
             if task.state not in TAKING:
@@ -597,9 +599,9 @@ class TaskService:
         now = self.core.clock.now()
         async with self.core.db.transaction() as tx:
             before = await store.count(tx, task_id)
-            task = before.task if before else None
-            if task is None:
+            if before is None:
                 return TaskResult(Outcome.NOT_FOUND)
+            task = before.task
             claim = await store.set_claim_state(tx, task_id, user_id, "declined", ("assigned_pending",), now)
             if claim is None:
                 return TaskResult(Outcome.NOT_CLAIMED, task)
@@ -621,9 +623,9 @@ class TaskService:
         now = self.core.clock.now()
         async with self.core.db.transaction() as tx:
             before = await store.count(tx, task_id)
-            task = before.task if before else None
-            if task is None:
+            if before is None:
                 return TaskResult(Outcome.NOT_FOUND)
+            task = before.task
             if task.state not in TAKING:
                 return TaskResult(Outcome.NOT_OPEN, task)
             if now >= task.starts_at:
@@ -659,9 +661,9 @@ class TaskService:
         now = self.core.clock.now()
         async with self.core.db.transaction() as tx:
             before = await store.count(tx, task_id)
-            task = before.task if before else None
-            if task is None:
+            if before is None:
                 return TaskResult(Outcome.NOT_FOUND)
+            task = before.task
             if task.state not in (*LIVE, "completed"):
                 return TaskResult(Outcome.NOT_OPEN, task)
             if now < task.starts_at:
@@ -735,8 +737,7 @@ class TaskService:
         """(Re)plan the reminders of every claimer; idempotent. Returns the claimers covered."""
         now = self.core.clock.now()
         async with self.core.db.transaction() as tx:
-            before = await store.count(tx, task_id)
-            task = before.task if before else None
+            task = await store.get(tx, task_id)
             if task is None or task.state not in LIVE:
                 return 0
             holders = await store.claims(tx, task_id, ("claimed",))
@@ -746,10 +747,8 @@ class TaskService:
 
     # -- internals -----------------------------------------------------------------------------
 
-    def _taking(self, task: Task | None, now: dt.datetime) -> Outcome | None:
+    def _taking(self, task: Task, now: dt.datetime) -> Outcome | None:
         """Why a task takes no claim now, or None when it does."""
-        if task is None:
-            return Outcome.NOT_FOUND
         if task.state not in TAKING:
             return Outcome.NOT_OPEN
         if now >= task.starts_at or (task.claim_deadline is not None and now >= task.claim_deadline):
@@ -851,7 +850,6 @@ class TaskService:
     ) -> Task:
         """After a change: bump the version, set open/full, edit the cards if they now read
         differently than `before` the change, and queue the notices."""
-        assert before is not None
         task_id = before.task.id
         task = await store.touch(tx, task_id, now)
         after = await store.count(tx, task_id)

@@ -417,3 +417,15 @@ async def test_my_tasks_and_managed(core, svc):
     assert [c.task.title for c in await svc.managed(CAPTAIN)] == ["b", "a"]  # soonest first
     roster = await svc.roster(b.id)
     assert [(e.claim.user_id, e.name) for e in roster] == [(1, "1")]
+
+
+async def test_replanning_after_a_restart_adds_nothing(core, svc, tmp_path):
+    task = await svc.publish(draft(), CAPTAIN)
+    await svc.claim(task.id, 1)
+    await core.db.close()
+    db = await Database(tmp_path / "t.sqlite3").open()
+    await db.migrate()
+    again = Core(config=core.config, clock=core.clock, db=db, catalog=core.catalog).service(TaskService)
+    assert await again.plan_reminders(task.id) == 1
+    assert len(await rows(again.core, f"task:{task.id}:rem:")) == 2
+    await db.close()
