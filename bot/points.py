@@ -17,8 +17,7 @@ from enum import StrEnum
 from dateutil.relativedelta import relativedelta
 
 from bot.core import Core
-from bot.notices import notice
-from storage import outbox
+from bot.notices import notice, queue
 from storage import points as ledger
 from storage import users as users_repo
 from storage.points import LedgerEntry, RedeemCode
@@ -139,7 +138,8 @@ class PointsService:
             text = self.core.t(
                 lang, "points.notice.adjusted", delta=f"{delta:+d}", reason=reason, balance=balance + delta
             )
-            await outbox.enqueue(
+            await queue(
+                self.core,
                 tx,
                 [
                     notice(
@@ -214,7 +214,8 @@ class PointsService:
             text = self.core.t(
                 lang, "points.notice.redeemed", points=row.points, balance=balance - row.points
             )
-            await outbox.enqueue(
+            await queue(
+                self.core,
                 tx,
                 [
                     notice(

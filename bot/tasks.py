@@ -25,7 +25,7 @@ from typing import Any
 from geopy.distance import geodesic
 
 from bot.core import Core
-from bot.notices import Button, edit_payload, keyboard, notice, send_payload
+from bot.notices import Button, edit_payload, keyboard, notice, queue, send_payload
 from storage import outbox
 from storage import points as ledger
 from storage import tasks as store
@@ -357,7 +357,8 @@ class TaskService:
             assert count is not None
             text = self.card_text(count)
             markup = self.card_markup(count)
-            await outbox.enqueue(
+            await queue(
+                self.core,
                 tx,
                 [
                     NewMessage(
@@ -385,10 +386,11 @@ class TaskService:
                 # Changed since the card was rendered at publishing time.
                 await self._edit_cards(tx, count, [store.Card(task_id, chat_id, message_id)], now)
 
-    async def on_card_sent(self, row: OutboxRow, message_id: int | None) -> None:
+    async def on_card_done(self, row: OutboxRow, outcome: str, result: dict[str, Any] | None) -> None:
         """Outbox hook for kind 'task_card': remember the posted card's message."""
         parts = row.dedup_key.split(":")
-        if message_id is None or len(parts) != 5 or parts[0] != "task" or parts[4] != "post":
+        message_id = (result or {}).get("message_id")
+        if outcome != "sent" or not isinstance(message_id, int) or len(parts) != 5 or parts[4] != "post":
             return
         await self.record_card(int(parts[1]), row.chat_id, message_id)
 
@@ -843,7 +845,7 @@ class TaskService:
                     expires_at=task.starts_at,
                 )
             )
-        await outbox.enqueue_or_revive(tx, messages, now)
+        await queue(self.core, tx, messages, now, revive=True)
 
     async def _changed(
         self, tx: Executor, before: TaskCount | None, now: dt.datetime, effects: _Effects
@@ -871,7 +873,7 @@ class TaskService:
                     now=now,
                 )
             )
-        await outbox.enqueue(tx, messages, now)
+        await queue(self.core, tx, messages, now)
         return task
 
     async def _edit_cards(
@@ -894,7 +896,7 @@ class TaskService:
                     priority=3,
                 )
             )
-        await outbox.enqueue(tx, messages, now)
+        await queue(self.core, tx, messages, now)
 
 
 def reminder_key(task_id: int, user_id: int, offset_minutes: int) -> str:

@@ -333,7 +333,9 @@ async def test_cancel_tells_everyone_and_drops_reminders(core, svc):
 async def test_group_card_edited_as_slots_fill(core, svc):
     task = await svc.publish(draft(slots=2), CAPTAIN, group_chat_ids=[-1001])
     post = (await rows(core, f"task:{task.id}:card:-1001:post"))[0]
-    await svc.on_card_sent(post, 555)
+    await svc.on_card_done(post, "failed", None)
+    assert await store.cards(core.db, task.id) == []
+    await svc.on_card_done(post, "sent", {"message_id": 555, "chat": {"id": -1001}})
     assert await store.cards(core.db, task.id) == [store.Card(task.id, -1001, 555)]
     assert await rows(core, f"task:{task.id}:card:-1001:555:") == []  # nothing changed since posting
 
