@@ -218,8 +218,14 @@ class TaskService:
             return self.core.t(lang, "tasks.lead_hours", n=minutes // 60)
         return self.core.t(lang, "tasks.lead_minutes", n=minutes)
 
-    def card_text(self, count: TaskCount, lang: str | None = None) -> str:
-        """The public card (group cards, the wall): never the private details."""
+    def claims_close_at(self, task: Task) -> dt.datetime:
+        return task.claim_deadline or task.starts_at
+
+    def _takes_claims(self, task: Task, at: dt.datetime | None) -> bool:
+        return task.state in TAKING and (at or self.core.clock.now()) < self.claims_close_at(task)
+
+    def card_text(self, count: TaskCount, lang: str | None = None, at: dt.datetime | None = None) -> str:
+        """The public card (group cards, the wall) as of `at` (now): never the private details."""
         lang = lang or self.core.config.bot.default_language
         task = count.task
         t = self.core.t
@@ -236,7 +242,7 @@ class TaskService:
             lines.append(t(lang, "tasks.card.cancelled"))
         elif task.state == "completed":
             lines.append(t(lang, "tasks.card.completed"))
-        elif task.state == "closed":
+        elif not self._takes_claims(task, at):
             lines.append(t(lang, "tasks.card.closed", taken=count.taken, slots=task.slots))
         elif count.left > 0:
             lines.append(t(lang, "tasks.card.slots_left", left=count.left, slots=task.slots))
@@ -246,17 +252,19 @@ class TaskService:
             lines += ["", task.description]
         return "\n".join(lines)
 
-    def card_buttons(self, count: TaskCount, lang: str | None = None) -> list[list[Button]]:
+    def card_buttons(
+        self, count: TaskCount, lang: str | None = None, at: dt.datetime | None = None
+    ) -> list[list[Button]]:
         """认领 while slots are left, 候补 when full, nothing once claims are over."""
         lang = lang or self.core.config.bot.default_language
-        if count.task.state not in TAKING:
+        if not self._takes_claims(count.task, at):
             return []
         if count.left > 0:
             return [[(self.core.t(lang, "tasks.button.claim"), cb("cl", count.task.id))]]
         return [[(self.core.t(lang, "tasks.button.waitlist"), cb("wl", count.task.id))]]
 
-    def card_markup(self, count: TaskCount) -> dict[str, Any] | None:
-        buttons = self.card_buttons(count)
+    def card_markup(self, count: TaskCount, at: dt.datetime | None = None) -> dict[str, Any] | None:
+        buttons = self.card_buttons(count, at=at)
         return keyboard(buttons) if buttons else None
 
     def preview(self, draft: TaskDraft, lang: str) -> str:
@@ -382,9 +390,10 @@ class TaskService:
             if not await store.add_card(tx, task_id, chat_id, message_id, now):
                 return
             count = await store.count(tx, task_id)
-            if count is not None and count.task.version > 0:
-                # Changed since the card was rendered at publishing time.
-                await self._edit_cards(tx, count, [store.Card(task_id, chat_id, message_id)], now)
+            if count is not None:
+                # An edit now only if the task changed since the card was rendered at publishing.
+                card = store.Card(task_id, chat_id, message_id)
+                await self._edit_cards(tx, count, [card], now, edit_now=count.task.version > 0)
 
     async def on_card_done(self, row: OutboxRow, outcome: str, result: dict[str, Any] | None) -> None:
         """Outbox hook for kind 'task_card': remember the posted card's message."""
@@ -877,25 +886,39 @@ class TaskService:
         return task
 
     async def _edit_cards(
-        self, tx: Executor, count: TaskCount, cards: list[store.Card], now: dt.datetime
+        self,
+        tx: Executor,
+        count: TaskCount,
+        cards: list[store.Card],
+        now: dt.datetime,
+        *,
+        edit_now: bool = True,
     ) -> None:
-        """Queue the edit of each card to its current text; an older edit not yet sent is dropped."""
-        text = self.card_text(count)
-        markup = self.card_markup(count)
+        """Queue the edit of each card to its current text (`v` rows), plus the edit that removes
+        its buttons when claims close (`w` rows, due then). Older edits not yet sent are dropped."""
+        version = count.task.version
+        closes = self.claims_close_at(count.task)
+        planned = (
+            [(now, "v", self.card_text(count, at=now), self.card_markup(count, at=now))] if edit_now else []
+        )
+        if self._takes_claims(count.task, now):
+            planned.append((closes, "w", self.card_text(count, at=closes), None))
         messages = []
         for card in cards:
-            key = f"task:{card.task_id}:card:{card.chat_id}:{card.message_id}:v"
-            await outbox.cancel(tx, dedup_prefix=key, now=now)
-            messages.append(
+            key = f"task:{card.task_id}:card:{card.chat_id}:{card.message_id}:"
+            for series in ("v", "w"):
+                await outbox.cancel(tx, dedup_prefix=key + series, now=now)
+            messages += [
                 NewMessage(
                     kind="task_card_edit",
-                    dedup_key=f"{key}{count.task.version}",
+                    dedup_key=f"{key}{series}{version}",
                     chat_id=card.chat_id,
                     payload=edit_payload(card.message_id, text, markup),
-                    due_at=now,
+                    due_at=due,
                     priority=3,
                 )
-            )
+                for due, series, text, markup in planned
+            ]
         await queue(self.core, tx, messages, now)
 
 

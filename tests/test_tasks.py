@@ -337,7 +337,12 @@ async def test_group_card_edited_as_slots_fill(core, svc):
     assert await store.cards(core.db, task.id) == []
     await svc.on_card_done(post, "sent", {"message_id": 555, "chat": {"id": -1001}})
     assert await store.cards(core.db, task.id) == [store.Card(task.id, -1001, 555)]
-    assert await rows(core, f"task:{task.id}:card:-1001:555:") == []  # nothing changed since posting
+    assert await rows(core, f"task:{task.id}:card:-1001:555:v") == []  # nothing changed since posting
+    # When claims close (here: the start), the card loses its buttons.
+    closing = await rows(core, f"task:{task.id}:card:-1001:555:w", "pending")
+    assert [r.due_at for r in closing] == [task.starts_at]
+    assert "已停止认领（0/2 人）" in closing[0].payload["params"]["text"]
+    assert "reply_markup" not in closing[0].payload["params"]
 
     await svc.claim(task.id, 1)
     edits = await rows(core, f"task:{task.id}:card:-1001:555:v", "pending")
@@ -358,9 +363,13 @@ async def test_group_card_edited_as_slots_fill(core, svc):
     await svc.join_waitlist(task.id, 3)  # the card reads the same: no edit
     assert (await rows(core, f"task:{task.id}:card:-1001:555:v", "pending"))[0].id == pending[0].id
 
+    closing = await rows(core, f"task:{task.id}:card:-1001:555:w", "pending")
+    assert len(closing) == 1 and "（2/2 人）" in closing[0].payload["params"]["text"]
+
     await svc.cancel(task.id, CAPTAIN)
     last = (await rows(core, f"task:{task.id}:card:-1001:555:v", "pending"))[-1]
     assert "已取消" in last.payload["params"]["text"] and "reply_markup" not in last.payload["params"]
+    assert await rows(core, f"task:{task.id}:card:-1001:555:w", "pending") == []  # would undo "cancelled"
 
 
 async def test_card_posted_after_changes_is_refreshed(core, svc):
