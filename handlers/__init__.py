@@ -1,0 +1,42 @@
+"""Telegram handlers, one module per feature. `register_all` wires them in a fixed order:
+
+group -10  track the user/group and pick the language (handlers/core.py)
+group -5   membership, admin changes, group migration
+group 0    every feature's handlers (conversations first), then core commands, then "unknown command"
+group 1000 flush persistence after every update
+"""
+
+from __future__ import annotations
+
+import importlib
+import warnings
+from types import ModuleType
+
+from telegram.ext import Application
+
+from handlers import core
+from handlers.common import Command
+
+# Feature modules, in registration order; each has `register(app)` and `COMMANDS`.
+FEATURES: tuple[str, ...] = ("handlers.broadcast",)
+
+
+def feature_modules() -> list[ModuleType]:
+    return [importlib.import_module(name) for name in FEATURES]
+
+
+def all_commands() -> list[Command]:
+    commands = list(core.COMMANDS)
+    for module in feature_modules():
+        commands.extend(getattr(module, "COMMANDS", ()))
+    return commands
+
+
+def register_all(app: Application) -> None:
+    # Our conversations track button presses per chat+user on purpose (state in the database).
+    warnings.filterwarnings("ignore", message="If 'per_message=False'", category=UserWarning)
+    core.register_first(app)
+    for module in feature_modules():
+        module.register(app)
+    core.register(app)
+    core.register_last(app)

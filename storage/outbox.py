@@ -224,6 +224,68 @@ async def rows_in_batch(db: Executor, batch: str, state: str | None = None) -> l
     return [_record(r) for r in rows]
 
 
+async def fetch_due(
+    db: Executor, now: dt.datetime, limit: int, exclude_chats: set[int] | None = None
+) -> list[OutboxRow]:
+    """Expire rows past their deadline, then the next due pending rows (one per chat, best first).
+
+    Rows stay 'pending'; the sender moves each one to 'sending' with `start_sending` right before its
+    HTTP call, so a crash can only ever leave the one in-flight row per chat in doubt.
+    """
+    stamp = to_db(now)
+    await db.execute(
+        "UPDATE outbox SET state = 'expired', updated_at = ? WHERE state = 'pending' AND expires_at IS NOT NULL"
+        " AND expires_at < ? AND due_at <= ?",
+        (stamp, stamp, stamp),
+    )
+    rows = await db.fetchall(
+        "SELECT * FROM outbox WHERE state = 'pending' AND due_at <= ? ORDER BY priority, due_at, id LIMIT ?",
+        (stamp, limit * 4),
+    )
+    picked: list[OutboxRow] = []
+    seen: set[int] = set(exclude_chats or ())
+    for row in rows:
+        record = _record(row)
+        if record.chat_id in seen:
+            continue
+        seen.add(record.chat_id)
+        picked.append(record)
+        if len(picked) >= limit:
+            break
+    return picked
+
+
+async def start_sending(db: Executor, row_id: int, now: dt.datetime) -> bool:
+    """pending -> sending, counted as an attempt; False when the row changed meanwhile (e.g. cancelled)."""
+    changed = await db.execute(
+        "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ? AND state = 'pending'",
+        (to_db(now), row_id),
+    )
+    return changed == 1
+
+
+async def postpone(db: Executor, row_id: int, due_at: dt.datetime, now: dt.datetime) -> None:
+    await db.execute(
+        "UPDATE outbox SET due_at = ?, updated_at = ? WHERE id = ? AND state = 'pending'",
+        (to_db(due_at), to_db(now), row_id),
+    )
+
+
+async def retarget_chat(db: Executor, old_chat_id: int, new_chat_id: int, now: dt.datetime) -> int:
+    """A group became a supergroup: its unsent rows go to the new id."""
+    return await db.execute(
+        "UPDATE outbox SET chat_id = ?, updated_at = ? WHERE chat_id = ? AND state IN ('pending', 'sending')",
+        (new_chat_id, to_db(now), old_chat_id),
+    )
+
+
+async def expired_since(db: Executor, since: dt.datetime) -> list[OutboxRow]:
+    rows = await db.fetchall(
+        "SELECT * FROM outbox WHERE state = 'expired' AND updated_at >= ? ORDER BY id", (to_db(since),)
+    )
+    return [_record(r) for r in rows]
+
+
 async def enqueue_or_revive(db: Executor, messages: Iterable[NewMessage], now: dt.datetime) -> None:
     """Like `enqueue`, but a row with the same dedup_key that was cancelled is queued again with the
     new payload and due time (e.g. a task reminder for a courier who withdrew, then claimed again).

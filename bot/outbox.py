@@ -1,0 +1,259 @@
+"""The one outbox sender: reminders, escalations, notifications and broadcasts all go out here.
+
+Rows are written first (storage/outbox.py); this worker sends the due ones:
+
+* one row per chat in flight at a time (order within a chat is kept), many chats in parallel;
+* each row moves pending -> sending right before its HTTP call and -> sent right after, so a crash
+  (even kill -9) leaves at most the in-flight rows in doubt; those are marked failed ("interrupted")
+  at the next start and never sent twice;
+* pacing through `FloodLimiter` (bulk rows, priority >= 5, stay under the bulk ceiling; replies first);
+* 429 -> the row goes back to pending at retry_after (nobody else waits); 403 -> the chat is marked
+  unreachable (group inactive / user blocked) and its pending rows skipped; a migrated group gets its
+  rows re-addressed; network errors retry with backoff up to `max_attempts`; a time-out fails the row
+  (delivery unknown: never risk a duplicate);
+* hooks per `kind` run after every final outcome (store a card's message id, broadcast progress).
+
+PTB's JobQueue is armed at the next due time to wake the worker; the database stays the truth.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import warnings
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
+
+from bot.core import Core
+from bot.ratelimit import FloodLimiter, retry_after_seconds
+from storage import groups as groups_repo
+from storage import outbox as repo
+from storage import users as users_repo
+from storage.db import Executor
+from storage.outbox import NewMessage, OutboxRow
+
+log = logging.getLogger(__name__)
+# The outbox sends stored Bot API calls generically, by method name, on purpose.
+warnings.filterwarnings("ignore", message="Please use 'Bot.", category=UserWarning)
+
+Hook = Callable[[OutboxRow, str, dict[str, Any] | None], Awaitable[None]]
+BULK_PRIORITY = 5
+
+
+class Outbox:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self._hooks: dict[str, list[Hook]] = {}
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._bot: Any = None
+        self._limiter: FloodLimiter | None = None
+        self._job_queue: Any = None
+        self._inflight: dict[int, asyncio.Task[None]] = {}
+        self._stopping = False
+        self.max_inflight = max(4, int(core.config.broadcast.max_per_second * 2))
+        core.clock.subscribe(self.wake)
+
+    # -- producers ---------------------------------------------------------------------------
+
+    async def enqueue(self, messages: Iterable[NewMessage], executor: Executor | None = None) -> int:
+        """Store rows (duplicates by dedup_key ignored) and wake the sender. Inside a transaction pass
+        it as `executor`; the rows then commit (or roll back) with the caller's other writes."""
+        count = await repo.enqueue(executor or self.core.db, list(messages), self.core.clock.now())
+        self.wake()
+        return count
+
+    def on_done(self, kind: str, hook: Hook) -> None:
+        """Call `hook(row, outcome, result)` after a row of `kind` is sent/failed/skipped."""
+        self._hooks.setdefault(kind, []).append(hook)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def bot(self) -> Any:
+        """The Bot the worker sends with (set at start)."""
+        return self._bot
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def start(self, bot: Any, limiter: FloodLimiter | None, job_queue: Any = None) -> None:
+        self._bot = bot
+        self._limiter = limiter
+        self._job_queue = job_queue
+        self._stopping = False
+        recovered = await repo.recover_interrupted(self.core.db, self.core.clock.now())
+        if recovered:
+            log.warning(
+                "outbox: %d message(s) were in flight at the last stop; marked failed, not resent", recovered
+            )
+        self._task = asyncio.create_task(self._run(), name="outbox")
+
+    async def stop(self) -> None:
+        """Stop taking rows; let in-flight sends finish (so their outcome is recorded)."""
+        self._stopping = True
+        self.wake()
+        if self._task is not None:
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._inflight:
+            await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+
+    async def idle(self, timeout: float = 5.0) -> bool:
+        """Wait until nothing is due or in flight (tests)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while loop.time() < deadline:
+            due = await repo.fetch_due(self.core.db, self.core.clock.now(), 1)
+            if not due and not self._inflight:
+                return True
+            await asyncio.sleep(0.01)
+        return False
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            try:
+                started = await self._dispatch()
+            except Exception:
+                log.exception("outbox: dispatch failed; retrying in 1 s")
+                await asyncio.sleep(1)
+                continue
+            if started:
+                continue
+            await self._sleep_until_due()
+
+    async def _dispatch(self) -> int:
+        free = self.max_inflight - len(self._inflight)
+        if free <= 0:
+            return 0
+        now = self.core.clock.now()
+        rows = await repo.fetch_due(self.core.db, now, free, exclude_chats=set(self._inflight))
+        started = 0
+        for row in rows:
+            wait = self._limiter.group_wait(row.chat_id) if self._limiter else 0.0
+            if wait > 0:
+                await repo.postpone(self.core.db, row.id, now + dt.timedelta(seconds=wait), now)
+                continue
+            task = asyncio.create_task(self._send(row), name=f"outbox-{row.id}")
+            self._inflight[row.chat_id] = task
+            task.add_done_callback(lambda _t, chat=row.chat_id: self._finished(chat))
+            started += 1
+        return started
+
+    def _finished(self, chat_id: int) -> None:
+        self._inflight.pop(chat_id, None)
+        self._wake.set()
+
+    async def _sleep_until_due(self) -> None:
+        self._wake.clear()
+        if self._stopping:
+            return
+        next_due = await repo.next_due(self.core.db)
+        timeout = 30.0
+        if next_due is not None:
+            timeout = max(0.0, min(timeout, (next_due - self.core.clock.now()).total_seconds()))
+            self._arm_job(timeout)
+        if self._inflight and timeout <= 0:
+            timeout = 0.05  # due rows are waiting only for their chat's in-flight send
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+
+    def _arm_job(self, seconds: float) -> None:
+        if self._job_queue is None or seconds <= 0:
+            return
+        for job in self._job_queue.get_jobs_by_name("outbox-wake"):
+            job.schedule_removal()
+
+        async def _wake(_context: Any) -> None:
+            self.wake()
+
+        self._job_queue.run_once(_wake, when=seconds, name="outbox-wake")
+
+    # -- one row -----------------------------------------------------------------------------
+
+    async def _send(self, row: OutboxRow) -> None:
+        db, clock = self.core.db, self.core.clock
+        bulk = row.priority >= BULK_PRIORITY
+        try:
+            if self._limiter is not None:
+                await self._limiter.acquire(row.chat_id, bulk=bulk)
+            if not await repo.start_sending(db, row.id, clock.now()):
+                return  # cancelled or taken meanwhile
+            method = row.payload["method"]
+            params = dict(row.payload.get("params", {}))
+            params["chat_id"] = row.chat_id
+            try:
+                result = await self._bot.do_api_request(
+                    method, api_kwargs=params, rate_limit_args={"reserved": True}
+                )
+            except RetryAfter as exc:
+                delay = retry_after_seconds(exc)
+                log.warning("outbox: 429 for row %s (chat %s); retry in %.0fs", row.id, row.chat_id, delay)
+                await repo.release(db, row.id, clock.now() + dt.timedelta(seconds=delay), clock.now())
+                return
+            except Forbidden as exc:
+                await self._unreachable(row, f"forbidden: {exc.message}")
+                return
+            except ChatMigrated as exc:
+                await groups_repo.migrate(db, old_id=row.chat_id, new_id=exc.new_chat_id, now=clock.now())
+                await repo.retarget_chat(db, row.chat_id, exc.new_chat_id, clock.now())
+                await repo.release(db, row.id, clock.now(), clock.now())
+                return
+            except BadRequest as exc:
+                if "not modified" in exc.message.lower():
+                    await repo.mark_sent(db, row.id, None, clock.now())
+                    await self._run_hooks(row, "sent", None)
+                    return
+                await repo.mark_failed(db, row.id, f"bad request: {exc.message}", clock.now())
+                await self._run_hooks(row, "failed", None)
+                return
+            except TimedOut:
+                await repo.mark_failed(db, row.id, "timed out (delivery unknown)", clock.now())
+                await self._run_hooks(row, "failed", None)
+                return
+            except NetworkError as exc:
+                if row.attempts + 1 >= self.core.config.broadcast.max_attempts:
+                    await repo.mark_failed(db, row.id, f"network: {exc.message}", clock.now())
+                    await self._run_hooks(row, "failed", None)
+                else:
+                    backoff = min(300, 2 ** (row.attempts + 1))
+                    await repo.retry_later(
+                        db,
+                        row.id,
+                        f"network: {exc.message}",
+                        clock.now() + dt.timedelta(seconds=backoff),
+                        clock.now(),
+                    )
+                return
+            message_id = result.get("message_id") if isinstance(result, dict) else None
+            await repo.mark_sent(db, row.id, message_id, clock.now())
+            await self._run_hooks(row, "sent", result if isinstance(result, dict) else None)
+        except Exception:
+            log.exception("outbox: row %s failed unexpectedly", row.id)
+            with contextlib.suppress(Exception):
+                await repo.mark_failed(db, row.id, "internal error", clock.now())
+
+    async def _unreachable(self, row: OutboxRow, reason: str) -> None:
+        db, now = self.core.db, self.core.clock.now()
+        await repo.mark_skipped(db, row.id, reason, now)
+        if row.chat_id < 0:
+            await groups_repo.set_active(db, row.chat_id, False, now)
+        else:
+            await users_repo.set_blocked(db, row.chat_id, True)
+        skipped = await repo.cancel_for_chat(db, row.chat_id, reason, now)
+        log.info("outbox: chat %s unreachable (%s); %d pending row(s) skipped", row.chat_id, reason, skipped)
+        await self._run_hooks(row, "skipped", None)
+
+    async def _run_hooks(self, row: OutboxRow, outcome: str, result: dict[str, Any] | None) -> None:
+        for hook in self._hooks.get(row.kind, ()):
+            try:
+                await hook(row, outcome, result)
+            except Exception:
+                log.exception("outbox: hook for %s failed (row %s)", row.kind, row.id)

@@ -1,0 +1,162 @@
+"""Running the bot: one async context manager shared by the CLI, the sandbox, tests and benchmarks.
+
+async with Runtime(config) as rt:   # db opened + migrated, app started, outbox running, "ready"
+    await rt.wait_closed()          # until SIGINT/SIGTERM (CLI) ... tests just leave the block
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from telegram import (
+    BotCommand,
+    BotCommandScopeAllChatAdministrators,
+    BotCommandScopeAllGroupChats,
+    BotCommandScopeAllPrivateChats,
+    Update,
+)
+from telegram.error import TelegramError
+from telegram.ext import Application
+
+from bot.app import build_application
+from bot.authz import Authorizer
+from bot.clock import Clock, SystemClock
+from bot.config import Config
+from bot.core import Core
+from bot.i18n import LANGUAGES, Catalog
+from bot.outbox import Outbox
+from storage.db import Database
+
+log = logging.getLogger("xiaoge")
+
+Startup = Callable[[Core, Application], Awaitable[None]]
+
+
+def startup_hooks(app: Application) -> list[Startup]:
+    """Features add coroutines run once the bot is up (re-arm reminders, schedule daily jobs)."""
+    return app.bot_data.setdefault("startup", [])
+
+
+class Runtime:
+    def __init__(self, config: Config, *, clock: Clock | None = None, polling: bool | None = None) -> None:
+        self.config = config
+        self.clock = clock or SystemClock()
+        self.polling = (config.telegram.mode == "polling") if polling is None else polling
+        self.db = Database(config.storage.path)
+        self.core: Core | None = None
+        self.app: Application | None = None
+        self._closed = asyncio.Event()
+
+    async def __aenter__(self) -> Runtime:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        await self.db.open()
+        applied = await self.db.migrate()
+        if applied:
+            log.info("database %s: applied %s", self.config.storage.path, ", ".join(applied))
+        core = Core(self.config, self.clock, self.db, Catalog.load(self.config.bot.default_language))
+        core.outbox = Outbox(core)
+        self.core = core
+        app = build_application(core)
+        self.app = app
+
+        async def fetch_admins(chat_id: int) -> set[int]:
+            admins = await app.bot.get_chat_administrators(chat_id)
+            return {m.user.id for m in admins}
+
+        core.authz = Authorizer(core, fetch_admins)
+        await app.initialize()
+        await self._set_commands(app)
+        if self.polling:
+            await app.updater.start_polling(
+                poll_interval=0,
+                timeout=self.config.telegram.poll_timeout,
+                allowed_updates=Update.ALL_TYPES,
+                drop_pending_updates=False,
+                error_callback=self._polling_error,
+            )
+        else:
+            tg = self.config.telegram
+            await app.updater.start_webhook(
+                listen=tg.webhook_listen,
+                port=tg.webhook_port,
+                url_path=tg.webhook_path,
+                webhook_url=tg.webhook_url.rstrip("/") + "/" + tg.webhook_path,
+                secret_token=tg.webhook_secret_token or None,
+                allowed_updates=Update.ALL_TYPES,
+            )
+        await app.start()
+        await core.outbox.start(app.bot, app.bot_data.get("limiter"), app.job_queue)
+        for hook in startup_hooks(app):
+            await hook(core, app)
+        log.info(
+            "ready: @%s serving (%s), database %s, timezone %s",
+            app.bot.username,
+            "polling" if self.polling else "webhook",
+            self.config.storage.path,
+            self.config.bot.timezone,
+        )
+
+    @staticmethod
+    def _polling_error(exc: TelegramError) -> None:
+        log.warning("polling: %s (retrying)", exc)
+
+    async def _set_commands(self, app: Application) -> None:
+        from handlers import all_commands
+
+        catalog = app.bot_data["core"].catalog
+        commands = all_commands()
+        scopes: list[tuple[Any, Callable[[Any], bool]]] = [
+            (BotCommandScopeAllPrivateChats(), lambda c: c.scope in ("all", "private") and c.perm is None),
+            (BotCommandScopeAllGroupChats(), lambda c: c.scope in ("all", "group") and c.perm is None),
+            (BotCommandScopeAllChatAdministrators(), lambda c: c.scope in ("all", "group")),
+        ]
+        try:
+            for scope, keep in scopes:
+                for lang in ("", *LANGUAGES):
+                    texts = catalog.texts.get(lang or self.config.bot.default_language)
+                    chosen = [
+                        BotCommand(c.name, texts.get(c.description) or catalog.t(None, c.description))
+                        for c in commands
+                        if keep(c)
+                    ]
+                    await app.bot.set_my_commands(chosen, scope=scope, language_code=lang or None)
+        except TelegramError as exc:
+            log.warning("could not register the command menus: %s", exc)
+
+    async def stop(self) -> None:
+        app = self.app
+        try:
+            if app is not None:
+                if self.core is not None and self.core.outbox is not None:
+                    await self.core.outbox.stop()
+                if app.updater is not None and app.updater.running:
+                    await app.updater.stop()
+                if app.running:
+                    await app.stop()
+                await app.shutdown()  # writes the persistence one last time
+        finally:
+            await self.db.close()
+            self._closed.set()
+            log.info("stopped")
+
+    def request_stop(self) -> None:
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._closed.set)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix
+                pass
+        await self._closed.wait()

@@ -1,0 +1,139 @@
+"""Helpers every feature's handlers share: the actor, the authorization gate, replies, menus."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    Update,
+)
+from telegram.constants import ChatType
+from telegram.ext import filters
+
+from bot.app import XContext
+from bot.authz import ANONYMOUS_ADMIN_ID, POLICY, Actor, Perm
+from bot.i18n import Catalog
+
+MAX_CALLBACK_BYTES = 64
+
+
+@dataclass(frozen=True)
+class Command:
+    """A bot command for /help and setMyCommands."""
+
+    name: str
+    # Catalog key of the one-line description.
+    description: str
+    # "private", "group" or "all"
+    scope: str = "all"
+    # Shown in /help only to users holding this permission (None: everyone).
+    perm: Perm | None = None
+
+
+def cb(*parts: object) -> str:
+    """Callback data "feature:action:args"; Telegram allows at most 64 bytes."""
+    data = ":".join(str(p) for p in parts)
+    if len(data.encode("utf-8")) > MAX_CALLBACK_BYTES:
+        raise ValueError(f"callback data over 64 bytes: {data!r}")
+    return data
+
+
+def actor_of(update: Update) -> Actor:
+    chat = update.effective_chat
+    user = update.effective_user
+    message = update.effective_message
+    anonymous = bool(
+        message is not None
+        and message.sender_chat is not None
+        and chat is not None
+        and message.sender_chat.id == chat.id
+        and (user is None or user.id == ANONYMOUS_ADMIN_ID)
+    )
+    return Actor(
+        user_id=None if anonymous or user is None else user.id,
+        chat_id=chat.id if chat else None,
+        chat_type=chat.type if chat else None,
+        anonymous_admin=anonymous,
+    )
+
+
+async def require(update: Update, context: XContext, perm: Perm, area: str | None = None) -> bool:
+    """The gate for every privileged command and button: True, or a refusal sent and False."""
+    decision = await context.core.authz.check(actor_of(update), perm, area)
+    if decision.allowed:
+        return True
+    if decision.reason == "anonymous":
+        text = context.t("authz.anonymous_admin")
+    elif decision.reason == "area":
+        text = context.t("authz.wrong_area")
+    else:
+        roles = ["admin", *sorted(r.value for r in POLICY[perm])]
+        text = context.t("authz.denied", roles="、".join(context.t(f"role.{r}") for r in roles))
+    await notify(update, context, text, alert=True)
+    return False
+
+
+async def notify(
+    update: Update, context: XContext, text: str, *, alert: bool = False, **kwargs: Any
+) -> Message | None:
+    """Answer a button press (as a toast/alert) or reply to a message."""
+    query = update.callback_query
+    if query is not None:
+        await query.answer(text[:200], show_alert=alert)
+        return None
+    return await reply(update, context, text, **kwargs)
+
+
+async def reply(update: Update, context: XContext, text: str, **kwargs: Any) -> Message | None:
+    chat = update.effective_chat
+    if chat is None:
+        return None
+    return await context.bot.send_message(chat.id, text, **kwargs)
+
+
+def is_private(update: Update) -> bool:
+    return update.effective_chat is not None and update.effective_chat.type == ChatType.PRIVATE
+
+
+def menu_text(catalog: Catalog, key: str) -> filters.BaseFilter:
+    """Matches a main-menu button's text in any language."""
+    return filters.Text(sorted(catalog.all_languages(key)))
+
+
+def main_menu(context: XContext) -> ReplyKeyboardMarkup:
+    t = context.t
+    return ReplyKeyboardMarkup(
+        [
+            [KeyboardButton(t("menu.stations"), request_location=True), KeyboardButton(t("menu.report"))],
+            [
+                KeyboardButton(t("menu.wishes")),
+                KeyboardButton(t("menu.meetings")),
+                KeyboardButton(t("menu.me")),
+            ],
+        ],
+        resize_keyboard=True,
+        is_persistent=True,
+        input_field_placeholder=t("menu.placeholder"),
+    )
+
+
+def deep_link(context: XContext, payload: str) -> str:
+    return f"https://t.me/{context.bot.username}?start={payload}"
+
+
+def open_private_button(
+    context: XContext, payload: str, label_key: str = "error.open_private"
+) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(context.t(label_key), url=deep_link(context, payload))]]
+    )
+
+
+def stale_button_text(context: XContext) -> str:
+    return context.t("error.stale_button")

@@ -1,0 +1,518 @@
+"""Core handlers: who is talking (users, groups, language), /start with deep links, /help, /lang,
+/cancel, /me, role management (/grant /revoke /roles), the group's area (/area), membership updates,
+the error handler and the persistence flush."""
+
+from __future__ import annotations
+
+import html
+import logging
+from collections.abc import Awaitable, Callable
+
+from telegram import ChatMember, ChatMemberUpdated, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatType
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    ChatMemberHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    TypeHandler,
+    filters,
+)
+
+from bot.app import XContext
+from bot.authz import GRANTABLE, Perm, Role
+from bot.i18n import LANGUAGES, resolve_language
+from handlers.common import Command, actor_of, cb, is_private, main_menu, menu_text, reply, require
+from storage import groups as groups_repo
+from storage import outbox as outbox_repo
+from storage import points as points_repo
+from storage import roles as roles_repo
+from storage import users as users_repo
+
+log = logging.getLogger(__name__)
+
+AREA_MAX_LEN = 40
+
+COMMANDS = [
+    Command("start", "cmd.start"),
+    Command("help", "cmd.help"),
+    Command("lang", "cmd.lang"),
+    Command("cancel", "cmd.cancel", scope="private"),
+    Command("me", "cmd.me", scope="private"),
+    Command("area", "cmd.area", scope="group", perm=Perm.GROUP_SET_AREA),
+    Command("grant", "cmd.grant", perm=Perm.ROLES_MANAGE),
+    Command("revoke", "cmd.revoke", perm=Perm.ROLES_MANAGE),
+    Command("roles", "cmd.roles", perm=Perm.ROLES_MANAGE),
+]
+
+DeepLink = Callable[[Update, XContext, str], Awaitable[None]]
+
+
+def deep_links(app: Application) -> dict[str, DeepLink]:
+    """Features register `/start <prefix>[_arg]` targets here: deep_links(app)["report"] = handler."""
+    return app.bot_data.setdefault("deep_links", {})
+
+
+# -- who is talking ---------------------------------------------------------------------------
+
+
+async def track(update: Update, context: XContext) -> None:
+    """First in line for every update: record the user and the group, pick the reply language."""
+    core = context.core
+    now = core.clock.now()
+    user = update.effective_user
+    chat = update.effective_chat
+    record = None
+    if user is not None and not user.is_bot:
+        await users_repo.touch(
+            core.db,
+            user_id=user.id,
+            first_name=user.first_name,
+            last_name=user.last_name,
+            username=user.username,
+            language_code=user.language_code,
+            private_chat=chat is not None and chat.type == ChatType.PRIVATE,
+            now=now,
+        )
+        record = await users_repo.get(core.db, user.id)
+    if (
+        chat is not None
+        and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
+        and update.my_chat_member is None
+    ):
+        await groups_repo.touch(core.db, chat_id=chat.id, title=chat.title or "", type=chat.type, now=now)
+    default = core.config.bot.default_language
+    if record is not None:
+        context.lang = resolve_language(record.lang, record.language_code, default)
+    elif user is not None:
+        context.lang = resolve_language(None, user.language_code, default)
+
+
+async def bot_membership(update: Update, context: XContext) -> None:
+    """The bot was added to, removed from, or promoted in a group."""
+    change: ChatMemberUpdated = update.my_chat_member  # type: ignore[assignment]
+    core = context.core
+    chat = change.chat
+    if chat.type not in (ChatType.GROUP, ChatType.SUPERGROUP):
+        return
+    new = change.new_chat_member
+    active = new.status in (
+        ChatMember.MEMBER,
+        ChatMember.ADMINISTRATOR,
+        ChatMember.OWNER,
+        ChatMember.RESTRICTED,
+    )
+    can_pin = new.status == ChatMember.ADMINISTRATOR and bool(getattr(new, "can_pin_messages", False))
+    was_active = change.old_chat_member.status in (
+        ChatMember.MEMBER,
+        ChatMember.ADMINISTRATOR,
+        ChatMember.RESTRICTED,
+    )
+    await groups_repo.upsert(
+        core.db,
+        chat_id=chat.id,
+        title=chat.title or "",
+        type=chat.type,
+        active=active,
+        bot_status=new.status,
+        can_pin=can_pin,
+        now=core.clock.now(),
+    )
+    core.authz.forget_group_admins(chat.id)
+    log.info("group %s (%s): bot is now %s", chat.id, chat.title, new.status)
+    if active and not was_active:
+        await context.bot.send_message(chat.id, context.t("start.group_greeting"))
+    if not active:
+        await outbox_repo.cancel_for_chat(core.db, chat.id, "bot removed from the group", core.clock.now())
+
+
+async def member_changed(update: Update, context: XContext) -> None:
+    """Someone's status in a group changed: forget cached admins, so a demoted admin loses power now."""
+    if update.chat_member is not None:
+        context.core.authz.forget_group_admins(update.chat_member.chat.id)
+
+
+async def group_migrated(update: Update, context: XContext) -> None:
+    message = update.effective_message
+    if message is None or message.migrate_to_chat_id is None:
+        return
+    core = context.core
+    now = core.clock.now()
+    await groups_repo.migrate(core.db, old_id=message.chat.id, new_id=message.migrate_to_chat_id, now=now)
+    await outbox_repo.retarget_chat(core.db, message.chat.id, message.migrate_to_chat_id, now)
+    log.info("group %s migrated to supergroup %s", message.chat.id, message.migrate_to_chat_id)
+
+
+# -- /start, /help, /lang, /cancel, /me -------------------------------------------------------
+
+
+async def start(update: Update, context: XContext) -> None:
+    user = update.effective_user
+    if not is_private(update):
+        await reply(update, context, context.t("start.group_greeting"))
+        return
+    payload = context.args[0] if context.args else ""
+    if payload:
+        prefix, _, arg = payload.partition("_")
+        target = deep_links(context.application).get(prefix)
+        if target is not None:
+            await target(update, context, arg)
+            return
+        await reply(update, context, context.t("start.deep_link_unknown"), reply_markup=main_menu(context))
+        return
+    name = html.escape(user.first_name if user else "")
+    await reply(update, context, context.t("start.greeting", name=name), reply_markup=main_menu(context))
+
+
+async def help_command(update: Update, context: XContext) -> None:
+    from handlers import all_commands
+
+    actor = actor_of(update)
+    private = is_private(update)
+    lines = [context.t("help.title")]
+    for command in all_commands():
+        if command.scope == "private" and not private:
+            continue
+        if command.scope == "group" and private:
+            continue
+        if command.perm is not None and not await context.core.authz.check(actor, command.perm):
+            continue
+        lines.append(context.t("help.line", command=command.name, description=context.t(command.description)))
+    if actor.user_id is not None:
+        lines.append("")
+        lines.append(context.t("help.roles_line", roles=await _roles_text(context, actor.user_id)))
+    if not private:
+        lines.append(context.t("help.group_note", bot=context.bot.username))
+    await reply(update, context, "\n".join(lines))
+
+
+async def _roles_text(context: XContext, user_id: int) -> str:
+    held = await context.core.authz.roles_of(user_id)
+    if not held:
+        return context.t("role.courier")
+    return "、".join(_role_label(context, role, area) for role, area in held)
+
+
+def _role_label(context: XContext, role: Role | str, area: str) -> str:
+    label = context.t(f"role.{role}")
+    return f"{label}（{area or context.t('role.everywhere')}）" if role != Role.ADMIN else label
+
+
+async def lang_command(update: Update, context: XContext) -> None:
+    buttons = [
+        [InlineKeyboardButton(context.t(f"lang.{code}"), callback_data=cb("core", "lang", code))]
+        for code in LANGUAGES
+    ]
+    await reply(update, context, context.t("lang.choose"), reply_markup=InlineKeyboardMarkup(buttons))
+
+
+async def lang_chosen(update: Update, context: XContext) -> None:
+    query = update.callback_query
+    code = (query.data or "").rsplit(":", 1)[-1]
+    if code not in LANGUAGES or update.effective_user is None:
+        await query.answer(context.t("error.stale_button"), show_alert=True)
+        return
+    await users_repo.set_lang(context.core.db, update.effective_user.id, code)
+    context.lang = code
+    await query.answer()
+    text = context.t("lang.set")
+    await query.edit_message_text(text)
+    if is_private(update):
+        await context.bot.send_message(
+            update.effective_chat.id, context.t("menu.placeholder"), reply_markup=main_menu(context)
+        )
+
+
+async def cancel_command(update: Update, context: XContext) -> None:
+    """/cancel outside any conversation (conversations handle it themselves: `cancel_fallback`)."""
+    await reply(
+        update,
+        context,
+        context.t("cancel.nothing"),
+        reply_markup=main_menu(context) if is_private(update) else None,
+    )
+
+
+async def cancel_conversation(update: Update, context: XContext) -> int:
+    """Fallback for every ConversationHandler: leave it, drop the draft, show the menu."""
+    drafts = context.user_data.get("drafts") if context.user_data is not None else None
+    if isinstance(drafts, dict):
+        drafts.clear()
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+    await reply(
+        update,
+        context,
+        context.t("cancel.done"),
+        reply_markup=main_menu(context) if is_private(update) else None,
+    )
+    return ConversationHandler.END
+
+
+def cancel_fallback() -> CommandHandler:
+    return CommandHandler("cancel", cancel_conversation)
+
+
+async def me_command(update: Update, context: XContext) -> None:
+    user = update.effective_user
+    if user is None:
+        return
+    core = context.core
+    record = await users_repo.get(core.db, user.id)
+    balance = await points_repo.balance(core.db, user.id)
+    lines = [
+        context.t("me.title"),
+        context.t("me.name", name=html.escape(record.display_name if record else user.full_name)),
+        context.t("me.language", language=context.t(f"lang.{context.lang}")),
+        context.t("me.roles", roles=await _roles_text(context, user.id)),
+        context.t("me.points", points=balance),
+        context.t("me.area", area=(record.area if record and record.area else context.t("me.area_none"))),
+        "",
+        context.t("me.links"),
+    ]
+    await reply(update, context, "\n".join(lines))
+
+
+# -- roles ------------------------------------------------------------------------------------
+
+
+async def _resolve_target(
+    update: Update, context: XContext, args: list[str]
+) -> tuple[int | None, str, list[str]]:
+    """The target user of /grant or /revoke: the replied-to message's author, a user id or @username."""
+    message = update.effective_message
+    if message is not None and message.reply_to_message is not None and message.reply_to_message.from_user:
+        target = message.reply_to_message.from_user
+        if not target.is_bot:
+            await users_repo.touch(
+                context.core.db,
+                user_id=target.id,
+                first_name=target.first_name,
+                last_name=target.last_name,
+                username=target.username,
+                language_code=target.language_code,
+                private_chat=False,
+                now=context.core.clock.now(),
+            )
+            return target.id, target.full_name, args
+    if not args:
+        return None, "", args
+    who, rest = args[0], args[1:]
+    if who.lstrip("-").isdigit():
+        record = await users_repo.get(context.core.db, int(who))
+        if record is None:
+            return None, who, rest
+        return record.id, record.display_name, rest
+    if who.startswith("@"):
+        record = await users_repo.find_by_username(context.core.db, who[1:])
+        if record is None:
+            return None, who, rest
+        return record.id, record.display_name, rest
+    return None, "", args
+
+
+async def grant_command(update: Update, context: XContext) -> None:
+    await _change_role(update, context, grant=True)
+
+
+async def revoke_command(update: Update, context: XContext) -> None:
+    await _change_role(update, context, grant=False)
+
+
+async def _change_role(update: Update, context: XContext, *, grant: bool) -> None:
+    if not await require(update, context, Perm.ROLES_MANAGE):
+        return
+    usage = context.t("roles.usage" if grant else "roles.revoke_usage")
+    args = list(context.args or [])
+    target_id, name, rest = await _resolve_target(update, context, args)
+    if target_id is None:
+        await reply(
+            update, context, context.t("roles.unknown_user", who=html.escape(name)) if name else usage
+        )
+        return
+    if not rest:
+        await reply(update, context, usage)
+        return
+    role_name, area = rest[0].lower(), " ".join(rest[1:]).strip()
+    if role_name not in {r.value for r in GRANTABLE}:
+        await reply(update, context, context.t("roles.unknown_role", role=html.escape(role_name)))
+        return
+    if len(area) > AREA_MAX_LEN:
+        await reply(update, context, context.t("group.area_too_long", limit=AREA_MAX_LEN))
+        return
+    core = context.core
+    values = {
+        "name": html.escape(name),
+        "role": context.t(f"role.{role_name}"),
+        "area": html.escape(area) or context.t("role.everywhere"),
+    }
+    if grant:
+        changed = await roles_repo.grant(
+            core.db,
+            user_id=target_id,
+            role=role_name,
+            area=area,
+            granted_by=update.effective_user.id,
+            now=core.clock.now(),
+        )
+        await reply(update, context, context.t("roles.granted" if changed else "roles.already", **values))
+        if changed:
+            await _tell_grantee(context, target_id, role_name, area)
+    else:
+        removed = await roles_repo.revoke(core.db, user_id=target_id, role=role_name, area=area)
+        await reply(update, context, context.t("roles.revoked" if removed else "roles.not_held", **values))
+
+
+async def _tell_grantee(context: XContext, user_id: int, role: str, area: str) -> None:
+    core = context.core
+    record = await users_repo.get(core.db, user_id)
+    if record is None or not record.private_chat or record.blocked:
+        return
+    lang = await core.user_lang(user_id)
+    text = core.t(
+        lang,
+        "roles.you_were_granted",
+        role=core.t(lang, f"role.{role}"),
+        area=html.escape(area) or core.t(lang, "role.everywhere"),
+    )
+    from storage.outbox import NewMessage
+
+    stamp = core.clock.now()
+    await core.outbox.enqueue(
+        [
+            NewMessage(
+                kind="notice",
+                dedup_key=f"role:{user_id}:{role}:{area}:{stamp.isoformat()}",
+                chat_id=user_id,
+                payload={"method": "sendMessage", "params": {"text": text}},
+                due_at=stamp,
+                priority=0,
+            )
+        ]
+    )
+
+
+async def roles_command(update: Update, context: XContext) -> None:
+    if not await require(update, context, Perm.ROLES_MANAGE):
+        return
+    core = context.core
+    grants = await roles_repo.all_grants(core.db)
+    names = await users_repo.get_many(core.db, [g.user_id for g in grants])
+    lines = [context.t("roles.list_title")]
+    for g in grants:
+        record = names.get(g.user_id)
+        lines.append(
+            context.t(
+                "roles.list_line",
+                name=html.escape(record.display_name if record else "?"),
+                user_id=g.user_id,
+                role=context.t(f"role.{g.role}"),
+                area=html.escape(g.area) or context.t("role.everywhere"),
+            )
+        )
+    if not grants:
+        lines.append(context.t("roles.list_empty"))
+    lines.append(context.t("roles.admins_line", ids=", ".join(str(i) for i in core.config.bot.admins) or "-"))
+    await reply(update, context, "\n".join(lines))
+
+
+# -- the group's area ---------------------------------------------------------------------------
+
+
+async def area_command(update: Update, context: XContext) -> None:
+    chat = update.effective_chat
+    if chat is None or chat.type not in (ChatType.GROUP, ChatType.SUPERGROUP):
+        await reply(update, context, context.t("group.group_only"))
+        return
+    core = context.core
+    group = await groups_repo.get(core.db, chat.id)
+    args = " ".join(context.args or []).strip()
+    if not args:
+        current = group.area if group else None
+        text = (
+            context.t("group.area_current", area=html.escape(current))
+            if current
+            else context.t("group.area_none")
+        )
+        await reply(update, context, text + "\n" + context.t("group.area_usage"))
+        return
+    new_area = None if args == "-" else args
+    if new_area is not None and len(new_area) > AREA_MAX_LEN:
+        await reply(update, context, context.t("group.area_too_long", limit=AREA_MAX_LEN))
+        return
+    # A moderator scoped to an area may tag groups of that area only; group admins may tag their group.
+    if not await require(update, context, Perm.GROUP_SET_AREA, new_area or (group.area if group else None)):
+        return
+    await groups_repo.set_area(core.db, chat.id, new_area, core.clock.now())
+    if new_area is None:
+        await reply(update, context, context.t("group.area_cleared"))
+    else:
+        await reply(update, context, context.t("group.area_set", area=html.escape(new_area)))
+
+
+# -- errors and persistence -------------------------------------------------------------------
+
+
+async def on_error(update: object, context: XContext) -> None:
+    """Log with the update's context; tell the user, in their language, that nothing was lost."""
+    chat_id = user_id = None
+    if isinstance(update, Update):
+        chat_id = update.effective_chat.id if update.effective_chat else None
+        user_id = update.effective_user.id if update.effective_user else None
+    log.error(
+        "error handling update %s (chat=%s user=%s)",
+        getattr(update, "update_id", None),
+        chat_id,
+        user_id,
+        exc_info=context.error,
+    )
+    if not isinstance(update, Update) or chat_id is None:
+        return
+    try:
+        if update.callback_query is not None:
+            await update.callback_query.answer(context.t("error.generic"), show_alert=True)
+        else:
+            await context.bot.send_message(chat_id, context.t("error.generic"))
+    except Exception:
+        log.warning("could not tell chat %s about the error", chat_id, exc_info=True)
+
+
+async def flush_persistence(update: object, context: XContext) -> None:
+    """Last in line: write conversation states and user/chat data now, so kill -9 loses no draft."""
+    await context.application.update_persistence()
+
+
+async def unknown_command(update: Update, context: XContext) -> None:
+    if is_private(update):
+        await reply(update, context, context.t("authz.unknown_command"))
+
+
+def register_first(app: Application) -> None:
+    app.add_handler(TypeHandler(Update, track), group=-10)
+    app.add_handler(ChatMemberHandler(bot_membership, ChatMemberHandler.MY_CHAT_MEMBER), group=-5)
+    app.add_handler(ChatMemberHandler(member_changed, ChatMemberHandler.CHAT_MEMBER), group=-5)
+    app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, group_migrated), group=-5)
+
+
+def register(app: Application) -> None:
+    catalog = app.bot_data["core"].catalog
+    app.add_handler(CommandHandler("start", start))
+    app.add_handler(CommandHandler("help", help_command))
+    app.add_handler(CommandHandler("lang", lang_command))
+    app.add_handler(CallbackQueryHandler(lang_chosen, pattern=r"^core:lang:"))
+    app.add_handler(CommandHandler("cancel", cancel_command))
+    app.add_handler(CommandHandler("me", me_command))
+    app.add_handler(MessageHandler(menu_text(catalog, "menu.me"), me_command))
+    app.add_handler(CommandHandler("grant", grant_command))
+    app.add_handler(CommandHandler("revoke", revoke_command))
+    app.add_handler(CommandHandler("roles", roles_command))
+    app.add_handler(CommandHandler("area", area_command))
+
+
+def register_last(app: Application) -> None:
+    # Feature handlers all live in group 0, so this one only sees commands nobody took.
+    app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command))
+    app.add_handler(TypeHandler(Update, flush_persistence), group=1000)
+    app.add_error_handler(on_error)  # type: ignore[arg-type]

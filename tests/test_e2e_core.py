@@ -1,0 +1,198 @@
+"""End to end: /start, /help by role, /lang, deep links, roles, groups, restart."""
+
+from tests.conftest import ADMIN_ID
+
+
+async def test_start_in_chinese(bot, tg):
+    chat = tg.private(tg.user(1001, "小王", language_code="zh-hans"))
+    await chat.send("/start")
+    msg = await chat.expect_message(contains="你好，小王")
+    assert msg.reply_keyboard
+    labels = msg.labels
+    assert "📍 附近驿站" in labels and "📝 反映问题" in labels and "👤 我的" in labels
+    assert msg.button("📍 附近驿站").get("request_location") is True
+
+
+async def test_start_in_english(bot, tg):
+    chat = tg.private(tg.user(1002, "Wang", language_code="en"))
+    await chat.send("/start")
+    msg = await chat.expect_message(contains="Hi Wang")
+    assert "📍 Stations nearby" in msg.labels
+
+
+async def test_help_depends_on_role(bot, tg):
+    courier = tg.private(tg.user(1003, "小李"))
+    await courier.send("/help")
+    text = (await courier.expect_message(contains="/start")).text
+    assert "/grant" not in text and "/broadcast" not in text
+    assert "小哥" in text  # role line: courier
+
+    admin = tg.private(tg.user(ADMIN_ID, "管理员"))
+    await admin.send("/help")
+    text = (await admin.expect_message(contains="/start")).text
+    assert "/grant" in text and "/broadcast" in text
+
+    await bot.grant(1003, "moderator", "蒋村街道")
+    await courier.send("/help")
+    text = (await courier.expect_message(contains="/start")).text
+    assert "/broadcast" in text and "/grant" not in text
+    assert "蒋村街道" in text
+
+
+async def test_lang_switch(bot, tg):
+    chat = tg.private(tg.user(1004, "小赵"))
+    await chat.send("/lang")
+    await chat.expect_message(contains="Choose your language")
+    await chat.press("English")
+    await chat.expect_edit(contains="Language set to English")
+    await chat.send("/start")
+    await chat.expect_message(contains="Hi 小赵")
+    await chat.send("/lang")
+    await chat.expect_message()
+    await chat.press("简体中文")
+    await chat.expect_edit(contains="简体中文")
+
+
+async def test_forged_lang_button_changes_nothing(bot, tg):
+    chat = tg.private(tg.user(1005, "小钱"))
+    await chat.send("/lang")
+    await chat.expect_message()
+    answer = await (await chat.press_data("core:lang:xx")).wait()
+    assert answer.show_alert and "过期" in answer.text
+    await chat.send("/start")
+    await chat.expect_message(contains="你好")
+
+
+async def test_unknown_deep_link_shows_menu(bot, tg):
+    chat = tg.private(tg.user(1006, "小孙"))
+    await chat.send("/start nonsense_42")
+    msg = await chat.expect_message(contains="链接已失效")
+    assert msg.reply_keyboard
+
+
+async def test_grant_by_reply_and_refusal(bot, tg):
+    admin_user = tg.user(ADMIN_ID, "管理员", started=True)
+    courier_user = tg.user(1007, "小周", started=True)
+    group = tg.group(-100777, "蒋村小哥群", creator=admin_user)
+    await group.add_bot(by=admin_user)
+    courier_chat = group.chat(courier_user)
+    await tg.private(courier_user).send("/start")
+    await tg.private(courier_user).expect_message()
+    hello = await courier_chat.send("大家好")
+    admin_chat = group.chat(admin_user)
+    await admin_chat.reply_to(hello, "/grant moderator 蒋村街道")
+    await admin_chat.expect_message(contains="小周")
+    note = await tg.private(courier_user).expect_message(contains="蒋村街道")
+    assert note is not None
+    roles = await bot.core.authz.roles_of(1007)
+    assert [(r.value, a) for r, a in roles] == [("moderator", "蒋村街道")]
+
+    # A courier (now moderator) cannot grant: only admins can.
+    await courier_chat.send("/grant 9999 captain")
+    refusal = await courier_chat.expect_message(contains="没有权限")
+    assert refusal is not None
+    # Unknown role, unknown user
+    await admin_chat.send("/grant 1007 king")
+    await admin_chat.expect_message(contains="king")
+    await admin_chat.send("/grant 55555 captain")
+    await admin_chat.expect_message(contains="55555")
+    await admin_chat.send("/revoke 1007 moderator 蒋村街道")
+    await admin_chat.expect_message(contains="撤销")
+    assert await bot.core.authz.roles_of(1007) == []
+
+
+async def test_group_added_removed_migrated_and_area(bot, tg):
+    from storage import groups
+
+    admin_user = tg.user(ADMIN_ID, "管理员")
+    member = tg.user(1008, "小吴")
+    group = tg.group(-5001, "古荡骑手群", type="group", creator=admin_user)
+    await group.add_bot(by=admin_user)
+    await group.chat(admin_user).expect_message(contains="小哥助手")
+    record = await groups.get(bot.db, -5001)
+    assert record is not None and record.active and record.title == "古荡骑手群"
+
+    # A plain member cannot set the area; the Telegram group admin can.
+    await group.chat(member).send("/area 古荡街道")
+    await group.chat(member).expect_message(contains="没有权限")
+    await group.chat(admin_user).send("/area@xiaoge_test_bot 古荡街道")
+    await group.chat(admin_user).expect_message(contains="古荡街道")
+    assert (await groups.get(bot.db, -5001)).area == "古荡街道"
+
+    new = await group.migrate_to_supergroup(-1005001, by=admin_user)
+    await bot.settle()
+    migrated = await groups.get(bot.db, -1005001)
+    assert migrated is not None and migrated.area == "古荡街道" and migrated.active
+
+    await new.remove_bot(by=admin_user)
+    await bot.settle()
+    assert not (await groups.get(bot.db, -1005001)).active
+
+
+async def test_demoted_group_admin_loses_power_at_once(bot, tg):
+    owner = tg.user(1010, "群主")
+    helper = tg.user(1011, "副群主")
+    group = tg.group(-100888, "翠苑群", creator=owner)
+    # Telegram sends chat_member updates only to bots that are admins.
+    await group.add_bot(by=owner, admin=True)
+    await group.set_admin(helper, True)
+    await group.chat(helper).send("/area 翠苑街道")
+    await group.chat(helper).expect_message(contains="翠苑街道")
+    await group.set_admin(helper, False)
+    await group.chat(helper).send("/area 西溪街道")
+    await group.chat(helper).expect_message(contains="没有权限")
+
+
+async def test_anonymous_admin_is_not_mistaken_for_a_user(bot, tg):
+    owner = tg.user(1012, "群主")
+    group = tg.group(-100999, "三墩群", creator=owner)
+    await group.add_bot(by=owner)
+    anon = group.anonymous_admin()
+    await anon.send("/area 三墩镇")
+    await anon.expect_message(contains="三墩镇")
+    await anon.send("/broadcast")
+    await anon.expect_message(contains="私聊")
+    await anon.send("/grant 1012 moderator")
+    await anon.expect_message(contains="匿名")
+
+
+async def test_restart_keeps_conversation_state(bot, tg):
+    await bot.grant(1013, "moderator")
+    chat = tg.private(tg.user(1013, "老陈"))
+    await chat.send("/broadcast")
+    await chat.expect_message(contains="通知内容")
+    await chat.send("明天下午三点小哥学堂开课")
+    await chat.expect_message(contains="发给谁")
+    await bot.restart()
+    await chat.press("订阅的小哥（1 人）")
+    preview = await chat.expect_message(contains="预览")
+    assert "小哥学堂" in preview.text
+
+
+async def test_me_and_cancel(bot, tg):
+    chat = tg.private(tg.user(1014, "小林"))
+    await chat.send("/cancel")
+    await chat.expect_message(contains="没有进行中")
+    await chat.send("👤 我的")
+    msg = await chat.expect_message(contains="我的")
+    assert "志愿分：0" in msg.text
+
+
+async def test_unknown_command(bot, tg):
+    chat = tg.private(tg.user(1015, "小郑"))
+    await chat.send("/nosuchthing")
+    await chat.expect_message(contains="没有这个命令")
+
+
+async def test_commands_registered_per_scope_and_language(bot, tg):
+    calls = tg.calls_to("setMyCommands")
+    scopes = {
+        (c.params.get("scope", {}) or {}).get("type")
+        if isinstance(c.params.get("scope"), dict)
+        else str(c.params.get("scope"))
+        for c in calls
+    }
+    assert len(calls) >= 9
+    langs = {c.params.get("language_code") for c in calls}
+    assert {"zh", "en"} <= langs
+    assert scopes  # private, groups, admins
