@@ -106,8 +106,12 @@ class TasksConfig:
     withdraw_hours: int = 2
     # Reminders to claimers, in minutes before the start.
     reminder_offsets_minutes: tuple[int, ...] = (1440, 60)
+    # The reminder at this offset asks "我会到 / 去不了" (0 = none asks).
+    confirm_offset_minutes: int = 1440
     redeem_code_minutes: int = 10
     page_size: int = 5
+    # A shared location sorts the wish wall by distance for this many minutes.
+    location_max_age_minutes: int = 60
 
 
 @dataclass(frozen=True)
@@ -272,6 +276,13 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"reports.{key}", "must be positive")
     if config.reports.hazard_points < 0:
         raise ConfigError("reports.hazard_points", "must not be negative")
+    for i, minutes in enumerate(config.tasks.reminder_offsets_minutes):
+        if minutes <= 0:
+            raise ConfigError(f"tasks.reminder_offsets_minutes[{i}]", "must be positive")
+    if config.tasks.redeem_code_minutes <= 0:
+        raise ConfigError("tasks.redeem_code_minutes", "must be positive")
+    if config.tasks.page_size <= 0:
+        raise ConfigError("tasks.page_size", "must be positive")
 
 
 def parse_config(data: dict[str, Any], env: typing.Mapping[str, str] | None = None) -> Config:
