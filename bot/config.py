@@ -121,6 +121,17 @@ class MeetingsConfig:
     late_grace_minutes: int = 15
     # Reminders are planned this many days ahead.
     horizon_days: int = 35
+    # Length of a new meeting unless the organizer says otherwise.
+    default_duration_minutes: int = 90
+    # Agenda topics close this many minutes before the start and the organizer gets the list then
+    # (1200 = 20 h: the evening before a 14:30 meeting, a few hours after the 1-day reminder).
+    topic_deadline_minutes: int = 1200
+    topic_max_chars: int = 300
+    max_topics_per_user: int = 5
+    # Occurrences on a Chinese public holiday are flagged to the organizer this many days ahead.
+    holiday_notice_days: int = 7
+    title_max_chars: int = 80
+    outcome_max_chars: int = 1500
 
 
 @dataclass(frozen=True)
@@ -260,6 +271,14 @@ def _validate(config: Config) -> None:
             raise ConfigError(
                 f"broadcast.rush_windows[{i}]", f"must look like 11:00-13:30 (got {window!r})"
             ) from None
+    mt = config.meetings
+    if mt.late_grace_minutes < 0:
+        raise ConfigError("meetings.late_grace_minutes", "must not be negative")
+    if mt.horizon_days <= 0:
+        raise ConfigError("meetings.horizon_days", "must be positive")
+    for i, offset in enumerate(mt.reminder_offsets_minutes):
+        if offset <= 0:
+            raise ConfigError(f"meetings.reminder_offsets_minutes[{i}]", "must be positive (minutes before)")
     if config.stations.radius_m <= 0:
         raise ConfigError("stations.radius_m", "must be positive")
     bounds = config.reports.service_bounds
