@@ -91,6 +91,13 @@ class ReportsConfig:
     reopen_days: int = 14
     duplicate_radius_m: int = 50
     duplicate_window_hours: int = 72
+    # Reports one user may file per local day.
+    daily_limit: int = 10
+    # Volunteer points for a hazard tip acknowledged or resolved as valid (credited once).
+    hazard_points: int = 5
+    # Service area as [south, west, north, east] in WGS-84 degrees; a location outside is refused.
+    # Default: Zhejiang province with a small margin (Zhoushan islands included). [] = no check.
+    service_bounds: tuple[float, ...] = (26.8, 117.8, 31.4, 123.4)
 
 
 @dataclass(frozen=True)
@@ -99,8 +106,12 @@ class TasksConfig:
     withdraw_hours: int = 2
     # Reminders to claimers, in minutes before the start.
     reminder_offsets_minutes: tuple[int, ...] = (1440, 60)
+    # The reminder at this offset asks "我会到 / 去不了" (0 = none asks).
+    confirm_offset_minutes: int = 1440
     redeem_code_minutes: int = 10
     page_size: int = 5
+    # A shared location sorts the wish wall by distance for this many minutes.
+    location_max_age_minutes: int = 60
 
 
 @dataclass(frozen=True)
@@ -270,6 +281,27 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"meetings.reminder_offsets_minutes[{i}]", "must be positive (minutes before)")
     if config.stations.radius_m <= 0:
         raise ConfigError("stations.radius_m", "must be positive")
+    bounds = config.reports.service_bounds
+    if bounds:
+        if len(bounds) != 4:
+            raise ConfigError("reports.service_bounds", "must be [south, west, north, east] or []")
+        south, west, north, east = bounds
+        if not (-90 <= south < north <= 90 and -180 <= west < east <= 180):
+            raise ConfigError(
+                "reports.service_bounds", "must be [south, west, north, east] with south < north, west < east"
+            )
+    for key in ("daily_limit", "description_limit", "ack_timeout_hours", "duplicate_radius_m"):
+        if getattr(config.reports, key) <= 0:
+            raise ConfigError(f"reports.{key}", "must be positive")
+    if config.reports.hazard_points < 0:
+        raise ConfigError("reports.hazard_points", "must not be negative")
+    for i, minutes in enumerate(config.tasks.reminder_offsets_minutes):
+        if minutes <= 0:
+            raise ConfigError(f"tasks.reminder_offsets_minutes[{i}]", "must be positive")
+    if config.tasks.redeem_code_minutes <= 0:
+        raise ConfigError("tasks.redeem_code_minutes", "must be positive")
+    if config.tasks.page_size <= 0:
+        raise ConfigError("tasks.page_size", "must be positive")
 
 
 def parse_config(data: dict[str, Any], env: typing.Mapping[str, str] | None = None) -> Config:

@@ -67,23 +67,24 @@ def _record(row: Row) -> OutboxRow:
     )
 
 
+def _values(m: NewMessage, now: dt.datetime) -> tuple[object, ...]:
+    return (
+        m.kind,
+        m.dedup_key,
+        m.chat_id,
+        json.dumps(m.payload, ensure_ascii=False, sort_keys=True),
+        m.batch,
+        m.priority,
+        to_db(m.due_at),
+        to_db(m.expires_at),
+        to_db(now),
+        to_db(now),
+    )
+
+
 async def enqueue(db: Executor, messages: Iterable[NewMessage], now: dt.datetime) -> int:
     """Insert rows; a dedup_key already present is left alone. Returns how many were new."""
-    rows = [
-        (
-            m.kind,
-            m.dedup_key,
-            m.chat_id,
-            json.dumps(m.payload, ensure_ascii=False, sort_keys=True),
-            m.batch,
-            m.priority,
-            to_db(m.due_at),
-            to_db(m.expires_at),
-            to_db(now),
-            to_db(now),
-        )
-        for m in messages
-    ]
+    rows = [_values(m, now) for m in messages]
     if not rows:
         return 0
     before = await db.fetchval("SELECT COUNT(*) FROM outbox")
@@ -288,6 +289,20 @@ async def expired_since(db: Executor, since: dt.datetime) -> list[OutboxRow]:
         "SELECT * FROM outbox WHERE state = 'expired' AND updated_at >= ? ORDER BY id", (to_db(since),)
     )
     return [_record(r) for r in rows]
+
+
+async def enqueue_or_revive(db: Executor, messages: Iterable[NewMessage], now: dt.datetime) -> None:
+    """Like `enqueue`, but a row with the same dedup_key that was cancelled is queued again with the
+    new payload and due time (e.g. a task reminder for a courier who withdrew, then claimed again).
+    Rows in any other state are left alone, so a message is still never sent twice."""
+    await db.executemany(
+        "INSERT INTO outbox(kind, dedup_key, chat_id, payload, batch, priority, due_at, expires_at, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO UPDATE SET"
+        " state = 'pending', payload = excluded.payload, due_at = excluded.due_at,"
+        " expires_at = excluded.expires_at, attempts = 0, last_error = NULL, updated_at = excluded.updated_at"
+        " WHERE outbox.state = 'cancelled'",
+        [_values(m, now) for m in messages],
+    )
 
 
 # -- Planned rows that are re-planned (meeting reminders) ---------------------------------------------
