@@ -8,7 +8,7 @@ Callback data (all ``mt:``): ``rsvp:{id}:{occ}:{y|n|m}``, ``topic:{id}:{occ}``, 
 ``hol:{id}:{occ}:{skip|next|keep}``, ``mg:{id}``, ``who:{id}:{occ}``, ``sk:{id}:{occ}``,
 ``sky:{id}:{occ}``, ``cx:{id}``, ``cxy:{id}``, ``mv:{id}:{occ}``, ``out:{id}``, ``rs:{id}``; in the scheduling
 conversation ``nr:{preset}``, ``nw:{n}``, ``du:{minutes}``, ``pl:skip``, ``tg:{i}``, ``ta:{i}``,
-``td``, ``rm:default``, ``ok``, ``no``. ``{occ}`` is the occurrence's original start in epoch minutes.
+``td``, ``rm:default``, ``dl:default``, ``ok``, ``no``. ``{occ}`` is the occurrence's original start in epoch minutes.
 """
 
 from __future__ import annotations
@@ -71,7 +71,9 @@ from storage.meetings import MeetingRecord
 
 log = logging.getLogger(__name__)
 
-TITLE, WHEN, RECUR, NWEEKS, RRULE, DURATION, PLACE, TARGETS, OFFSETS, CONFIRM, MOVE, OUTCOME = range(12)
+TITLE, WHEN, RECUR, NWEEKS, RRULE, DURATION, PLACE, TARGETS, OFFSETS, DEADLINE, CONFIRM, MOVE, OUTCOME = (
+    range(13)
+)
 DRAFT = "meeting"
 LIST_LIMIT = 5
 DURATION_CHOICES = (60, 90, 120)
@@ -200,6 +202,7 @@ def _draft_obj(context: XContext, user_id: int) -> MeetingDraft:
         chat_ids=tuple(d.get("chats", [])),
         areas=tuple(d.get("areas", [])),
         reminder_offsets=tuple(d["offsets"]) if d.get("offsets") else None,
+        topic_deadline_minutes=d.get("deadline"),
     )
 
 
@@ -517,7 +520,7 @@ async def offsets_default(update: Update, context: XContext) -> int:
     await update.callback_query.answer()
     await update.callback_query.edit_message_reply_markup(None)
     _draft(context)["offsets"] = None
-    return await _preview(update, context)
+    return await _ask_deadline(update, context)
 
 
 async def offsets_text(update: Update, context: XContext) -> int:
@@ -527,6 +530,36 @@ async def offsets_text(update: Update, context: XContext) -> int:
         await _error(update, context, exc)
         return OFFSETS
     _draft(context)["offsets"] = list(offsets)
+    return await _ask_deadline(update, context)
+
+
+async def _ask_deadline(update: Update, context: XContext) -> int:
+    default = context.core.config.meetings.topic_deadline_minutes
+    label = context.t(
+        "meetings.ui.deadline_default", offset=_service(context).format_offset(default, context.lang)
+    )
+    rows = [[(label, cb("mt", "dl", "default"))]]
+    await reply(update, context, context.t("meetings.ui.ask_deadline"), reply_markup=_keyboard(rows))
+    return DEADLINE
+
+
+async def deadline_default(update: Update, context: XContext) -> int:
+    await update.callback_query.answer()
+    await update.callback_query.edit_message_reply_markup(None)
+    _draft(context)["deadline"] = None
+    return await _preview(update, context)
+
+
+async def deadline_text(update: Update, context: XContext) -> int:
+    try:
+        values = parse_offsets(update.effective_message.text or "")
+    except InputError as exc:
+        await _error(update, context, exc)
+        return DEADLINE
+    if len(values) != 1:
+        await reply(update, context, context.t("meetings.input.offsets"))
+        return DEADLINE
+    _draft(context)["deadline"] = values[0]
     return await _preview(update, context)
 
 
@@ -1089,6 +1122,10 @@ def register(app: Application) -> None:
             OFFSETS: [
                 CallbackQueryHandler(offsets_default, pattern=r"^mt:rm:default$"),
                 MessageHandler(text, offsets_text),
+            ],
+            DEADLINE: [
+                CallbackQueryHandler(deadline_default, pattern=r"^mt:dl:default$"),
+                MessageHandler(text, deadline_text),
             ],
             CONFIRM: [
                 CallbackQueryHandler(confirmed, pattern=r"^mt:ok$"),
