@@ -6,7 +6,7 @@ Callback data is never trusted: the meeting is re-read and the actor's right re-
 
 Callback data (all ``mt:``): ``rsvp:{id}:{occ}:{y|n|m}``, ``topic:{id}:{occ}``, ``ics:{id}[:{occ}]``,
 ``hol:{id}:{occ}:{skip|next|keep}``, ``mg:{id}``, ``who:{id}:{occ}``, ``sk:{id}:{occ}``,
-``sky:{id}:{occ}``, ``cx:{id}``, ``cxy:{id}``, ``mv:{id}:{occ}``, ``out:{id}``, ``rs:{id}``; in the scheduling
+``sky:{id}:{occ}``, ``cx:{id}``, ``cxy:{id}``, ``mv:{id}:{occ}``, ``out:{id}``, ``rs:{id}``, ``et:{id}``, ``ep:{id}``; in the scheduling
 conversation ``nr:{preset}``, ``nw:{n}``, ``du:{minutes}``, ``pl:skip``, ``tg:{i}``, ``ta:{i}``,
 ``td``, ``rm:default``, ``dl:default``, ``ok``, ``no``. ``{occ}`` is the occurrence's original start in epoch minutes.
 """
@@ -71,9 +71,9 @@ from storage.meetings import MeetingRecord
 
 log = logging.getLogger(__name__)
 
-TITLE, WHEN, RECUR, NWEEKS, RRULE, DURATION, PLACE, TARGETS, OFFSETS, DEADLINE, CONFIRM, MOVE, OUTCOME = (
-    range(13)
-)
+# Conversation states.
+TITLE, WHEN, RECUR, NWEEKS, RRULE, DURATION, PLACE, TARGETS, OFFSETS, DEADLINE, CONFIRM = range(11)
+MOVE, OUTCOME, EDIT_TITLE, EDIT_PLACE = range(11, 15)
 DRAFT = "meeting"
 LIST_LIMIT = 5
 DURATION_CHOICES = (60, 90, 120)
@@ -881,6 +881,12 @@ async def manage_pressed(update: Update, context: XContext) -> None:
                 (t("meetings.ui.move_next"), cb("mt", "mv", meeting.id, code)),
             ]
         )
+    rows.append(
+        [
+            (t("meetings.ui.edit_title"), cb("mt", "et", meeting.id)),
+            (t("meetings.ui.edit_place"), cb("mt", "ep", meeting.id)),
+        ]
+    )
     rows.append([(t("meetings.ui.reschedule"), cb("mt", "rs", meeting.id))])
     rows.append([(t("meetings.ui.outcome"), cb("mt", "out", meeting.id))])
     rows.append([(t("meetings.button.calendar"), cb("mt", "ics", meeting.id))])
@@ -1022,6 +1028,73 @@ async def got_move(update: Update, context: XContext) -> int:
     return ConversationHandler.END
 
 
+async def edit_pressed(update: Update, context: XContext) -> int:
+    """✏️ rename the meeting or change its place: the pending reminders are re-rendered, groups told."""
+    query = update.callback_query
+    parts = _parts(update)
+    meeting = await _meeting_of(update, context, parts[2] if len(parts) > 2 else "")
+    if meeting is None or not await _may_manage(update, context, meeting):
+        return ConversationHandler.END
+    await query.answer()
+    _drop(context)
+    _draft(context)["edit_m"] = meeting.id
+    if parts[1] == "et":
+        await reply(
+            update,
+            context,
+            context.t("meetings.ui.ask_new_title", title=meeting.title),
+            reply_markup=ForceReply(),
+        )
+        return EDIT_TITLE
+    await reply(
+        update,
+        context,
+        context.t("meetings.ui.ask_new_place", place=meeting.place or "—"),
+        reply_markup=ForceReply(),
+    )
+    return EDIT_PLACE
+
+
+async def got_edit_title(update: Update, context: XContext) -> int:
+    draft = _draft(context)
+    service = _service(context)
+    meeting = await service.get(int(draft.get("edit_m", 0)))
+    if meeting is None or not meeting.active or not await _may_manage(update, context, meeting):
+        _drop(context)
+        return ConversationHandler.END
+    try:
+        updated = await service.edit(meeting.id, title=update.effective_message.text or "")
+    except MeetingError as exc:
+        await _error(update, context, exc)
+        return EDIT_TITLE
+    _drop(context)
+    await reply(update, context, context.t("meetings.ui.edited", title=updated.title))
+    return ConversationHandler.END
+
+
+async def got_edit_place(update: Update, context: XContext) -> int:
+    draft = _draft(context)
+    service = _service(context)
+    meeting = await service.get(int(draft.get("edit_m", 0)))
+    if meeting is None or not meeting.active or not await _may_manage(update, context, meeting):
+        _drop(context)
+        return ConversationHandler.END
+    message = update.effective_message
+    if message.venue is not None:
+        loc = message.venue.location
+        updated = await service.edit(
+            meeting.id, place=message.venue.title, lat=loc.latitude, lon=loc.longitude
+        )
+    elif message.location is not None:
+        loc = message.location
+        updated = await service.edit(meeting.id, lat=loc.latitude, lon=loc.longitude)
+    else:
+        updated = await service.edit(meeting.id, place=" ".join((message.text or "").split())[:200])
+    _drop(context)
+    await reply(update, context, context.t("meetings.ui.edited", title=updated.title))
+    return ConversationHandler.END
+
+
 async def outcome_pressed(update: Update, context: XContext) -> int:
     query = update.callback_query
     parts = _parts(update)
@@ -1098,6 +1171,7 @@ def register(app: Application) -> None:
             CallbackQueryHandler(move_pressed, pattern=r"^mt:mv:"),
             CallbackQueryHandler(outcome_pressed, pattern=r"^mt:out:"),
             CallbackQueryHandler(reschedule_pressed, pattern=r"^mt:rs:"),
+            CallbackQueryHandler(edit_pressed, pattern=r"^mt:e[tp]:"),
         ],
         states={
             TITLE: [MessageHandler(text, got_title)],
@@ -1133,6 +1207,10 @@ def register(app: Application) -> None:
             ],
             MOVE: [MessageHandler(text, got_move)],
             OUTCOME: [MessageHandler(text, got_outcome)],
+            EDIT_TITLE: [MessageHandler(text, got_edit_title)],
+            EDIT_PLACE: [
+                MessageHandler((filters.TEXT & ~filters.COMMAND | filters.LOCATION) & private, got_edit_place)
+            ],
         },
         fallbacks=[cancel_fallback()],
         name="meetings",

@@ -463,3 +463,28 @@ async def test_holiday_flag_a_week_ahead_with_skip_button(bot, tg):
     await reader.expect_no_message()
     row = await outbox_repo.get_by_key(bot.db, reminder_key(meeting.id, oct5, 60, GROUP_ID))
     assert row.state == "cancelled"
+
+
+async def test_rename_and_new_place_update_pending_reminders(bot, tg):
+    mod, _group, reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot)
+    await open_manage(mod)
+    await (await mod.press("✏️ 改名称")).wait()
+    await mod.expect_message(contains="改成什么名字")
+    await mod.send("蒋村长桌会")
+    await mod.expect_message(contains="已更新")
+    await open_manage(mod, "蒋村长桌会")
+    await (await mod.press("📍 改地点")).wait()
+    await mod.expect_message(contains="新的地点")
+    await mod.send_venue(30.2741, 120.0934, "蒋村党群服务中心", "文二西路")
+    await mod.expect_message(contains="已更新")
+    await bot.settle()
+    notice = await reader.expect_message(contains="更新")
+    assert "蒋村长桌会" in notice.text
+    await at(bot, FIRST - dt.timedelta(days=1))
+    reminder = await reader.expect_message(contains=REMINDER)
+    assert (
+        "蒋村长桌会" in reminder.text and "蒋村党群服务中心" in reminder.text and "30.27410" in reminder.text
+    )
+    updated = await meetings_repo.get(bot.db, meeting.id)
+    assert updated.revision == 2 and updated.lat == pytest.approx(30.2741)
