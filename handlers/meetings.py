@@ -1218,6 +1218,8 @@ def register(app: Application) -> None:
         allow_reentry=True,
     )
     app.add_handler(conversation)
+    # A conversation button pressed after its conversation ended (double tap, old message).
+    app.add_handler(CallbackQueryHandler(_stale, pattern=r"^mt:(nr|nw|du|pl|tg|ta|td|rm|dl|ok|no)(:|$)"))
     app.add_handler(CommandHandler("meetings", meetings_command))
     app.add_handler(MessageHandler(menu_text(catalog, "menu.meetings"), meetings_command))
     app.add_handler(CommandHandler("topic", topic_command))

@@ -101,8 +101,12 @@ async def test_schedule_in_conversation_and_reminders_fire_at_offsets(bot, tg):
     assert "议题截止：开会前20小时" in preview.text
     assert "每周一 14:30" in preview.text and "2026年11月30日（周一） 14:30–16:00" in preview.text
     assert "蒋村小哥群" in preview.text
+    confirm = mod.keyboard_message()
     await (await mod.press("✅ 确认发布")).wait()
     await mod.expect_message(contains="已安排")
+    # a second tap on the old button creates nothing
+    twice = await (await mod.press_data("mt:ok", confirm.message_id)).wait()
+    assert twice.show_alert
     announcement = await reader.expect_message(contains="小哥议事会")
     assert "每周一 14:30" in announcement.text
 
