@@ -1264,7 +1264,9 @@ def register(app: Application) -> None:
     menu = _menu_texts(core)
     report_menu = filters.Text(sorted(core.catalog.all_languages("menu.report")))
     text_in = filters.TEXT & ~filters.COMMAND & ~menu
-    other_in = ~filters.COMMAND & ~menu & ~filters.StatusUpdate.ALL
+    # Anything else typed or sent in a step gets a clear answer and keeps the draft. A shared location
+    # outside the location steps is left to other features (e.g. the 📍 nearest-stations button).
+    other_in = ~filters.COMMAND & ~menu & ~filters.StatusUpdate.ALL & ~filters.LOCATION
     location_in = filters.LOCATION & filters.UpdateType.MESSAGE
     skip_words = filters.Text(sorted(core.catalog.all_languages("reports.flow.skip")))
 
@@ -1315,13 +1317,13 @@ def register(app: Application) -> None:
                 MessageHandler(private & location_in, location_received),
                 MessageHandler(private & skip_words, location_skipped),
                 MessageHandler(private & text_in, place_received),
-                MessageHandler(private & other_in & ~filters.UpdateType.EDITED, location_other),
+                MessageHandler(private & other_in, location_other),
             ],
             QUICK_LOCATION: [
                 MessageHandler(private & location_in, quick_location),
                 MessageHandler(private & filters.PHOTO, quick_photo_more),
-                MessageHandler(private & text_in, quick_place),
-                MessageHandler(private & other_in & ~filters.UpdateType.EDITED, quick_other),
+                MessageHandler(private & text_in & ~skip_words, quick_place),
+                MessageHandler(private & other_in, quick_other),
             ],
             ANONYMITY: [CallbackQueryHandler(anonymity_chosen, pattern=r"^rp:an:"), buttons_expected],
             DUPLICATE: [CallbackQueryHandler(duplicate_answer, pattern=r"^rp:dup:"), buttons_expected],

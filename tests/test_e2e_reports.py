@@ -134,8 +134,13 @@ async def test_hazard_from_group_deep_link_to_submit(bot, tg):
 
 async def test_anonymous_access_grievance_everywhere(bot, tg):
     w = await World(bot, tg).setup()
+    in_group = w.group.chat(w.courier_user)
+    in_group.skip()
+    await in_group.send("/report")
+    await in_group.expect_message(contains="点下方按钮开始")
+    url = await in_group.press("私聊反映")
     chat = w.courier
-    await chat.send("/start report")
+    await chat.send("/start " + url.split("?start=")[1])
     await chat.expect_message(contains="要反映什么")
     await (await chat.press("诉求")).wait()
     await chat.expect_edit(contains="请选择分类")
@@ -413,7 +418,7 @@ async def test_concurrent_presses_one_wins(bot, tg):
     w = await World(bot, tg).setup()
     ref, card = await _filed(w, w.courier)
     first = await w.mod.press("受理", message=card)
-    second = await w.mod2.press("Acknowledge" if False else "受理", message=card)
+    second = await w.mod2.press("受理", message=card)
     a, b = await first.wait(), await second.wait()
     assert sorted([a.show_alert, b.show_alert]) == [False, True]
     loser = b if b.show_alert else a
@@ -453,6 +458,14 @@ async def test_forged_and_foreign_buttons_change_nothing(bot, tg):
     await other.expect_message()
     answer = await (await other.press_data(f"rp:fb:{report.id}:n")).wait()
     assert answer.show_alert and "只有反映人本人" in answer.text
+    assert (await w.service.get(report.id)).status == "resolved"
+    # The reporter confirms: thanked once, the buttons go away, the status stays.
+    resolved = await w.courier.expect_message(contains="已解决了吗")
+    await (await w.courier.press("是", message=resolved)).wait()
+    confirmed = await w.courier.expect_edit(contains="感谢确认")
+    assert not confirmed.inline
+    again = await (await w.courier.press_data(f"rp:fb:{report.id}:y", resolved.message_id)).wait()
+    assert again.show_alert and "已确认" in again.text
     assert (await w.service.get(report.id)).status == "resolved"
 
 
