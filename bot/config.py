@@ -106,8 +106,12 @@ class TasksConfig:
     withdraw_hours: int = 2
     # Reminders to claimers, in minutes before the start.
     reminder_offsets_minutes: tuple[int, ...] = (1440, 60)
+    # The reminder at this offset asks "我会到 / 去不了" (0 = none asks).
+    confirm_offset_minutes: int = 1440
     redeem_code_minutes: int = 10
     page_size: int = 5
+    # A shared location sorts the wish wall by distance for this many minutes.
+    location_max_age_minutes: int = 60
 
 
 @dataclass(frozen=True)
@@ -117,6 +121,17 @@ class MeetingsConfig:
     late_grace_minutes: int = 15
     # Reminders are planned this many days ahead.
     horizon_days: int = 35
+    # Length of a new meeting unless the organizer says otherwise.
+    default_duration_minutes: int = 90
+    # Agenda topics close this many minutes before the start and the organizer gets the list then
+    # (1200 = 20 h: the evening before a 14:30 meeting, a few hours after the 1-day reminder).
+    topic_deadline_minutes: int = 1200
+    topic_max_chars: int = 300
+    max_topics_per_user: int = 5
+    # Occurrences on a Chinese public holiday are flagged to the organizer this many days ahead.
+    holiday_notice_days: int = 7
+    title_max_chars: int = 80
+    outcome_max_chars: int = 1500
 
 
 @dataclass(frozen=True)
@@ -256,6 +271,14 @@ def _validate(config: Config) -> None:
             raise ConfigError(
                 f"broadcast.rush_windows[{i}]", f"must look like 11:00-13:30 (got {window!r})"
             ) from None
+    mt = config.meetings
+    if mt.late_grace_minutes < 0:
+        raise ConfigError("meetings.late_grace_minutes", "must not be negative")
+    if mt.horizon_days <= 0:
+        raise ConfigError("meetings.horizon_days", "must be positive")
+    for i, offset in enumerate(mt.reminder_offsets_minutes):
+        if offset <= 0:
+            raise ConfigError(f"meetings.reminder_offsets_minutes[{i}]", "must be positive (minutes before)")
     if config.stations.radius_m <= 0:
         raise ConfigError("stations.radius_m", "must be positive")
     bounds = config.reports.service_bounds
@@ -272,6 +295,13 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"reports.{key}", "must be positive")
     if config.reports.hazard_points < 0:
         raise ConfigError("reports.hazard_points", "must not be negative")
+    for i, minutes in enumerate(config.tasks.reminder_offsets_minutes):
+        if minutes <= 0:
+            raise ConfigError(f"tasks.reminder_offsets_minutes[{i}]", "must be positive")
+    if config.tasks.redeem_code_minutes <= 0:
+        raise ConfigError("tasks.redeem_code_minutes", "must be positive")
+    if config.tasks.page_size <= 0:
+        raise ConfigError("tasks.page_size", "must be positive")
 
 
 def parse_config(data: dict[str, Any], env: typing.Mapping[str, str] | None = None) -> Config:

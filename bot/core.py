@@ -14,7 +14,7 @@ from bot.clock import Clock
 from bot.config import Config
 from bot.i18n import Catalog, resolve_language
 from storage import users as users_repo
-from storage.db import Database
+from storage.db import Database, Executor
 
 S = TypeVar("S")
 
@@ -40,9 +40,12 @@ class Core:
     def t(self, lang: str | None, key: str, /, **values: Any) -> str:
         return self.catalog.t(lang, key, **values)
 
-    async def user_lang(self, user_id: int) -> str:
-        """The language to write to a user in (their /lang choice, else Telegram's, else default)."""
-        user = await users_repo.get(self.db, user_id)
+    async def user_lang(self, user_id: int, db: Executor | None = None) -> str:
+        """The language to write to a user in (their /lang choice, else Telegram's, else default).
+
+        Pass the open transaction as `db` when calling inside one (the database lock is not re-entrant).
+        """
+        user = await users_repo.get(db or self.db, user_id)
         if user is None:
             return self.config.bot.default_language
         return resolve_language(user.lang, user.language_code, self.config.bot.default_language)

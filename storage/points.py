@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from storage.db import Executor, from_db_required, to_db
+from storage.db import Executor, Row, from_db, from_db_required, to_db
 
 
 @dataclass(frozen=True)
@@ -83,3 +83,79 @@ async def earned_between(
         params.append(area)
     sql += " GROUP BY user_id ORDER BY earned DESC, MIN(created_at), user_id"
     return [(r[0], r[1]) for r in await db.fetchall(sql, params)]
+
+
+# -- redeem codes (a courier shows a one-time code at a station) ------------------------------------
+
+
+@dataclass(frozen=True)
+class RedeemCode:
+    id: int
+    code: str
+    user_id: int
+    points: int
+    expires_at: dt.datetime
+    used_at: dt.datetime | None
+    used_by: int | None
+    created_at: dt.datetime
+
+
+def _code(row: Row) -> RedeemCode:
+    return RedeemCode(
+        id=row["id"],
+        code=row["code"],
+        user_id=row["user_id"],
+        points=row["points"],
+        expires_at=from_db_required(row["expires_at"]),
+        used_at=from_db(row["used_at"]),
+        used_by=row["used_by"],
+        created_at=from_db_required(row["created_at"]),
+    )
+
+
+async def code_is_live(db: Executor, code: str, now: dt.datetime) -> bool:
+    """Whether an unused, unexpired code with this value exists (a new code must not collide)."""
+    found = await db.fetchval(
+        "SELECT 1 FROM redeem_codes WHERE code = ? AND used_at IS NULL AND expires_at > ? LIMIT 1",
+        (code, to_db(now)),
+    )
+    return found is not None
+
+
+async def expire_codes_of(db: Executor, user_id: int, now: dt.datetime) -> int:
+    """End a user's live codes (a new request replaces them)."""
+    return await db.execute(
+        "UPDATE redeem_codes SET expires_at = ? WHERE user_id = ? AND used_at IS NULL AND expires_at > ?",
+        (to_db(now), user_id, to_db(now)),
+    )
+
+
+async def insert_code(
+    db: Executor, *, code: str, user_id: int, points: int, expires_at: dt.datetime, now: dt.datetime
+) -> RedeemCode:
+    row = await db.fetchone(
+        "INSERT INTO redeem_codes(code, user_id, points, expires_at, created_at) VALUES (?, ?, ?, ?, ?)"
+        " RETURNING *",
+        (code, user_id, points, to_db(expires_at), to_db(now)),
+    )
+    assert row is not None
+    return _code(row)
+
+
+async def find_code(db: Executor, code: str, now: dt.datetime) -> RedeemCode | None:
+    """The live row with this code if there is one, else the most recent row with it."""
+    row = await db.fetchone(
+        "SELECT * FROM redeem_codes WHERE code = ?"
+        " ORDER BY (used_at IS NULL AND expires_at > ?) DESC, id DESC LIMIT 1",
+        (code, to_db(now)),
+    )
+    return _code(row) if row else None
+
+
+async def use_code(db: Executor, code_id: int, used_by: int, now: dt.datetime) -> bool:
+    """Mark a live code used; False if it was used or expired meanwhile."""
+    changed = await db.execute(
+        "UPDATE redeem_codes SET used_at = ?, used_by = ? WHERE id = ? AND used_at IS NULL AND expires_at > ?",
+        (to_db(now), used_by, code_id, to_db(now)),
+    )
+    return changed > 0

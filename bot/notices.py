@@ -1,0 +1,87 @@
+"""Building outbox rows for messages to one person (notices, reminders) and inline keyboards.
+
+Payloads follow DEVELOPERS.md: `{"method": ..., "params": {...}}`; the worker adds `chat_id`.
+Keyboards are plain Bot API JSON, so they can be stored in an outbox row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from storage import outbox
+from storage.db import Executor
+from storage.outbox import NewMessage
+
+if TYPE_CHECKING:
+    from bot.core import Core
+
+Button = tuple[str, str]  # (text, callback_data)
+
+
+def keyboard(rows: Sequence[Sequence[Button]]) -> dict[str, Any]:
+    """An inline keyboard; every callback_data must fit Telegram's 64 bytes."""
+    for row in rows:
+        for _, data in row:
+            if not 1 <= len(data.encode()) <= 64:
+                raise ValueError(f"callback_data must be 1-64 bytes: {data!r}")
+    return {
+        "inline_keyboard": [[{"text": text, "callback_data": data} for text, data in row] for row in rows]
+    }
+
+
+def send_payload(text: str, markup: dict[str, Any] | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {"text": text}
+    if markup:
+        params["reply_markup"] = markup
+    return {"method": "sendMessage", "params": params}
+
+
+def edit_payload(message_id: int, text: str, markup: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Edit a message's text; without markup its inline keyboard is removed."""
+    params: dict[str, Any] = {"message_id": message_id, "text": text}
+    if markup:
+        params["reply_markup"] = markup
+    return {"method": "editMessageText", "params": params}
+
+
+def notice(
+    *,
+    kind: str,
+    dedup_key: str,
+    user_id: int,
+    text: str,
+    now: dt.datetime,
+    markup: dict[str, Any] | None = None,
+    expires_at: dt.datetime | None = None,
+) -> NewMessage:
+    """A message to one person's private chat, sent as soon as possible (priority 0)."""
+    return NewMessage(
+        kind=kind,
+        dedup_key=dedup_key,
+        chat_id=user_id,
+        payload=send_payload(text, markup),
+        due_at=now,
+        priority=0,
+        expires_at=expires_at,
+    )
+
+
+async def queue(
+    core: Core, db: Executor, messages: Sequence[NewMessage], now: dt.datetime, *, revive: bool = False
+) -> None:
+    """Write outbox rows (inside the caller's transaction when `db` is one) and wake the sender.
+
+    With `revive`, a row of the same key that was cancelled is queued again (a courier who withdrew
+    and claimed again gets their reminders back). Waking inside a transaction is safe: the sender's
+    next read waits for the database lock, so it sees the rows once they are committed.
+    """
+    if not messages:
+        return
+    if revive:
+        await outbox.enqueue_or_revive(db, messages, now)
+    else:
+        await outbox.enqueue(db, messages, now)
+    if core.outbox is not None:
+        core.outbox.wake()

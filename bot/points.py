@@ -1,0 +1,231 @@
+"""Points (志愿分): balances, history, the monthly leaderboard (金牌哨兵), adjustments, redemption.
+
+Everything goes through the one append-only ledger (storage/points.py); a balance is a sum, a
+correction is a new entry. Redeeming: the courier asks for a one-time 6-digit code, a moderator or
+station keeper confirms it; checking the balance, marking the code used and writing the deduction
+happen in one transaction, so a code is spent once and a balance never goes below zero.
+Who may adjust or confirm is decided by the handlers through bot.authz.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from dataclasses import dataclass
+from enum import StrEnum
+
+from dateutil.relativedelta import relativedelta
+
+from bot.core import Core
+from bot.notices import notice, queue
+from storage import points as ledger
+from storage import users as users_repo
+from storage.points import LedgerEntry, RedeemCode
+
+RANK_SIZE = 10
+CODE_DIGITS = 6
+
+
+class PointsOutcome(StrEnum):
+    """What an operation did; handlers show `points.outcome.<value>`."""
+
+    OK = "ok"
+    INVALID_AMOUNT = "invalid_amount"
+    INSUFFICIENT = "insufficient"
+    REASON_MISSING = "reason_missing"
+    UNKNOWN = "unknown"
+    USED = "used"
+    EXPIRED = "expired"
+    OWN_CODE = "own_code"
+
+
+@dataclass(frozen=True)
+class PointsResult:
+    outcome: PointsOutcome
+    balance: int | None = None
+    code: RedeemCode | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.outcome is PointsOutcome.OK
+
+
+@dataclass(frozen=True)
+class RankEntry:
+    place: int
+    user_id: int
+    points: int
+    name: str
+
+
+@dataclass(frozen=True)
+class Leaderboard:
+    month: dt.date  # first day of the month, local time
+    area: str | None
+    top: list[RankEntry]
+    own: RankEntry | None  # the asking user's place (also when in the top), None without points
+
+
+class PointsService:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    async def balance(self, user_id: int) -> int:
+        return await ledger.balance(self.core.db, user_id)
+
+    async def history(self, user_id: int, limit: int = 10) -> list[LedgerEntry]:
+        return await ledger.history(self.core.db, user_id, limit)
+
+    def month_bounds(self, month: dt.date | None = None) -> tuple[dt.datetime, dt.datetime]:
+        """[start, end) in UTC of a month in the configured time zone (default: this month)."""
+        if month is None:
+            month = self.core.clock.now().astimezone(self.core.tz).date()
+        start = dt.datetime(month.year, month.month, 1, tzinfo=self.core.tz)
+        end = start + relativedelta(months=1)
+        return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+    async def rank(self, user_id: int, month: dt.date | None = None, area: str | None = None) -> Leaderboard:
+        """Points earned in the month (redemptions don't lower it), overall or in one area.
+
+        Ties go to whoever started earning first that month, then the lower user id: the order is
+        always the same.
+        """
+        start, end = self.month_bounds(month)
+        rows = await ledger.earned_between(self.core.db, start, end, area)
+        places = {uid: (place, pts) for place, (uid, pts) in enumerate(rows, 1)}
+        shown = [uid for uid, _ in rows[:RANK_SIZE]]
+        if user_id in places and user_id not in shown:
+            shown.append(user_id)
+        users = await users_repo.get_many(self.core.db, shown)
+
+        def entry(uid: int) -> RankEntry:
+            place, pts = places[uid]
+            return RankEntry(place, uid, pts, users[uid].display_name if uid in users else str(uid))
+
+        return Leaderboard(
+            month=start.astimezone(self.core.tz).date(),
+            area=area,
+            top=[entry(uid) for uid, _ in rows[:RANK_SIZE]],
+            own=entry(user_id) if user_id in places else None,
+        )
+
+    async def adjust(self, user_id: int, delta: int, reason: str, actor_id: int) -> PointsResult:
+        """A moderator's correction: a ledger entry with the reason, never below zero. The user is told."""
+        reason = reason.strip()
+        if delta == 0:
+            return PointsResult(PointsOutcome.INVALID_AMOUNT)
+        if not reason:
+            return PointsResult(PointsOutcome.REASON_MISSING)
+        now = self.core.clock.now()
+        token = secrets.token_hex(6)
+        async with self.core.db.transaction() as tx:
+            balance = await ledger.balance(tx, user_id)
+            if balance + delta < 0:
+                return PointsResult(PointsOutcome.INSUFFICIENT, balance)
+            user = await users_repo.get(tx, user_id)
+            await ledger.append(
+                tx,
+                user_id=user_id,
+                delta=delta,
+                reason="adjust",
+                note=reason,
+                area=user.area if user else None,
+                actor_id=actor_id,
+                idem_key=f"adjust:{token}",
+                now=now,
+            )
+            lang = await self.core.user_lang(user_id, tx)
+            text = self.core.t(
+                lang, "points.notice.adjusted", delta=f"{delta:+d}", reason=reason, balance=balance + delta
+            )
+            await queue(
+                self.core,
+                tx,
+                [
+                    notice(
+                        kind="points_notice",
+                        dedup_key=f"points:adjust:{token}",
+                        user_id=user_id,
+                        text=text,
+                        now=now,
+                    )
+                ],
+                now,
+            )
+            return PointsResult(PointsOutcome.OK, balance + delta)
+
+    async def request_code(self, user_id: int, points: int) -> PointsResult:
+        """A one-time code to redeem `points` at a station, valid `tasks.redeem_code_minutes`.
+        A new code replaces the user's earlier live ones."""
+        if points < 1:
+            return PointsResult(PointsOutcome.INVALID_AMOUNT)
+        now = self.core.clock.now()
+        async with self.core.db.transaction() as tx:
+            balance = await ledger.balance(tx, user_id)
+            if points > balance:
+                return PointsResult(PointsOutcome.INSUFFICIENT, balance)
+            await ledger.expire_codes_of(tx, user_id, now)
+            while True:
+                code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
+                if not await ledger.code_is_live(tx, code, now):
+                    break
+            row = await ledger.insert_code(
+                tx,
+                code=code,
+                user_id=user_id,
+                points=points,
+                expires_at=now + dt.timedelta(minutes=self.core.config.tasks.redeem_code_minutes),
+                now=now,
+            )
+            return PointsResult(PointsOutcome.OK, balance, row)
+
+    async def confirm_code(self, code: str, actor_id: int) -> PointsResult:
+        """The station confirms a code: deducts its points exactly once, never below zero."""
+        code = "".join(code.split())
+        if len(code) != CODE_DIGITS or not code.isdigit():
+            return PointsResult(PointsOutcome.UNKNOWN)
+        now = self.core.clock.now()
+        async with self.core.db.transaction() as tx:
+            row = await ledger.find_code(tx, code, now)
+            if row is None:
+                return PointsResult(PointsOutcome.UNKNOWN)
+            if row.used_at is not None:
+                return PointsResult(PointsOutcome.USED, code=row)
+            if row.expires_at <= now:
+                return PointsResult(PointsOutcome.EXPIRED, code=row)
+            if row.user_id == actor_id:
+                return PointsResult(PointsOutcome.OWN_CODE, code=row)
+            balance = await ledger.balance(tx, row.user_id)
+            if balance < row.points:
+                return PointsResult(PointsOutcome.INSUFFICIENT, balance, row)
+            if not await ledger.use_code(tx, row.id, actor_id, now):
+                return PointsResult(PointsOutcome.USED, code=row)
+            await ledger.append(
+                tx,
+                user_id=row.user_id,
+                delta=-row.points,
+                reason="redeem",
+                ref=f"redeem:{row.id}",
+                actor_id=actor_id,
+                idem_key=f"redeem:{row.id}",
+                now=now,
+            )
+            lang = await self.core.user_lang(row.user_id, tx)
+            text = self.core.t(
+                lang, "points.notice.redeemed", points=row.points, balance=balance - row.points
+            )
+            await queue(
+                self.core,
+                tx,
+                [
+                    notice(
+                        kind="points_notice",
+                        dedup_key=f"points:redeem:{row.id}",
+                        user_id=row.user_id,
+                        text=text,
+                        now=now,
+                    )
+                ],
+                now,
+            )
+            return PointsResult(PointsOutcome.OK, balance - row.points, row)
