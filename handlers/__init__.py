@@ -18,7 +18,9 @@ from handlers import core
 from handlers.common import Command
 
 # Feature modules, in registration order; each has `register(app)` and `COMMANDS`.
-FEATURES: tuple[str, ...] = ("handlers.broadcast", "handlers.meetings")
+# handlers.reports after conversations that accept photos (its quick path starts on any private photo),
+# before plain location/photo handlers of other features (its steps wait for a location or photos).
+FEATURES: tuple[str, ...] = ("handlers.broadcast", "handlers.meetings", "handlers.reports")
 
 
 def feature_modules() -> list[ModuleType]:
