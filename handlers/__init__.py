@@ -18,7 +18,7 @@ from handlers import core
 from handlers.common import Command
 
 # Feature modules, in registration order; each has `register(app)` and `COMMANDS`.
-FEATURES: tuple[str, ...] = ("handlers.broadcast",)
+FEATURES: tuple[str, ...] = ("handlers.broadcast", "handlers.tasks")
 
 
 def feature_modules() -> list[ModuleType]:
