@@ -458,9 +458,12 @@ async def got_place(update: Update, context: XContext) -> int:
     else:
         values = {"place_text": _text(update)}
     _save(context, replace(draft, **values))
+    return await _ask(update, context, AREA, areas=await _area_hint(update, context))
+
+
+async def _area_hint(update: Update, context: XContext) -> str:
     areas = await context.core.authz.areas_for(update.effective_user.id, Perm.TASKS_POST)
-    hint = "、".join(sorted(areas)) if areas else context.t("tasks.post.any_area")
-    return await _ask(update, context, AREA, areas=hint)
+    return "、".join(sorted(areas)) if areas else context.t("tasks.post.any_area")
 
 
 async def got_area(update: Update, context: XContext) -> int:
@@ -531,7 +534,8 @@ async def _preview(update: Update, context: XContext) -> int:
     except TaskInvalid as exc:
         await reply(update, context, context.t(f"tasks.invalid.{exc.code}", **exc.values))
         step = STEP_OF.get(exc.code, TITLE)
-        return await _ask(update, context, step, tz=context.core.config.bot.timezone, areas="")
+        hint = await _area_hint(update, context)
+        return await _ask(update, context, step, tz=context.core.config.bot.timezone, areas=hint)
     groups = await _groups_for(context, draft)
     t = context.t
     rows = [[(t("tasks.button.publish"), cb("pub", 0))]]
