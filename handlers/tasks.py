@@ -103,12 +103,24 @@ def _args(query_data: str | None) -> list[str]:
     return (query_data or "").split(":")[2:]
 
 
-def _int_args(update: Update, count: int) -> list[int] | None:
+async def _ids(update: Update, context: XContext, count: int, choices: str = "") -> list[int] | None:
+    """The first `count` numeric arguments of a pressed button (and, with `choices`, a last one of
+    those letters, returned as 1 for the first letter and 0 otherwise); None, after telling the
+    user the button is stale, when the data does not look right."""
+    args = _args(update.callback_query.data)
     try:
-        values = [int(a) for a in _args(update.callback_query.data)[:count]]
+        values = [int(a) for a in args[:count]]
     except ValueError:
+        values = []
+    if choices:
+        if len(args) != count + 1 or args[count] not in choices:
+            values = []
+        else:
+            values.append(int(args[count] == choices[0]))
+    if len(values) != count + bool(choices):
+        await update.callback_query.answer(context.t("error.stale_button"), show_alert=True)
         return None
-    return values if len(values) == count else None
+    return values
 
 
 def _outcome_text(context: XContext, result: TaskResult) -> str:
@@ -189,9 +201,8 @@ async def wishes(update: Update, context: XContext) -> None:
 
 async def wall_page(update: Update, context: XContext) -> None:
     query = update.callback_query
-    values = _int_args(update, 1)
+    values = await _ids(update, context, 1)
     if values is None:
-        await query.answer(context.t("error.stale_button"), show_alert=True)
         return
     await query.answer()
     text, markup = await _wall_view(context, values[0])
@@ -273,17 +284,15 @@ async def _after_claim(update: Update, context: XContext, result: TaskResult) ->
 
 
 async def claim(update: Update, context: XContext) -> None:
-    values = _int_args(update, 1)
+    values = await _ids(update, context, 1)
     if values is None:
-        await update.callback_query.answer(context.t("error.stale_button"), show_alert=True)
         return
     await _after_claim(update, context, await _tasks(context).claim(values[0], update.effective_user.id))
 
 
 async def join_waitlist(update: Update, context: XContext) -> None:
-    values = _int_args(update, 1)
+    values = await _ids(update, context, 1)
     if values is None:
-        await update.callback_query.answer(context.t("error.stale_button"), show_alert=True)
         return
     await _after_claim(
         update, context, await _tasks(context).join_waitlist(values[0], update.effective_user.id)
@@ -292,9 +301,8 @@ async def join_waitlist(update: Update, context: XContext) -> None:
 
 async def withdraw(update: Update, context: XContext) -> None:
     query = update.callback_query
-    values = _int_args(update, 1)
+    values = await _ids(update, context, 1)
     if values is None:
-        await query.answer(context.t("error.stale_button"), show_alert=True)
         return
     result = await _tasks(context).withdraw(values[0], update.effective_user.id)
     if result.outcome is Outcome.OK:
@@ -307,13 +315,11 @@ async def withdraw(update: Update, context: XContext) -> None:
 async def confirm(update: Update, context: XContext) -> None:
     """The 24 h reminder's 我会到 (y) / 去不了 (n)."""
     query = update.callback_query
-    args = _args(query.data)
-    values = _int_args(update, 1)
-    if values is None or len(args) != 2 or args[1] not in ("y", "n"):
-        await query.answer(context.t("error.stale_button"), show_alert=True)
+    values = await _ids(update, context, 1, choices="yn")
+    if values is None:
         return
-    coming = args[1] == "y"
-    result = await _tasks(context).confirm(values[0], update.effective_user.id, coming)
+    task_id, coming = values[0], bool(values[1])
+    result = await _tasks(context).confirm(task_id, update.effective_user.id, coming)
     if result.outcome is Outcome.OK:
         await query.answer(context.t("tasks.confirmed" if coming else "tasks.cant_go_done"), show_alert=True)
         await query.edit_message_reply_markup(None)
@@ -323,14 +329,12 @@ async def confirm(update: Update, context: XContext) -> None:
 
 async def answer_assignment(update: Update, context: XContext) -> None:
     query = update.callback_query
-    args = _args(query.data)
-    values = _int_args(update, 1)
-    if values is None or len(args) != 2 or args[1] not in ("y", "n"):
-        await query.answer(context.t("error.stale_button"), show_alert=True)
+    values = await _ids(update, context, 1, choices="yn")
+    if values is None:
         return
     service = _tasks(context)
     user_id = update.effective_user.id
-    if args[1] == "n":
+    if not values[1]:
         result = await service.decline(values[0], user_id)
         if result.outcome is Outcome.OK:
             await query.answer(context.t("tasks.declined"))
@@ -551,8 +555,7 @@ async def publish(update: Update, context: XContext) -> int:
     draft = _draft(context)
     if not await require(update, context, Perm.TASKS_POST, draft.area):
         return ConversationHandler.END
-    values = _int_args(update, 1)
-    groups = await _groups_for(context, draft) if values == [1] else []
+    groups = await _groups_for(context, draft) if _args(update.callback_query.data) == ["1"] else []
     try:
         task = await _tasks(context).publish(draft, update.effective_user.id, groups)
     except TaskInvalid as exc:
@@ -668,9 +671,8 @@ async def _admin_view(context: XContext, count: TaskCount) -> tuple[str, InlineK
 
 async def admin_view(update: Update, context: XContext) -> None:
     query = update.callback_query
-    values = _int_args(update, 1)
+    values = await _ids(update, context, 1)
     if values is None:
-        await query.answer(context.t("error.stale_button"), show_alert=True)
         return
     count = await _managed_task(update, context, values[0])
     if count is None:
@@ -693,15 +695,13 @@ async def _refresh_admin_view(update: Update, context: XContext, task_id: int) -
 
 async def mark(update: Update, context: XContext) -> None:
     query = update.callback_query
-    args = _args(query.data)
-    values = _int_args(update, 2)
-    if values is None or len(args) != 3 or args[2] not in ("d", "n"):
-        await query.answer(context.t("error.stale_button"), show_alert=True)
+    values = await _ids(update, context, 2, choices="dn")
+    if values is None:
         return
-    task_id, user_id = values
+    task_id, user_id, done = values
     if await _managed_task(update, context, task_id) is None:
         return
-    result = await _tasks(context).mark(task_id, user_id, args[2] == "d", update.effective_user.id)
+    result = await _tasks(context).mark(task_id, user_id, bool(done), update.effective_user.id)
     await query.answer(
         context.t("tasks.manage.marked")
         if result.outcome is Outcome.OK
@@ -712,9 +712,8 @@ async def mark(update: Update, context: XContext) -> None:
 
 async def close_task(update: Update, context: XContext) -> None:
     query = update.callback_query
-    values = _int_args(update, 1)
+    values = await _ids(update, context, 1)
     if values is None:
-        await query.answer(context.t("error.stale_button"), show_alert=True)
         return
     if await _managed_task(update, context, values[0]) is None:
         return
@@ -727,9 +726,8 @@ async def close_task(update: Update, context: XContext) -> None:
 
 async def ask_cancel(update: Update, context: XContext) -> None:
     query = update.callback_query
-    values = _int_args(update, 1)
+    values = await _ids(update, context, 1)
     if values is None:
-        await query.answer(context.t("error.stale_button"), show_alert=True)
         return
     count = await _managed_task(update, context, values[0])
     if count is None:
@@ -745,9 +743,8 @@ async def ask_cancel(update: Update, context: XContext) -> None:
 
 async def cancel_task(update: Update, context: XContext) -> None:
     query = update.callback_query
-    values = _int_args(update, 1)
+    values = await _ids(update, context, 1)
     if values is None:
-        await query.answer(context.t("error.stale_button"), show_alert=True)
         return
     if await _managed_task(update, context, values[0]) is None:
         return
