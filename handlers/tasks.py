@@ -36,7 +36,7 @@ from handlers.common import Command, is_private, main_menu, menu_text, notify, r
 from handlers.core import cancel_conversation, cancel_fallback
 from storage import groups as groups_repo
 from storage import users as users_repo
-from storage.tasks import TaskCount
+from storage.tasks import Task, TaskCount
 
 COMMANDS = [
     Command("wishes", "tasks.cmd.wishes"),
@@ -155,6 +155,17 @@ def _location(context: XContext) -> tuple[tuple[float, float] | None, dt.datetim
         return None, None
 
 
+def _item_lines(context: XContext, n: int, task: Task) -> list[str]:
+    """A task in a list: number, title, points, time, place."""
+    t = context.t
+    return [
+        "",
+        t("tasks.wall.item", n=n, title=task.title, points=task.points),
+        t("tasks.card.when", when=_tasks(context).format_span(task, context.lang)),
+        t("tasks.card.place", place=task.place_text or t("tasks.card.place_pin")),
+    ]
+
+
 async def _wall_view(context: XContext, page: int) -> tuple[str, InlineKeyboardMarkup | None]:
     service = _tasks(context)
     location, located_at = _location(context)
@@ -169,12 +180,7 @@ async def _wall_view(context: XContext, page: int) -> tuple[str, InlineKeyboardM
     rows: list[list[tuple[str, str]]] = []
     for n, item in enumerate(wall.items, 1):
         task = item.count.task
-        lines += [
-            "",
-            t("tasks.wall.item", n=n, title=task.title, points=task.points),
-            t("tasks.card.when", when=service.format_span(task, context.lang)),
-            t("tasks.card.place", place=task.place_text or t("tasks.card.place_pin")),
-        ]
+        lines += _item_lines(context, n, task)
         if item.distance_m is not None:
             lines.append(t("tasks.wall.distance", km=f"{item.distance_m / 1000:.1f}"))
         if item.count.left:
@@ -265,7 +271,9 @@ async def _claimed_message(context: XContext, task_id: int, user_id: int) -> str
 async def _after_claim(update: Update, context: XContext, result: TaskResult) -> None:
     query = update.callback_query
     user_id = update.effective_user.id
-    assert result.task is not None
+    if result.task is None:  # no such task (any more)
+        await query.answer(_outcome_text(context, result)[:200], show_alert=True)
+        return
     if result.outcome is Outcome.CLAIMED:
         text = await _claimed_message(context, result.task.id, user_id)
         markup = _markup([[(context.t("tasks.button.withdraw"), cb("wd", result.task.id))]])
@@ -304,10 +312,15 @@ async def withdraw(update: Update, context: XContext) -> None:
     values = await _ids(update, context, 1)
     if values is None:
         return
-    result = await _tasks(context).withdraw(values[0], update.effective_user.id)
+    user_id = update.effective_user.id
+    result = await _tasks(context).withdraw(values[0], user_id)
     if result.outcome is Outcome.OK:
         await query.answer(context.t("tasks.withdrawn"), show_alert=True)
-        await query.edit_message_reply_markup(None)
+        if _args(query.data)[1:] == ["m"]:
+            text, markup = await _my_tasks_view(context, user_id)
+            await query.edit_message_text(text, reply_markup=markup)
+        else:
+            await query.edit_message_reply_markup(None)
         return
     await query.answer(_outcome_text(context, result)[:200], show_alert=True)
 
@@ -348,31 +361,25 @@ async def answer_assignment(update: Update, context: XContext) -> None:
     await _after_claim(update, context, result)
 
 
-async def my_tasks(update: Update, context: XContext) -> None:
+async def _my_tasks_view(context: XContext, user_id: int) -> tuple[str, InlineKeyboardMarkup | None]:
     service = _tasks(context)
-    mine = await service.my_tasks(update.effective_user.id)
+    mine = await service.my_tasks(user_id)
     t = context.t
     if not mine:
-        await reply(update, context, t("tasks.mine.empty"))
-        return
+        return t("tasks.mine.empty"), None
     lines = [t("tasks.mine.title")]
     rows: list[list[tuple[str, str]]] = []
     for n, item in enumerate(mine, 1):
         task = item.count.task
-        state = t(f"tasks.mine.{item.claim.state}", place=item.place or "")
-        lines += [
-            "",
-            t("tasks.wall.item", n=n, title=task.title, points=task.points),
-            t("tasks.card.when", when=service.format_span(task, context.lang)),
-            t("tasks.card.place", place=task.place_text or t("tasks.card.place_pin")),
-            state,
-        ]
+        lines += _item_lines(context, n, task)
+        lines.append(t(f"tasks.mine.{item.claim.state}", place=item.place or ""))
         if item.claim.state == "claimed":
-            details = await service.private_details(task.id, update.effective_user.id)
+            details = await service.private_details(task.id, user_id)
             if details:
                 lines.append(t("tasks.reminder.details", details=details))
         if item.claim.state in ("claimed", "waitlisted"):
-            rows.append([(t("tasks.button.withdraw_n", n=n), cb("wd", task.id))])
+            # "m": pressed in this list, which is then redrawn (elsewhere the button just goes away).
+            rows.append([(t("tasks.button.withdraw_n", n=n), cb("wd", task.id, "m"))])
         elif item.claim.state == "assigned_pending":
             rows.append(
                 [
@@ -380,7 +387,12 @@ async def my_tasks(update: Update, context: XContext) -> None:
                     (t("tasks.button.decline"), cb("as", task.id, "n")),
                 ]
             )
-    await reply(update, context, "\n".join(lines), reply_markup=_markup(rows))
+    return "\n".join(lines), _markup(rows)
+
+
+async def my_tasks(update: Update, context: XContext) -> None:
+    text, markup = await _my_tasks_view(context, update.effective_user.id)
+    await reply(update, context, text, reply_markup=markup)
 
 
 # -- posting (captains, moderators) -------------------------------------------------------------

@@ -108,6 +108,11 @@ async def test_wall_pages_and_claim_from_the_list(bot, tg):
     await chat.send("/mytasks")
     mine = await chat.expect_message(contains="我认领的心愿")
     assert "心愿5" in mine.text and "王奶奶" in mine.text
+    await (await chat.press("取消认领 1", message=mine)).wait()
+    redrawn = await chat.expect_edit(message_id=mine.message_id)
+    assert "还没有认领" in redrawn.text
+    gone = await (await chat.press_data("tk:cl:99999")).wait()
+    assert gone.show_alert and "找不到" in gone.text
 
 
 async def test_nearest_first_after_sharing_a_location(bot, tg):
