@@ -91,6 +91,13 @@ class ReportsConfig:
     reopen_days: int = 14
     duplicate_radius_m: int = 50
     duplicate_window_hours: int = 72
+    # Reports one user may file per local day.
+    daily_limit: int = 10
+    # Volunteer points for a hazard tip acknowledged or resolved as valid (credited once).
+    hazard_points: int = 5
+    # Service area as [south, west, north, east] in WGS-84 degrees; a location outside is refused.
+    # Default: Zhejiang province with a small margin (Zhoushan islands included). [] = no check.
+    service_bounds: tuple[float, ...] = (26.8, 117.8, 31.4, 123.4)
 
 
 @dataclass(frozen=True)
@@ -114,6 +121,17 @@ class MeetingsConfig:
     late_grace_minutes: int = 15
     # Reminders are planned this many days ahead.
     horizon_days: int = 35
+    # Length of a new meeting unless the organizer says otherwise.
+    default_duration_minutes: int = 90
+    # Agenda topics close this many minutes before the start and the organizer gets the list then
+    # (1200 = 20 h: the evening before a 14:30 meeting, a few hours after the 1-day reminder).
+    topic_deadline_minutes: int = 1200
+    topic_max_chars: int = 300
+    max_topics_per_user: int = 5
+    # Occurrences on a Chinese public holiday are flagged to the organizer this many days ahead.
+    holiday_notice_days: int = 7
+    title_max_chars: int = 80
+    outcome_max_chars: int = 1500
 
 
 @dataclass(frozen=True)
@@ -253,8 +271,30 @@ def _validate(config: Config) -> None:
             raise ConfigError(
                 f"broadcast.rush_windows[{i}]", f"must look like 11:00-13:30 (got {window!r})"
             ) from None
+    mt = config.meetings
+    if mt.late_grace_minutes < 0:
+        raise ConfigError("meetings.late_grace_minutes", "must not be negative")
+    if mt.horizon_days <= 0:
+        raise ConfigError("meetings.horizon_days", "must be positive")
+    for i, offset in enumerate(mt.reminder_offsets_minutes):
+        if offset <= 0:
+            raise ConfigError(f"meetings.reminder_offsets_minutes[{i}]", "must be positive (minutes before)")
     if config.stations.radius_m <= 0:
         raise ConfigError("stations.radius_m", "must be positive")
+    bounds = config.reports.service_bounds
+    if bounds:
+        if len(bounds) != 4:
+            raise ConfigError("reports.service_bounds", "must be [south, west, north, east] or []")
+        south, west, north, east = bounds
+        if not (-90 <= south < north <= 90 and -180 <= west < east <= 180):
+            raise ConfigError(
+                "reports.service_bounds", "must be [south, west, north, east] with south < north, west < east"
+            )
+    for key in ("daily_limit", "description_limit", "ack_timeout_hours", "duplicate_radius_m"):
+        if getattr(config.reports, key) <= 0:
+            raise ConfigError(f"reports.{key}", "must be positive")
+    if config.reports.hazard_points < 0:
+        raise ConfigError("reports.hazard_points", "must not be negative")
     for i, minutes in enumerate(config.tasks.reminder_offsets_minutes):
         if minutes <= 0:
             raise ConfigError(f"tasks.reminder_offsets_minutes[{i}]", "must be positive")

@@ -54,6 +54,8 @@ class Outbox:
         self._limiter: FloodLimiter | None = None
         self._job_queue: Any = None
         self._inflight: dict[int, asyncio.Task[None]] = {}
+        # Chats whose in-flight row already went to 'sending' (its HTTP call must be allowed to finish).
+        self._committed: set[int] = set()
         self._stopping = False
         self.max_inflight = max(4, int(core.config.broadcast.max_per_second * 2))
         core.clock.subscribe(self.wake)
@@ -101,6 +103,9 @@ class Outbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        for chat_id, task in list(self._inflight.items()):
+            if chat_id not in self._committed:
+                task.cancel()  # still waiting for a send slot: the row stays pending for next time
         if self._inflight:
             await asyncio.gather(*self._inflight.values(), return_exceptions=True)
 
@@ -149,6 +154,7 @@ class Outbox:
 
     def _finished(self, chat_id: int) -> None:
         self._inflight.pop(chat_id, None)
+        self._committed.discard(chat_id)
         self._wake.set()
 
     async def _sleep_until_due(self) -> None:
@@ -184,8 +190,9 @@ class Outbox:
         try:
             if self._limiter is not None:
                 await self._limiter.acquire(row.chat_id, bulk=bulk)
-            if not await repo.start_sending(db, row.id, clock.now()):
-                return  # cancelled or taken meanwhile
+            if self._stopping or not await repo.start_sending(db, row.id, clock.now()):
+                return  # stopping, or cancelled/taken meanwhile
+            self._committed.add(row.chat_id)
             method = row.payload["method"]
             params = dict(row.payload.get("params", {}))
             params["chat_id"] = row.chat_id

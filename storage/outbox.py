@@ -298,3 +298,88 @@ async def enqueue_or_revive(db: Executor, messages: Iterable[NewMessage], now: d
         " WHERE outbox.state = 'cancelled'",
         [_values(m, now) for m in messages],
     )
+
+
+# -- Planned rows that are re-planned (meeting reminders) ---------------------------------------------
+
+
+def _like_prefix(prefix: str) -> str:
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def upsert_planned(db: Executor, messages: Iterable[NewMessage], now: dt.datetime) -> int:
+    """Insert planned rows, or refresh one not sent yet (pending, or cancelled by an earlier re-plan).
+
+    Unlike `enqueue`, a row with the same dedup_key that is 'pending' gets the new payload, due and
+    expiry, and a 'cancelled' one is revived: the key is the business identity (this reminder for
+    this occurrence in this chat), so planning it again after it was withdrawn must bring it back.
+    Rows already 'sending', 'sent', 'failed', 'expired' or 'skipped' are never touched: no second send.
+    Returns how many rows were inserted or changed.
+    """
+    count = 0
+    for m in messages:
+        count += await db.execute(
+            """
+            INSERT INTO outbox(kind, dedup_key, chat_id, payload, batch, priority, due_at, expires_at,
+                created_at, updated_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT(dedup_key) DO UPDATE SET
+                kind = excluded.kind, chat_id = excluded.chat_id, payload = excluded.payload,
+                batch = excluded.batch, priority = excluded.priority, due_at = excluded.due_at,
+                expires_at = excluded.expires_at, state = 'pending', updated_at = excluded.updated_at
+            WHERE outbox.state IN ('pending', 'cancelled')
+            """,
+            (
+                m.kind,
+                m.dedup_key,
+                m.chat_id,
+                json.dumps(m.payload, ensure_ascii=False, sort_keys=True),
+                m.batch,
+                m.priority,
+                to_db(m.due_at),
+                to_db(m.expires_at),
+                to_db(now),
+                to_db(now),
+            ),
+        )
+    return count
+
+
+async def pending_with_prefix(db: Executor, dedup_prefix: str, now: dt.datetime) -> list[OutboxRow]:
+    """Pending rows whose dedup_key starts with the prefix and that have not expired by `now`."""
+    rows = await db.fetchall(
+        "SELECT * FROM outbox WHERE dedup_key LIKE ? ESCAPE '\\' AND state = 'pending'"
+        " AND (expires_at IS NULL OR expires_at >= ?) ORDER BY id",
+        (_like_prefix(dedup_prefix), to_db(now)),
+    )
+    return [_record(r) for r in rows]
+
+
+async def cancel_ids(db: Executor, ids: Iterable[int], now: dt.datetime) -> int:
+    """Cancel these rows if they are still pending."""
+    count = 0
+    for row_id in ids:
+        count += await db.execute(
+            "UPDATE outbox SET state = 'cancelled', updated_at = ? WHERE id = ? AND state = 'pending'",
+            (to_db(now), row_id),
+        )
+    return count
+
+
+async def set_payload(db: Executor, dedup_key: str, payload: dict[str, Any], now: dt.datetime) -> bool:
+    """Replace the payload of a row that is still pending (e.g. fresher counts before it is sent)."""
+    changed = await db.execute(
+        "UPDATE outbox SET payload = ?, updated_at = ? WHERE dedup_key = ? AND state = 'pending'",
+        (json.dumps(payload, ensure_ascii=False, sort_keys=True), to_db(now), dedup_key),
+    )
+    return changed > 0
+
+
+async def expire_overdue(db: Executor, dedup_prefix: str, now: dt.datetime) -> list[OutboxRow]:
+    """Mark pending rows of a prefix whose expires_at passed as 'expired' and return them (to log)."""
+    rows = await db.fetchall(
+        "UPDATE outbox SET state = 'expired', updated_at = ? WHERE dedup_key LIKE ? ESCAPE '\\'"
+        " AND state = 'pending' AND expires_at IS NOT NULL AND expires_at < ? RETURNING *",
+        (to_db(now), _like_prefix(dedup_prefix), to_db(now)),
+    )
+    return [_record(r) for r in rows]

@@ -1,0 +1,1120 @@
+"""Council meetings (议事会): scheduling, reminders through the outbox, RSVP, agenda topics, .ics.
+
+Everything a meeting sends later is an outbox row planned by `plan_reminders` (idempotent):
+
+* reminder  ``mtg:{id}:{start}:{offset}:{chat}``  to each target group, due ``start - offset``,
+  expiring ``late_grace_minutes`` later (the outbox worker drops it as 'expired' after that);
+* topics    ``mtg:{id}:{start}:topics:{organizer}``  the collected agenda topics, at the topic deadline;
+* holiday   ``mtg:{id}:{start}:holiday:{organizer}``  skip/move buttons, ``holiday_notice_days`` ahead.
+
+``{start}`` is the occurrence's actual start in UTC (``2026-12-07T06:30Z``), so a moved occurrence gets
+new rows while the old ones are cancelled. Re-planning computes the wanted rows for the horizon,
+cancels pending rows of the meeting that are no longer wanted and upserts the wanted ones (a pending
+row is refreshed, a row cancelled by an earlier plan is revived, a sent one is never touched). The
+whole plan of a meeting is written in one transaction.
+
+Occurrences are identified towards users (RSVP, topics, callback data) by their ORIGINAL start, which
+survives moving that occurrence. Callback data carries it as epoch minutes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import itertools
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot import holidays_cn
+from bot.core import Core
+from bot.ics import IcsMeeting, occurrence_ics, series_ics
+from bot.recurrence import (
+    Occurrence,
+    RecurrenceError,
+    Schedule,
+    Translate,
+    attach_zone,
+    describe,
+    format_date,
+    get_zone,
+    to_local_naive,
+)
+from storage import groups as groups_repo
+from storage import meetings as repo
+from storage import outbox as outbox_repo
+from storage import users as users_repo
+from storage.meetings import MeetingRecord, NewMeeting
+from storage.outbox import NewMessage
+
+log = logging.getLogger(__name__)
+
+UTC = dt.UTC
+
+KIND_REMINDER = "meeting_reminder"
+KIND_TOPICS = "meeting_topics"
+KIND_HOLIDAY = "meeting_holiday"
+KIND_NOTICE = "meeting_notice"
+KIND_OUTCOME = "meeting_outcome"
+KIND_EDIT = "meeting_edit"
+
+PLAN_ROOT = "mtg:"
+ANSWER_CODES = {"y": "yes", "n": "no", "m": "maybe"}
+CODE_OF_ANSWER = {v: k for k, v in ANSWER_CODES.items()}
+HOLIDAY_ACTIONS = ("skip", "next", "keep")
+MAX_OFFSET_MINUTES = 30 * 1440
+#: Occurrences checked for holidays when a meeting is scheduled (the organizer sees them at once).
+HOLIDAY_LOOKAHEAD = dt.timedelta(days=366)
+
+_edit_seq = itertools.count(1)
+
+
+# -- identities --------------------------------------------------------------------------------------
+
+
+def occ_key(moment: dt.datetime) -> str:
+    """An occurrence start in dedup keys: UTC, minute precision (``2026-12-07T06:30Z``)."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def occ_code(moment: dt.datetime) -> int:
+    """An occurrence start in callback data: UTC epoch minutes."""
+    return int(moment.timestamp()) // 60
+
+
+def occ_from_code(code: int | str) -> dt.datetime:
+    return dt.datetime.fromtimestamp(int(code) * 60, UTC)
+
+
+def plan_prefix(meeting_id: int) -> str:
+    return f"{PLAN_ROOT}{meeting_id}:"
+
+
+def reminder_key(meeting_id: int, start: dt.datetime, offset: int, chat_id: int) -> str:
+    return f"{plan_prefix(meeting_id)}{occ_key(start)}:{offset}:{chat_id}"
+
+
+def topics_key(meeting_id: int, start: dt.datetime, organizer_id: int) -> str:
+    return f"{plan_prefix(meeting_id)}{occ_key(start)}:topics:{organizer_id}"
+
+
+def holiday_key(meeting_id: int, start: dt.datetime, organizer_id: int) -> str:
+    return f"{plan_prefix(meeting_id)}{occ_key(start)}:holiday:{organizer_id}"
+
+
+def rsvp_data(meeting_id: int, original: dt.datetime, answer: str) -> str:
+    return f"mt:rsvp:{meeting_id}:{occ_code(original)}:{CODE_OF_ANSWER[answer]}"
+
+
+def holiday_data(meeting_id: int, original: dt.datetime, action: str) -> str:
+    return f"mt:hol:{meeting_id}:{occ_code(original)}:{action}"
+
+
+def topic_data(meeting_id: int, original: dt.datetime) -> str:
+    return f"mt:topic:{meeting_id}:{occ_code(original)}"
+
+
+def ics_data(meeting_id: int) -> str:
+    return f"mt:ics:{meeting_id}"
+
+
+# -- results -----------------------------------------------------------------------------------------
+
+
+class MeetingError(Exception):
+    """A request the service refuses; ``code`` selects ``meetings.error.<code>``."""
+
+    def __init__(self, code: str, **values: Any) -> None:
+        super().__init__(code)
+        self.code = code
+        self.values = values
+
+
+@dataclass(frozen=True)
+class MeetingDraft:
+    """What the scheduling conversation collected."""
+
+    title: str
+    first_start: dt.datetime  # naive = wall time in ``tz``; aware = converted
+    organizer_id: int
+    rrule: str | None = None
+    tz: str | None = None  # None = config bot.timezone
+    duration_minutes: int | None = None  # None = config default
+    place: str = ""
+    lat: float | None = None
+    lon: float | None = None
+    chat_ids: tuple[int, ...] = ()
+    areas: tuple[str, ...] = ()
+    reminder_offsets: tuple[int, ...] | None = None  # None = config default
+    topic_deadline_minutes: int | None = None  # None = config default
+
+
+@dataclass(frozen=True)
+class Scheduled:
+    meeting: MeetingRecord
+    schedule: Schedule
+    holidays: list[holidays_cn.HolidayFlag]
+    planned: int
+
+
+@dataclass(frozen=True)
+class Upcoming:
+    meeting: MeetingRecord
+    occurrence: Occurrence
+    holiday: str | None
+
+
+@dataclass(frozen=True)
+class MessageEdit:
+    """A sent message to re-render (``editMessageText``)."""
+
+    chat_id: int
+    message_id: int
+    text: str
+    reply_markup: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class RsvpResult:
+    changed: bool
+    answer: str
+    counts: dict[str, int]
+    edits: list[MessageEdit]
+
+
+@dataclass(frozen=True)
+class Answered:
+    user_id: int
+    name: str
+    answer: str
+
+
+@dataclass(frozen=True)
+class TopicTarget:
+    meeting: MeetingRecord
+    occurrence: Occurrence
+    deadline: dt.datetime
+
+
+# -- the service -------------------------------------------------------------------------------------
+
+
+class MeetingService:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.cfg = core.config.meetings
+
+    # -- small helpers -------------------------------------------------------------------------------
+
+    @property
+    def now(self) -> dt.datetime:
+        return self.core.clock.now()
+
+    @property
+    def group_lang(self) -> str:
+        return self.core.config.bot.default_language
+
+    def tr(self, lang: str) -> Translate:
+        return functools.partial(self.core.catalog.t, lang)
+
+    def _wake_outbox(self) -> None:
+        wake = getattr(self.core.outbox, "wake", None)
+        if callable(wake):
+            wake()
+
+    def schedule_of(self, meeting: MeetingRecord) -> Schedule:
+        zone = get_zone(meeting.tz)
+        exdates = tuple(o.original_start.astimezone(zone) for o in meeting.overrides if o.action == "skip")
+        moves = tuple(
+            (o.original_start.astimezone(zone), o.new_start.astimezone(zone))
+            for o in meeting.overrides
+            if o.action == "move" and o.new_start is not None
+        )
+        return Schedule(
+            attach_zone(meeting.dtstart_local, zone),
+            dt.timedelta(minutes=meeting.duration_minutes),
+            meeting.rrule,
+            tuple(sorted(exdates)),
+            tuple(sorted(moves)),
+        )
+
+    def find_occurrence(self, meeting: MeetingRecord, original: dt.datetime) -> Occurrence | None:
+        """The current occurrence whose original start is ``original`` (None if skipped or unknown)."""
+        sched = self.schedule_of(meeting)
+        zone = sched.zone
+        for old, new in sched.moves:
+            if old == original:
+                start = new.astimezone(zone)
+                return Occurrence(start, start + sched.duration, old)
+        if any(e == original for e in sched.exdates) or not sched.is_rule_instance(original):
+            return None
+        start = original.astimezone(zone)
+        return Occurrence(start, start + sched.duration, start)
+
+    async def _require(self, meeting_id: int, active: bool = True) -> MeetingRecord:
+        meeting = await repo.get(self.core.db, meeting_id)
+        if meeting is None:
+            raise MeetingError("not_found")
+        if active and not meeting.active:
+            raise MeetingError("cancelled", title=meeting.title)
+        return meeting
+
+    async def _require_occurrence(self, meeting: MeetingRecord, original: dt.datetime) -> Occurrence:
+        occ = self.find_occurrence(meeting, original)
+        if occ is None:
+            raise MeetingError("no_such_occurrence")
+        return occ
+
+    def _offsets(self, offsets: Sequence[int] | None) -> tuple[int, ...]:
+        values = tuple(offsets) if offsets is not None else self.cfg.reminder_offsets_minutes
+        for value in values:
+            if not 0 < value <= MAX_OFFSET_MINUTES:
+                raise MeetingError("bad_offset", minutes=value)
+        return tuple(sorted(set(values), reverse=True))
+
+    def _title(self, title: str) -> str:
+        title = " ".join(title.split())
+        if not title:
+            raise MeetingError("empty_title")
+        if len(title) > self.cfg.title_max_chars:
+            raise MeetingError("title_too_long", limit=self.cfg.title_max_chars)
+        return title
+
+    # -- texts ---------------------------------------------------------------------------------------
+
+    def format_when(self, moment: dt.datetime, tz: str, lang: str) -> str:
+        """A start time in the meeting's zone, e.g. "12月7日（周一）14:30"."""
+        t = self.tr(lang)
+        local = moment.astimezone(get_zone(tz))
+        text = t("meetings.fmt.datetime", date=format_date(local, t), time=local.strftime("%H:%M"))
+        if tz != self.core.config.bot.timezone:
+            text += f" ({tz})"
+        return text
+
+    def format_span(self, occ: Occurrence, tz: str, lang: str) -> str:
+        end = occ.end.astimezone(get_zone(tz))
+        return self.tr(lang)(
+            "meetings.fmt.span", start=self.format_when(occ.start, tz, lang), end=end.strftime("%H:%M")
+        )
+
+    def format_offset(self, minutes: int, lang: str) -> str:
+        t = self.tr(lang)
+        if minutes % 1440 == 0:
+            n = minutes // 1440
+            return t("meetings.offset.day_one") if n == 1 else t("meetings.offset.days", n=n)
+        if minutes % 60 == 0:
+            n = minutes // 60
+            return t("meetings.offset.hour_one") if n == 1 else t("meetings.offset.hours", n=n)
+        return t("meetings.offset.minutes", n=minutes)
+
+    def describe(self, meeting: MeetingRecord, lang: str) -> str:
+        return describe(self.schedule_of(meeting), self.tr(lang))
+
+    def counts_line(self, counts: dict[str, int], lang: str) -> str:
+        return self.tr(lang)(
+            "meetings.rsvp.counts", yes=counts["yes"], no=counts["no"], maybe=counts["maybe"]
+        )
+
+    def _place_lines(self, meeting: MeetingRecord, lang: str) -> list[str]:
+        t = self.tr(lang)
+        lines = []
+        if meeting.place:
+            lines.append(t("meetings.card.place", place=meeting.place))
+        if meeting.lat is not None and meeting.lon is not None:
+            lines.append(t("meetings.card.map", lat=f"{meeting.lat:.5f}", lon=f"{meeting.lon:.5f}"))
+        return lines
+
+    def reminder_text(
+        self, meeting: MeetingRecord, occ: Occurrence, offset: int, counts: dict[str, int], lang: str
+    ) -> str:
+        """The reminder ``offset`` minutes before ``occ``; it invites topics if they are open by then."""
+        t = self.tr(lang)
+        lines = [
+            t("meetings.reminder.title", title=meeting.title, offset=self.format_offset(offset, lang)),
+            t("meetings.card.when", when=self.format_span(occ, meeting.tz, lang)),
+            *self._place_lines(meeting, lang),
+        ]
+        if occ.moved:
+            lines.append(
+                t("meetings.card.moved_from", when=self.format_when(occ.original_start, meeting.tz, lang))
+            )
+        deadline = self.topic_deadline(meeting, occ)
+        if self._topics_open_at(meeting, occ, offset):
+            lines.append(
+                t("meetings.reminder.topics_open", deadline=self.format_when(deadline, meeting.tz, lang))
+            )
+        lines.append(self.counts_line(counts, lang))
+        return "\n".join(lines)
+
+    def _topics_open_at(self, meeting: MeetingRecord, occ: Occurrence, offset: int) -> bool:
+        """Whether topics are still open when the reminder ``offset`` minutes before is sent."""
+        return self.topic_deadline(meeting, occ) > occ.start_utc - dt.timedelta(minutes=offset)
+
+    def reminder_markup(
+        self, meeting: MeetingRecord, occ: Occurrence, offset: int, lang: str
+    ) -> dict[str, Any]:
+        t = self.tr(lang)
+        rsvp_row = [
+            {
+                "text": t(f"meetings.rsvp.button_{answer}"),
+                "callback_data": rsvp_data(meeting.id, occ.original_start, answer),
+            }
+            for answer in repo.ANSWERS
+        ]
+        more_row = [{"text": t("meetings.button.calendar"), "callback_data": ics_data(meeting.id)}]
+        if self._topics_open_at(meeting, occ, offset):
+            more_row.insert(
+                0,
+                {
+                    "text": t("meetings.button.topic"),
+                    "callback_data": topic_data(meeting.id, occ.original_start),
+                },
+            )
+        return {"inline_keyboard": [rsvp_row, more_row]}
+
+    def card_text(self, meeting: MeetingRecord, occ: Occurrence | None, lang: str) -> str:
+        """The meeting as listed by /meetings and announced when scheduled."""
+        t = self.tr(lang)
+        lines = [
+            t("meetings.card.title", title=meeting.title),
+            t("meetings.card.rule", rule=self.describe(meeting, lang)),
+        ]
+        if occ is not None:
+            lines.append(t("meetings.card.next", when=self.format_span(occ, meeting.tz, lang)))
+            holiday = holidays_cn.holiday_name(occ.start.date(), lang)
+            if holiday:
+                lines.append(t("meetings.card.holiday", holiday=holiday))
+        lines.extend(self._place_lines(meeting, lang))
+        return "\n".join(lines)
+
+    def error_text(self, exc: MeetingError | RecurrenceError, lang: str) -> str:
+        t = self.tr(lang)
+        if isinstance(exc, RecurrenceError):
+            key = f"meetings.rrule_error.{exc.code}"
+            if not self.core.catalog.has(key):
+                key = "meetings.rrule_error.syntax"
+            return t(key, detail=exc.detail)
+        values = {
+            name: self.format_when(value, self.core.config.bot.timezone, lang)
+            if isinstance(value, dt.datetime)
+            else value
+            for name, value in exc.values.items()
+        }
+        return t(f"meetings.error.{exc.code}", **values)
+
+    # -- targets -------------------------------------------------------------------------------------
+
+    async def target_chats(self, meeting: MeetingRecord) -> list[int]:
+        """Chats that get this meeting's messages: chosen chats (unless known gone) + active area groups."""
+        chats: dict[int, None] = {}
+        for chat_id in meeting.chat_ids:
+            group = await groups_repo.get(self.core.db, chat_id)
+            if group is not None and not group.active:
+                if group.migrated_to:
+                    chats[group.migrated_to] = None
+                continue
+            chats[chat_id] = None
+        if meeting.areas:
+            for group in await groups_repo.list_active(self.core.db, list(meeting.areas)):
+                chats[group.chat_id] = None
+        return list(chats)
+
+    # -- scheduling ----------------------------------------------------------------------------------
+
+    def preview(self, draft: MeetingDraft, count: int = 3) -> tuple[Schedule, list[Occurrence]]:
+        """Validate the times of a draft (RecurrenceError / MeetingError) and give its next occurrences,
+        for the confirmation step of the conversation. Nothing is stored."""
+        tz = draft.tz or self.core.config.bot.timezone
+        duration = draft.duration_minutes or self.cfg.default_duration_minutes
+        if not 0 < duration <= 24 * 60:
+            raise MeetingError("bad_duration")
+        sched = Schedule.create(draft.first_start, dt.timedelta(minutes=duration), draft.rrule, tz)
+        upcoming = sched.next_occurrences(self.now, count)
+        if not upcoming:
+            raise MeetingError("in_the_past")
+        return sched, upcoming
+
+    def preview_text(self, draft: MeetingDraft, lang: str) -> str:
+        """Title, rule, next occurrences (holidays marked) and reminder offsets of a draft."""
+        sched, upcoming = self.preview(draft)
+        t = self.tr(lang)
+        lines = [
+            t("meetings.card.title", title=draft.title),
+            t("meetings.card.rule", rule=describe(sched, t)),
+        ]
+        for occ in upcoming:
+            line = t("meetings.preview.occurrence", when=self.format_span(occ, sched.timezone, lang))
+            holiday = holidays_cn.holiday_name(occ.start.date(), lang)
+            if holiday:
+                line += t("meetings.preview.holiday", holiday=holiday)
+            lines.append(line)
+        if draft.place:
+            lines.append(t("meetings.card.place", place=draft.place))
+        offsets = self._offsets(draft.reminder_offsets)
+        lines.append(
+            t(
+                "meetings.preview.reminders",
+                offsets=t("meetings.rule.join").join(self.format_offset(o, lang) for o in offsets),
+            )
+        )
+        return "\n".join(lines)
+
+    async def active_meetings(self) -> list[MeetingRecord]:
+        return await repo.list_active(self.core.db)
+
+    async def create(self, draft: MeetingDraft) -> Scheduled:
+        """Validate and store a meeting, plan its reminders, announce it, and flag holiday occurrences."""
+        tz = draft.tz or self.core.config.bot.timezone
+        duration = draft.duration_minutes or self.cfg.default_duration_minutes
+        title = self._title(draft.title)
+        sched, _ = self.preview(draft, 1)
+        if not draft.chat_ids and not draft.areas:
+            raise MeetingError("no_targets")
+        deadline = (
+            self.cfg.topic_deadline_minutes
+            if draft.topic_deadline_minutes is None
+            else draft.topic_deadline_minutes
+        )
+        if not 0 <= deadline <= MAX_OFFSET_MINUTES:
+            raise MeetingError("bad_deadline")
+        new = NewMeeting(
+            title=title,
+            tz=tz,
+            dtstart_local=to_local_naive(sched.dtstart, sched.zone),
+            duration_minutes=duration,
+            organizer_id=draft.organizer_id,
+            rrule=sched.rrule,
+            place=draft.place.strip(),
+            lat=draft.lat,
+            lon=draft.lon,
+            reminder_offsets=self._offsets(draft.reminder_offsets),
+            topic_deadline_minutes=deadline,
+            chat_ids=draft.chat_ids,
+            areas=draft.areas,
+        )
+        async with self.core.db.transaction() as tx:
+            meeting_id = await repo.create(tx, new, self.now)
+        meeting = await self._require(meeting_id)
+        planned = await self.plan_reminders(meeting)
+        await self._notify(
+            meeting, "created", lambda lang: self.card_text(meeting, self._next(meeting), lang)
+        )
+        log.info("meeting %s scheduled by %s: %s", meeting.id, meeting.organizer_id, meeting.rrule or "once")
+        return Scheduled(meeting, self.schedule_of(meeting), self.holiday_flags(meeting), planned)
+
+    def _next(self, meeting: MeetingRecord) -> Occurrence | None:
+        found = self.schedule_of(meeting).next_occurrences(self.now, 1)
+        return found[0] if found else None
+
+    def holiday_flags(self, meeting: MeetingRecord, lang: str = "zh") -> list[holidays_cn.HolidayFlag]:
+        """Upcoming (unmoved) occurrences within a year that fall on a Chinese public holiday."""
+        occs = self.schedule_of(meeting).occurrences_between(self.now, self.now + HOLIDAY_LOOKAHEAD)
+        return holidays_cn.flag_occurrences((o for o in occs if not o.moved), lang)
+
+    async def get(self, meeting_id: int) -> MeetingRecord | None:
+        return await repo.get(self.core.db, meeting_id)
+
+    async def upcoming(
+        self, *, chat_id: int | None = None, areas: Sequence[str] = (), limit: int = 5, lang: str = "zh"
+    ) -> list[Upcoming]:
+        """Next occurrences of meetings announced in a chat (or its area) or to the given areas."""
+        area_set = list(dict.fromkeys(a for a in areas if a))
+        chat_ids = []
+        if chat_id is not None:
+            chat_ids.append(chat_id)
+            group = await groups_repo.get(self.core.db, chat_id)
+            if group is not None and group.area and group.area not in area_set:
+                area_set.append(group.area)
+        items = []
+        for meeting in await repo.for_targets(self.core.db, chat_ids, area_set):
+            for occ in self.schedule_of(meeting).next_occurrences(self.now - self._running(meeting), limit):
+                items.append(Upcoming(meeting, occ, holidays_cn.holiday_name(occ.start.date(), lang)))
+        items.sort(key=lambda u: (u.occurrence.start_utc, u.meeting.id))
+        return items[:limit]
+
+    @staticmethod
+    def _running(meeting: MeetingRecord) -> dt.timedelta:
+        """Occurrences that started but have not ended are still "upcoming"."""
+        return dt.timedelta(minutes=meeting.duration_minutes)
+
+    # -- planning ------------------------------------------------------------------------------------
+
+    async def _wanted(self, meeting: MeetingRecord) -> tuple[list[NewMessage], list[repo.ReminderLink]]:
+        now = self.now
+        if not meeting.active:
+            return [], []
+        grace = dt.timedelta(minutes=self.cfg.late_grace_minutes)
+        sched = self.schedule_of(meeting)
+        chats = await self.target_chats(meeting)
+        lang = self.group_lang
+        organizer_lang = await self.core.user_lang(meeting.organizer_id)
+        messages: list[NewMessage] = []
+        links: list[repo.ReminderLink] = []
+        occurrences = sched.occurrences_between(now - grace, now + dt.timedelta(days=self.cfg.horizon_days))
+        for occ in occurrences:
+            counts = await repo.rsvp_counts(self.core.db, meeting.id, occ.original_start)
+            for offset in meeting.reminder_offsets:
+                due = occ.start_utc - dt.timedelta(minutes=offset)
+                expires = due + grace
+                if expires <= now:
+                    continue  # too late to remind: never planned (older than the grace period)
+                payload = {
+                    "method": "sendMessage",
+                    "params": {
+                        "text": self.reminder_text(meeting, occ, offset, counts, lang),
+                        "reply_markup": self.reminder_markup(meeting, occ, offset, lang),
+                    },
+                }
+                for chat_id in chats:
+                    key = reminder_key(meeting.id, occ.start, offset, chat_id)
+                    messages.append(
+                        NewMessage(KIND_REMINDER, key, chat_id, payload, due, expires_at=expires, priority=4)
+                    )
+                    links.append(repo.ReminderLink(key, meeting.id, occ.original_start, chat_id, offset))
+            # The collected topics go to the organizer when topics close (by default the day before).
+            topics_due = occ.start_utc - dt.timedelta(minutes=meeting.topic_deadline_minutes)
+            if topics_due >= meeting.created_at and occ.start_utc > now:
+                text = await self._topics_text(meeting, occ, organizer_lang)
+                messages.append(
+                    NewMessage(
+                        KIND_TOPICS,
+                        topics_key(meeting.id, occ.start, meeting.organizer_id),
+                        meeting.organizer_id,
+                        {"method": "sendMessage", "params": {"text": text}},
+                        topics_due,
+                        expires_at=occ.start_utc,
+                        priority=3,
+                    )
+                )
+            # A week ahead: an occurrence on a public holiday is flagged with skip / move buttons.
+            holiday = holidays_cn.holiday_name(occ.start.date(), organizer_lang)
+            holiday_due = occ.start_utc - dt.timedelta(days=self.cfg.holiday_notice_days)
+            if holiday and not occ.moved and holiday_due >= meeting.created_at and occ.start_utc > now:
+                messages.append(
+                    NewMessage(
+                        KIND_HOLIDAY,
+                        holiday_key(meeting.id, occ.start, meeting.organizer_id),
+                        meeting.organizer_id,
+                        self.holiday_payload(meeting, occ, holiday, organizer_lang),
+                        holiday_due,
+                        expires_at=occ.start_utc,
+                        priority=3,
+                    )
+                )
+        return messages, links
+
+    def holiday_payload(
+        self, meeting: MeetingRecord, occ: Occurrence, holiday: str, lang: str
+    ) -> dict[str, Any]:
+        t = self.tr(lang)
+        target = self._next_working_start(occ)
+        text = t(
+            "meetings.holiday.flag",
+            title=meeting.title,
+            when=self.format_when(occ.start, meeting.tz, lang),
+            holiday=holiday,
+        )
+        buttons = [
+            [
+                {
+                    "text": t("meetings.holiday.skip"),
+                    "callback_data": holiday_data(meeting.id, occ.original_start, "skip"),
+                }
+            ],
+            [
+                {
+                    "text": t("meetings.holiday.next", when=self.format_when(target, meeting.tz, lang)),
+                    "callback_data": holiday_data(meeting.id, occ.original_start, "next"),
+                }
+            ],
+            [
+                {
+                    "text": t("meetings.holiday.keep"),
+                    "callback_data": holiday_data(meeting.id, occ.original_start, "keep"),
+                }
+            ],
+        ]
+        return {
+            "method": "sendMessage",
+            "params": {"text": text, "reply_markup": {"inline_keyboard": buttons}},
+        }
+
+    @staticmethod
+    def _next_working_start(occ: Occurrence) -> dt.datetime:
+        zone = occ.start.tzinfo
+        assert zone is not None
+        day = holidays_cn.next_working_day(occ.start.date())
+        return attach_zone(dt.datetime.combine(day, occ.start.time().replace(tzinfo=None)), zone)
+
+    async def plan_reminders(self, meeting: MeetingRecord) -> int:
+        """Make the outbox hold exactly the wanted rows of this meeting. Idempotent.
+
+        Returns how many rows were inserted, refreshed or revived.
+        """
+        now = self.now
+        messages, links = await self._wanted(meeting)
+        wanted = {m.dedup_key for m in messages}
+        async with self.core.db.transaction() as tx:
+            pending = await outbox_repo.pending_with_prefix(tx, plan_prefix(meeting.id), now)
+            stale = [row.id for row in pending if row.dedup_key not in wanted]
+            cancelled = await outbox_repo.cancel_ids(tx, stale, now)
+            await repo.link_reminders(tx, links)
+            changed = await outbox_repo.upsert_planned(tx, messages, now)
+        if cancelled:
+            log.info("meeting %s: %d planned messages withdrawn", meeting.id, cancelled)
+        self._wake_outbox()
+        return changed
+
+    async def replan_all(self) -> int:
+        """At start-up and daily: drop (and log) stale reminders, extend every meeting's horizon."""
+        for row in await outbox_repo.expire_overdue(self.core.db, PLAN_ROOT, self.now):
+            log.warning(
+                "dropped meeting message %s to %s: due %s, not sent within the grace period",
+                row.dedup_key,
+                row.chat_id,
+                row.due_at.isoformat(),
+            )
+        total = 0
+        for meeting in await repo.list_active(self.core.db):
+            try:
+                total += await self.plan_reminders(meeting)
+            except Exception:  # one broken meeting must not stop the others
+                log.exception("could not plan meeting %s", meeting.id)
+        return total
+
+    # -- changes -------------------------------------------------------------------------------------
+
+    async def _notify(self, meeting: MeetingRecord, what: str, render: Any) -> int:
+        """Enqueue a notice (rendered per language) to the target groups, once per revision."""
+        lang = self.group_lang
+        text = render(lang)
+        now = self.now
+        messages = [
+            NewMessage(
+                KIND_NOTICE,
+                f"mtgn:{meeting.id}:{meeting.revision}:{what}:{chat_id}",
+                chat_id,
+                {"method": "sendMessage", "params": {"text": text}},
+                now,
+                priority=3,
+                expires_at=now + dt.timedelta(days=1),
+            )
+            for chat_id in await self.target_chats(meeting)
+        ]
+        count = await outbox_repo.enqueue(self.core.db, messages, now)
+        self._wake_outbox()
+        return count
+
+    async def edit(
+        self,
+        meeting_id: int,
+        *,
+        title: str | None = None,
+        place: str | None = None,
+        lat: float | None = None,
+        lon: float | None = None,
+        reminder_offsets: Sequence[int] | None = None,
+        topic_deadline_minutes: int | None = None,
+        chat_ids: Sequence[int] | None = None,
+        areas: Sequence[str] | None = None,
+    ) -> MeetingRecord:
+        """Change details (not times); pending reminders are re-rendered, groups are told."""
+        meeting = await self._require(meeting_id)
+        fields: dict[str, Any] = {}
+        if title is not None:
+            fields["title"] = self._title(title)
+        if place is not None:
+            fields["place"] = place.strip()
+        if lat is not None and lon is not None:
+            fields["lat"], fields["lon"] = lat, lon
+        if reminder_offsets is not None:
+            fields["reminder_offsets"] = self._offsets(reminder_offsets)
+        if topic_deadline_minutes is not None:
+            if not 0 <= topic_deadline_minutes <= MAX_OFFSET_MINUTES:
+                raise MeetingError("bad_deadline")
+            fields["topic_deadline_minutes"] = topic_deadline_minutes
+        async with self.core.db.transaction() as tx:
+            if not await repo.update(tx, meeting.id, self.now, **fields):
+                raise MeetingError("cancelled", title=meeting.title)
+            if chat_ids is not None or areas is not None:
+                await repo.set_targets(
+                    tx,
+                    meeting.id,
+                    meeting.chat_ids if chat_ids is None else chat_ids,
+                    meeting.areas if areas is None else areas,
+                )
+        updated = await self._require(meeting.id)
+        await self.plan_reminders(updated)
+        await self._notify(updated, "edited", lambda lang: self._changed_text(updated, lang))
+        return updated
+
+    def _changed_text(self, meeting: MeetingRecord, lang: str) -> str:
+        return self.tr(lang)(
+            "meetings.notice.changed", card=self.card_text(meeting, self._next(meeting), lang)
+        )
+
+    async def reschedule(
+        self,
+        meeting_id: int,
+        *,
+        first_start: dt.datetime,
+        rrule: str | None,
+        duration_minutes: int | None = None,
+        tz: str | None = None,
+    ) -> MeetingRecord:
+        """New times for the whole series. Skips and moves that no longer fit the rule are dropped."""
+        meeting = await self._require(meeting_id)
+        tz = tz or meeting.tz
+        duration = duration_minutes or meeting.duration_minutes
+        if not 0 < duration <= 24 * 60:
+            raise MeetingError("bad_duration")
+        sched = Schedule.create(first_start, dt.timedelta(minutes=duration), rrule, tz)
+        if not sched.next_occurrences(self.now, 1):
+            raise MeetingError("in_the_past")
+        async with self.core.db.transaction() as tx:
+            if not await repo.update(
+                tx,
+                meeting.id,
+                self.now,
+                tz=tz,
+                dtstart_local=to_local_naive(sched.dtstart, sched.zone),
+                duration_minutes=duration,
+                rrule=sched.rrule,
+            ):
+                raise MeetingError("cancelled", title=meeting.title)
+            for override in meeting.overrides:
+                if not sched.is_rule_instance(override.original_start):
+                    await repo.delete_override(tx, meeting.id, override.original_start)
+        updated = await self._require(meeting.id)
+        await self.plan_reminders(updated)
+        await self._notify(updated, "rescheduled", lambda lang: self._changed_text(updated, lang))
+        return updated
+
+    async def skip_occurrence(self, meeting_id: int, original: dt.datetime) -> MeetingRecord:
+        """Cancel one occurrence: its reminders are withdrawn and the groups told."""
+        meeting = await self._require(meeting_id)
+        occ = await self._require_occurrence(meeting, original)
+        self.schedule_of(meeting).skip(occ.original_start)  # validates
+        async with self.core.db.transaction() as tx:
+            await repo.set_override(tx, meeting.id, occ.original_start, "skip", None, self.now)
+            await repo.bump_revision(tx, meeting.id, self.now)
+        updated = await self._require(meeting.id)
+        await self.plan_reminders(updated)
+        await self._notify(
+            updated,
+            "skip",
+            lambda lang: self.tr(lang)(
+                "meetings.notice.skipped",
+                title=updated.title,
+                when=self.format_when(occ.start, updated.tz, lang),
+            ),
+        )
+        return updated
+
+    async def move_occurrence(
+        self, meeting_id: int, original: dt.datetime, new_start: dt.datetime
+    ) -> MeetingRecord:
+        """Move one occurrence (``new_start`` naive = the meeting's wall time, or aware)."""
+        meeting = await self._require(meeting_id)
+        occ = await self._require_occurrence(meeting, original)
+        sched = self.schedule_of(meeting)
+        target = (
+            attach_zone(new_start, sched.zone)
+            if new_start.tzinfo is None
+            else new_start.astimezone(sched.zone)
+        )
+        if target <= self.now:
+            raise MeetingError("in_the_past")
+        moved = sched.move(occ.original_start, target)
+        async with self.core.db.transaction() as tx:
+            if any(o == occ.original_start for o, _ in moved.moves):
+                await repo.set_override(tx, meeting.id, occ.original_start, "move", target, self.now)
+            else:  # moved back to its own slot
+                await repo.delete_override(tx, meeting.id, occ.original_start)
+            await repo.bump_revision(tx, meeting.id, self.now)
+        updated = await self._require(meeting.id)
+        await self.plan_reminders(updated)
+        await self._notify(
+            updated,
+            "move",
+            lambda lang: self.tr(lang)(
+                "meetings.notice.moved",
+                title=updated.title,
+                old=self.format_when(occ.start, updated.tz, lang),
+                new=self.format_when(target, updated.tz, lang),
+            ),
+        )
+        return updated
+
+    async def cancel(self, meeting_id: int) -> MeetingRecord:
+        """Cancel the whole series: every pending message of it is withdrawn, the groups told."""
+        meeting = await self._require(meeting_id)
+        now = self.now
+        async with self.core.db.transaction() as tx:
+            if not await repo.cancel(tx, meeting.id, now):
+                raise MeetingError("cancelled", title=meeting.title)
+            withdrawn = await outbox_repo.cancel(tx, dedup_prefix=plan_prefix(meeting.id), now=now)
+        log.info("meeting %s cancelled; %d pending messages withdrawn", meeting.id, withdrawn)
+        updated = await self._require(meeting.id, active=False)
+        await self._notify(
+            updated, "cancel", lambda lang: self.tr(lang)("meetings.notice.cancelled", title=updated.title)
+        )
+        return updated
+
+    async def holiday_action(self, meeting_id: int, original: dt.datetime, action: str) -> MeetingRecord:
+        """The organizer's answer to a holiday flag: skip, move to the next working day, or keep."""
+        if action not in HOLIDAY_ACTIONS:
+            raise MeetingError("stale")
+        meeting = await self._require(meeting_id)
+        occ = await self._require_occurrence(meeting, original)
+        if action == "skip":
+            return await self.skip_occurrence(meeting.id, occ.original_start)
+        if action == "next":
+            return await self.move_occurrence(meeting.id, occ.original_start, self._next_working_start(occ))
+        return meeting
+
+    # -- RSVP ----------------------------------------------------------------------------------------
+
+    async def rsvp(self, meeting_id: int, original: dt.datetime, user_id: int, answer: str) -> RsvpResult:
+        """Record an answer (the same answer twice changes nothing) and say which messages to re-render.
+
+        Pending reminders of the occurrence get the new counts too, so they go out up to date.
+        """
+        if answer in ANSWER_CODES:
+            answer = ANSWER_CODES[answer]
+        if answer not in repo.ANSWERS:
+            raise MeetingError("stale")
+        meeting = await self._require(meeting_id)
+        occ = await self._require_occurrence(meeting, original)
+        if occ.end_utc <= self.now:
+            raise MeetingError("over")
+        changed = await repo.set_rsvp(self.core.db, meeting.id, occ.original_start, user_id, answer, self.now)
+        counts = await repo.rsvp_counts(self.core.db, meeting.id, occ.original_start)
+        edits: list[MessageEdit] = []
+        if changed:
+            edits = await self._rerender_reminders(meeting, occ, counts)
+        return RsvpResult(changed, answer, counts, edits)
+
+    async def _rerender_reminders(
+        self, meeting: MeetingRecord, occ: Occurrence, counts: dict[str, int]
+    ) -> list[MessageEdit]:
+        lang = self.group_lang
+        edits = []
+        for reminder in await repo.reminders_of(self.core.db, meeting.id, occ.original_start):
+            text = self.reminder_text(meeting, occ, reminder.offset_minutes, counts, lang)
+            markup = self.reminder_markup(meeting, occ, reminder.offset_minutes, lang)
+            if reminder.state == "pending":
+                payload = {"method": "sendMessage", "params": {"text": text, "reply_markup": markup}}
+                await outbox_repo.set_payload(self.core.db, reminder.dedup_key, payload, self.now)
+            elif reminder.state == "sent" and reminder.message_id is not None:
+                edits.append(MessageEdit(reminder.chat_id, reminder.message_id, text, markup))
+        return edits
+
+    async def queue_edits(self, edits: Sequence[MessageEdit], *, skip: tuple[int, int] | None = None) -> int:
+        """Send the re-rendered texts through the outbox; a newer edit of a message replaces a pending one.
+
+        ``skip`` = (chat_id, message_id) the handler already edited in place (the pressed message).
+        """
+        now = self.now
+        messages = []
+        for edit in edits:
+            if skip == (edit.chat_id, edit.message_id):
+                continue
+            prefix = f"mtge:{edit.chat_id}:{edit.message_id}:"
+            await outbox_repo.cancel(self.core.db, dedup_prefix=prefix, now=now)
+            payload = {
+                "method": "editMessageText",
+                "params": {
+                    "message_id": edit.message_id,
+                    "text": edit.text,
+                    "reply_markup": edit.reply_markup,
+                },
+            }
+            key = f"{prefix}{now.strftime('%Y%m%dT%H%M%S%f')}:{next(_edit_seq)}"
+            messages.append(
+                NewMessage(
+                    KIND_EDIT,
+                    key,
+                    edit.chat_id,
+                    payload,
+                    now,
+                    priority=6,
+                    expires_at=now + dt.timedelta(hours=1),
+                )
+            )
+        count = await outbox_repo.enqueue(self.core.db, messages, now)
+        self._wake_outbox()
+        return count
+
+    async def answers(self, meeting_id: int, original: dt.datetime) -> list[Answered]:
+        """Who answered what (for the organizer), in answer order."""
+        meeting = await self._require(meeting_id, active=False)
+        rows = await repo.rsvps(self.core.db, meeting.id, original)
+        people = await users_repo.get_many(self.core.db, [r.user_id for r in rows])
+        return [
+            Answered(
+                r.user_id, people[r.user_id].display_name if r.user_id in people else str(r.user_id), r.answer
+            )
+            for r in rows
+        ]
+
+    def answers_text(
+        self, meeting: MeetingRecord, occ: Occurrence, answered: Sequence[Answered], lang: str
+    ) -> str:
+        t = self.tr(lang)
+        lines = [
+            t(
+                "meetings.rsvp.who_title",
+                title=meeting.title,
+                when=self.format_when(occ.start, meeting.tz, lang),
+            )
+        ]
+        for answer in repo.ANSWERS:
+            names = [a.name for a in answered if a.answer == answer]
+            lines.append(
+                t(
+                    f"meetings.rsvp.who_{answer}",
+                    n=len(names),
+                    names=t("meetings.rsvp.name_sep").join(names) or "—",
+                )
+            )
+        return "\n".join(lines)
+
+    # -- topics --------------------------------------------------------------------------------------
+
+    def topic_deadline(self, meeting: MeetingRecord, occ: Occurrence) -> dt.datetime:
+        return occ.start_utc - dt.timedelta(minutes=meeting.topic_deadline_minutes)
+
+    async def topic_target(
+        self, *, chat_id: int | None = None, areas: Sequence[str] = ()
+    ) -> TopicTarget | None:
+        """The next occurrence a topic sent here would be for (its deadline may have passed)."""
+        for item in await self.upcoming(chat_id=chat_id, areas=areas, limit=20):
+            if item.occurrence.start_utc > self.now:
+                return TopicTarget(
+                    item.meeting, item.occurrence, self.topic_deadline(item.meeting, item.occurrence)
+                )
+        return None
+
+    async def add_topic(self, meeting_id: int, original: dt.datetime, user_id: int, text: str) -> int:
+        """Add an agenda topic before the deadline; returns its id. Refused after the deadline."""
+        meeting = await self._require(meeting_id)
+        occ = await self._require_occurrence(meeting, original)
+        text = text.strip()
+        if not text:
+            raise MeetingError("empty_topic")
+        if len(text) > self.cfg.topic_max_chars:
+            raise MeetingError("topic_too_long", limit=self.cfg.topic_max_chars, length=len(text))
+        deadline = self.topic_deadline(meeting, occ)
+        if self.now >= deadline:
+            raise MeetingError("topics_closed", deadline=deadline)
+        if (
+            await repo.count_user_topics(self.core.db, meeting.id, occ.original_start, user_id)
+            >= self.cfg.max_topics_per_user
+        ):
+            raise MeetingError("too_many_topics", limit=self.cfg.max_topics_per_user)
+        topic_id = await repo.add_topic(self.core.db, meeting.id, occ.original_start, user_id, text, self.now)
+        # The organizer's digest row (pending until the deadline) gets the fresh list.
+        lang = await self.core.user_lang(meeting.organizer_id)
+        digest = {"method": "sendMessage", "params": {"text": await self._topics_text(meeting, occ, lang)}}
+        await outbox_repo.set_payload(
+            self.core.db, topics_key(meeting.id, occ.start, meeting.organizer_id), digest, self.now
+        )
+        return topic_id
+
+    async def topics(self, meeting_id: int, original: dt.datetime) -> list[repo.Topic]:
+        return await repo.topics(self.core.db, meeting_id, original)
+
+    async def _topics_text(self, meeting: MeetingRecord, occ: Occurrence, lang: str) -> str:
+        t = self.tr(lang)
+        topics = await repo.topics(self.core.db, meeting.id, occ.original_start)
+        head = t(
+            "meetings.topics.digest_title",
+            title=meeting.title,
+            when=self.format_when(occ.start, meeting.tz, lang),
+        )
+        if not topics:
+            return f"{head}\n{t('meetings.topics.digest_empty')}"
+        people = await users_repo.get_many(self.core.db, list({x.user_id for x in topics}))
+        lines = [head]
+        for i, topic in enumerate(topics, 1):
+            who = people[topic.user_id].display_name if topic.user_id in people else str(topic.user_id)
+            lines.append(t("meetings.topics.digest_line", n=i, text=topic.text, name=who))
+        return "\n".join(lines)
+
+    # -- outcome -------------------------------------------------------------------------------------
+
+    async def post_outcome(self, meeting_id: int, original: dt.datetime, text: str) -> int:
+        """Send the organizer's outcome note of one occurrence to the same groups (once per occurrence)."""
+        meeting = await self._require(meeting_id, active=False)
+        occ = self.find_occurrence(meeting, original)
+        if occ is None:
+            raise MeetingError("no_such_occurrence")
+        if occ.start_utc > self.now:
+            raise MeetingError("not_held_yet")
+        text = text.strip()
+        if not text:
+            raise MeetingError("empty_outcome")
+        if len(text) > self.cfg.outcome_max_chars:
+            raise MeetingError("outcome_too_long", limit=self.cfg.outcome_max_chars, length=len(text))
+        lang = self.group_lang
+        body = self.tr(lang)(
+            "meetings.outcome.note",
+            title=meeting.title,
+            when=self.format_when(occ.start, meeting.tz, lang),
+            text=text,
+        )
+        now = self.now
+        messages = [
+            NewMessage(
+                KIND_OUTCOME,
+                f"mtgo:{meeting.id}:{occ_key(occ.original_start)}:{chat_id}",
+                chat_id,
+                {"method": "sendMessage", "params": {"text": body}},
+                now,
+                priority=4,
+            )
+            for chat_id in await self.target_chats(meeting)
+        ]
+        count = await outbox_repo.enqueue(self.core.db, messages, now)
+        if not count and messages:
+            raise MeetingError("outcome_already_posted")
+        self._wake_outbox()
+        return count
+
+    async def recent_occurrences(self, meeting_id: int, limit: int = 3) -> list[Occurrence]:
+        """Occurrences that already started, newest first (to pick one for an outcome note)."""
+        meeting = await self._require(meeting_id, active=False)
+        sched = self.schedule_of(meeting)
+        occs = sched.occurrences_between(self.now - dt.timedelta(days=400), self.now)
+        return list(reversed(occs))[:limit]
+
+    # -- calendar ------------------------------------------------------------------------------------
+
+    def _ics_meeting(self, meeting: MeetingRecord, lang: str) -> IcsMeeting:
+        return IcsMeeting(
+            meeting_id=meeting.id,
+            title=meeting.title,
+            schedule=self.schedule_of(meeting),
+            place=meeting.place,
+            lat=meeting.lat,
+            lon=meeting.lon,
+            description=self.describe(meeting, lang),
+            sequence=meeting.revision,
+            cancelled=not meeting.active,
+        )
+
+    async def ics(self, meeting_id: int, lang: str = "zh") -> tuple[str, bytes]:
+        """(file name, .ics bytes) of the whole series with RRULE and timezone."""
+        meeting = await self._require(meeting_id, active=False)
+        return f"meeting-{meeting.id}.ics", series_ics(self._ics_meeting(meeting, lang), self.now)
+
+    async def occurrence_ics(
+        self, meeting_id: int, original: dt.datetime, lang: str = "zh"
+    ) -> tuple[str, bytes]:
+        """(file name, .ics bytes) of one occurrence in UTC times."""
+        meeting = await self._require(meeting_id, active=False)
+        occ = await self._require_occurrence(meeting, original)
+        name = f"meeting-{meeting.id}-{occ.start.strftime('%Y%m%d')}.ics"
+        return name, occurrence_ics(self._ics_meeting(meeting, lang), occ, self.now)

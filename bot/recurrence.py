@@ -1,0 +1,563 @@
+"""Meeting schedules: DTSTART + duration + RFC 5545 RRULE, expanded with python-dateutil.
+
+A schedule is stored the way iCalendar stores it: a first start (``dtstart``, aware, in the meeting's
+IANA timezone), a duration, an optional ``RRULE`` value (``None`` means a single meeting), skipped
+occurrences (``EXDATE``) and moved single occurrences (original start -> new start, which become
+``EXDATE`` + ``RDATE`` for expansion and ``RECURRENCE-ID`` overrides in the .ics file).
+
+Expansion rules (no hand-written date arithmetic, dateutil does all of it):
+
+* The rule is expanded in *local wall time* (naive datetimes in the meeting's zone), then the zone is
+  attached. A weekly 09:00 meeting in Europe/Berlin therefore stays 09:00 local when DST starts or
+  ends; its UTC offset changes.
+* A wall time that does not exist (spring-forward gap) is shifted forward by the length of the gap,
+  and an ambiguous wall time (fall-back) means its first instance (``fold=0``), as RFC 5545 §3.3.5
+  prescribes.
+* An ``UNTIL`` given in UTC (the RFC form when DTSTART has a TZID) is converted to local wall time
+  before expansion, because dateutil refuses to mix a naive DTSTART with an aware UNTIL.
+
+Quarterly preset: we use ``FREQ=MONTHLY;BYMONTH=1,4,7,10;BYDAY=1MO`` rather than
+``FREQ=MONTHLY;INTERVAL=3;BYDAY=1MO``. The BYMONTH form is anchored to calendar quarters (Jan, Apr,
+Jul, Oct) whatever month the organizer starts in; the INTERVAL form would silently become
+"Feb/May/Aug/Nov" if the first meeting were in February. DTSTART is always snapped to the first
+instance of the rule, because RFC 5545 leaves a DTSTART outside the rule undefined (and phones differ).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, time, timedelta, tzinfo
+from enum import StrEnum
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from dateutil.rrule import rrule, rruleset, rrulestr
+
+DEFAULT_TIMEZONE = "Asia/Shanghai"
+
+#: Python weekday number (Monday = 0) -> RFC 5545 two-letter day.
+WEEKDAY_CODES: tuple[str, ...] = ("MO", "TU", "WE", "TH", "FR", "SA", "SU")
+
+#: Frequencies a community meeting may use; SECONDLY/MINUTELY/HOURLY would flood the groups.
+ALLOWED_FREQS = frozenset({"DAILY", "WEEKLY", "MONTHLY", "YEARLY"})
+
+#: A custom rule must produce its first meeting within this span after the requested start.
+FIRST_OCCURRENCE_WITHIN = timedelta(days=366 * 5)
+
+_KNOWN_PARTS = frozenset(
+    {
+        "FREQ",
+        "UNTIL",
+        "COUNT",
+        "INTERVAL",
+        "BYSECOND",
+        "BYMINUTE",
+        "BYHOUR",
+        "BYDAY",
+        "BYMONTHDAY",
+        "BYYEARDAY",
+        "BYWEEKNO",
+        "BYMONTH",
+        "BYSETPOS",
+        "WKST",
+    }
+)
+
+
+class Preset(StrEnum):
+    """Recurrence choices offered in the scheduling conversation."""
+
+    ONCE = "once"
+    WEEKLY = "weekly"
+    EVERY_N_WEEKS = "nweeks"
+    MONTHLY_DAY = "mday"
+    MONTHLY_NTH_WEEKDAY = "mnth"
+    QUARTERLY_FIRST_MONDAY = "quarter"
+    CUSTOM = "custom"
+
+
+class RecurrenceError(ValueError):
+    """A recurrence that cannot be used; ``code`` selects the catalog text, ``detail`` is technical."""
+
+    def __init__(self, code: str, detail: str = "") -> None:
+        super().__init__(f"{code}: {detail}" if detail else code)
+        self.code = code
+        self.detail = detail
+
+
+# --------------------------------------------------------------------------------------------------
+# Presets
+# --------------------------------------------------------------------------------------------------
+
+
+def _day_code(weekday: int) -> str:
+    if not 0 <= weekday <= 6:
+        raise RecurrenceError("bad_weekday", f"weekday must be 0..6, got {weekday}")
+    return WEEKDAY_CODES[weekday]
+
+
+def rrule_weekly(weekday: int, interval: int = 1) -> str:
+    """Every ``interval`` weeks on ``weekday`` (0 = Monday)."""
+    if not 1 <= interval <= 52:
+        raise RecurrenceError("bad_interval", f"interval must be 1..52, got {interval}")
+    day = _day_code(weekday)
+    if interval == 1:
+        return f"FREQ=WEEKLY;BYDAY={day}"
+    return f"FREQ=WEEKLY;INTERVAL={interval};BYDAY={day}"
+
+
+def rrule_monthly_day(day: int) -> str:
+    """Monthly on day ``day`` (1..31, or -1 for the last day).
+
+    Per RFC 5545, months without that day (e.g. the 31st in April) are skipped; use -1 for
+    "last day of the month".
+    """
+    if not (1 <= day <= 31 or day == -1):
+        raise RecurrenceError("bad_monthday", f"day must be 1..31 or -1, got {day}")
+    return f"FREQ=MONTHLY;BYMONTHDAY={day}"
+
+
+def rrule_monthly_nth_weekday(nth: int, weekday: int) -> str:
+    """Monthly on the ``nth`` (1..4, or -1 for last) ``weekday`` (0 = Monday)."""
+    if nth not in (1, 2, 3, 4, -1):
+        raise RecurrenceError("bad_nth", f"nth must be 1..4 or -1, got {nth}")
+    return f"FREQ=MONTHLY;BYDAY={nth}{_day_code(weekday)}"
+
+
+def rrule_quarterly_first_monday() -> str:
+    """First Monday of January, April, July and October (see the module docstring)."""
+    return "FREQ=MONTHLY;BYMONTH=1,4,7,10;BYDAY=1MO"
+
+
+# --------------------------------------------------------------------------------------------------
+# Validation and normalisation
+# --------------------------------------------------------------------------------------------------
+
+
+def get_zone(name: str) -> ZoneInfo:
+    """The IANA zone ``name`` or :class:`RecurrenceError` ``bad_timezone``."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise RecurrenceError("bad_timezone", name) from exc
+
+
+def _split_rule(text: str) -> list[tuple[str, str]]:
+    cleaned = text.strip()
+    if not cleaned:
+        raise RecurrenceError("empty")
+    if "\n" in cleaned or "\r" in cleaned:
+        raise RecurrenceError("one_line", "give only the RRULE line, without DTSTART")
+    if cleaned.upper().startswith("RRULE:"):
+        cleaned = cleaned[len("RRULE:") :]
+    if ":" in cleaned:
+        raise RecurrenceError("syntax", "only RRULE is accepted (no DTSTART, EXDATE, ...)")
+    parts: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for chunk in cleaned.replace(" ", "").strip(";").split(";"):
+        if "=" not in chunk:
+            raise RecurrenceError("syntax", f"expected NAME=VALUE, got {chunk!r}")
+        name, _, value = chunk.partition("=")
+        name = name.upper()
+        value = value.upper()
+        if name not in _KNOWN_PARTS:
+            raise RecurrenceError("unknown_part", name)
+        if name in seen:
+            raise RecurrenceError("duplicate_part", name)
+        if not value:
+            raise RecurrenceError("syntax", f"{name} has no value")
+        seen.add(name)
+        parts.append((name, value))
+    if "FREQ" not in seen:
+        raise RecurrenceError("no_freq")
+    if "UNTIL" in seen and "COUNT" in seen:
+        raise RecurrenceError("until_and_count")
+    return parts
+
+
+def _join_rule(parts: Iterable[tuple[str, str]]) -> str:
+    items = list(parts)
+    # FREQ first is what RFC 5545 examples (and some older parsers) expect.
+    items.sort(key=lambda kv: kv[0] != "FREQ")
+    return ";".join(f"{k}={v}" for k, v in items)
+
+
+def _parse_until(value: str, zone: ZoneInfo) -> datetime:
+    """UNTIL as an aware datetime (a date-only UNTIL means the end of that local day)."""
+    try:
+        if value.endswith("Z"):
+            return datetime.strptime(value, "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
+        if "T" in value:
+            return attach_zone(datetime.strptime(value, "%Y%m%dT%H%M%S"), zone)
+        day = datetime.strptime(value, "%Y%m%d")
+        return attach_zone(datetime.combine(day.date(), time(23, 59, 59)), zone)
+    except ValueError as exc:
+        raise RecurrenceError("bad_until", value) from exc
+
+
+def _local_rule(rule: str, zone: ZoneInfo) -> str:
+    """The rule with UNTIL rewritten as local wall time, for expansion against a naive DTSTART."""
+    parts = []
+    for name, value in _split_rule(rule):
+        if name == "UNTIL":
+            value = to_local_naive(_parse_until(value, zone), zone).strftime("%Y%m%dT%H%M%S")
+        parts.append((name, value))
+    return _join_rule(parts)
+
+
+def normalize_rrule(text: str, zone: ZoneInfo | str = DEFAULT_TIMEZONE) -> str:
+    """Canonical RRULE value (upper case, FREQ first, UNTIL in UTC ``...Z``) or RecurrenceError."""
+    tz = get_zone(zone) if isinstance(zone, str) else zone
+    parts = []
+    for name, value in _split_rule(text):
+        if name == "FREQ" and value not in ALLOWED_FREQS:
+            if value in ("SECONDLY", "MINUTELY", "HOURLY"):
+                raise RecurrenceError("too_frequent", value)
+            raise RecurrenceError("syntax", f"invalid FREQ {value}")
+        if name == "UNTIL":
+            value = _parse_until(value, tz).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+        parts.append((name, value))
+    return _join_rule(parts)
+
+
+def _build_rule(rule: str, dtstart_local: datetime, zone: ZoneInfo) -> rrule:
+    try:
+        parsed = rrulestr(f"RRULE:{_local_rule(rule, zone)}", dtstart=dtstart_local)
+    except RecurrenceError:
+        raise
+    except (ValueError, TypeError, KeyError) as exc:
+        raise RecurrenceError("syntax", str(exc)) from exc
+    assert isinstance(parsed, rrule)
+    return parsed
+
+
+# --------------------------------------------------------------------------------------------------
+# Local wall time <-> aware
+# --------------------------------------------------------------------------------------------------
+
+
+def attach_zone(naive: datetime, zone: tzinfo) -> datetime:
+    """Attach ``zone`` to a local wall time.
+
+    Ambiguous times take their first instance (fold=0); nonexistent times (DST gap) are shifted
+    forward by the length of the gap (02:30 on a spring-forward night in Berlin becomes 03:30 CEST).
+    """
+    aware = naive.replace(tzinfo=zone, fold=0)
+    return aware.astimezone(UTC).astimezone(zone)
+
+
+def to_local_naive(moment: datetime, zone: tzinfo) -> datetime:
+    """An aware moment as naive wall time in ``zone``."""
+    if moment.tzinfo is None:
+        raise ValueError("aware datetime required")
+    return moment.astimezone(zone).replace(tzinfo=None)
+
+
+def _require_aware(moment: datetime, what: str) -> None:
+    if moment.tzinfo is None or moment.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware")
+
+
+# --------------------------------------------------------------------------------------------------
+# Schedule and occurrences
+# --------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Occurrence:
+    """One meeting instance. ``original_start`` differs from ``start`` when it was moved."""
+
+    start: datetime
+    end: datetime
+    original_start: datetime
+
+    @property
+    def moved(self) -> bool:
+        return self.start != self.original_start
+
+    @property
+    def start_utc(self) -> datetime:
+        return self.start.astimezone(UTC)
+
+    @property
+    def end_utc(self) -> datetime:
+        return self.end.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A meeting's schedule. All datetimes are aware; they are kept in the meeting's zone."""
+
+    dtstart: datetime
+    duration: timedelta
+    rrule: str | None = None
+    exdates: tuple[datetime, ...] = ()
+    #: (original start, new start) pairs of moved single occurrences.
+    moves: tuple[tuple[datetime, datetime], ...] = ()
+
+    def __post_init__(self) -> None:
+        _require_aware(self.dtstart, "dtstart")
+        if not isinstance(self.dtstart.tzinfo, ZoneInfo):
+            raise ValueError("dtstart must carry a zoneinfo.ZoneInfo (IANA) timezone")
+        if self.duration <= timedelta(0):
+            raise ValueError("duration must be positive")
+        for moment in self.exdates:
+            _require_aware(moment, "exdate")
+        for original, new in self.moves:
+            _require_aware(original, "moved original")
+            _require_aware(new, "moved start")
+
+    # -- construction ------------------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        first_start: datetime,
+        duration: timedelta,
+        rrule: str | None = None,
+        timezone: str = DEFAULT_TIMEZONE,
+    ) -> Schedule:
+        """Validate ``rrule`` and snap the start to the rule's first instance at or after ``first_start``.
+
+        ``first_start`` may be naive (local wall time in ``timezone``) or aware (converted).
+        """
+        zone = get_zone(timezone)
+        local = first_start if first_start.tzinfo is None else to_local_naive(first_start, zone)
+        if rrule is None:
+            return cls(attach_zone(local, zone), duration)
+        normalized = normalize_rrule(rrule, zone)
+        rule = _build_rule(normalized, local, zone)
+        first = rule.after(local, inc=True)
+        if first is None or first - local > FIRST_OCCURRENCE_WITHIN:
+            raise RecurrenceError("no_occurrences", normalized)
+        return cls(attach_zone(first, zone), duration, normalized)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        assert isinstance(self.dtstart.tzinfo, ZoneInfo)
+        return self.dtstart.tzinfo
+
+    @property
+    def timezone(self) -> str:
+        return self.zone.key
+
+    @property
+    def is_recurring(self) -> bool:
+        return self.rrule is not None
+
+    # -- expansion ---------------------------------------------------------------------------------
+
+    def _local(self, moment: datetime) -> datetime:
+        return to_local_naive(moment, self.zone)
+
+    def _base(self) -> rruleset:
+        """The rule (or the single DTSTART) without exceptions."""
+        rs = rruleset()
+        start = self._local(self.dtstart)
+        if self.rrule is None:
+            rs.rdate(start)
+        else:
+            rs.rrule(_build_rule(self.rrule, start, self.zone))
+        return rs
+
+    def _rule_naive(self, moment: datetime, base: rruleset | None = None) -> datetime | None:
+        """The naive wall time the rule produced for the instance that starts at ``moment``.
+
+        Usually that is ``moment``'s local wall time; for an instance in a DST gap the rule's wall
+        time (02:30) differs from the real start (03:30), so we look for it near ``moment``.
+        """
+        _require_aware(moment, "moment")
+        local = self._local(moment)
+        rs = base if base is not None else self._base()
+        for naive in rs.between(local - timedelta(hours=3), local + timedelta(hours=3), inc=True):
+            if attach_zone(naive, self.zone) == moment:
+                return naive
+        return None
+
+    def _set(self) -> tuple[rruleset, dict[datetime, datetime]]:
+        base = self._base()
+        rs = self._base()
+        moved_to: dict[datetime, datetime] = {}
+        for moment in self.exdates:
+            rs.exdate(self._rule_naive(moment, base) or self._local(moment))
+        for original, new in self.moves:
+            naive_original = self._rule_naive(original, base) or self._local(original)
+            rs.exdate(naive_original)
+            rs.rdate(self._local(new))
+            moved_to[self._local(new)] = naive_original
+        return rs, moved_to
+
+    def _occurrence(self, naive: datetime, moved_to: dict[datetime, datetime]) -> Occurrence:
+        start = attach_zone(naive, self.zone)
+        original = attach_zone(moved_to[naive], self.zone) if naive in moved_to else start
+        return Occurrence(start=start, end=start + self.duration, original_start=original)
+
+    def occurrences_between(self, start: datetime, end: datetime) -> list[Occurrence]:
+        """Occurrences whose start lies in ``[start, end)`` (aware bounds, any zone)."""
+        _require_aware(start, "start")
+        _require_aware(end, "end")
+        rs, moved_to = self._set()
+        pad = timedelta(days=1)  # local bounds may differ from the exact ones by an offset
+        naive = rs.between(self._local(start) - pad, self._local(end) + pad, inc=True)
+        found = (self._occurrence(n, moved_to) for n in naive)
+        return [o for o in found if start <= o.start < end]
+
+    def iter_after(self, after: datetime) -> Iterator[Occurrence]:
+        """Occurrences starting strictly after ``after``, in order (lazy, may be infinite)."""
+        _require_aware(after, "after")
+        rs, moved_to = self._set()
+        for naive in rs.xafter(self._local(after) - timedelta(days=1), inc=True):
+            occ = self._occurrence(naive, moved_to)
+            if occ.start > after:
+                yield occ
+
+    def next_occurrences(self, after: datetime, n: int) -> list[Occurrence]:
+        """The next ``n`` occurrences starting strictly after ``after``."""
+        out: list[Occurrence] = []
+        if n <= 0:
+            return out
+        for occ in self.iter_after(after):
+            out.append(occ)
+            if len(out) >= n:
+                break
+        return out
+
+    def is_rule_instance(self, moment: datetime) -> bool:
+        """Whether ``moment`` is an instance of the rule itself (ignoring skips and moves)."""
+        return self._rule_naive(moment) is not None
+
+    # -- exceptions --------------------------------------------------------------------------------
+
+    def _check_original(self, original: datetime) -> datetime:
+        naive = self._rule_naive(original)
+        if naive is None:
+            raise RecurrenceError("not_an_occurrence", original.isoformat())
+        return attach_zone(naive, self.zone)
+
+    def skip(self, original: datetime) -> Schedule:
+        """Skip the occurrence originally at ``original`` (drops a move of it, adds EXDATE)."""
+        original = self._check_original(original)
+        moves = tuple((o, n) for o, n in self.moves if o != original)
+        exdates = self.exdates if original in self.exdates else (*self.exdates, original)
+        return dataclasses.replace(self, exdates=tuple(sorted(exdates)), moves=moves)
+
+    def move(self, original: datetime, new_start: datetime) -> Schedule:
+        """Move the single occurrence originally at ``original`` to ``new_start``."""
+        original = self._check_original(original)
+        _require_aware(new_start, "new_start")
+        new_start = attach_zone(self._local(new_start), self.zone)
+        moves = tuple((o, n) for o, n in self.moves if o != original)
+        exdates = tuple(e for e in self.exdates if e != original)
+        if new_start == original:  # moving back to its own slot undoes the move
+            return dataclasses.replace(self, exdates=exdates, moves=moves)
+        return dataclasses.replace(
+            self, exdates=exdates, moves=tuple(sorted((*moves, (original, new_start))))
+        )
+
+    def original_of(self, start: datetime) -> datetime | None:
+        """The original start of the occurrence that now starts at ``start`` (None if none does)."""
+        _require_aware(start, "start")
+        for occ in self.occurrences_between(start - timedelta(seconds=1), start + timedelta(seconds=1)):
+            if occ.start == start:
+                return occ.original_start
+        return None
+
+
+# --------------------------------------------------------------------------------------------------
+# Human description (texts from the catalog: meetings.rule.*, meetings.wd.*, meetings.nth.*)
+# --------------------------------------------------------------------------------------------------
+
+Translate = Callable[..., str]
+"""``t(key, **values)`` bound to one language, e.g. ``functools.partial(catalog.t, "zh")``."""
+
+_NTH_KEYS = {1: "1", 2: "2", 3: "3", 4: "4", -1: "last"}
+
+
+def _weekday_list(codes: list[str], t: Translate) -> str:
+    names = [t(f"meetings.wd_long.{code.lower()}") for code in codes]
+    if len(names) == 1:
+        return names[0]
+    return t("meetings.rule.join_last", head=t("meetings.rule.join").join(names[:-1]), last=names[-1])
+
+
+def _describe_core(parts: dict[str, str], dtstart: datetime, t: Translate) -> str | None:
+    """The frequency phrase for the shapes the presets produce (and a few more); None = custom."""
+    freq = parts["FREQ"]
+    try:
+        interval = int(parts.get("INTERVAL", "1"))
+    except ValueError:
+        return None
+    core = set(parts) - {"FREQ", "INTERVAL", "UNTIL", "COUNT", "WKST"}
+    if freq == "DAILY" and not core:
+        return t("meetings.rule.daily") if interval == 1 else t("meetings.rule.every_n_days", n=interval)
+    if freq == "WEEKLY" and core <= {"BYDAY"}:
+        codes = parts["BYDAY"].split(",") if "BYDAY" in parts else [WEEKDAY_CODES[dtstart.weekday()]]
+        if not all(code in WEEKDAY_CODES for code in codes):
+            return None
+        codes.sort(key=WEEKDAY_CODES.index)
+        days = _weekday_list(codes, t)
+        if interval == 1:
+            return t("meetings.rule.weekly", days=days)
+        return t("meetings.rule.every_n_weeks", n=interval, days=days)
+    if freq == "MONTHLY" and interval == 1:
+        if core == {"BYMONTH", "BYDAY"} and parts["BYDAY"] == "1MO":
+            if sorted(parts["BYMONTH"].split(","), key=int) == ["1", "4", "7", "10"]:
+                return t("meetings.rule.quarterly_first_monday")
+            return None
+        if not core or core == {"BYMONTHDAY"}:
+            day = int(parts.get("BYMONTHDAY", dtstart.day)) if "," not in parts.get("BYMONTHDAY", "") else 0
+            if day == -1:
+                return t("meetings.rule.monthly_last_day")
+            if 1 <= day <= 31:
+                return t("meetings.rule.monthly_day", day=day)
+            return None
+        if core == {"BYDAY"}:
+            value = parts["BYDAY"]
+            code, nth_text = value[-2:], value[:-2]
+            try:
+                nth = int(nth_text)
+            except ValueError:
+                return None
+            if code not in WEEKDAY_CODES or nth not in _NTH_KEYS:
+                return None
+            return t(
+                "meetings.rule.monthly_nth",
+                nth=t(f"meetings.nth.{_NTH_KEYS[nth]}"),
+                day=t(f"meetings.wd_long.{code.lower()}"),
+            )
+    if freq == "YEARLY" and not core and interval == 1:
+        return t("meetings.rule.yearly", month=dtstart.month, day=dtstart.day)
+    return None
+
+
+def format_date(day: datetime, t: Translate) -> str:
+    """A local date as the catalog writes it (meetings.fmt.date)."""
+    return t(
+        "meetings.fmt.date",
+        year=day.year,
+        month=day.month,
+        day=day.day,
+        weekday=t(f"meetings.wd.{WEEKDAY_CODES[day.weekday()].lower()}"),
+    )
+
+
+def describe(schedule: Schedule, t: Translate) -> str:
+    """A one-line human description of the schedule, e.g. "每季度第一个周一 14:30"."""
+    start = schedule.dtstart
+    clock = start.strftime("%H:%M")
+    if schedule.rrule is None:
+        return t("meetings.rule.once", date=format_date(start, t), time=clock)
+    parts = dict(_split_rule(schedule.rrule))
+    core = _describe_core(parts, start, t)
+    text = (
+        t("meetings.rule.at_time", rule=core, time=clock)
+        if core is not None
+        else t("meetings.rule.custom", rule=schedule.rrule, time=clock)
+    )
+    if "UNTIL" in parts:
+        until = _parse_until(parts["UNTIL"], schedule.zone).astimezone(schedule.zone)
+        text += t("meetings.rule.until", date=format_date(until, t))
+    elif "COUNT" in parts:
+        text += t("meetings.rule.count", n=parts["COUNT"])
+    return text

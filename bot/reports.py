@@ -1,0 +1,1074 @@
+"""Grievances and hazard tips: filing, the moderator lifecycle, notifications, escalation, export.
+
+`ReportService(core)` holds the rules and knows nothing of Telegram objects: handlers fill a
+`ReportDraft`, call the service and render its results. Everything sent to someone other than the
+person being answered (moderator cards, card edits, notices to reporters and supporters,
+escalations) is an outbox row written in the same transaction as the change that caused it.
+
+Anonymity: `reporter_id` is kept so the reporter still gets updates, but an anonymous report never
+shows who filed it: not in cards, lists, exports or texts to anyone but the reporter.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import logging
+import math
+import re
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, TextIO
+
+from bot import report_categories as rc
+from bot.config import ReportsConfig
+from bot.core import Core
+from bot.i18n import resolve_language
+from storage import groups as groups_repo
+from storage import outbox as outbox_repo
+from storage import points as points_repo
+from storage import reports as repo
+from storage import users as users_repo
+from storage.db import Database, Executor
+from storage.reports import OPEN_STATUSES, STATUSES, Hotspot, ReportEvent, ReportRecord
+
+log = logging.getLogger(__name__)
+
+Report = ReportRecord
+
+# Moderator actions (callback "rp:st:{id}:{action}") and the reporter's reopen:
+# action -> (statuses it may start from, status it leads to).
+TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
+    "ack": (frozenset({"new"}), "acknowledged"),
+    "progress": (frozenset({"new", "acknowledged"}), "in_progress"),
+    "resolve": (frozenset(OPEN_STATUSES), "resolved"),
+    "reject": (frozenset(OPEN_STATUSES), "rejected"),
+    "duplicate": (frozenset(OPEN_STATUSES), "duplicate"),
+    "reopen": (frozenset({"resolved"}), "new"),
+}
+MODERATOR_ACTIONS: tuple[str, ...] = ("ack", "progress", "resolve", "reject", "duplicate")
+NOTE_REQUIRED = frozenset({"resolve", "reject"})
+# A hazard that reached one of these was judged valid: its reporter earns points (once).
+VALID_STATUSES = frozenset({"acknowledged", "in_progress", "resolved"})
+NOTE_LIMIT = 300
+PLACE_LIMIT = 200
+
+# Outbox kinds and callback data.
+CARD_KIND = "report_card"  # a card in a moderator chat: its message_id is recorded when sent
+CARD_EDIT_KIND = "report_card_edit"
+MEDIA_KIND = "report_media"
+NOTICE_KIND = "report_notice"
+CB_STATUS = "rp:st"  # rp:st:{id}:{action}
+CB_FEEDBACK = "rp:fb"  # rp:fb:{id}:y|n
+CARD_PRIORITY = 1
+NOTICE_PRIORITY = 0
+ESCALATION_PRIORITY = 5
+
+# Dedup keys of CARD_KIND rows: rp:{id}:card | rp:{id}:esc:{local date} | rp:{id}:reopen:{event id}
+_CARD_KEY = re.compile(r"^rp:(\d+):(?:card|esc:\d{4}-\d{2}-\d{2}|reopen:\d+)$")
+_EARTH_RADIUS_M = 6_371_008.8
+
+
+@dataclass
+class ReportDraft:
+    """What a courier is filing; the handler fills it step by step (kept JSON-safe for persistence)."""
+
+    kind: str | None = None
+    category: str | None = None
+    description: str = ""
+    voice_file_id: str | None = None
+    photos: list[str] = field(default_factory=list)
+    lat: float | None = None
+    lon: float | None = None
+    place_text: str | None = None
+    compound: str | None = None
+    property_company: str | None = None
+    anonymous: bool = False
+    area: str | None = None
+    origin_chat_id: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any] | None) -> ReportDraft:
+        known = {f.name for f in fields(cls)}
+        values = {k: v for k, v in (data or {}).items() if k in known}
+        values["photos"] = list(values.get("photos") or [])
+        return cls(**values)
+
+    @property
+    def has_location(self) -> bool:
+        return self.lat is not None and self.lon is not None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why something was not done: `reports.error.<code>` in the catalog, with its values."""
+
+    code: str
+    values: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def key(self) -> str:
+        return f"reports.error.{self.code}"
+
+    def text(self, core: Core, lang: str | None) -> str:
+        values = dict(self.values)
+        if "status" in values:  # a status code, shown in the reader's language
+            values["status"] = core.t(lang, f"reports.status.{values['status']}")
+        return core.t(lang, self.key, **values)
+
+
+class ReportRefused(Exception):
+    def __init__(self, refusal: Refusal) -> None:
+        super().__init__(refusal.code)
+        self.refusal = refusal
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """Result of a status change, a reopen, a confirmation or a "+1".
+
+    `changed` is True for the one call that made the change; otherwise `refusal` says why not and
+    `report` is the current state (e.g. what the other moderator just did).
+    """
+
+    changed: bool
+    report: ReportRecord | None
+    refusal: Refusal | None = None
+    event_id: int | None = None
+    points: int = 0
+
+
+def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance in metres."""
+    p1, p2 = math.radians(lat1), math.radians(lat2)
+    dp, dl = p2 - p1, math.radians(lon2 - lon1)
+    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
+    return 2 * _EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
+
+
+def _box(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
+    """(south, west, north, east) of a square containing the circle (a cheap SQL prefilter)."""
+    dlat = math.degrees(radius_m / _EARTH_RADIUS_M)
+    dlon = dlat / max(math.cos(math.radians(lat)), 1e-6)
+    return lat - dlat, lon - dlon, lat + dlat, lon + dlon
+
+
+def _clean(text: str | None) -> str | None:
+    text = (text or "").strip()
+    return text or None
+
+
+def _csv_safe(value: Any) -> Any:
+    """Keep spreadsheet apps from running user text as a formula."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def report_id_from_card_key(dedup_key: str) -> int | None:
+    match = _CARD_KEY.match(dedup_key)
+    return int(match.group(1)) if match else None
+
+
+class ReportService:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+
+    @property
+    def cfg(self) -> ReportsConfig:
+        return self.core.config.reports
+
+    @property
+    def db(self) -> Database:
+        return self.core.db
+
+    def _now(self) -> dt.datetime:
+        return self.core.clock.now()
+
+    # -- checks a handler can run at each step ----------------------------------------------------
+
+    def in_service_area(self, lat: float, lon: float) -> bool:
+        bounds = self.cfg.service_bounds
+        if not bounds:
+            return True
+        south, west, north, east = bounds
+        return south <= lat <= north and west <= lon <= east
+
+    def check_description(self, text: str) -> Refusal | None:
+        text = text.strip()
+        if not text:
+            return Refusal("empty_description")
+        if len(text) > self.cfg.description_limit:
+            return Refusal("too_long", {"limit": self.cfg.description_limit, "length": len(text)})
+        return None
+
+    def check_location(self, lat: float, lon: float) -> Refusal | None:
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180) or not self.in_service_area(lat, lon):
+            return Refusal("outside_area")
+        return None
+
+    def check_place(self, text: str) -> Refusal | None:
+        text = text.strip()
+        if not text:
+            return Refusal("empty_place")
+        if len(text) > PLACE_LIMIT:
+            return Refusal("too_long", {"limit": PLACE_LIMIT, "length": len(text)})
+        return None
+
+    def can_add_photo(self, draft: ReportDraft) -> Refusal | None:
+        if len(draft.photos) >= self.cfg.max_photos:
+            return Refusal("too_many_photos", {"limit": self.cfg.max_photos})
+        return None
+
+    def problems(self, draft: ReportDraft) -> list[Refusal]:
+        """Everything that keeps a draft from being submitted (empty when it is ready)."""
+        found: list[Refusal] = []
+        if draft.kind is None or not rc.is_kind(draft.kind):
+            return [Refusal("bad_kind")]
+        if draft.category is None or rc.category(draft.kind, draft.category) is None:
+            found.append(Refusal("bad_category"))
+        has_photo = bool(draft.photos)
+        if draft.description.strip():
+            problem = self.check_description(draft.description)
+            if problem:
+                found.append(problem)
+        elif not draft.voice_file_id and not (draft.kind == rc.HAZARD and has_photo):
+            found.append(Refusal("empty_description"))
+        if len(draft.photos) > self.cfg.max_photos:
+            found.append(Refusal("too_many_photos", {"limit": self.cfg.max_photos}))
+        if (draft.lat is None) != (draft.lon is None):
+            found.append(Refusal("outside_area"))
+        elif draft.lat is not None and draft.lon is not None:
+            problem = self.check_location(draft.lat, draft.lon)
+            if problem:
+                found.append(problem)
+        if draft.place_text and len(draft.place_text.strip()) > PLACE_LIMIT:
+            found.append(Refusal("too_long", {"limit": PLACE_LIMIT, "length": len(draft.place_text.strip())}))
+        if draft.kind == rc.HAZARD and not draft.has_location and not _clean(draft.place_text):
+            found.append(Refusal("needs_location"))
+        return found
+
+    def _day_start(self, now: dt.datetime) -> dt.datetime:
+        local = now.astimezone(self.core.tz).date()
+        return dt.datetime.combine(local, dt.time(0), tzinfo=self.core.tz).astimezone(dt.UTC)
+
+    async def remaining_today(self, user_id: int) -> int:
+        used = await repo.count_by_reporter_since(self.db, user_id, self._day_start(self._now()))
+        return max(0, self.cfg.daily_limit - used)
+
+    # -- filing -----------------------------------------------------------------------------------
+
+    async def find_duplicate(self, draft: ReportDraft) -> ReportRecord | None:
+        """An open hazard of the same category within duplicate_radius_m, filed within the window."""
+        if draft.kind != rc.HAZARD or draft.category is None or draft.lat is None or draft.lon is None:
+            return None
+        radius = self.cfg.duplicate_radius_m
+        south, west, north, east = _box(draft.lat, draft.lon, radius)
+        since = self._now() - dt.timedelta(hours=self.cfg.duplicate_window_hours)
+        candidates = await repo.open_in_box(
+            self.db,
+            kind=rc.HAZARD,
+            category=draft.category,
+            south=south,
+            west=west,
+            north=north,
+            east=east,
+            since=since,
+        )
+        near = []
+        for report in candidates:
+            assert report.lat is not None and report.lon is not None
+            distance = haversine_m(draft.lat, draft.lon, report.lat, report.lon)
+            if distance <= radius:
+                near.append((distance, -report.created_at.timestamp(), report))
+        if not near:
+            return None
+        return min(near, key=lambda item: item[:2])[2]
+
+    async def submit(self, user_id: int, draft: ReportDraft) -> ReportRecord:
+        """Store the report with its photos in one transaction, queue the moderator card. Raises ReportRefused."""
+        problems = self.problems(draft)
+        if problems:
+            raise ReportRefused(problems[0])
+        assert draft.kind is not None and draft.category is not None
+        now = self._now()
+        is_access = rc.is_access(draft.kind, draft.category)
+        async with self.db.transaction() as tx:
+            used = await repo.count_by_reporter_since(tx, user_id, self._day_start(now))
+            if used >= self.cfg.daily_limit:
+                raise ReportRefused(Refusal("daily_limit", {"limit": self.cfg.daily_limit}))
+            area = _clean(draft.area)
+            if area is None and draft.origin_chat_id is not None:
+                group = await groups_repo.get(tx, draft.origin_chat_id)
+                area = group.area if group else None
+            if area is None:
+                user = await users_repo.get(tx, user_id)
+                area = user.area if user else None
+            report = await repo.insert(
+                tx,
+                kind=draft.kind,
+                category=draft.category,
+                description=draft.description.strip(),
+                voice_file_id=draft.voice_file_id,
+                lat=draft.lat,
+                lon=draft.lon,
+                place_text=_clean(draft.place_text),
+                compound=_clean(draft.compound) if is_access else None,
+                property_company=_clean(draft.property_company) if is_access else None,
+                # Hazard tips are public safety information: only grievances may be anonymous.
+                anonymous=draft.anonymous and draft.kind == rc.GRIEVANCE,
+                reporter_id=user_id,
+                area=area,
+                origin_chat_id=draft.origin_chat_id,
+                now=now,
+            )
+            await repo.add_photos(tx, report.id, draft.photos)
+            await repo.add_event(
+                tx,
+                report.id,
+                actor_id=user_id,
+                action="submit",
+                from_status=None,
+                to_status="new",
+                note=None,
+                now=now,
+            )
+            await self._queue_card(tx, report, now, key=f"rp:{report.id}:card", with_media=True)
+        self._poke()
+        log.info("report %s filed (area %s)", report.ref, report.area)
+        return report
+
+    async def add_supporter(self, report_id: int, user_id: int) -> Outcome:
+        """A "+1": the user confirms the same problem and follows its updates."""
+        now = self._now()
+        async with self.db.transaction() as tx:
+            report = await repo.get(tx, report_id)
+            if report is None:
+                return Outcome(False, None, Refusal("not_found"))
+            if report.reporter_id == user_id:
+                return Outcome(False, report, Refusal("own_report", {"ref": report.ref}))
+            if not report.is_open:
+                return Outcome(False, report, self._status_refusal(report, "not_open"))
+            if not await repo.add_supporter(tx, report.id, user_id, now):
+                return Outcome(False, report, Refusal("already_supporter", {"ref": report.ref}))
+            event_id = await repo.add_event(
+                tx,
+                report.id,
+                actor_id=user_id,
+                action="support",
+                from_status=report.status,
+                to_status=report.status,
+                note=None,
+                now=now,
+            )
+            report = await repo.get(tx, report.id)
+            assert report is not None
+            await self._queue_card_edits(tx, report, event_id, now, skip=None)
+        self._poke()
+        return Outcome(True, report, event_id=event_id)
+
+    # -- lifecycle --------------------------------------------------------------------------------
+
+    async def transition(
+        self,
+        report_id: int,
+        action: str,
+        actor_id: int,
+        *,
+        note: str | None = None,
+        duplicate_ref: str | None = None,
+        edited_card: tuple[int, int] | None = None,
+    ) -> Outcome:
+        """A moderator action (ack, progress, resolve, reject, duplicate). The caller checked the role.
+
+        Compare-and-set: of two presses at once exactly one changes the report; the other gets the
+        current state and a refusal. `edited_card` is the card the handler edits itself (skipped here).
+        """
+        if action not in MODERATOR_ACTIONS:
+            return Outcome(False, await repo.get(self.db, report_id), Refusal("stale"))
+        note = _clean(note)
+        if action in NOTE_REQUIRED and note is None:
+            return Outcome(False, await repo.get(self.db, report_id), Refusal("note_required"))
+        if note is not None and len(note) > NOTE_LIMIT:
+            return Outcome(
+                False, await repo.get(self.db, report_id), Refusal("note_too_long", {"limit": NOTE_LIMIT})
+            )
+        if action == "duplicate" and not _clean(duplicate_ref):
+            return Outcome(False, await repo.get(self.db, report_id), Refusal("duplicate_needs_ref"))
+        return await self._change(report_id, action, actor_id, note, duplicate_ref, edited_card)
+
+    async def feedback(self, report_id: int, user_id: int, solved: bool) -> Outcome:
+        """The reporter's answer to 已解决了吗?: 是 confirms (an event), 没有 reopens within the window."""
+        if not solved:
+            return await self.reopen(report_id, user_id)
+        now = self._now()
+        async with self.db.transaction() as tx:
+            report = await repo.get(tx, report_id)
+            if report is None:
+                return Outcome(False, None, Refusal("not_found"))
+            if report.reporter_id != user_id:
+                return Outcome(False, report, Refusal("not_reporter"))
+            if report.status != "resolved" or report.resolved_at is None:
+                return Outcome(False, report, self._status_refusal(report, "not_allowed"))
+            if await repo.has_event_since(tx, report.id, "confirm", report.resolved_at):
+                return Outcome(False, report, Refusal("already_confirmed", {"ref": report.ref}))
+            event_id = await repo.add_event(
+                tx,
+                report.id,
+                actor_id=user_id,
+                action="confirm",
+                from_status="resolved",
+                to_status="resolved",
+                note=None,
+                now=now,
+            )
+        return Outcome(True, report, event_id=event_id)
+
+    async def reopen(self, report_id: int, user_id: int) -> Outcome:
+        """ "Not solved": the reporter sends a resolved report back to the moderators, within reopen_days."""
+        return await self._change(report_id, "reopen", user_id, None, None, None)
+
+    async def _change(
+        self,
+        report_id: int,
+        action: str,
+        actor_id: int,
+        note: str | None,
+        duplicate_ref: str | None,
+        edited_card: tuple[int, int] | None,
+    ) -> Outcome:
+        allowed_from, target = TRANSITIONS[action]
+        now = self._now()
+        async with self.db.transaction() as tx:
+            report = await repo.get(tx, report_id)
+            if report is None:
+                return Outcome(False, None, Refusal("not_found"))
+            if action == "reopen":
+                if report.reporter_id != actor_id:
+                    return Outcome(False, report, Refusal("not_reporter"))
+                if report.status == "resolved" and report.resolved_at is not None:
+                    deadline = report.resolved_at + dt.timedelta(days=self.cfg.reopen_days)
+                    if now > deadline:
+                        return Outcome(
+                            False, report, Refusal("reopen_expired", {"days": self.cfg.reopen_days})
+                        )
+            if report.status not in allowed_from:
+                code = "already" if report.status == target else "not_allowed"
+                return Outcome(False, report, self._status_refusal(report, code))
+            other: ReportRecord | None = None
+            if action == "duplicate":
+                other, refusal = await self._duplicate_target(tx, report, duplicate_ref or "")
+                if refusal is not None:
+                    return Outcome(False, report, refusal)
+                assert other is not None
+                note = other.ref if note is None else f"{other.ref}: {note}"
+            updated = await repo.set_status(
+                tx,
+                report.id,
+                expected=report.status,
+                new=target,
+                now=now,
+                duplicate_of=other.id if other else None,
+            )
+            if updated is None:  # changed under us: report the state that won
+                current = await repo.get(tx, report.id)
+                return Outcome(
+                    False, current, self._status_refusal(current, "not_allowed") if current else None
+                )
+            event_id = await repo.add_event(
+                tx,
+                report.id,
+                actor_id=actor_id,
+                action=action,
+                from_status=report.status,
+                to_status=target,
+                note=note,
+                now=now,
+            )
+            credited = 0
+            if (
+                updated.kind == rc.HAZARD
+                and target in VALID_STATUSES
+                and self.cfg.hazard_points > 0
+                and await points_repo.append(
+                    tx,
+                    user_id=updated.reporter_id,
+                    delta=self.cfg.hazard_points,
+                    reason="report_valid",
+                    ref=f"report:{updated.ref}",
+                    area=updated.area,
+                    actor_id=actor_id,
+                    idem_key=f"rp:{updated.id}:valid",
+                    now=now,
+                )
+            ):
+                credited = self.cfg.hazard_points
+            if other is not None and updated.reporter_id != other.reporter_id:
+                # The duplicate's reporter follows the original from now on.
+                if await repo.add_supporter(tx, other.id, updated.reporter_id, now):
+                    other_event = await repo.add_event(
+                        tx,
+                        other.id,
+                        actor_id=actor_id,
+                        action="support",
+                        from_status=other.status,
+                        to_status=other.status,
+                        note=updated.ref,
+                        now=now,
+                    )
+                    refreshed = await repo.get(tx, other.id)
+                    assert refreshed is not None
+                    await self._queue_card_edits(tx, refreshed, other_event, now, skip=None)
+            await self._queue_notices(tx, updated, event_id, actor_id, note, other, credited, now)
+            await self._queue_card_edits(tx, updated, event_id, now, skip=edited_card)
+            if action == "reopen":
+                await self._queue_card(
+                    tx,
+                    updated,
+                    now,
+                    key=f"rp:{updated.id}:reopen:{event_id}",
+                    header=("reports.card.reopened", {}),
+                )
+        self._poke()
+        return Outcome(True, updated, event_id=event_id, points=credited)
+
+    async def _duplicate_target(
+        self, ex: Executor, report: ReportRecord, text: str
+    ) -> tuple[ReportRecord | None, Refusal | None]:
+        parsed = rc.parse_ref(text)
+        if parsed is None:
+            return None, Refusal("duplicate_unknown", {"ref": text.strip()[:20]})
+        other = await repo.get_by_seq(ex, *parsed)
+        hops = 0
+        while other is not None and other.status == "duplicate" and other.duplicate_of and hops < 10:
+            other = await repo.get(ex, other.duplicate_of)
+            hops += 1
+        if other is None:
+            return None, Refusal("duplicate_unknown", {"ref": rc.format_ref(*parsed)})
+        if other.id == report.id:
+            return None, Refusal("duplicate_self")
+        return other, None
+
+    @staticmethod
+    def _status_refusal(report: ReportRecord, code: str) -> Refusal:
+        return Refusal(code, {"ref": report.ref, "status": report.status})
+
+    # -- escalation -------------------------------------------------------------------------------
+
+    async def escalate_due(self) -> int:
+        """Raise reports still unacknowledged after ack_timeout_hours again in their moderator chat.
+
+        At most once a day per report (dedup key by local date), until someone acts. Run it from a
+        repeating job; returns how many reminders were queued.
+        """
+        now = self._now()
+        waiting_since = now - dt.timedelta(hours=self.cfg.ack_timeout_hours)
+        # "Once a day" keeps roughly the same hour: the next reminder comes a day later, give or take
+        # the job's period, and never twice on one local date.
+        last_before = now - dt.timedelta(hours=23)
+        today = now.astimezone(self.core.tz).date().isoformat()
+        queued = 0
+        async with self.db.transaction() as tx:
+            for report in await repo.unacknowledged(
+                tx, waiting_since=waiting_since, last_escalated_before=last_before
+            ):
+                hours = int((now - (report.reopened_at or report.created_at)).total_seconds() // 3600)
+                new = await self._queue_card(
+                    tx,
+                    report,
+                    now,
+                    key=f"rp:{report.id}:esc:{today}",
+                    header=("reports.card.escalated", {"hours": hours}),
+                    priority=ESCALATION_PRIORITY,
+                )
+                if new:
+                    await repo.mark_escalated(tx, report.id, now)
+                    queued += new
+        if queued:
+            self._poke()
+        return queued
+
+    # -- moderator cards --------------------------------------------------------------------------
+
+    def moderator_chat(self, area: str | None) -> int:
+        """The chat for an area's reports: bot.area_moderator_chats[area], else bot.moderator_chat_id (0 = none)."""
+        bot = self.core.config.bot
+        if area and area in bot.area_moderator_chats:
+            return bot.area_moderator_chats[area]
+        return bot.moderator_chat_id
+
+    async def card(self, report: ReportRecord, *, lang: str | None = None) -> dict[str, Any]:
+        """sendMessage/editMessageText params (text, reply_markup) of a report's moderator card."""
+        return await self._render_card(self.db, report, lang or self.core.config.bot.default_language)
+
+    async def card_sent(self, dedup_key: str, chat_id: int, message_id: int) -> bool:
+        """Outbox hook for CARD_KIND rows: remember the card so later changes edit it."""
+        report_id = report_id_from_card_key(dedup_key)
+        if report_id is None:
+            return False
+        await repo.add_card(self.db, report_id, chat_id, message_id, self._now())
+        return True
+
+    async def on_card_done(self, row: Any, outcome: str, result: dict[str, Any] | None) -> None:
+        """`Outbox.on_done(CARD_KIND, ...)` hook: a sent card is recorded so later changes edit it."""
+        if outcome == "sent" and result and result.get("message_id"):
+            await self.card_sent(row.dedup_key, row.chat_id, int(result["message_id"]))
+
+    def install(self, outbox: Any) -> None:
+        """Register the outbox hooks of reports (call once at start-up)."""
+        outbox.on_done(CARD_KIND, self.on_card_done)
+
+    async def record_card(self, report_id: int, chat_id: int, message_id: int) -> None:
+        """A card the handler sent itself (e.g. /reports detail) is kept up to date too."""
+        await repo.add_card(self.db, report_id, chat_id, message_id, self._now())
+
+    async def _queue_card(
+        self,
+        ex: Executor,
+        report: ReportRecord,
+        now: dt.datetime,
+        *,
+        key: str,
+        header: tuple[str, dict[str, Any]] | None = None,
+        with_media: bool = False,
+        priority: int = CARD_PRIORITY,
+    ) -> int:
+        chat_id = self.moderator_chat(report.area)
+        if not chat_id:
+            log.warning("no moderator chat for area %r: %s not posted", report.area, report.ref)
+            return 0
+        lang = self.core.config.bot.default_language
+        messages: list[outbox_repo.NewMessage] = []
+        if with_media:
+            # Photos, voice and the map pin go just before the card (same priority: kept in order).
+            photo_ids = await repo.photos(ex, report.id)
+            if len(photo_ids) == 1:
+                messages.append(
+                    self._message(
+                        MEDIA_KIND,
+                        f"{key}:photo",
+                        chat_id,
+                        "sendPhoto",
+                        {"photo": photo_ids[0], "caption": report.ref},
+                        now,
+                        priority,
+                    )
+                )
+            elif photo_ids:
+                media = [{"type": "photo", "media": file_id} for file_id in photo_ids]
+                media[0]["caption"] = report.ref
+                messages.append(
+                    self._message(
+                        MEDIA_KIND,
+                        f"{key}:photos",
+                        chat_id,
+                        "sendMediaGroup",
+                        {"media": media},
+                        now,
+                        priority,
+                    )
+                )
+            if report.voice_file_id:
+                messages.append(
+                    self._message(
+                        MEDIA_KIND,
+                        f"{key}:voice",
+                        chat_id,
+                        "sendVoice",
+                        {"voice": report.voice_file_id, "caption": report.ref},
+                        now,
+                        priority,
+                    )
+                )
+            if report.lat is not None and report.lon is not None:
+                messages.append(
+                    self._message(
+                        MEDIA_KIND,
+                        f"{key}:pin",
+                        chat_id,
+                        "sendLocation",
+                        {"latitude": report.lat, "longitude": report.lon},
+                        now,
+                        priority,
+                    )
+                )
+        params = await self._render_card(ex, report, lang, header=header)
+        messages.append(self._message(CARD_KIND, key, chat_id, "sendMessage", params, now, priority))
+        return await outbox_repo.enqueue(ex, messages, now)
+
+    async def _queue_card_edits(
+        self,
+        ex: Executor,
+        report: ReportRecord,
+        event_id: int,
+        now: dt.datetime,
+        *,
+        skip: tuple[int, int] | None,
+    ) -> None:
+        posted = [c for c in await repo.cards(ex, report.id) if c != skip]
+        if not posted:
+            return
+        params = await self._render_card(ex, report, self.core.config.bot.default_language)
+        await outbox_repo.enqueue(
+            ex,
+            [
+                self._message(
+                    CARD_EDIT_KIND,
+                    f"rp:{report.id}:ev:{event_id}:card:{chat_id}:{message_id}",
+                    chat_id,
+                    "editMessageText",
+                    {"message_id": message_id, **params},
+                    now,
+                    CARD_PRIORITY,
+                )
+                for chat_id, message_id in posted
+            ],
+            now,
+        )
+
+    @staticmethod
+    def _message(
+        kind: str,
+        key: str,
+        chat_id: int,
+        method: str,
+        params: dict[str, Any],
+        now: dt.datetime,
+        priority: int,
+    ) -> outbox_repo.NewMessage:
+        return outbox_repo.NewMessage(
+            kind=kind,
+            dedup_key=key,
+            chat_id=chat_id,
+            payload={"method": method, "params": params},
+            due_at=now,
+            priority=priority,
+        )
+
+    def card_keyboard(self, report: ReportRecord, lang: str) -> dict[str, Any]:
+        actions = [a for a in MODERATOR_ACTIONS if report.status in TRANSITIONS[a][0]]
+        buttons = [
+            {
+                "text": self.core.t(lang, f"reports.action.{a}"),
+                "callback_data": f"{CB_STATUS}:{report.id}:{a}",
+            }
+            for a in actions
+        ]
+        rows = [buttons[:3], buttons[3:]] if len(buttons) > 3 else [buttons]
+        return {"inline_keyboard": [row for row in rows if row]}
+
+    async def _render_card(
+        self,
+        ex: Executor,
+        report: ReportRecord,
+        lang: str,
+        *,
+        header: tuple[str, dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        t = self.core.t
+        lines: list[str] = []
+        if header is not None:
+            lines.append(t(lang, header[0], **header[1]))
+        lines.append(
+            t(
+                lang,
+                "reports.card.title",
+                ref=report.ref,
+                kind=rc.kind_label(self.core.catalog, lang, report.kind),
+                category=rc.category_label(self.core.catalog, lang, report.kind, report.category),
+            )
+        )
+        lines.append(t(lang, "reports.card.status", status=t(lang, f"reports.status.{report.status}")))
+        if report.status == "duplicate" and report.duplicate_of:
+            original = await repo.get(ex, report.duplicate_of)
+            if original is not None:
+                lines.append(t(lang, "reports.card.duplicate_of", ref=original.ref))
+        if report.description:
+            lines.append(t(lang, "reports.card.description", text=report.description))
+        if report.voice_file_id:
+            lines.append(t(lang, "reports.card.voice"))
+        photo_count = len(await repo.photos(ex, report.id))
+        if photo_count:
+            lines.append(t(lang, "reports.card.photos", count=photo_count))
+        if report.compound:
+            lines.append(t(lang, "reports.card.compound", compound=report.compound))
+        if report.property_company:
+            lines.append(t(lang, "reports.card.property", company=report.property_company))
+        if report.place_text:
+            lines.append(t(lang, "reports.card.place", place=report.place_text))
+        if report.lat is not None and report.lon is not None:
+            lines.append(t(lang, "reports.card.coords", lat=f"{report.lat:.5f}", lon=f"{report.lon:.5f}"))
+        if report.area:
+            lines.append(t(lang, "reports.card.area", area=report.area))
+        lines.append(t(lang, "reports.card.reporter", name=await self._reporter_name(ex, report, lang)))
+        lines.append(t(lang, "reports.card.time", time=self._local(report.created_at)))
+        if report.supporters:
+            lines.append(t(lang, "reports.card.supporters", count=report.supporters))
+        last = await self._last_moderator_event(ex, report.id)
+        if last is not None:
+            actor = await users_repo.get(ex, last.actor_id) if last.actor_id else None
+            lines.append(
+                t(
+                    lang,
+                    "reports.card.handled",
+                    name=actor.display_name if actor else "—",
+                    status=t(lang, f"reports.status.{last.to_status}"),
+                    time=self._local(last.at),
+                )
+            )
+            if last.note and last.action != "duplicate":
+                lines.append(t(lang, "reports.card.note", note=last.note))
+        text = "\n".join(lines)
+        if len(text) > 4000:
+            text = text[:3999] + "…"
+        return {"text": text, "reply_markup": self.card_keyboard(report, lang)}
+
+    async def _reporter_name(self, ex: Executor, report: ReportRecord, lang: str) -> str:
+        if report.anonymous:
+            return self.core.t(lang, "reports.card.anonymous")
+        user = await users_repo.get(ex, report.reporter_id)
+        if user is None:
+            return "—"
+        name = f"{user.first_name} {user.last_name}".strip()
+        if user.username:
+            return f"{name} (@{user.username})" if name else f"@{user.username}"
+        return name or "—"
+
+    @staticmethod
+    async def _last_moderator_event(ex: Executor, report_id: int) -> ReportEvent | None:
+        """The latest moderator action, unless the reporter reopened the report after it."""
+        for event in reversed(await repo.events(ex, report_id)):
+            if event.action == "reopen":
+                return None
+            if event.action in MODERATOR_ACTIONS:
+                return event
+        return None
+
+    def _local(self, when: dt.datetime) -> str:
+        return when.astimezone(self.core.tz).strftime("%Y-%m-%d %H:%M")
+
+    # -- notifications ----------------------------------------------------------------------------
+
+    async def _lang(self, ex: Executor, user_id: int) -> str:
+        user = await users_repo.get(ex, user_id)
+        default = self.core.config.bot.default_language
+        return resolve_language(user.lang, user.language_code, default) if user else default
+
+    async def _queue_notices(
+        self,
+        ex: Executor,
+        report: ReportRecord,
+        event_id: int,
+        actor_id: int,
+        note: str | None,
+        other: ReportRecord | None,
+        credited: int,
+        now: dt.datetime,
+    ) -> None:
+        """Tell the reporter and the supporters (each in their language); never the one who acted."""
+        t = self.core.t
+        recipients = [report.reporter_id] + [
+            uid for uid in await repo.supporters(ex, report.id) if uid != report.reporter_id
+        ]
+        messages = []
+        for user_id in recipients:
+            if user_id == actor_id:
+                continue
+            lang = await self._lang(ex, user_id)
+            is_reporter = user_id == report.reporter_id
+            category = rc.category_label(self.core.catalog, lang, report.kind, report.category)
+            values: dict[str, Any] = {"ref": report.ref, "category": category}
+            if other is not None:
+                values["other"] = other.ref
+            lines = [] if is_reporter else [t(lang, "reports.notice.supporter")]
+            lines.append(t(lang, f"reports.notice.{report.status}", **values))
+            if note and report.status != "duplicate":
+                lines.append(t(lang, "reports.notice.note", note=note))
+            if is_reporter and credited:
+                lines.append(t(lang, "reports.notice.points", points=credited))
+            ask_solved = is_reporter and report.status == "resolved"
+            if ask_solved:
+                lines.append(t(lang, "reports.notice.ask_solved"))
+            params: dict[str, Any] = {"text": "\n".join(lines)}
+            if ask_solved:
+                params["reply_markup"] = {
+                    "inline_keyboard": [
+                        [
+                            {
+                                "text": t(lang, "reports.notice.yes"),
+                                "callback_data": f"{CB_FEEDBACK}:{report.id}:y",
+                            },
+                            {
+                                "text": t(lang, "reports.notice.no"),
+                                "callback_data": f"{CB_FEEDBACK}:{report.id}:n",
+                            },
+                        ]
+                    ]
+                }
+            messages.append(
+                self._message(
+                    NOTICE_KIND,
+                    f"rp:{report.id}:ev:{event_id}:{user_id}",
+                    user_id,
+                    "sendMessage",
+                    params,
+                    now,
+                    NOTICE_PRIORITY,
+                )
+            )
+        await outbox_repo.enqueue(ex, messages, now)
+
+    def _poke(self) -> None:
+        """Wake the outbox worker if the runtime has one (it also polls on its own)."""
+        wake = getattr(self.core.outbox, "wake", None)
+        if callable(wake):
+            wake()
+
+    # -- reading ----------------------------------------------------------------------------------
+
+    async def get(self, report_id: int) -> ReportRecord | None:
+        return await repo.get(self.db, report_id)
+
+    async def get_by_ref(self, text: str) -> ReportRecord | None:
+        parsed = rc.parse_ref(text)
+        return await repo.get_by_seq(self.db, *parsed) if parsed else None
+
+    async def photos(self, report_id: int) -> list[str]:
+        return await repo.photos(self.db, report_id)
+
+    async def events(self, report_id: int) -> list[ReportEvent]:
+        return await repo.events(self.db, report_id)
+
+    async def my_reports(self, user_id: int, *, limit: int = 10, offset: int = 0) -> list[ReportRecord]:
+        """A courier's own reports, newest first (anonymous ones included: they are theirs)."""
+        return await repo.by_reporter(self.db, user_id, limit=limit, offset=offset)
+
+    async def open_reports(
+        self,
+        *,
+        kind: str | None = None,
+        category: str | None = None,
+        area: str | Sequence[str] | None = None,
+        status: str | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> tuple[list[ReportRecord], int]:
+        """Reports for moderators, the longest waiting first, with the total for paging.
+
+        Without `status` the open ones (new, acknowledged, in progress); an unknown filter value
+        simply matches nothing. `area` may be several areas (a moderator scoped to some areas).
+        """
+        statuses: Sequence[str] = (status,) if status else OPEN_STATUSES
+        items = await repo.listing(
+            self.db, kind=kind, category=category, area=area, statuses=statuses, limit=limit, offset=offset
+        )
+        total = await repo.count(self.db, kind=kind, category=category, area=area, statuses=statuses)
+        return items, total
+
+    async def access_hotspots(
+        self, *, since: dt.datetime | None = None, area: str | None = None, limit: int = 10
+    ) -> list[Hotspot]:
+        """Compounds and property companies with access-conflict grievances, most reported first."""
+        return await repo.access_hotspots(self.db, category=rc.ACCESS, since=since, area=area, limit=limit)
+
+    def list_line(self, report: ReportRecord, lang: str) -> str:
+        """One line of /myreports or /reports. Never names the reporter."""
+        return self.core.t(
+            lang,
+            "reports.list.line",
+            ref=report.ref,
+            category=rc.category_label(self.core.catalog, lang, report.kind, report.category),
+            status=self.core.t(lang, f"reports.status.{report.status}"),
+            age=self.age(report.created_at, lang),
+        )
+
+    def age(self, since: dt.datetime, lang: str) -> str:
+        seconds = max(0, int((self._now() - since).total_seconds()))
+        if seconds >= 86400:
+            return self.core.t(lang, "reports.list.age_days", days=seconds // 86400)
+        if seconds >= 3600:
+            return self.core.t(lang, "reports.list.age_hours", hours=seconds // 3600)
+        return self.core.t(lang, "reports.list.age_minutes", minutes=seconds // 60)
+
+    # -- export -----------------------------------------------------------------------------------
+
+    EXPORT_COLUMNS = (
+        "ref",
+        "kind",
+        "category",
+        "status",
+        "created",
+        "acknowledged",
+        "resolved",
+        "area",
+        "description",
+        "voice",
+        "photos",
+        "place",
+        "lat",
+        "lon",
+        "compound",
+        "property_company",
+        "reporter",
+        "supporters",
+        "duplicate_of",
+    )
+
+    async def export_csv(self, since: dt.date, stream: TextIO, *, lang: str | None = None) -> int:
+        """Reports filed on or after `since` (local date) as CSV, UTF-8 with a BOM so Excel reads Chinese.
+
+        Open the stream with newline="". Anonymous reporters appear as 匿名; ids never appear.
+        Returns the number of rows written.
+        """
+        lang = lang or self.core.config.bot.default_language
+        start = dt.datetime.combine(since, dt.time(0), tzinfo=self.core.tz).astimezone(dt.UTC)
+        reports = await repo.created_since(self.db, start)
+        photo_counts = await repo.photo_counts(self.db, [r.id for r in reports])
+        originals = await repo.get_many(self.db, sorted({r.duplicate_of for r in reports if r.duplicate_of}))
+        t = self.core.t
+        stream.write("\ufeff")
+        writer = csv.writer(stream)
+        writer.writerow([t(lang, f"reports.export.{c}") for c in self.EXPORT_COLUMNS])
+        for report in reports:
+            duplicate_of = originals.get(report.duplicate_of) if report.duplicate_of else None
+            row = [
+                report.ref,
+                t(lang, f"reports.kind.{report.kind}"),
+                rc.category_label(self.core.catalog, lang, report.kind, report.category, icon=False),
+                t(lang, f"reports.status.{report.status}"),
+                self._local(report.created_at),
+                self._local(report.acknowledged_at) if report.acknowledged_at else "",
+                self._local(report.resolved_at) if report.resolved_at else "",
+                report.area or "",
+                report.description,
+                t(lang, "reports.export.yes") if report.voice_file_id else "",
+                photo_counts.get(report.id, 0),
+                report.place_text or "",
+                f"{report.lat:.6f}" if report.lat is not None else "",
+                f"{report.lon:.6f}" if report.lon is not None else "",
+                report.compound or "",
+                report.property_company or "",
+                await self._reporter_name(self.db, report, lang),
+                report.supporters,
+                duplicate_of.ref if duplicate_of else "",
+            ]
+            writer.writerow([_csv_safe(v) for v in row])
+        return len(reports)
+
+
+__all__ = [
+    "OPEN_STATUSES",
+    "STATUSES",
+    "Hotspot",
+    "Outcome",
+    "Refusal",
+    "Report",
+    "ReportDraft",
+    "ReportEvent",
+    "ReportRefused",
+    "ReportService",
+    "haversine_m",
+]

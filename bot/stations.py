@@ -1,0 +1,563 @@
+"""Warm stations: nearest search, text search, editing, courier flags and the station card.
+
+Nearest search
+--------------
+``StationService.nearest`` never scans the table. It asks storage for the stations inside a small
+box around the courier (an index range seek per 1.1 km latitude cell, ranked inside the index by an
+equirectangular distance), re-ranks them with haversine, and grows the box only while the answer is
+not yet certain: the box contains the circle of its radius, so every station found within that radius
+is final once there are enough of them. The next radius is estimated from the density seen so far.
+Only the stations shown get geopy's ellipsoidal ``geodesic`` distance (~175 µs a call).
+
+Rendering
+---------
+``render_card`` & co. are pure functions of a ``Catalog`` and a language: handlers add keyboards.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import math
+import unicodedata
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from bot import facilities as fac
+from bot.core import Core
+from bot.geo import (
+    LatLon,
+    bounding_box,
+    check_lat_lon,
+    compass_key,
+    distance_m,
+    haversine_m,
+    initial_bearing,
+    riding_minutes,
+)
+from bot.i18n import Catalog
+from bot.opening_hours import OpeningHoursError, Status, parse_opening_hours
+from storage import outbox
+from storage import stations as repo
+from storage import users as users_repo
+from storage.stations import FLAG_REASONS, StationData, StationRecord
+
+__all__ = [
+    "FlagResult",
+    "Found",
+    "NearestPage",
+    "StationInputError",
+    "StationService",
+    "derived_external_id",
+    "format_distance",
+    "format_status",
+    "format_where",
+    "render_card",
+    "render_details",
+]
+
+START_RADIUS_M = 250.0
+"""First box of a nearest search: in a city centre it already holds the nearest five."""
+_MARGIN = 4  # extra candidates fetched so that the haversine re-ranking is certain
+_PLANAR_SLACK = 1e-3  # equirectangular vs haversine within a few km: far below 0.1%
+_MAX_ANY_RADIUS_M = 20_100_000.0  # half the Earth's circumference: the whole world
+FLAG_REPEAT_HOURS = 24
+
+
+class StationInputError(ValueError):
+    """A station field a moderator (or a file) gave that we cannot accept."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Found:
+    """A station as shown to a courier: distance and direction (when searched from a point)."""
+
+    station: StationRecord
+    checked_at: dt.datetime  # local time the status was computed for
+    status: Status | None  # None: no or unreadable opening hours
+    distance_m: float | None = None  # ellipsoidal (geodesic) metres
+    bearing_deg: float | None = None
+    compass: str | None = None  # "northeast"
+    riding_minutes: int | None = None
+
+    @property
+    def point(self) -> LatLon:
+        return LatLon(self.station.lat, self.station.lon)
+
+
+@dataclass(frozen=True)
+class NearestPage:
+    items: list[Found]
+    has_more: bool
+    offset: int
+    radius_m: float
+
+
+@dataclass(frozen=True)
+class FlagResult:
+    flag_id: int
+    duplicate: bool  # the same courier flagged the same thing within FLAG_REPEAT_HOURS
+    notified_chat: int | None  # moderator chat the notice was queued for (None: no chat configured)
+
+
+def derived_external_id(name: str, lat: float, lon: float) -> str:
+    """A stable id for a station listed without one: its name and WGS-84 point rounded to ~10 m."""
+    norm = unicodedata.normalize("NFKC", name).strip().lower()
+    digest = hashlib.sha1(f"{norm}|{lat:.4f}|{lon:.4f}".encode()).hexdigest()[:16]
+    return f"auto-{digest}"
+
+
+class StationService:
+    def __init__(self, core: Core) -> None:
+        self.core = core
+        self.config = core.config.stations
+
+    # -- nearest ---------------------------------------------------------------------------------
+
+    async def _ranked(
+        self,
+        lat: float,
+        lon: float,
+        radius_m: float,
+        need: int,
+        masks: Sequence[int],
+        *,
+        start_m: float = START_RADIUS_M,
+    ) -> list[tuple[float, StationRecord]]:
+        """Up to ``need`` active stations within ``radius_m``, nearest first, with haversine metres."""
+        r = min(start_m, radius_m)
+        limit = need + _MARGIN
+        while True:
+            found = await repo.candidates(
+                self.core.db,
+                lat=lat,
+                lon=lon,
+                box=bounding_box(lat, lon, r),
+                limit=limit,
+                facility_masks=masks,
+            )
+            ranked = sorted(
+                ((haversine_m(lat, lon, c.station.lat, c.station.lon), c.station) for c in found),
+                key=lambda x: (x[0], x[1].id),
+            )
+            # Every station within `certain` metres is in `ranked`: the box holds the circle of
+            # radius r, and when the limit cut the list short the rest rank after the last one.
+            certain = r
+            if len(found) >= limit:
+                certain = min(certain, found[-1].planar_m * (1.0 - _PLANAR_SLACK))
+            sure = sum(1 for x in ranked if x[0] <= certain)
+            if sure >= need or (r >= radius_m and certain >= radius_m):
+                return [x for x in ranked if x[0] <= radius_m][:need]
+            if r >= radius_m:  # the whole radius is covered but the limit cut it short
+                limit *= 2
+                continue
+            within = sum(1 for x in ranked if x[0] <= r)
+            if within == 0:
+                r = min(radius_m, 4.0 * r)
+            else:  # grow to where the density seen so far predicts `need` stations, with room to spare
+                r = min(radius_m, max(2.0 * r, r * math.sqrt(need / within) * 1.3))
+
+    async def nearest(
+        self,
+        lat: float,
+        lon: float,
+        *,
+        radius_m: float | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        filters: Iterable[str] = (),
+    ) -> list[Found]:
+        """Active stations within ``radius_m`` of a WGS-84 point, nearest first, one page of them.
+
+        ``filters`` are quick-filter codes (``charge``, ``swap``, ``meal``, ``toilet``, ``water``): a
+        station must match each. Ask for one more than a page to learn whether a next page exists.
+        """
+        radius = float(radius_m if radius_m is not None else self.config.radius_m)
+        size = limit if limit is not None else self.config.page_size
+        masks = fac.filter_masks(filters)
+        ranked = await self._ranked(lat, lon, radius, offset + size, masks)
+        return [self._found(s, LatLon(lat, lon)) for _, s in ranked[offset : offset + size]]
+
+    async def nearest_page(
+        self,
+        lat: float,
+        lon: float,
+        *,
+        page: int = 0,
+        radius_m: float | None = None,
+        filters: Iterable[str] = (),
+    ) -> NearestPage:
+        size = self.config.page_size
+        radius = float(radius_m if radius_m is not None else self.config.radius_m)
+        items = await self.nearest(
+            lat, lon, radius_m=radius, limit=size + 1, offset=page * size, filters=filters
+        )
+        return NearestPage(items[:size], len(items) > size, page * size, radius)
+
+    async def nearest_any(self, lat: float, lon: float, *, filters: Iterable[str] = ()) -> Found | None:
+        """The nearest active station however far (boxes grow fourfold from the wide radius)."""
+        masks = fac.filter_masks(filters)
+        if await repo.count(self.core.db) == 0:
+            return None
+        searched = START_RADIUS_M
+        r = float(max(self.config.radius_m, self.config.wide_radius_m))
+        while True:
+            ranked = await self._ranked(lat, lon, r, 1, masks, start_m=searched)
+            if ranked:
+                return self._found(ranked[0][1], LatLon(lat, lon))
+            if r >= _MAX_ANY_RADIUS_M:
+                return None
+            searched, r = r, min(_MAX_ANY_RADIUS_M, r * 4)
+
+    def _status(self, station: StationRecord, now_local: dt.datetime) -> Status | None:
+        if not station.opening_hours:
+            return None
+        try:
+            return parse_opening_hours(station.opening_hours).status(now_local)
+        except OpeningHoursError:
+            return None
+
+    def _now_local(self) -> dt.datetime:
+        return self.core.clock.now().astimezone(self.core.tz)
+
+    def _found(self, station: StationRecord, origin: LatLon | None) -> Found:
+        now_local = self._now_local()
+        status = self._status(station, now_local)
+        if origin is None:
+            return Found(station, now_local, status)
+        point = LatLon(station.lat, station.lon)
+        metres = distance_m(origin, point)
+        bearing = initial_bearing(origin, point)
+        return Found(
+            station,
+            now_local,
+            status,
+            distance_m=metres,
+            bearing_deg=bearing,
+            compass=compass_key(bearing),
+            riding_minutes=riding_minutes(metres, self.config.riding_speed_kmh),
+        )
+
+    # -- text search and lookups -----------------------------------------------------------------
+
+    async def search(self, text: str, *, limit: int | None = None, offset: int = 0) -> list[Found]:
+        """Active stations whose name, address or area contains ``text``."""
+        text = unicodedata.normalize("NFKC", text).strip()
+        if not text:
+            return []
+        size = limit if limit is not None else self.config.page_size
+        rows = await repo.search_text(self.core.db, text, limit=size, offset=offset)
+        return [self._found(s, None) for s in rows]
+
+    async def get(self, station_id: int) -> StationRecord | None:
+        return await repo.get(self.core.db, station_id)
+
+    async def describe(self, station_id: int, origin: LatLon | None = None) -> Found | None:
+        station = await repo.get(self.core.db, station_id)
+        return None if station is None else self._found(station, origin)
+
+    # -- editing ---------------------------------------------------------------------------------
+
+    async def add(
+        self,
+        *,
+        name: str,
+        lat: float,
+        lon: float,
+        kind: str = "station",
+        address: str = "",
+        opening_hours: str = "",
+        facilities: str | Iterable[str] = (),
+        phone: str = "",
+        area: str = "",
+        external_id: str | None = None,
+        source: str = "bot",
+        demo: bool = False,
+    ) -> StationRecord:
+        """Create (or, with the same external id, update) a station from WGS-84 input."""
+        clean = validate_fields(
+            name=name,
+            lat=lat,
+            lon=lon,
+            kind=kind,
+            address=address,
+            opening_hours=opening_hours,
+            facilities=facilities,
+            phone=phone,
+            area=area,
+        )
+        data = StationData(
+            external_id=external_id or derived_external_id(clean["name"], clean["lat"], clean["lon"]),
+            source=source,
+            demo=demo,
+            **clean,
+        )
+        station_id, _ = await repo.upsert(self.core.db, data, self.core.clock.now())
+        station = await repo.get(self.core.db, station_id)
+        assert station is not None
+        return station
+
+    async def edit(self, station_id: int, **changes: Any) -> StationRecord | None:
+        """Change fields (name, kind, lat, lon, address, opening_hours, facilities, phone, area).
+
+        Values are validated like an import row; raises ``StationInputError``. None: no such station.
+        """
+        current = await repo.get(self.core.db, station_id)
+        if current is None:
+            return None
+        unknown = set(changes) - (repo.EDITABLE - {"facility_mask"})
+        if unknown:
+            raise StationInputError(sorted(unknown)[0], "not an editable field")
+        merged = {
+            "name": current.name,
+            "lat": current.lat,
+            "lon": current.lon,
+            "kind": current.kind,
+            "address": current.address,
+            "opening_hours": current.opening_hours,
+            "facilities": current.facilities,
+            "phone": current.phone,
+            "area": current.area,
+            **changes,
+        }
+        clean = validate_fields(**merged)
+        values = {k: clean[k] for k in changes}
+        if "facilities" in changes or "kind" in changes:  # a kind may imply facilities
+            values["facilities"] = clean["facilities"]
+            values["facility_mask"] = clean["facility_mask"]
+        return await repo.update_fields(self.core.db, station_id, self.core.clock.now(), **values)
+
+    async def deactivate(self, station_id: int) -> bool:
+        return await repo.set_active(self.core.db, station_id, False, self.core.clock.now())
+
+    async def activate(self, station_id: int) -> bool:
+        return await repo.set_active(self.core.db, station_id, True, self.core.clock.now())
+
+    # -- flags -----------------------------------------------------------------------------------
+
+    def moderator_chat(self, area: str) -> int | None:
+        bot = self.core.config.bot
+        chat = bot.area_moderator_chats.get(area) if area else None
+        chat = chat or bot.moderator_chat_id
+        return chat or None
+
+    async def flag(self, station_id: int, user_id: int, reason: str, note: str = "") -> FlagResult | None:
+        """Record a courier's flag and queue a notice to the moderators (area chat, else the main one).
+
+        The same courier flagging the same station for the same reason again within a day is
+        recorded once. Returns None when there is no such station.
+        """
+        if reason not in FLAG_REASONS:
+            raise ValueError(f"unknown flag reason {reason!r}")
+        station = await repo.get(self.core.db, station_id)
+        if station is None:
+            return None
+        now = self.core.clock.now()
+        db = self.core.db
+        earlier = await repo.recent_flag(
+            db,
+            station_id=station_id,
+            user_id=user_id,
+            reason=reason,
+            since=now - dt.timedelta(hours=FLAG_REPEAT_HOURS),
+        )
+        if earlier is not None:
+            return FlagResult(earlier.id, True, None)
+        chat = self.moderator_chat(station.area)
+        user = await users_repo.get(db, user_id)
+        who = f"{user.display_name} ({user_id})" if user else str(user_id)
+        lang = self.core.config.bot.default_language
+        note = note.strip()
+        async with db.transaction() as tx:
+            flag_id = await repo.add_flag(
+                tx, station_id=station_id, user_id=user_id, reason=reason, note=note, now=now
+            )
+            if chat is not None:
+                text = self.core.t(
+                    lang,
+                    "stations.flag.notice",
+                    reason=self.core.t(lang, f"stations.flag_reason.{reason}"),
+                    name=station.name,
+                    station_id=station.id,
+                    address=station.address or "-",
+                    user=who,
+                    note=note or self.core.t(lang, "stations.flag.no_note"),
+                )
+                message = outbox.NewMessage(
+                    kind="station_flag",
+                    dedup_key=f"stflag:{flag_id}",
+                    chat_id=chat,
+                    payload={"method": "sendMessage", "params": {"text": text}},
+                    due_at=now,
+                    priority=0,
+                )
+                await outbox.enqueue(tx, [message], now)
+        return FlagResult(flag_id, False, chat)
+
+
+def validate_fields(
+    *,
+    name: str,
+    lat: float,
+    lon: float,
+    kind: str = "",
+    address: str = "",
+    opening_hours: str = "",
+    facilities: str | Iterable[str] = (),
+    phone: str = "",
+    area: str = "",
+) -> dict[str, Any]:
+    """Check and normalise station fields (WGS-84); raises ``StationInputError``."""
+    name = unicodedata.normalize("NFC", name).strip()
+    if not name:
+        raise StationInputError("name", "missing name")
+    problem = check_lat_lon(lat, lon)
+    if problem == "swapped":
+        raise StationInputError("lat", f"latitude and longitude look swapped ({lat}, {lon})")
+    if problem is not None:
+        raise StationInputError("lat", f"coordinates out of range ({lat}, {lon})")
+    try:
+        kind_code = fac.parse_kind(kind)
+    except fac.UnknownKindError as exc:
+        known = ", ".join(k.code for k in fac.KINDS)
+        raise StationInputError("kind", f"unknown kind {exc.name!r} (known: {known})") from None
+    hours = opening_hours.strip()
+    if hours:
+        try:
+            parse_opening_hours(hours)
+        except OpeningHoursError as exc:
+            raise StationInputError("opening_hours", f"bad opening hours {hours!r}: {exc.reason}") from None
+    try:
+        codes = fac.parse_facilities(facilities)
+    except fac.UnknownFacilityError as exc:
+        raise StationInputError("facilities", f"unknown facility {', '.join(exc.names)}") from None
+    codes = fac.implied_facilities(kind_code, codes)
+    return {
+        "name": name,
+        "lat": float(lat),
+        "lon": float(lon),
+        "kind": kind_code,
+        "address": address.strip(),
+        "opening_hours": hours,
+        "facilities": codes,
+        "facility_mask": fac.facility_mask(codes),
+        "phone": phone.strip(),
+        "area": area.strip(),
+    }
+
+
+# --------------------------------------------------------------------------------------------------
+# Rendering (pure)
+# --------------------------------------------------------------------------------------------------
+
+
+def format_distance(catalog: Catalog, lang: str, metres: float) -> str:
+    """``400 米`` / ``1.2 公里`` / ``12 公里`` (metres rounded to 10, km to 0.1 below 10 km)."""
+    rounded = max(10, round(metres / 10.0) * 10)
+    if rounded < 1000:
+        return catalog.t(lang, "stations.meters", n=rounded)
+    km = metres / 1000.0
+    text = f"{km:.1f}" if km < 10 else f"{round(km):d}"
+    return catalog.t(lang, "stations.km", n=text)
+
+
+def format_where(catalog: Catalog, lang: str, found: Found) -> str:
+    """``东北方向 400 米`` / ``400 m northeast``; ``就在附近`` within 15 m."""
+    if found.distance_m is None or found.compass is None:
+        return ""
+    if found.distance_m < 15:
+        return catalog.t(lang, "stations.here")
+    return catalog.t(
+        lang,
+        "stations.direction_distance",
+        direction=catalog.t(lang, f"stations.compass.{found.compass}"),
+        distance=format_distance(catalog, lang, found.distance_m),
+    )
+
+
+def _when(catalog: Catalog, lang: str, moment: dt.datetime, now_local: dt.datetime) -> str:
+    time = moment.strftime("%H:%M")
+    days = (moment.date() - now_local.date()).days
+    if days <= 0:
+        return time
+    if days == 1:
+        return catalog.t(lang, "stations.hours.tomorrow", time=time)
+    return catalog.t(
+        lang, "stations.hours.on_day", day=catalog.t(lang, f"stations.weekday.{moment.weekday()}"), time=time
+    )
+
+
+def format_status(catalog: Catalog, lang: str, status: Status | None, now_local: dt.datetime) -> str:
+    """``🟢 营业中 · 21:00 关门`` / ``🔴 已打烊 · 明天 09:00 开门`` / ``🟢 24 小时营业`` ..."""
+    if status is None:
+        return catalog.t(lang, "stations.hours.unknown")
+    if status.is_open:
+        if status.changes_at is None:
+            return catalog.t(lang, "stations.hours.open_24h")
+        return catalog.t(
+            lang, "stations.hours.open_until", when=_when(catalog, lang, status.changes_at, now_local)
+        )
+    if status.changes_at is None:
+        return catalog.t(lang, "stations.hours.closed")
+    return catalog.t(lang, "stations.hours.opens_at", when=_when(catalog, lang, status.changes_at, now_local))
+
+
+def _kind_icon(kind: str) -> str:
+    k = fac.KIND_BY_CODE.get(kind)
+    return k.icon if k else "📍"
+
+
+def render_card(catalog: Catalog, lang: str, found: Found, index: int | None = None) -> str:
+    """A few lines per station for a result list (plain text, no parse mode); numbered if ``index``."""
+    s = found.station
+    if index is None:
+        title = catalog.t(lang, "stations.card_title_single", icon=_kind_icon(s.kind), name=s.name)
+    else:
+        title = catalog.t(lang, "stations.card_title", index=index, icon=_kind_icon(s.kind), name=s.name)
+    lines = [title]
+    if found.distance_m is not None and found.riding_minutes is not None:
+        lines.append(
+            catalog.t(
+                lang,
+                "stations.card_where",
+                where=format_where(catalog, lang, found),
+                riding=catalog.t(lang, "stations.riding", minutes=found.riding_minutes),
+            )
+        )
+    status_line = format_status(catalog, lang, found.status, found.checked_at)
+    icons = fac.icons(s.facilities)
+    lines.append(f"{status_line}  {icons}" if icons else status_line)
+    if s.address:
+        lines.append(catalog.t(lang, "stations.address", address=s.address))
+    return "\n".join(lines)
+
+
+def facility_labels(catalog: Catalog, lang: str, codes: Iterable[str]) -> str:
+    sep = catalog.t(lang, "stations.label_sep")
+    return sep.join(
+        f"{fac.FACILITY_BY_CODE[c].icon}{catalog.t(lang, f'stations.facility.{c}')}"
+        for c in fac.sort_codes(codes)
+        if c in fac.FACILITY_BY_CODE
+    )
+
+
+def render_details(catalog: Catalog, lang: str, found: Found) -> str:
+    """Everything about one station: the card plus kind, facility names, phone, area, hours."""
+    s = found.station
+    lines = [render_card(catalog, lang, found)]
+    lines.append(catalog.t(lang, "stations.kind_line", kind=catalog.t(lang, f"stations.kind.{s.kind}")))
+    if s.facilities:
+        lines.append(
+            catalog.t(lang, "stations.facilities", labels=facility_labels(catalog, lang, s.facilities))
+        )
+    if s.phone:
+        lines.append(catalog.t(lang, "stations.phone", phone=s.phone))
+    if s.area:
+        lines.append(catalog.t(lang, "stations.area", area=s.area))
+    return "\n".join(lines)

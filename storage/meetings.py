@@ -1,0 +1,422 @@
+"""Meetings: schedule rows, targets, occurrence overrides, RSVPs, agenda topics, reminder links.
+
+An occurrence is identified by its original start in UTC (``occurrence`` columns), which does not
+change when that single occurrence is moved.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from storage.db import Executor, Row, from_db_required, to_db
+
+LOCAL_FORMAT = "%Y-%m-%dT%H:%M:%S"
+ANSWERS = ("yes", "no", "maybe")
+
+
+@dataclass(frozen=True)
+class Override:
+    original_start: dt.datetime  # UTC
+    action: str  # skip | move
+    new_start: dt.datetime | None  # UTC, for move
+
+
+@dataclass(frozen=True)
+class MeetingRecord:
+    id: int
+    title: str
+    place: str
+    lat: float | None
+    lon: float | None
+    tz: str
+    dtstart_local: dt.datetime  # naive wall time in tz
+    duration_minutes: int
+    rrule: str | None
+    reminder_offsets: tuple[int, ...]
+    topic_deadline_minutes: int
+    organizer_id: int
+    state: str
+    revision: int
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    chat_ids: tuple[int, ...] = ()
+    areas: tuple[str, ...] = ()
+    overrides: tuple[Override, ...] = ()
+
+    @property
+    def active(self) -> bool:
+        return self.state == "active"
+
+
+@dataclass(frozen=True)
+class NewMeeting:
+    title: str
+    tz: str
+    dtstart_local: dt.datetime  # naive wall time in tz
+    duration_minutes: int
+    organizer_id: int
+    rrule: str | None = None
+    place: str = ""
+    lat: float | None = None
+    lon: float | None = None
+    reminder_offsets: tuple[int, ...] = (1440, 60)
+    topic_deadline_minutes: int = 1200
+    chat_ids: tuple[int, ...] = ()
+    areas: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Rsvp:
+    user_id: int
+    answer: str
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Topic:
+    id: int
+    meeting_id: int
+    occurrence: dt.datetime
+    user_id: int
+    text: str
+    created_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class ReminderLink:
+    dedup_key: str
+    meeting_id: int
+    occurrence: dt.datetime
+    chat_id: int
+    offset_minutes: int
+
+
+@dataclass(frozen=True)
+class SentReminder:
+    dedup_key: str
+    chat_id: int
+    offset_minutes: int
+    state: str  # the outbox row's state
+    message_id: int | None
+
+
+def _local_text(naive: dt.datetime) -> str:
+    if naive.tzinfo is not None:
+        raise ValueError("dtstart_local is a naive wall time")
+    return naive.strftime(LOCAL_FORMAT)
+
+
+def _meeting(row: Row, targets: Sequence[Row] = (), overrides: Sequence[Row] = ()) -> MeetingRecord:
+    return MeetingRecord(
+        id=row["id"],
+        title=row["title"],
+        place=row["place"],
+        lat=row["lat"],
+        lon=row["lon"],
+        tz=row["tz"],
+        dtstart_local=dt.datetime.strptime(row["dtstart_local"], LOCAL_FORMAT),
+        duration_minutes=row["duration_minutes"],
+        rrule=row["rrule"],
+        reminder_offsets=tuple(int(x) for x in json.loads(row["reminder_offsets"])),
+        topic_deadline_minutes=row["topic_deadline_minutes"],
+        organizer_id=row["organizer_id"],
+        state=row["state"],
+        revision=row["revision"],
+        created_at=from_db_required(row["created_at"]),
+        updated_at=from_db_required(row["updated_at"]),
+        chat_ids=tuple(t["chat_id"] for t in targets if t["chat_id"] is not None),
+        areas=tuple(t["area"] for t in targets if t["area"] is not None),
+        overrides=tuple(
+            Override(
+                from_db_required(o["original_start"]),
+                o["action"],
+                from_db_required(o["new_start"]) if o["new_start"] else None,
+            )
+            for o in overrides
+        ),
+    )
+
+
+async def _insert_targets(
+    db: Executor, meeting_id: int, chat_ids: Iterable[int], areas: Iterable[str]
+) -> None:
+    for chat_id in dict.fromkeys(chat_ids):
+        await db.execute(
+            "INSERT INTO meeting_targets(meeting_id, chat_id) VALUES (?, ?)", (meeting_id, chat_id)
+        )
+    for area in dict.fromkeys(areas):
+        await db.execute("INSERT INTO meeting_targets(meeting_id, area) VALUES (?, ?)", (meeting_id, area))
+
+
+async def create(db: Executor, new: NewMeeting, now: dt.datetime) -> int:
+    """Insert a meeting and its targets. Call inside a transaction to make it all-or-nothing."""
+    meeting_id = await db.execute(
+        """
+        INSERT INTO meetings(title, place, lat, lon, tz, dtstart_local, duration_minutes, rrule,
+            reminder_offsets, topic_deadline_minutes, organizer_id, created_at, updated_at)
+        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        """,
+        (
+            new.title,
+            new.place,
+            new.lat,
+            new.lon,
+            new.tz,
+            _local_text(new.dtstart_local),
+            new.duration_minutes,
+            new.rrule,
+            json.dumps(list(new.reminder_offsets)),
+            new.topic_deadline_minutes,
+            new.organizer_id,
+            to_db(now),
+            to_db(now),
+        ),
+    )
+    await _insert_targets(db, meeting_id, new.chat_ids, new.areas)
+    return meeting_id
+
+
+async def get(db: Executor, meeting_id: int) -> MeetingRecord | None:
+    row = await db.fetchone("SELECT * FROM meetings WHERE id = ?", (meeting_id,))
+    if row is None:
+        return None
+    targets = await db.fetchall(
+        "SELECT chat_id, area FROM meeting_targets WHERE meeting_id = ? ORDER BY chat_id, area", (meeting_id,)
+    )
+    overrides = await db.fetchall(
+        "SELECT * FROM meeting_overrides WHERE meeting_id = ? ORDER BY original_start", (meeting_id,)
+    )
+    return _meeting(row, targets, overrides)
+
+
+async def _many(db: Executor, rows: list[Row]) -> list[MeetingRecord]:
+    out = []
+    for row in rows:
+        meeting = await get(db, row["id"])
+        if meeting is not None:
+            out.append(meeting)
+    return out
+
+
+async def list_active(db: Executor) -> list[MeetingRecord]:
+    return await _many(db, await db.fetchall("SELECT id FROM meetings WHERE state = 'active' ORDER BY id"))
+
+
+async def for_targets(db: Executor, chat_ids: Sequence[int], areas: Sequence[str]) -> list[MeetingRecord]:
+    """Active meetings announced in any of ``chat_ids`` or to any of ``areas``."""
+    if not chat_ids and not areas:
+        return []
+    conditions, params = [], []
+    if chat_ids:
+        conditions.append(f"t.chat_id IN ({','.join('?' * len(chat_ids))})")
+        params.extend(chat_ids)
+    if areas:
+        conditions.append(f"t.area IN ({','.join('?' * len(areas))})")
+        params.extend(areas)
+    rows = await db.fetchall(
+        "SELECT DISTINCT m.id FROM meetings m JOIN meeting_targets t ON t.meeting_id = m.id"
+        f" WHERE m.state = 'active' AND ({' OR '.join(conditions)}) ORDER BY m.id",
+        params,
+    )
+    return await _many(db, rows)
+
+
+_UPDATABLE = {
+    "title",
+    "place",
+    "lat",
+    "lon",
+    "tz",
+    "dtstart_local",
+    "duration_minutes",
+    "rrule",
+    "reminder_offsets",
+    "topic_deadline_minutes",
+}
+
+
+async def update(db: Executor, meeting_id: int, now: dt.datetime, **fields: object) -> bool:
+    """Change fields of an active meeting and bump its revision. False when it is not active."""
+    unknown = set(fields) - _UPDATABLE
+    if unknown:
+        raise ValueError(f"cannot update {sorted(unknown)}")
+    values = dict(fields)
+    if "dtstart_local" in values:
+        values["dtstart_local"] = _local_text(values["dtstart_local"])  # type: ignore[arg-type]
+    if "reminder_offsets" in values:
+        values["reminder_offsets"] = json.dumps(list(values["reminder_offsets"]))  # type: ignore[call-overload]
+    sets = "".join(f"{name} = ?, " for name in values)
+    changed = await db.execute(
+        f"UPDATE meetings SET {sets}revision = revision + 1, updated_at = ? WHERE id = ? AND state = 'active'",
+        (*values.values(), to_db(now), meeting_id),
+    )
+    return changed > 0
+
+
+async def bump_revision(db: Executor, meeting_id: int, now: dt.datetime) -> int | None:
+    """Bump the revision of an active meeting; returns the new revision (None if not active)."""
+    return await db.fetchval(
+        "UPDATE meetings SET revision = revision + 1, updated_at = ? WHERE id = ? AND state = 'active'"
+        " RETURNING revision",
+        (to_db(now), meeting_id),
+    )
+
+
+async def set_targets(db: Executor, meeting_id: int, chat_ids: Iterable[int], areas: Iterable[str]) -> None:
+    await db.execute("DELETE FROM meeting_targets WHERE meeting_id = ?", (meeting_id,))
+    await _insert_targets(db, meeting_id, chat_ids, areas)
+
+
+async def cancel(db: Executor, meeting_id: int, now: dt.datetime) -> bool:
+    """active -> cancelled, once. False when it was not active."""
+    changed = await db.execute(
+        "UPDATE meetings SET state = 'cancelled', revision = revision + 1, updated_at = ?"
+        " WHERE id = ? AND state = 'active'",
+        (to_db(now), meeting_id),
+    )
+    return changed > 0
+
+
+async def set_override(
+    db: Executor,
+    meeting_id: int,
+    original_start: dt.datetime,
+    action: str,
+    new_start: dt.datetime | None,
+    now: dt.datetime,
+) -> None:
+    await db.execute(
+        """
+        INSERT INTO meeting_overrides(meeting_id, original_start, action, new_start, created_at)
+        VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT(meeting_id, original_start) DO UPDATE SET
+            action = excluded.action, new_start = excluded.new_start, created_at = excluded.created_at
+        """,
+        (meeting_id, to_db(original_start), action, to_db(new_start), to_db(now)),
+    )
+
+
+async def delete_override(db: Executor, meeting_id: int, original_start: dt.datetime) -> int:
+    return await db.execute(
+        "DELETE FROM meeting_overrides WHERE meeting_id = ? AND original_start = ?",
+        (meeting_id, to_db(original_start)),
+    )
+
+
+async def clear_overrides(db: Executor, meeting_id: int) -> int:
+    return await db.execute("DELETE FROM meeting_overrides WHERE meeting_id = ?", (meeting_id,))
+
+
+# -- RSVPs ------------------------------------------------------------------------------------------
+
+
+async def set_rsvp(
+    db: Executor, meeting_id: int, occurrence: dt.datetime, user_id: int, answer: str, now: dt.datetime
+) -> bool:
+    """Record an answer; True when it changed anything (the same answer twice is a no-op)."""
+    if answer not in ANSWERS:
+        raise ValueError(f"answer must be one of {ANSWERS}")
+    changed = await db.execute(
+        """
+        INSERT INTO meeting_rsvps(meeting_id, occurrence, user_id, answer, updated_at) VALUES (?, ?, ?, ?, ?)
+        ON CONFLICT(meeting_id, occurrence, user_id) DO UPDATE SET
+            answer = excluded.answer, updated_at = excluded.updated_at
+        WHERE meeting_rsvps.answer <> excluded.answer
+        """,
+        (meeting_id, to_db(occurrence), user_id, answer, to_db(now)),
+    )
+    return changed > 0
+
+
+async def rsvp_counts(db: Executor, meeting_id: int, occurrence: dt.datetime) -> dict[str, int]:
+    rows = await db.fetchall(
+        "SELECT answer, COUNT(*) FROM meeting_rsvps WHERE meeting_id = ? AND occurrence = ? GROUP BY answer",
+        (meeting_id, to_db(occurrence)),
+    )
+    counts = dict.fromkeys(ANSWERS, 0)
+    counts.update({r[0]: r[1] for r in rows})
+    return counts
+
+
+async def rsvps(db: Executor, meeting_id: int, occurrence: dt.datetime) -> list[Rsvp]:
+    rows = await db.fetchall(
+        "SELECT user_id, answer, updated_at FROM meeting_rsvps WHERE meeting_id = ? AND occurrence = ?"
+        " ORDER BY updated_at, user_id",
+        (meeting_id, to_db(occurrence)),
+    )
+    return [Rsvp(r["user_id"], r["answer"], from_db_required(r["updated_at"])) for r in rows]
+
+
+async def get_rsvp(db: Executor, meeting_id: int, occurrence: dt.datetime, user_id: int) -> str | None:
+    return await db.fetchval(
+        "SELECT answer FROM meeting_rsvps WHERE meeting_id = ? AND occurrence = ? AND user_id = ?",
+        (meeting_id, to_db(occurrence), user_id),
+    )
+
+
+# -- Topics -----------------------------------------------------------------------------------------
+
+
+async def add_topic(
+    db: Executor, meeting_id: int, occurrence: dt.datetime, user_id: int, text: str, now: dt.datetime
+) -> int:
+    return await db.execute(
+        "INSERT INTO meeting_topics(meeting_id, occurrence, user_id, text, created_at) VALUES (?, ?, ?, ?, ?)",
+        (meeting_id, to_db(occurrence), user_id, text, to_db(now)),
+    )
+
+
+async def topics(db: Executor, meeting_id: int, occurrence: dt.datetime) -> list[Topic]:
+    rows = await db.fetchall(
+        "SELECT * FROM meeting_topics WHERE meeting_id = ? AND occurrence = ? ORDER BY id",
+        (meeting_id, to_db(occurrence)),
+    )
+    return [
+        Topic(
+            r["id"],
+            r["meeting_id"],
+            from_db_required(r["occurrence"]),
+            r["user_id"],
+            r["text"],
+            from_db_required(r["created_at"]),
+        )
+        for r in rows
+    ]
+
+
+async def count_user_topics(db: Executor, meeting_id: int, occurrence: dt.datetime, user_id: int) -> int:
+    return int(
+        await db.fetchval(
+            "SELECT COUNT(*) FROM meeting_topics WHERE meeting_id = ? AND occurrence = ? AND user_id = ?",
+            (meeting_id, to_db(occurrence), user_id),
+        )
+    )
+
+
+# -- Reminder links ---------------------------------------------------------------------------------
+
+
+async def link_reminders(db: Executor, links: Iterable[ReminderLink]) -> None:
+    for link in links:
+        await db.execute(
+            "INSERT INTO meeting_reminders(dedup_key, meeting_id, occurrence, chat_id, offset_minutes)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO NOTHING",
+            (link.dedup_key, link.meeting_id, to_db(link.occurrence), link.chat_id, link.offset_minutes),
+        )
+
+
+async def reminders_of(db: Executor, meeting_id: int, occurrence: dt.datetime) -> list[SentReminder]:
+    """The planned reminders of one occurrence with their outbox state and sent message id."""
+    rows = await db.fetchall(
+        """
+        SELECT r.dedup_key, r.chat_id, r.offset_minutes, o.state, o.message_id
+        FROM meeting_reminders r JOIN outbox o ON o.dedup_key = r.dedup_key
+        WHERE r.meeting_id = ? AND r.occurrence = ?
+        ORDER BY r.chat_id, r.offset_minutes DESC
+        """,
+        (meeting_id, to_db(occurrence)),
+    )
+    return [SentReminder(r[0], r[1], r[2], r[3], r[4]) for r in rows]

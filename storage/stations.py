@@ -1,0 +1,321 @@
+"""Warm stations and courier flags (tables from 0010_stations.sql).
+
+Nearest queries go through the partial index ``stations_near`` on (lat_cell, lon, lat, facility_mask):
+``candidates`` asks for the stations inside a latitude/longitude box, ranked by an equirectangular
+distance computed inside the index, and joins the full rows of only the few it returns. The service
+(bot/stations.py) grows the box until the answer is certain and orders by haversine.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, fields
+from typing import Any
+
+from storage.db import Executor, Row, from_db_required, to_db
+
+LAT_CELLS_PER_DEGREE = 100  # must match lat_cell in 0010_stations.sql
+_MAX_IN_CELLS = 64  # beyond this many cells one range on lat_cell is cheaper than many seeks
+
+FLAG_REASONS = ("closed", "moved", "broken", "other")
+
+
+@dataclass(frozen=True)
+class StationData:
+    """The fields an import or an editor writes (coordinates already WGS-84)."""
+
+    external_id: str
+    name: str
+    lat: float
+    lon: float
+    kind: str = "station"
+    address: str = ""
+    opening_hours: str = ""
+    facilities: tuple[str, ...] = ()
+    facility_mask: int = 0
+    phone: str = ""
+    area: str = ""
+    source: str = ""
+    demo: bool = False
+
+
+@dataclass(frozen=True)
+class StationRecord:
+    id: int
+    external_id: str
+    name: str
+    kind: str
+    lat: float
+    lon: float
+    address: str
+    opening_hours: str
+    facilities: tuple[str, ...]
+    facility_mask: int
+    phone: str
+    area: str
+    source: str
+    demo: bool
+    active: bool
+    created_at: dt.datetime
+    updated_at: dt.datetime
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A station found in a box with its equirectangular distance (metres, for ranking only)."""
+
+    station: StationRecord
+    planar_m: float
+
+
+@dataclass(frozen=True)
+class FlagRecord:
+    id: int
+    station_id: int
+    user_id: int
+    reason: str
+    note: str
+    created_at: dt.datetime
+
+
+EDITABLE = frozenset(
+    {"name", "kind", "lat", "lon", "address", "opening_hours", "facilities", "facility_mask", "phone", "area"}
+)
+_DATA_COLUMNS = tuple(f.name for f in fields(StationData))
+_UPDATE_ON_CONFLICT = tuple(c for c in _DATA_COLUMNS if c != "external_id")
+_COLUMNS = (
+    "id, external_id, name, kind, lat, lon, address, opening_hours, facilities, facility_mask, phone, area,"
+    " source, demo, active, created_at, updated_at"
+)
+_DEG_M = math.pi / 180.0 * 6_371_008.8
+
+
+def _split_codes(text: str) -> tuple[str, ...]:
+    return tuple(c for c in text.split(",") if c)
+
+
+def _record(row: Row) -> StationRecord:
+    return StationRecord(
+        id=row["id"],
+        external_id=row["external_id"],
+        name=row["name"],
+        kind=row["kind"],
+        lat=row["lat"],
+        lon=row["lon"],
+        address=row["address"],
+        opening_hours=row["opening_hours"],
+        facilities=_split_codes(row["facilities"]),
+        facility_mask=row["facility_mask"],
+        phone=row["phone"],
+        area=row["area"],
+        source=row["source"],
+        demo=bool(row["demo"]),
+        active=bool(row["active"]),
+        created_at=from_db_required(row["created_at"]),
+        updated_at=from_db_required(row["updated_at"]),
+    )
+
+
+def _data_values(data: StationData) -> list[Any]:
+    values: list[Any] = []
+    for name in _DATA_COLUMNS:
+        value = getattr(data, name)
+        if name == "facilities":
+            value = ",".join(value)
+        elif name == "demo":
+            value = int(value)
+        values.append(value)
+    return values
+
+
+def lat_cell(lat: float) -> int:
+    """The index cell of a latitude (the same formula as the generated column)."""
+    return int((lat + 90.0) * LAT_CELLS_PER_DEGREE)
+
+
+async def upsert(db: Executor, data: StationData, now: dt.datetime) -> tuple[int, bool]:
+    """Insert, or update the station with the same external_id. Returns (id, inserted).
+
+    An update leaves ``active`` alone: a station a moderator deactivated stays so on re-import.
+    """
+    existing = await db.fetchval("SELECT id FROM stations WHERE external_id = ?", (data.external_id,))
+    stamp = to_db(now)
+    placeholders = ", ".join("?" for _ in _DATA_COLUMNS)
+    updates = ", ".join(f"{c} = excluded.{c}" for c in _UPDATE_ON_CONFLICT)
+    row = await db.fetchone(
+        f"INSERT INTO stations({', '.join(_DATA_COLUMNS)}, created_at, updated_at)"
+        f" VALUES ({placeholders}, ?, ?)"
+        f" ON CONFLICT(external_id) DO UPDATE SET {updates}, updated_at = excluded.updated_at"
+        " RETURNING id",
+        (*_data_values(data), stamp, stamp),
+    )
+    assert row is not None
+    return int(row["id"]), existing is None
+
+
+async def existing_external_ids(db: Executor, external_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for i in range(0, len(external_ids), 500):
+        chunk = list(external_ids[i : i + 500])
+        rows = await db.fetchall(
+            f"SELECT external_id FROM stations WHERE external_id IN ({', '.join('?' for _ in chunk)})", chunk
+        )
+        found.update(r[0] for r in rows)
+    return found
+
+
+async def insert_many(db: Executor, items: Iterable[StationData], now: dt.datetime) -> int:
+    """Bulk insert of new stations (benchmarks, first loads): one executemany.
+
+    Pass rows sorted by (lat_cell, lon) for the fastest index build. Fails on a duplicate external_id.
+    """
+    stamp = to_db(now)
+    placeholders = ", ".join("?" for _ in _DATA_COLUMNS)
+    return await db.executemany(
+        f"INSERT INTO stations({', '.join(_DATA_COLUMNS)}, created_at, updated_at) VALUES ({placeholders}, ?, ?)",
+        ((*_data_values(d), stamp, stamp) for d in items),
+    )
+
+
+async def get(db: Executor, station_id: int) -> StationRecord | None:
+    row = await db.fetchone(f"SELECT {_COLUMNS} FROM stations WHERE id = ?", (station_id,))
+    return _record(row) if row else None
+
+
+async def get_by_external_id(db: Executor, external_id: str) -> StationRecord | None:
+    row = await db.fetchone(f"SELECT {_COLUMNS} FROM stations WHERE external_id = ?", (external_id,))
+    return _record(row) if row else None
+
+
+async def set_active(db: Executor, station_id: int, active: bool, now: dt.datetime) -> bool:
+    """Deactivate or reactivate; False when the station does not exist or already is so."""
+    changed = await db.execute(
+        "UPDATE stations SET active = ?, updated_at = ? WHERE id = ? AND active <> ?",
+        (int(active), to_db(now), station_id, int(active)),
+    )
+    return changed == 1
+
+
+async def update_fields(
+    db: Executor, station_id: int, now: dt.datetime, **values: Any
+) -> StationRecord | None:
+    """Change some editable fields; returns the updated record (None if there is no such station)."""
+    unknown = set(values) - EDITABLE
+    if unknown:
+        raise ValueError(f"not editable: {sorted(unknown)}")
+    if not values:
+        return await get(db, station_id)
+    sets = []
+    params: list[Any] = []
+    for name, value in values.items():
+        sets.append(f"{name} = ?")
+        params.append(",".join(value) if name == "facilities" else value)
+    params += [to_db(now), station_id]
+    row = await db.fetchone(
+        f"UPDATE stations SET {', '.join(sets)}, updated_at = ? WHERE id = ? RETURNING {_COLUMNS}", params
+    )
+    return _record(row) if row else None
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+async def search_text(db: Executor, query: str, *, limit: int = 10, offset: int = 0) -> list[StationRecord]:
+    """Active stations whose name, address or area contains ``query`` (names first, then by name)."""
+    pattern = _like(query.strip())
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} FROM stations WHERE active = 1"
+        " AND (name LIKE ?1 ESCAPE '\\' OR address LIKE ?1 ESCAPE '\\' OR area LIKE ?1 ESCAPE '\\')"
+        " ORDER BY (name LIKE ?1 ESCAPE '\\') DESC, name, id LIMIT ?2 OFFSET ?3",
+        (pattern, limit, offset),
+    )
+    return [_record(r) for r in rows]
+
+
+async def candidates(
+    db: Executor,
+    *,
+    lat: float,
+    lon: float,
+    box: tuple[float, float, float, float],
+    limit: int,
+    facility_masks: Sequence[int] = (),
+) -> list[Candidate]:
+    """Active stations inside ``box`` = (min_lat, max_lat, min_lon, max_lon), nearest ``limit`` first.
+
+    The rank is the equirectangular distance from (lat, lon) (error ~1e-4 relative within a few km:
+    callers re-rank with haversine). ``facility_masks``: a station must share a bit with each mask.
+    """
+    min_lat, max_lat, min_lon, max_lon = box
+    first, last = lat_cell(min_lat), lat_cell(max_lat)
+    if last - first + 1 <= _MAX_IN_CELLS:
+        cells = "lat_cell IN (" + ", ".join(str(c) for c in range(first, last + 1)) + ")"
+    else:
+        cells = f"lat_cell BETWEEN {first} AND {last}"
+    k = math.cos(math.radians(lat))
+    filters = "".join(" AND (facility_mask & ?) <> 0" for _ in facility_masks)
+    rows = await db.fetchall(
+        f"SELECT {', '.join('s.' + c.strip() for c in _COLUMNS.split(','))}, c.d2 FROM ("
+        "  SELECT id, (lat - ?) * (lat - ?) + ((lon - ?) * ?) * ((lon - ?) * ?) AS d2"
+        f"  FROM stations WHERE active = 1 AND {cells} AND lon BETWEEN ? AND ? AND lat BETWEEN ? AND ?"
+        f"  {filters} ORDER BY d2 LIMIT ?"
+        ") AS c JOIN stations AS s ON s.id = c.id ORDER BY c.d2, s.id",
+        (lat, lat, lon, k, lon, k, min_lon, max_lon, min_lat, max_lat, *facility_masks, limit),
+    )
+    return [Candidate(_record(r), math.sqrt(r["d2"]) * _DEG_M) for r in rows]
+
+
+async def count(db: Executor, *, active_only: bool = True) -> int:
+    sql = "SELECT COUNT(*) FROM stations" + (" WHERE active = 1" if active_only else "")
+    return int(await db.fetchval(sql))
+
+
+async def all_stations(db: Executor, *, include_inactive: bool = False) -> list[StationRecord]:
+    """Every station (for export), in id order."""
+    where = "" if include_inactive else " WHERE active = 1"
+    rows = await db.fetchall(f"SELECT {_COLUMNS} FROM stations{where} ORDER BY id")
+    return [_record(r) for r in rows]
+
+
+# -- flags ---------------------------------------------------------------------------------------
+
+
+def _flag(row: Row) -> FlagRecord:
+    return FlagRecord(
+        id=row["id"],
+        station_id=row["station_id"],
+        user_id=row["user_id"],
+        reason=row["reason"],
+        note=row["note"],
+        created_at=from_db_required(row["created_at"]),
+    )
+
+
+async def add_flag(
+    db: Executor, *, station_id: int, user_id: int, reason: str, note: str, now: dt.datetime
+) -> int:
+    if reason not in FLAG_REASONS:
+        raise ValueError(f"unknown flag reason {reason!r}")
+    return await db.execute(
+        "INSERT INTO station_flags(station_id, user_id, reason, note, created_at) VALUES (?, ?, ?, ?, ?)",
+        (station_id, user_id, reason, note, to_db(now)),
+    )
+
+
+async def recent_flag(
+    db: Executor, *, station_id: int, user_id: int, reason: str, since: dt.datetime
+) -> FlagRecord | None:
+    row = await db.fetchone(
+        "SELECT * FROM station_flags WHERE user_id = ? AND station_id = ? AND reason = ? AND created_at >= ?"
+        " ORDER BY id DESC LIMIT 1",
+        (user_id, station_id, reason, to_db(since)),
+    )
+    return _flag(row) if row else None
+
+
+async def flags_for(db: Executor, station_id: int) -> list[FlagRecord]:
+    rows = await db.fetchall("SELECT * FROM station_flags WHERE station_id = ? ORDER BY id", (station_id,))
+    return [_flag(r) for r in rows]

@@ -1,0 +1,100 @@
+"""Reading start times, durations and reminder offsets typed in the scheduling conversation."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from bot.meeting_input import InputError, parse_duration, parse_offsets, parse_when
+
+NOW = dt.datetime(2026, 11, 25, 10, 0)  # a Wednesday, local wall time
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-12-07 14:30", dt.datetime(2026, 12, 7, 14, 30)),
+        ("12/7 14:30", dt.datetime(2026, 12, 7, 14, 30)),
+        ("12月7日 14:30", dt.datetime(2026, 12, 7, 14, 30)),
+        ("2026年12月7日下午2点半", dt.datetime(2026, 12, 7, 14, 30)),
+        ("12月7号 下午2点", dt.datetime(2026, 12, 7, 14, 0)),
+        ("１２月７日　１４：３０", dt.datetime(2026, 12, 7, 14, 30)),
+        ("7 Dec 14:30", dt.datetime(2026, 12, 7, 14, 30)),
+        ("12-07 2:30pm", dt.datetime(2026, 12, 7, 14, 30)),
+        ("1月5日 14:30", dt.datetime(2027, 1, 5, 14, 30)),  # no year: the next 5 January
+        ("14:30", dt.datetime(2026, 11, 25, 14, 30)),
+        ("9:00", dt.datetime(2026, 11, 26, 9, 0)),  # today's 09:00 has passed
+        ("明天下午2点半", dt.datetime(2026, 11, 26, 14, 30)),
+        ("后天 9:00", dt.datetime(2026, 11, 27, 9, 0)),
+        ("周一 14:30", dt.datetime(2026, 11, 30, 14, 30)),
+        ("下周三 14:30", dt.datetime(2026, 12, 2, 14, 30)),
+        ("周三 15:00", dt.datetime(2026, 11, 25, 15, 0)),
+        ("周三 9:00", dt.datetime(2026, 12, 2, 9, 0)),
+        ("星期日下午3点", dt.datetime(2026, 11, 29, 15, 0)),
+    ],
+)
+def test_parse_when(text: str, expected: dt.datetime) -> None:
+    assert parse_when(text, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("", "when"),
+        ("明天", "when"),
+        ("12月7日", "when"),
+        ("hello", "when"),
+        ("2025-01-01 10:00", "past"),
+        ("今天 9:00", "past"),
+    ],
+)
+def test_parse_when_errors(text: str, code: str) -> None:
+    with pytest.raises(InputError) as err:
+        parse_when(text, NOW)
+    assert err.value.code == code
+
+
+@pytest.mark.parametrize(
+    ("text", "minutes"),
+    [
+        ("90", 90),
+        ("90m", 90),
+        ("1.5h", 90),
+        ("1h30m", 90),
+        ("1小时30分钟", 90),
+        ("1个半小时", 90),
+        ("半小时", 30),
+        ("2小时", 120),
+    ],
+)
+def test_parse_duration(text: str, minutes: int) -> None:
+    assert parse_duration(text) == minutes
+
+
+@pytest.mark.parametrize("text", ["0", "25h", "abc", "1.2m", "", "1x"])
+def test_parse_duration_errors(text: str) -> None:
+    with pytest.raises(InputError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "offsets"),
+    [
+        ("1d 1h", (1440, 60)),
+        ("1天,1小时", (1440, 60)),
+        ("1440, 60", (1440, 60)),
+        ("30m", (30,)),
+        ("1d,1d", (1440,)),
+        ("2h、30分钟", (120, 30)),
+    ],
+)
+def test_parse_offsets(text: str, offsets: tuple[int, ...]) -> None:
+    assert parse_offsets(text) == offsets
+
+
+@pytest.mark.parametrize("text", ["", "x", "31d", "0"])
+def test_parse_offsets_errors(text: str) -> None:
+    with pytest.raises(InputError) as err:
+        parse_offsets(text)
+    assert err.value.code == "offsets"

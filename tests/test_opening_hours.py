@@ -1,0 +1,146 @@
+import datetime as dt
+import zoneinfo
+
+import pytest
+
+from bot.opening_hours import OpeningHours, OpeningHoursError, parse_opening_hours
+
+TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
+
+
+def at(day: int, hh: int, mm: int = 0, month: int = 11) -> dt.datetime:
+    # 2026-11-23 is a Monday.
+    return dt.datetime(2026, month, day, hh, mm, tzinfo=TZ)
+
+
+MON, TUE, WED, THU, FRI, SAT, SUN = range(23, 30)
+
+
+def test_always_open():
+    for text in ("24/7", " 24/7 ", "24小时", "全天"):
+        hours = parse_opening_hours(text)
+        status = hours.status(at(MON, 3))
+        assert status.is_open and status.changes_at is None and status.always_open
+
+
+def test_weekdays_and_weekend():
+    hours = parse_opening_hours("Mo-Fr 09:00-21:00; Sa,Su 10:00-18:00")
+    assert not hours.is_open(at(MON, 8, 59))
+    assert hours.next_change(at(MON, 8, 59)) == at(MON, 9)
+    assert hours.is_open(at(MON, 9))
+    assert hours.next_change(at(MON, 12)) == at(MON, 21)
+    assert not hours.is_open(at(MON, 21))
+    assert hours.is_open(at(SAT, 17, 59))
+    assert not hours.is_open(at(SAT, 9, 30))
+    assert hours.next_change(at(FRI, 22)) == at(SAT, 10)
+
+
+def test_several_ranges_a_day():
+    hours = parse_opening_hours("08:00-12:00,13:00-20:00")
+    assert hours.is_open(at(WED, 11, 59))
+    assert not hours.is_open(at(WED, 12, 30))
+    assert hours.next_change(at(WED, 12, 30)) == at(WED, 13)
+    assert hours.next_change(at(WED, 21)) == at(THU, 8)
+
+
+def test_span_past_midnight():
+    hours = parse_opening_hours("Mo-Fr 22:00-06:00")
+    assert hours.is_open(at(MON, 23))
+    assert hours.is_open(at(TUE, 5, 59))
+    assert hours.next_change(at(TUE, 1)) == at(TUE, 6)
+    assert not hours.is_open(at(MON, 5))  # Sunday night is not in Mo-Fr
+    assert hours.is_open(at(SAT, 3))  # Friday night runs into Saturday morning
+    assert not hours.is_open(at(SAT, 23))
+    assert hours.next_change(at(SAT, 23)) == dt.datetime(2026, 11, 30, 22, tzinfo=TZ)
+
+
+def test_joined_midnight_spans_merge():
+    hours = parse_opening_hours("Mo-Su 18:00-24:00; Mo-Su 00:00-02:00")
+    # the second rule replaces the first for all days: only 00:00-02:00 remains
+    assert not hours.is_open(at(MON, 19))
+    hours = parse_opening_hours("18:00-26:00")
+    assert hours.is_open(at(TUE, 1))
+    assert hours.next_change(at(MON, 23)) == at(TUE, 2)
+    full = parse_opening_hours("Mo-Su 00:00-24:00")
+    assert full.status(at(MON, 12)).always_open
+
+
+def test_later_rule_overrides_and_off():
+    hours = parse_opening_hours("Mo-Su 08:00-20:00; Su off")
+    assert hours.is_open(at(SAT, 12))
+    assert not hours.is_open(at(SUN, 12))
+    assert hours.next_change(at(SAT, 21)) == dt.datetime(2026, 11, 30, 8, tzinfo=TZ)
+    closed = parse_opening_hours("off")
+    assert closed.status(at(MON, 12)).is_open is False
+    assert closed.next_change(at(MON, 12)) is None
+
+
+def test_wrapping_day_range_and_lists():
+    hours = parse_opening_hours("Fr-Mo 10:00-12:00")
+    assert [hours.is_open(at(d, 11)) for d in range(MON, SUN + 1)] == [
+        True,
+        False,
+        False,
+        False,
+        True,
+        True,
+        True,
+    ]
+    hours = parse_opening_hours("Mo,We,Fr 10:00-12:00")
+    assert [hours.is_open(at(d, 11)) for d in range(MON, SUN + 1)] == [
+        True,
+        False,
+        True,
+        False,
+        True,
+        False,
+        False,
+    ]
+
+
+def test_public_holidays():
+    hours = OpeningHours.parse("Mo-Su 09:00-18:00; PH off", is_holiday=lambda d: d == dt.date(2026, 11, 25))
+    assert hours.is_open(at(TUE, 10))
+    assert not hours.is_open(at(WED, 10))
+    assert hours.next_change(at(TUE, 19)) == at(THU, 9)
+    real = parse_opening_hours("Mo-Su 09:00-18:00; PH off")
+    assert not real.is_open(dt.datetime(2026, 10, 1, 10, tzinfo=TZ))  # National Day
+    assert real.is_open(dt.datetime(2026, 10, 12, 10, tzinfo=TZ))
+    # a later rule wins over PH off
+    assert parse_opening_hours("PH off; Mo-Su 09:00-18:00").is_open(dt.datetime(2026, 10, 1, 10, tzinfo=TZ))
+
+
+def test_tolerant_spelling():
+    hours = parse_opening_hours("mo-fr 9:00–21:00；sa，su 10：00-18:00")
+    assert hours.is_open(at(MON, 9))
+    assert hours.is_open(at(SUN, 10))
+
+
+def test_naive_datetimes_work_as_wall_clock():
+    hours = parse_opening_hours("Mo-Fr 09:00-21:00")
+    assert hours.next_change(dt.datetime(2026, 11, 23, 8)) == dt.datetime(2026, 11, 23, 9)
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("", "empty"),
+        ("   ;  ", "no rules"),
+        ("Mo-Fr", "no times"),
+        ("Xx 09:00-10:00", "unknown day"),
+        ("Mo-Fr 9-21", "bad time range"),
+        ("Mo-Fr 09:00-25:61", "minutes over 59"),
+        ("Mo-Fr 25:00-26:00", "start hour"),
+        ("Mo 09:00-09:00", "empty time range"),
+        ("Mo 18:00+", "open end"),
+        ("Mo-Fr 09:00-18:00 || PH off", "fallback"),
+        ("Jan 09:00-10:00", "unknown day"),
+        ("sunrise-sunset", "no times"),
+        ("Mo 08:00-49:00", "end hour"),
+    ],
+)
+def test_errors_have_reasons(text, reason):
+    with pytest.raises(OpeningHoursError) as err:
+        parse_opening_hours(text)
+    assert reason in err.value.reason
+    assert isinstance(err.value, ValueError)

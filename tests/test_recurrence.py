@@ -1,0 +1,243 @@
+"""Unit tests for bot.recurrence: presets, validation, expansion, DST, skip and move."""
+
+from __future__ import annotations
+
+import functools
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from dateutil.rrule import rrulestr
+
+from bot.i18n import Catalog
+from bot.recurrence import (
+    RecurrenceError,
+    Schedule,
+    attach_zone,
+    describe,
+    normalize_rrule,
+    rrule_monthly_day,
+    rrule_monthly_nth_weekday,
+    rrule_quarterly_first_monday,
+    rrule_weekly,
+)
+
+SH = ZoneInfo("Asia/Shanghai")
+BERLIN = ZoneInfo("Europe/Berlin")
+SLOT = timedelta(minutes=90)
+
+
+def test_quarterly_first_monday_equals_dateutil_over_two_years() -> None:
+    rule = rrule_quarterly_first_monday()
+    sched = Schedule.create(datetime(2026, 1, 1, 14, 30), SLOT, rule, "Asia/Shanghai")
+    assert sched.dtstart == datetime(2026, 1, 5, 14, 30, tzinfo=SH)  # snapped to the first Monday
+
+    got = sched.occurrences_between(datetime(2026, 1, 1, tzinfo=SH), datetime(2028, 1, 1, tzinfo=SH))
+    reference = rrulestr(f"DTSTART;TZID=Asia/Shanghai:20260105T143000\nRRULE:{rule}", tzinfos={})
+    ref = [
+        d.replace(tzinfo=SH)
+        for d in rrulestr(f"RRULE:{rule}", dtstart=datetime(2026, 1, 5, 14, 30)).between(
+            datetime(2026, 1, 1), datetime(2028, 1, 1), inc=True
+        )
+    ]
+    assert [o.start for o in got] == ref
+    assert [o.start for o in got] == list(
+        reference.between(datetime(2026, 1, 1, tzinfo=SH), datetime(2028, 1, 1, tzinfo=SH), inc=True)
+    )
+    assert len(got) == 8
+    assert [(o.start.month, o.start.day) for o in got[:4]] == [(1, 5), (4, 6), (7, 6), (10, 5)]
+    assert all(o.start.weekday() == 0 and o.start.day <= 7 for o in got)
+    assert all(o.end - o.start == SLOT for o in got)
+    assert got[0].start_utc == datetime(2026, 1, 5, 6, 30, tzinfo=UTC)
+
+
+def test_quarterly_snaps_when_started_mid_quarter() -> None:
+    sched = Schedule.create(datetime(2026, 2, 10, 14, 30), SLOT, rrule_quarterly_first_monday())
+    assert sched.dtstart == datetime(2026, 4, 6, 14, 30, tzinfo=SH)
+
+
+def test_berlin_weekly_keeps_local_time_across_dst() -> None:
+    sched = Schedule.create(datetime(2026, 3, 16, 9, 0), timedelta(hours=1), rrule_weekly(0), "Europe/Berlin")
+    occ = sched.occurrences_between(datetime(2026, 3, 16, tzinfo=BERLIN), datetime(2026, 4, 7, tzinfo=BERLIN))
+    assert [o.start.date().isoformat() for o in occ] == [
+        "2026-03-16",
+        "2026-03-23",
+        "2026-03-30",
+        "2026-04-06",
+    ]
+    assert all((o.start.hour, o.start.minute) == (9, 0) for o in occ)
+    # DST starts 2026-03-29: offset +01:00 before, +02:00 after.
+    assert occ[1].start_utc.hour == 8
+    assert occ[2].start_utc.hour == 7
+    # and back in autumn (DST ends 2026-10-25)
+    autumn = sched.occurrences_between(datetime(2026, 10, 19, tzinfo=UTC), datetime(2026, 10, 27, tzinfo=UTC))
+    assert [o.start_utc.hour for o in autumn] == [7, 8]
+    assert all(o.start.hour == 9 for o in autumn)
+
+
+def test_nonexistent_and_ambiguous_local_times() -> None:
+    # 02:30 does not exist on 2026-03-29 in Berlin: shifted forward to 03:30 CEST.
+    gap = attach_zone(datetime(2026, 3, 29, 2, 30), BERLIN)
+    assert (gap.hour, gap.minute) == (3, 30) and gap.utcoffset() == timedelta(hours=2)
+    # 02:30 happens twice on 2026-10-25: the first (CEST) instance is used.
+    amb = attach_zone(datetime(2026, 10, 25, 2, 30), BERLIN)
+    assert amb.utcoffset() == timedelta(hours=2)
+    sched = Schedule.create(datetime(2026, 3, 22, 2, 30), SLOT, "FREQ=WEEKLY;BYDAY=SU", "Europe/Berlin")
+    occ = sched.next_occurrences(datetime(2026, 3, 23, tzinfo=UTC), 2)
+    assert occ[0].start.hour == 3 and occ[0].start_utc == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    assert occ[1].start.hour == 2
+    # the shifted occurrence can still be skipped or moved by its real start
+    assert sched.is_rule_instance(occ[0].start)
+    after_skip = sched.skip(occ[0].start).next_occurrences(datetime(2026, 3, 23, tzinfo=UTC), 1)
+    assert after_skip[0].start == occ[1].start
+    moved = sched.move(occ[0].start, datetime(2026, 3, 29, 10, 0, tzinfo=BERLIN))
+    first = moved.next_occurrences(datetime(2026, 3, 23, tzinfo=UTC), 1)[0]
+    assert first.start.hour == 10 and first.original_start == occ[0].start
+
+
+def test_skip_and_move_single_occurrence() -> None:
+    sched = Schedule.create(datetime(2026, 1, 5, 14, 30), SLOT, rrule_quarterly_first_monday())
+    oct5 = datetime(2026, 10, 5, 14, 30, tzinfo=SH)
+    skipped = sched.skip(oct5)
+    starts = [o.start for o in skipped.next_occurrences(datetime(2026, 7, 7, tzinfo=SH), 2)]
+    assert starts == [datetime(2027, 1, 4, 14, 30, tzinfo=SH), datetime(2027, 4, 5, 14, 30, tzinfo=SH)]
+
+    new = datetime(2026, 10, 12, 15, 0, tzinfo=SH)
+    moved = sched.move(oct5, new)
+    occ = moved.next_occurrences(datetime(2026, 7, 7, tzinfo=SH), 2)
+    assert occ[0].start == new and occ[0].original_start == oct5 and occ[0].moved
+    assert occ[0].end == new + SLOT
+    assert not occ[1].moved
+    assert moved.original_of(new) == oct5
+    # skipping a moved occurrence removes the move
+    both = moved.skip(oct5)
+    assert both.moves == () and both.exdates == (oct5,)
+    # moving back to its slot undoes the move
+    assert moved.move(oct5, oct5).moves == ()
+    # a time that is not an instance of the rule cannot be skipped
+    with pytest.raises(RecurrenceError) as err:
+        sched.skip(datetime(2026, 10, 6, 14, 30, tzinfo=SH))
+    assert err.value.code == "not_an_occurrence"
+
+
+def test_exdate_given_in_utc_matches() -> None:
+    sched = Schedule.create(datetime(2026, 12, 1, 9, 0), SLOT, rrule_weekly(1))
+    skip_utc = datetime(2026, 12, 8, 1, 0, tzinfo=UTC)  # 09:00 Shanghai
+    occ = sched.skip(skip_utc).next_occurrences(datetime(2026, 12, 2, tzinfo=UTC), 1)
+    assert occ[0].start == datetime(2026, 12, 15, 9, 0, tzinfo=SH)
+
+
+def test_once() -> None:
+    sched = Schedule.create(datetime(2026, 12, 1, 14, 30), SLOT)
+    assert not sched.is_recurring
+    assert [o.start for o in sched.next_occurrences(datetime(2026, 1, 1, tzinfo=UTC), 5)] == [
+        datetime(2026, 12, 1, 14, 30, tzinfo=SH)
+    ]
+    assert sched.next_occurrences(datetime(2026, 12, 2, tzinfo=UTC), 5) == []
+    assert sched.skip(sched.dtstart).next_occurrences(datetime(2026, 1, 1, tzinfo=UTC), 1) == []
+
+
+def test_occurrences_between_is_half_open() -> None:
+    sched = Schedule.create(datetime(2026, 12, 7, 14, 30), SLOT, rrule_weekly(0))
+    first = sched.dtstart
+    assert [o.start for o in sched.occurrences_between(first, first + timedelta(days=7))] == [first]
+    assert sched.next_occurrences(first, 1)[0].start == first + timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (rrule_weekly(2), "FREQ=WEEKLY;BYDAY=WE"),
+        (rrule_weekly(4, 2), "FREQ=WEEKLY;INTERVAL=2;BYDAY=FR"),
+        (rrule_monthly_day(15), "FREQ=MONTHLY;BYMONTHDAY=15"),
+        (rrule_monthly_day(-1), "FREQ=MONTHLY;BYMONTHDAY=-1"),
+        (rrule_monthly_nth_weekday(2, 1), "FREQ=MONTHLY;BYDAY=2TU"),
+        (rrule_monthly_nth_weekday(-1, 4), "FREQ=MONTHLY;BYDAY=-1FR"),
+    ],
+)
+def test_presets(rule: str, expected: str) -> None:
+    assert rule == expected
+    assert normalize_rrule(rule) == expected
+
+
+def test_last_friday_and_every_two_weeks_expand() -> None:
+    last_fri = Schedule.create(datetime(2026, 1, 1, 15, 0), SLOT, rrule_monthly_nth_weekday(-1, 4))
+    days = [o.start.day for o in last_fri.next_occurrences(datetime(2026, 1, 1, tzinfo=UTC), 3)]
+    assert days == [30, 27, 27]
+    biweekly = Schedule.create(datetime(2026, 12, 2, 15, 0), SLOT, rrule_weekly(2, 2))
+    got = [o.start.day for o in biweekly.next_occurrences(datetime(2026, 12, 1, tzinfo=UTC), 3)]
+    assert got == [2, 16, 30]
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("", "empty"),
+        ("FREQ=HOURLY", "too_frequent"),
+        ("FREQ=FOO", "syntax"),
+        ("BYDAY=MO", "no_freq"),
+        ("FREQ=WEEKLY;FOO=1", "unknown_part"),
+        ("FREQ=WEEKLY;BYDAY=XX", "syntax"),
+        ("FREQ=WEEKLY;COUNT=3;UNTIL=20270101T000000Z", "until_and_count"),
+        ("FREQ=WEEKLY;BYDAY=MO;BYDAY=TU", "duplicate_part"),
+        ("DTSTART:20260101T000000\nRRULE:FREQ=WEEKLY", "one_line"),
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=30", "no_occurrences"),
+        ("FREQ=WEEKLY;UNTIL=2026", "bad_until"),
+        ("FREQ", "syntax"),
+    ],
+)
+def test_custom_rrule_errors(text: str, code: str) -> None:
+    with pytest.raises(RecurrenceError) as err:
+        Schedule.create(datetime(2026, 1, 1, 14, 30), SLOT, text)
+    assert err.value.code == code
+
+
+def test_custom_rrule_normalised_and_until_utc() -> None:
+    sched = Schedule.create(
+        datetime(2026, 1, 1, 14, 30), SLOT, "rrule:freq=monthly; byday=1mo; until=20260401", "Asia/Shanghai"
+    )
+    assert sched.rrule == "FREQ=MONTHLY;BYDAY=1MO;UNTIL=20260401T155959Z"
+    starts = sched.occurrences_between(datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
+    assert [o.start.month for o in starts] == [1, 2, 3]
+    with pytest.raises(RecurrenceError) as err:
+        Schedule.create(datetime(2026, 1, 1), SLOT, "FREQ=WEEKLY", "Mars/Olympus")
+    assert err.value.code == "bad_timezone"
+
+
+def test_schedule_requires_aware_and_positive_duration() -> None:
+    with pytest.raises(ValueError):
+        Schedule(datetime(2026, 1, 1), SLOT)
+    with pytest.raises(ValueError):
+        Schedule(datetime(2026, 1, 1, tzinfo=SH), timedelta(0))
+
+
+@pytest.mark.parametrize(
+    ("rule", "zh", "en"),
+    [
+        (None, "单次：2026年1月5日（周一） 14:30", "once: Mon 2026/1/5 14:30"),
+        (rrule_weekly(0), "每周一 14:30", "every Monday at 14:30"),
+        (rrule_weekly(4, 2), "每2周的周五 14:30", "every 2 weeks on Friday at 14:30"),
+        ("FREQ=WEEKLY;BYDAY=FR,MO", "每周一和周五 14:30", "every Monday and Friday at 14:30"),
+        (rrule_monthly_day(15), "每月15日 14:30", "monthly on day 15 at 14:30"),
+        (rrule_monthly_day(-1), "每月最后一天 14:30", "monthly on the last day at 14:30"),
+        (rrule_monthly_nth_weekday(2, 1), "每月第二个周二 14:30", "monthly on the second Tuesday at 14:30"),
+        (rrule_quarterly_first_monday(), "每季度第一个周一 14:30", "first Monday of each quarter at 14:30"),
+        ("FREQ=DAILY;INTERVAL=3;COUNT=5", "每3天 14:30，共5次", "every 3 days at 14:30, 5 times"),
+        (
+            "FREQ=MONTHLY;BYDAY=1MO;UNTIL=20270101",
+            "每月第一个周一 14:30，至2027年1月1日（周五）",
+            "monthly on the first Monday at 14:30, until Fri 2027/1/1",
+        ),
+        (
+            "FREQ=MONTHLY;INTERVAL=2;BYDAY=1MO",
+            "自定义规则 FREQ=MONTHLY;INTERVAL=2;BYDAY=1MO，14:30",
+            "custom rule FREQ=MONTHLY;INTERVAL=2;BYDAY=1MO, at 14:30",
+        ),
+    ],
+)
+def test_describe_in_both_languages(rule: str | None, zh: str, en: str) -> None:
+    catalog = Catalog.load()
+    start = datetime(2026, 1, 5, 14, 30) if rule is None else datetime(2026, 1, 1, 14, 30)
+    sched = Schedule.create(start, SLOT, rule)
+    assert describe(sched, functools.partial(catalog.t, "zh")) == zh
+    assert describe(sched, functools.partial(catalog.t, "en")) == en
