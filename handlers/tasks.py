@@ -87,6 +87,9 @@ ASK = {
     DEADLINE: "tasks.post.ask_deadline",
     DETAILS: "tasks.post.ask_details",
 }
+# One-tap answers offered under some questions.
+QUICK = {SLOTS: (1, 2, 3, 5, 10), POINTS: (0, 5, 10, 20)}
+OPTIONAL = {DESCRIPTION, END, AREA, DEADLINE, DETAILS}
 MEDALS = ("🥇", "🥈", "🥉")
 
 
@@ -411,8 +414,26 @@ def _drop(context: XContext) -> None:
 
 
 async def _ask(update: Update, context: XContext, state: int, **values: Any) -> int:
-    await reply(update, context, context.t(ASK[state], **values))
+    """Ask for a step; one-tap buttons for the usual answers (typing works too)."""
+    t = context.t
+    rows = [[(str(n), cb("in", n)) for n in QUICK.get(state, ())]]
+    if state in OPTIONAL:
+        rows.append([(t("tasks.button.skip"), cb("in", "-"))])
+    await reply(update, context, t(ASK[state], **values), reply_markup=_markup(rows))
     return state
+
+
+def _pressed(step: Any) -> Any:
+    """A step's answer given by a button (`tk:in:<value>`) instead of a message."""
+
+    async def pressed(update: Update, context: XContext) -> int:
+        query = update.callback_query
+        await query.answer()
+        await query.edit_message_reply_markup(None)
+        return await step(update, context)
+
+    pressed.__qualname__ = f"pressed({step.__name__})"
+    return pressed
 
 
 async def new_task(update: Update, context: XContext) -> int:
@@ -426,6 +447,9 @@ async def new_task(update: Update, context: XContext) -> int:
 
 
 def _text(update: Update) -> str:
+    """The answer to the current step: the message's text, or the pressed `tk:in:<value>`."""
+    if update.callback_query is not None:
+        return ":".join(_args(update.callback_query.data))
     return (update.effective_message.text or "").strip()
 
 
@@ -537,9 +561,12 @@ async def got_details(update: Update, context: XContext) -> int:
 
 
 async def _groups_for(context: XContext, draft: TaskDraft) -> list[int]:
-    """Groups a card goes to: the task's area, or every active group for a task without an area."""
+    """Groups a card goes to: the task's area, or every active group for a task without an area;
+    never the moderators' chats."""
+    bot_config = context.core.config.bot
+    moderators = {bot_config.moderator_chat_id, *bot_config.area_moderator_chats.values()}
     groups = await groups_repo.list_active(context.core.db, [draft.area] if draft.area else None)
-    return [g.chat_id for g in groups]
+    return [g.chat_id for g in groups if g.chat_id not in moderators]
 
 
 async def _preview(update: Update, context: XContext) -> int:
@@ -949,19 +976,23 @@ def register(app: Application) -> None:
         # A card posted into a group: remember its message so it can be edited as slots fill.
         core.outbox.on_done("task_card", core.service(TaskService).on_card_done)
     text = filters.TEXT & ~filters.COMMAND
+
+    def answer(step: Any) -> CallbackQueryHandler:
+        return CallbackQueryHandler(_pressed(step), pattern=r"^tk:in:")
+
     posting = ConversationHandler(
         entry_points=[CommandHandler("newtask", new_task)],
         states={
             TITLE: [MessageHandler(text, got_title)],
-            DESCRIPTION: [MessageHandler(text, got_description)],
+            DESCRIPTION: [MessageHandler(text, got_description), answer(got_description)],
             START: [MessageHandler(text, got_start)],
-            END: [MessageHandler(text, got_end)],
+            END: [MessageHandler(text, got_end), answer(got_end)],
             PLACE: [MessageHandler(text | filters.LOCATION, got_place)],
-            AREA: [MessageHandler(text, got_area)],
-            SLOTS: [MessageHandler(text, got_slots)],
-            POINTS: [MessageHandler(text, got_points)],
-            DEADLINE: [MessageHandler(text, got_deadline)],
-            DETAILS: [MessageHandler(text, got_details)],
+            AREA: [MessageHandler(text, got_area), answer(got_area)],
+            SLOTS: [MessageHandler(text, got_slots), answer(got_slots)],
+            POINTS: [MessageHandler(text, got_points), answer(got_points)],
+            DEADLINE: [MessageHandler(text, got_deadline), answer(got_deadline)],
+            DETAILS: [MessageHandler(text, got_details), answer(got_details)],
             PREVIEW: [CallbackQueryHandler(publish, pattern=r"^tk:pub:[01]$")],
         },
         fallbacks=[
