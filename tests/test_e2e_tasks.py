@@ -51,12 +51,15 @@ async def test_post_in_chat_then_group_card_follows_claims(bot, tg):
         ("11-27 10:30", "结束时间"),
         ("11:30", "地点"),
         ("文新社区服务中心", "片区"),
-        ("-", "几位"),
-        ("2", "志愿分"),
+        ("button:跳过", "几位"),
+        ("button:2", "志愿分"),
         ("10", "截止"),
         ("-", "仅认领成功者可见"),
     ):
-        await captain.send(answer)
+        if answer.startswith("button:"):  # the one-tap answers under a question
+            await (await captain.press(answer.removeprefix("button:"))).wait()
+        else:
+            await captain.send(answer)
         await captain.expect_message(contains=next_question)
     await captain.send("王奶奶 13800000000 文新路 8 号")
     preview = await captain.expect_message(contains="预览")
