@@ -18,7 +18,7 @@ from handlers import core
 from handlers.common import Command
 
 # Feature modules, in registration order; each has `register(app)` and `COMMANDS`.
-FEATURES: tuple[str, ...] = ("handlers.broadcast", "handlers.tasks")
+FEATURES: tuple[str, ...] = ("handlers.broadcast", "handlers.tasks", "handlers.points")
 
 
 def feature_modules() -> list[ModuleType]:

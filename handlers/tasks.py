@@ -1,10 +1,9 @@
-"""Wish wall (心愿墙) and points (志愿分).
+"""Wish wall (心愿墙).
 
 Couriers: /wishes (and the 🙌 menu button) pages open tasks with 认领 / 候补 buttons, nearest first
 after "📍 离我最近"; /mytasks with 取消认领; the reminder's 我会到 / 去不了; a captain's invitation.
 Captains and moderators: /newtask (a conversation ending in a preview), /tasks -> one task's roster
-(done / no-show after the start, stop claims, cancel), /assign. Points: /points, /rank, /redeem;
-moderators /adjust, moderators and station keepers /confirmcode.
+(done / no-show after the start, stop claims, cancel), /assign. Points are in handlers/points.py.
 
 Every button re-reads the task and re-checks the role (callback data is never trusted): the service
 re-checks task and claim state, `require` checks the role for the task's area.
@@ -29,13 +28,21 @@ from telegram.ext import (
 
 from bot.app import XContext
 from bot.authz import Perm
-from bot.points import PointsResult, PointsService
 from bot.tasks import Outcome, TaskDraft, TaskInvalid, TaskResult, TaskService, cb
 from handlers.broadcast import parse_when
-from handlers.common import Command, is_private, main_menu, menu_text, notify, reply, require
+from handlers.common import (
+    Command,
+    find_user,
+    is_private,
+    main_menu,
+    menu_text,
+    notify,
+    parse_int,
+    reply,
+    require,
+)
 from handlers.core import cancel_conversation, cancel_fallback
 from storage import groups as groups_repo
-from storage import users as users_repo
 from storage.tasks import Task, TaskCount
 
 COMMANDS = [
@@ -44,11 +51,6 @@ COMMANDS = [
     Command("newtask", "tasks.cmd.newtask", scope="private", perm=Perm.TASKS_POST),
     Command("tasks", "tasks.cmd.tasks", scope="private", perm=Perm.TASKS_MANAGE),
     Command("assign", "tasks.cmd.assign", perm=Perm.TASKS_MANAGE),
-    Command("points", "points.cmd.points", scope="private"),
-    Command("rank", "points.cmd.rank"),
-    Command("redeem", "points.cmd.redeem", scope="private"),
-    Command("adjust", "points.cmd.adjust", perm=Perm.POINTS_ADJUST),
-    Command("confirmcode", "points.cmd.confirmcode", perm=Perm.POINTS_REDEEM_CONFIRM),
 ]
 
 # Posting conversation states.
@@ -90,15 +92,10 @@ ASK = {
 # One-tap answers offered under some questions.
 QUICK = {SLOTS: (1, 2, 3, 5, 10), POINTS: (0, 5, 10, 20)}
 OPTIONAL = {DESCRIPTION, END, AREA, DEADLINE, DETAILS}
-MEDALS = ("🥇", "🥈", "🥉")
 
 
 def _tasks(context: XContext) -> TaskService:
     return context.core.service(TaskService)
-
-
-def _points(context: XContext) -> PointsService:
-    return context.core.service(PointsService)
 
 
 def _args(query_data: str | None) -> list[str]:
@@ -517,15 +514,8 @@ async def got_area(update: Update, context: XContext) -> int:
     return await _ask(update, context, SLOTS)
 
 
-def _number(text: str) -> int | None:
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
 async def got_slots(update: Update, context: XContext) -> int:
-    slots = _number(_text(update))
+    slots = parse_int(_text(update))
     if slots is None or slots < 1:
         await reply(update, context, context.t("tasks.post.bad_number"))
         return SLOTS
@@ -534,7 +524,7 @@ async def got_slots(update: Update, context: XContext) -> int:
 
 
 async def got_points(update: Update, context: XContext) -> int:
-    points = _number(_text(update))
+    points = parse_int(_text(update))
     if points is None or points < 0:
         await reply(update, context, context.t("tasks.post.bad_number"))
         return POINTS
@@ -795,15 +785,6 @@ async def cancel_task(update: Update, context: XContext) -> None:
     await query.answer(_outcome_text(context, result)[:200], show_alert=True)
 
 
-async def _find_user(context: XContext, who: str) -> int | None:
-    db = context.core.db
-    if who.lstrip("-").isdigit():
-        record = await users_repo.get(db, int(who))
-    else:
-        record = await users_repo.find_by_username(db, who)
-    return record.id if record else None
-
-
 async def assign(update: Update, context: XContext) -> None:
     """/assign <task id> <user id | @username>"""
     args = list(context.args or [])
@@ -814,9 +795,9 @@ async def assign(update: Update, context: XContext) -> None:
     count = await _managed_task(update, context, int(args[0]))
     if count is None:
         return
-    user_id = await _find_user(context, args[1])
+    user_id = await find_user(context, args[1])
     if user_id is None:
-        await reply(update, context, context.t("tasks.assign.unknown_user", who=args[1]))
+        await reply(update, context, context.t("roles.unknown_user", who=args[1]))
         return
     result = await _tasks(context).assign(count.task.id, user_id, update.effective_user.id)
     if result.outcome is Outcome.OK:
@@ -827,144 +808,6 @@ async def assign(update: Update, context: XContext) -> None:
         await reply(update, context, context.t(key, title=count.task.title))
     else:
         await reply(update, context, _outcome_text(context, result))
-
-
-# -- points -------------------------------------------------------------------------------------
-
-
-def _points_text(context: XContext, result: PointsResult) -> str:
-    return context.t(f"points.outcome.{result.outcome.value}", balance=result.balance or 0)
-
-
-async def points(update: Update, context: XContext) -> None:
-    service = _points(context)
-    user_id = update.effective_user.id
-    t = context.t
-    lines = [t("points.balance", balance=await service.balance(user_id))]
-    history = await service.history(user_id)
-    if history:
-        lines += ["", t("points.history_title")]
-        for entry in history:
-            reason = f"points.reason.{entry.reason}"
-            lines.append(
-                t(
-                    "points.history_line",
-                    when=entry.created_at.astimezone(context.core.tz).strftime("%m-%d"),
-                    delta=f"{entry.delta:+d}",
-                    reason=t(reason) if context.core.catalog.has(reason) else entry.reason,
-                    note=f"（{entry.note}）" if entry.note else "",
-                )
-            )
-    lines += ["", t("points.hint")]
-    await reply(update, context, "\n".join(lines))
-
-
-async def rank(update: Update, context: XContext) -> None:
-    """/rank [area]: this month's 金牌哨兵, overall or in one area."""
-    area = " ".join(context.args or []).strip() or None
-    board = await _points(context).rank(update.effective_user.id, area=area)
-    t = context.t
-    lines = [
-        t(
-            "points.rank.title",
-            month=board.month.month,
-            year=board.month.year,
-            area=area or t("points.rank.all"),
-        )
-    ]
-    if not board.top:
-        lines.append(t("points.rank.empty"))
-    for entry in board.top:
-        medal = MEDALS[entry.place - 1] if entry.place <= len(MEDALS) else f"{entry.place}."
-        lines.append(t("points.rank.line", medal=medal, name=entry.name, points=entry.points))
-    if board.own is not None and board.own.place > len(board.top):
-        lines += ["…", t("points.rank.own", place=board.own.place, points=board.own.points)]
-    elif board.own is None and is_private(update):
-        lines += ["", t("points.rank.own_none")]
-    await reply(update, context, "\n".join(lines))
-
-
-async def redeem(update: Update, context: XContext) -> None:
-    """/redeem <points>: a one-time code to show at a station."""
-    args = list(context.args or [])
-    service = _points(context)
-    if len(args) != 1 or _number(args[0]) is None:
-        balance = await service.balance(update.effective_user.id)
-        await reply(update, context, context.t("points.redeem.usage", balance=balance))
-        return
-    result = await service.request_code(update.effective_user.id, int(args[0]))
-    if not result.ok or result.code is None:
-        await reply(update, context, _points_text(context, result))
-        return
-    code = result.code
-    await reply(
-        update,
-        context,
-        context.t(
-            "points.redeem.code",
-            code=code.code,
-            points=code.points,
-            minutes=context.core.config.tasks.redeem_code_minutes,
-            until=code.expires_at.astimezone(context.core.tz).strftime("%H:%M"),
-        ),
-    )
-
-
-async def adjust(update: Update, context: XContext) -> None:
-    """/adjust <user id | @username> <+n | -n> <reason>"""
-    args = list(context.args or [])
-    if len(args) < 3 or _number(args[1]) is None:
-        if await require(update, context, Perm.POINTS_ADJUST):
-            await reply(update, context, context.t("points.adjust.usage"))
-        return
-    user_id = await _find_user(context, args[0])
-    record = await users_repo.get(context.core.db, user_id) if user_id is not None else None
-    if not await require(update, context, Perm.POINTS_ADJUST, record.area if record else None):
-        return
-    if record is None:
-        await reply(update, context, context.t("tasks.assign.unknown_user", who=args[0]))
-        return
-    result = await _points(context).adjust(
-        record.id, int(args[1]), " ".join(args[2:]), update.effective_user.id
-    )
-    if result.ok:
-        await reply(
-            update,
-            context,
-            context.t(
-                "points.adjust.done",
-                name=record.display_name,
-                delta=f"{int(args[1]):+d}",
-                balance=result.balance,
-            ),
-        )
-        return
-    await reply(update, context, _points_text(context, result))
-
-
-async def confirm_code(update: Update, context: XContext) -> None:
-    """/confirmcode <code>: a station confirms a courier's redeem code."""
-    if not await require(update, context, Perm.POINTS_REDEEM_CONFIRM):
-        return
-    code = "".join(context.args or [])
-    if not code:
-        await reply(update, context, context.t("points.confirm.usage"))
-        return
-    result = await _points(context).confirm_code(code, update.effective_user.id)
-    if result.ok and result.code is not None:
-        record = await users_repo.get(context.core.db, result.code.user_id)
-        await reply(
-            update,
-            context,
-            context.t(
-                "points.confirm.done",
-                name=record.display_name if record else str(result.code.user_id),
-                points=result.code.points,
-                balance=result.balance,
-            ),
-        )
-        return
-    await reply(update, context, _points_text(context, result))
 
 
 # -- wiring -------------------------------------------------------------------------------------
@@ -1021,11 +864,6 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("mytasks", my_tasks))
     app.add_handler(CommandHandler("tasks", list_managed))
     app.add_handler(CommandHandler("assign", assign))
-    app.add_handler(CommandHandler("points", points))
-    app.add_handler(CommandHandler("rank", rank))
-    app.add_handler(CommandHandler("redeem", redeem))
-    app.add_handler(CommandHandler("adjust", adjust))
-    app.add_handler(CommandHandler("confirmcode", confirm_code))
     for action, callback in (
         ("pg", wall_page),
         ("cl", claim),
