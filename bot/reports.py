@@ -644,29 +644,17 @@ class ReportService:
         messages: list[outbox_repo.NewMessage] = []
         if with_media:
             # Photos, voice and the map pin go just before the card (same priority: kept in order).
+            # One sendPhoto per photo (sendMediaGroup cannot carry plain JSON through PTB's defaults).
             photo_ids = await repo.photos(ex, report.id)
-            if len(photo_ids) == 1:
+            for position, file_id in enumerate(photo_ids, start=1):
+                caption = report.ref if len(photo_ids) == 1 else f"{report.ref} ({position}/{len(photo_ids)})"
                 messages.append(
                     self._message(
                         MEDIA_KIND,
-                        f"{key}:photo",
+                        f"{key}:photo:{position}",
                         chat_id,
                         "sendPhoto",
-                        {"photo": photo_ids[0], "caption": report.ref},
-                        now,
-                        priority,
-                    )
-                )
-            elif photo_ids:
-                media = [{"type": "photo", "media": file_id} for file_id in photo_ids]
-                media[0]["caption"] = report.ref
-                messages.append(
-                    self._message(
-                        MEDIA_KIND,
-                        f"{key}:photos",
-                        chat_id,
-                        "sendMediaGroup",
-                        {"media": media},
+                        {"photo": file_id, "caption": caption},
                         now,
                         priority,
                     )

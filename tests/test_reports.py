@@ -177,7 +177,8 @@ async def test_submit_stores_photos_event_and_card(svc, db):
         ("submit", None, "new", COURIER)
     ]
     sent = await rows(db)
-    assert [r.payload["method"] for r in sent] == ["sendMediaGroup", "sendLocation", "sendMessage"]
+    assert [r.payload["method"] for r in sent] == ["sendPhoto", "sendPhoto", "sendLocation", "sendMessage"]
+    assert sent[1].payload["params"]["caption"] == "H-0001 (2/2)"
     assert all(r.chat_id == MOD_CHAT for r in sent)
     card = sent[-1]
     assert card.kind == CARD_KIND and card.dedup_key == f"rp:{report.id}:card"
