@@ -58,6 +58,7 @@ TITLE, DESCRIPTION, START, END, PLACE, AREA, SLOTS, POINTS, DEADLINE, DETAILS, P
 # Nearest-first conversation state.
 NEAR = 20
 DRAFT = "tasks"
+GROUPS = "tasks_groups"
 SKIP = {"-", "—", "无", "跳过", "skip"}
 # Which step to go back to when the preview finds a problem.
 STEP_OF = {
@@ -407,7 +408,19 @@ def _save(context: XContext, draft: TaskDraft) -> None:
 
 
 def _drop(context: XContext) -> None:
-    context.user_data.get("drafts", {}).pop(DRAFT, None)
+    drafts = context.user_data.get("drafts", {})
+    drafts.pop(DRAFT, None)
+    drafts.pop(GROUPS, None)
+
+
+def _chosen_groups(context: XContext) -> tuple[list[int], list[int]]:
+    """(the groups the card may go to, those chosen) as kept beside the draft."""
+    saved = context.user_data.setdefault("drafts", {}).get(GROUPS, {})
+    return list(saved.get("all", [])), list(saved.get("chosen", []))
+
+
+def _save_groups(context: XContext, candidates: list[int], chosen: list[int]) -> None:
+    context.user_data.setdefault("drafts", {})[GROUPS] = {"all": candidates, "chosen": chosen}
 
 
 async def _ask(update: Update, context: XContext, state: int, **values: Any) -> int:
@@ -569,13 +582,58 @@ async def _preview(update: Update, context: XContext) -> int:
         step = STEP_OF.get(exc.code, TITLE)
         hint = await _area_hint(update, context)
         return await _ask(update, context, step, tz=context.core.config.bot.timezone, areas=hint)
-    groups = await _groups_for(context, draft)
+    candidates = await _groups_for(context, draft)
+    _save_groups(context, candidates, candidates)
+    await reply(update, context, service.preview(draft, context.lang), reply_markup=_preview_buttons(context))
+    return PREVIEW
+
+
+def _preview_buttons(context: XContext) -> InlineKeyboardMarkup | None:
     t = context.t
+    candidates, chosen = _chosen_groups(context)
     rows = [[(t("tasks.button.publish"), cb("pub", 0))]]
-    if groups:
-        rows.append([(t("tasks.button.publish_groups", count=len(groups)), cb("pub", 1))])
+    if chosen:
+        rows.append([(t("tasks.button.publish_groups", count=len(chosen)), cb("pub", 1))])
+    if candidates:
+        rows.append([(t("tasks.button.choose_groups"), cb("gs"))])
     rows.append([(t("tasks.button.cancel"), cb("pcx"))])
-    await reply(update, context, service.preview(draft, context.lang), reply_markup=_markup(rows))
+    return _markup(rows)
+
+
+async def _groups_buttons(context: XContext) -> InlineKeyboardMarkup | None:
+    candidates, chosen = _chosen_groups(context)
+    titles = {g.chat_id: g.title for g in await groups_repo.list_active(context.core.db)}
+    rows = [
+        [(("✅ " if chat_id in chosen else "⬜ ") + titles.get(chat_id, str(chat_id)), cb("gt", i))]
+        for i, chat_id in enumerate(candidates)
+    ]
+    rows.append([(context.t("tasks.button.groups_done"), cb("gd"))])
+    return _markup(rows)
+
+
+async def choose_groups(update: Update, context: XContext) -> int:
+    """The preview's "选择群": a checklist of the groups the card may go to."""
+    await update.callback_query.answer()
+    await update.callback_query.edit_message_reply_markup(await _groups_buttons(context))
+    return PREVIEW
+
+
+async def toggle_group(update: Update, context: XContext) -> int:
+    values = await _ids(update, context, 1)
+    candidates, chosen = _chosen_groups(context)
+    if values is None or not 0 <= values[0] < len(candidates):
+        return PREVIEW
+    chat_id = candidates[values[0]]
+    chosen = [c for c in chosen if c != chat_id] if chat_id in chosen else [*chosen, chat_id]
+    _save_groups(context, candidates, chosen)
+    await update.callback_query.answer()
+    await update.callback_query.edit_message_reply_markup(await _groups_buttons(context))
+    return PREVIEW
+
+
+async def groups_done(update: Update, context: XContext) -> int:
+    await update.callback_query.answer()
+    await update.callback_query.edit_message_reply_markup(_preview_buttons(context))
     return PREVIEW
 
 
@@ -584,7 +642,10 @@ async def publish(update: Update, context: XContext) -> int:
     draft = _draft(context)
     if not await require(update, context, Perm.TASKS_POST, draft.area):
         return ConversationHandler.END
-    groups = await _groups_for(context, draft) if _args(update.callback_query.data) == ["1"] else []
+    # Re-read which groups may receive it (a group may have left since the checklist was drawn).
+    allowed = set(await _groups_for(context, draft))
+    _, chosen = _chosen_groups(context)
+    groups = [g for g in chosen if g in allowed] if _args(update.callback_query.data) == ["1"] else []
     try:
         task = await _tasks(context).publish(draft, update.effective_user.id, groups)
     except TaskInvalid as exc:
@@ -836,7 +897,12 @@ def register(app: Application) -> None:
             POINTS: [MessageHandler(text, got_points), answer(got_points)],
             DEADLINE: [MessageHandler(text, got_deadline), answer(got_deadline)],
             DETAILS: [MessageHandler(text, got_details), answer(got_details)],
-            PREVIEW: [CallbackQueryHandler(publish, pattern=r"^tk:pub:[01]$")],
+            PREVIEW: [
+                CallbackQueryHandler(publish, pattern=r"^tk:pub:[01]$"),
+                CallbackQueryHandler(choose_groups, pattern=r"^tk:gs$"),
+                CallbackQueryHandler(toggle_group, pattern=r"^tk:gt:\d+$"),
+                CallbackQueryHandler(groups_done, pattern=r"^tk:gd$"),
+            ],
         },
         fallbacks=[
             cancel_fallback(),

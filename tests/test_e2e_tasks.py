@@ -42,6 +42,9 @@ async def test_post_in_chat_then_group_card_follows_claims(bot, tg):
     group = tg.group(GROUP, "文新小哥群", creator=captain_user)
     await group.add_bot(by=captain_user)
     await group.chat(captain_user).expect_message(contains="小哥助手")
+    other = tg.group(GROUP - 1, "古荡骑手群", creator=captain_user)
+    await other.add_bot(by=captain_user)
+    await other.chat(captain_user).expect_message(contains="小哥助手")
 
     await captain.send("/newtask")
     await captain.expect_message(contains="标题")
@@ -64,8 +67,16 @@ async def test_post_in_chat_then_group_card_follows_claims(bot, tg):
     await captain.send("王奶奶 13800000000 文新路 8 号")
     preview = await captain.expect_message(contains="预览")
     assert "王奶奶" in preview.text and "11月27日（周五）10:30–11:30" in preview.text
+    assert "📣 发布并发到 2 个群" in preview.labels
+    await (await captain.press("📋 选择群")).wait()
+    await captain.expect_edit(message_id=preview.message_id)
+    await (await captain.press("✅ 古荡骑手群")).wait()
+    checklist = await captain.expect_edit(message_id=preview.message_id)
+    assert "⬜ 古荡骑手群" in checklist.labels and "✅ 文新小哥群" in checklist.labels
+    await (await captain.press("完成")).wait()
+    await captain.expect_edit(message_id=preview.message_id)
     await (await captain.press("📣 发布并发到 1 个群")).wait()
-    await captain.expect_message(contains="已发布")
+    await captain.expect_message(contains="已发到 1 个群")
 
     first_user, first = await started(tg, 3001, "小王")
     members = group.chat(first_user)
@@ -94,6 +105,7 @@ async def test_post_in_chat_then_group_card_follows_claims(bot, tg):
     await third.expect_message(contains="候补成功")
     task_id = (await store.user_claims(bot.db, 3003, ("claimed",)))[0].task_id
     assert {c.user_id for c in await store.claims(bot.db, task_id, ("claimed",))} == {3002, 3003}
+    assert not [c for c in tg.calls_to("sendMessage", GROUP - 1) if "助老送餐" in c.params.get("text", "")]
 
 
 async def test_wall_pages_and_claim_from_the_list(bot, tg):
