@@ -86,10 +86,6 @@ class TaskResult:
     # 1-based place on the waitlist for WAITLISTED / ALREADY_WAITLISTED.
     place: int | None = None
 
-    @property
-    def ok(self) -> bool:
-        return self.outcome in (Outcome.OK, Outcome.CLAIMED, Outcome.WAITLISTED)
-
 
 class TaskInvalid(ValueError):
     """A draft that cannot be published; `tasks.invalid.<code>` explains it."""
