@@ -29,7 +29,7 @@ from telegram.ext import (
 from bot.app import XContext
 from bot.authz import Perm
 from bot.tasks import Outcome, TaskDraft, TaskInvalid, TaskResult, TaskService, cb
-from handlers.broadcast import parse_when
+from bot.timeparse import parse_local_time
 from handlers.common import (
     Command,
     find_user,
@@ -476,7 +476,7 @@ async def got_description(update: Update, context: XContext) -> int:
 
 
 async def got_start(update: Update, context: XContext) -> int:
-    when = parse_when(_text(update), context.core.clock.now(), context.core.tz)
+    when = parse_local_time(_text(update), context.core.clock.now(), context.core.tz)
     if when is None:
         await reply(update, context, context.t("tasks.post.bad_time"))
         return START
@@ -490,7 +490,7 @@ async def got_end(update: Update, context: XContext) -> int:
     end = None
     if text not in SKIP:
         assert draft.starts_at is not None
-        end = parse_when(text, draft.starts_at, context.core.tz)
+        end = parse_local_time(text, draft.starts_at, context.core.tz)
         if end is None:
             await reply(update, context, context.t("tasks.post.bad_time"))
             return END
@@ -549,7 +549,7 @@ async def got_deadline(update: Update, context: XContext) -> int:
     text = _text(update)
     deadline = None
     if text not in SKIP:
-        deadline = parse_when(text, context.core.clock.now(), context.core.tz)
+        deadline = parse_local_time(text, context.core.clock.now(), context.core.tz)
         if deadline is None:
             await reply(update, context, context.t("tasks.post.bad_time"))
             return DEADLINE

@@ -167,6 +167,11 @@ async def test_scheduled_send_at_a_time(bot, tg, clock):
     await chat.expect_message(contains="看不懂")
     await chat.send("2026-11-25 08:00")
     await chat.expect_message(contains="已经过去")
+    await chat.send("明天下午3点")
+    preview = await chat.expect_message(contains="预览")
+    assert "2026-11-26 15:00" in preview.text
+    await (await chat.press("⏰ 定时发送")).wait()
+    await chat.expect_message(contains="发送时间")
     await chat.send("2026-11-25 15:00")
     preview = await chat.expect_message(contains="预览")
     assert "2026-11-25 15:00" in preview.text
