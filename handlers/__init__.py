@@ -20,7 +20,7 @@ from handlers.common import Command
 # Feature modules, in registration order; each has `register(app)` and `COMMANDS`.
 # handlers.reports after conversations that accept photos (its quick path starts on any private photo),
 # before plain location/photo handlers of other features (its steps wait for a location or photos).
-FEATURES: tuple[str, ...] = ("handlers.broadcast", "handlers.reports")
+FEATURES: tuple[str, ...] = ("handlers.broadcast", "handlers.meetings", "handlers.reports")
 
 
 def feature_modules() -> list[ModuleType]:

@@ -433,7 +433,7 @@ async def stop_broadcast(update: Update, context: XContext) -> None:
         return
     if await _service(context).cancel(broadcast_id):
         await query.answer(context.t("broadcast.cancelled", id=broadcast_id), show_alert=True)
-        await _service(context).refresh_progress(broadcast_id, force=True)
+        await _service(context).refresh_progress(broadcast_id)
     else:
         await query.answer(context.t("broadcast.cancel_too_late", id=broadcast_id), show_alert=True)
 

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from storage.db import Executor, Row, from_db, from_db_required, to_db
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -233,11 +236,13 @@ async def fetch_due(
     HTTP call, so a crash can only ever leave the one in-flight row per chat in doubt.
     """
     stamp = to_db(now)
-    await db.execute(
+    expired = await db.fetchall(
         "UPDATE outbox SET state = 'expired', updated_at = ? WHERE state = 'pending' AND expires_at IS NOT NULL"
-        " AND expires_at < ? AND due_at <= ?",
+        " AND expires_at < ? AND due_at <= ? RETURNING dedup_key, chat_id, due_at, expires_at",
         (stamp, stamp, stamp),
     )
+    for row in expired:  # dropped, never sent: too late (e.g. a reminder after downtime beyond its grace)
+        log.warning("outbox: dropped %s to chat %s: due %s, expired %s", row[0], row[1], row[2], row[3])
     rows = await db.fetchall(
         "SELECT * FROM outbox WHERE state = 'pending' AND due_at <= ? ORDER BY priority, due_at, id LIMIT ?",
         (stamp, limit * 4),

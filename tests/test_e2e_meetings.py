@@ -1,0 +1,432 @@
+"""End to end: council meetings through the real Application and the fake Bot API, with the FakeClock.
+
+Scheduling conversation, reminders at their offsets (exactly once, across restarts, late within grace
+sent and older dropped), RSVP counts edited on the reminders, topics, .ics files, skip / move / cancel
+updating pending reminders, holiday flags, and refusals for non-moderators.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from zoneinfo import ZoneInfo
+
+import pytest
+from icalendar import Calendar
+
+from bot.meetings import MeetingDraft, MeetingService, occ_code, reminder_key
+from bot.recurrence import rrule_weekly
+from storage import groups as groups_repo
+from storage import meetings as meetings_repo
+from storage import outbox as outbox_repo
+
+SH = ZoneInfo("Asia/Shanghai")
+UTC = dt.UTC
+MOD_ID = 2001
+OWNER_ID = 2002
+GROUP_ID = -100201
+AREA = "蒋村街道"
+# FakeClock starts at 2026-11-25 02:00 UTC (Wednesday 10:00 in Shanghai).
+FIRST = dt.datetime(2026, 11, 30, 6, 30, tzinfo=UTC)  # Monday 14:30 Shanghai
+REMINDER = "议事会提醒"
+
+
+async def setup_world(bot, tg):
+    """A moderator with a started private chat, and a courier group in 蒋村街道 with the bot in it."""
+    await bot.grant(MOD_ID, "moderator")
+    mod = tg.private(tg.user(MOD_ID, "王社工", started=True))
+    owner = tg.user(OWNER_ID, "群主", started=True)
+    group = tg.group(GROUP_ID, "蒋村小哥群", creator=owner)
+    await group.add_bot(by=owner)
+    await bot.settle()
+    await groups_repo.set_area(bot.db, GROUP_ID, AREA, bot.clock.now())
+    reader = group.chat(owner)
+    reader.skip()
+    return mod, group, reader
+
+
+async def weekly_meeting(bot, **changes):
+    values = {
+        "title": "小哥议事会",
+        "first_start": dt.datetime(2026, 11, 30, 14, 30),
+        "organizer_id": MOD_ID,
+        "rrule": rrule_weekly(0),
+        "place": "蒋村驿站",
+        "chat_ids": (GROUP_ID,),
+    }
+    values.update(changes)
+    result = await bot.core.service(MeetingService).create(MeetingDraft(**values))
+    await bot.settle()
+    return result.meeting
+
+
+async def at(bot, when: dt.datetime) -> None:
+    bot.clock.set(when)
+    await bot.settle()
+
+
+async def open_manage(mod, title: str = "小哥议事会"):
+    mod.skip()
+    await mod.send("/meetings")
+    await mod.expect_message(contains="议事会")
+    await (await mod.press(f"⚙️ 管理：{title}")).wait()
+    return await mod.expect_message(contains="⚙️ 管理")
+
+
+def reminders_in(chat) -> list:
+    return [m for m in chat.messages if REMINDER in (m.text or "")]
+
+
+async def test_schedule_in_conversation_and_reminders_fire_at_offsets(bot, tg):
+    mod, _group, reader = await setup_world(bot, tg)
+    await mod.send("/newmeeting")
+    await mod.expect_message(contains="第 1 步")
+    await mod.send("小哥议事会")
+    await mod.expect_message(contains="第 2 步")
+    await mod.send("11月30日 14:30")
+    recur = await mod.expect_message(contains="多久开一次")
+    assert "每季度第一个周一 14:30" in recur.labels and "只开这一次" in recur.labels
+    await (await mod.press("每周一 14:30")).wait()
+    await mod.expect_message(contains="第 4 步")
+    await (await mod.press("90分钟")).wait()
+    await mod.expect_message(contains="第 5 步")
+    await mod.send("蒋村党群服务中心 3 楼")
+    await mod.expect_message(contains="第 6 步")
+    await (await mod.press("⬜ 蒋村小哥群")).wait()
+    await (await mod.press("完成")).wait()
+    await mod.expect_message(contains="第 7 步")
+    await (await mod.press("默认：1天 + 1小时")).wait()
+    preview = await mod.expect_message(contains="请确认")
+    assert "每周一 14:30" in preview.text and "2026年11月30日（周一） 14:30–16:00" in preview.text
+    assert "蒋村小哥群" in preview.text
+    await (await mod.press("✅ 确认发布")).wait()
+    await mod.expect_message(contains="已安排")
+    announcement = await reader.expect_message(contains="小哥议事会")
+    assert "每周一 14:30" in announcement.text
+
+    (meeting,) = await meetings_repo.list_active(bot.db)
+    assert (
+        meeting.organizer_id == MOD_ID and meeting.duration_minutes == 90 and meeting.place.startswith("蒋村")
+    )
+
+    # One minute before the 1-day reminder: nothing. At the offset: the reminder with RSVP buttons.
+    await at(bot, FIRST - dt.timedelta(days=1, minutes=1))
+    await reader.expect_no_message()
+    await at(bot, FIRST - dt.timedelta(days=1))
+    day = await reader.expect_message(contains=REMINDER)
+    assert "1天后开始" in day.text and "参加 0" in day.text and "蒋村党群服务中心" in day.text
+    data = [d for _, d in day.inline]
+    assert f"mt:rsvp:{meeting.id}:{occ_code(FIRST)}:y" in data and f"mt:ics:{meeting.id}" in data
+    await at(bot, FIRST - dt.timedelta(minutes=61))
+    await reader.expect_no_message()
+    await at(bot, FIRST - dt.timedelta(hours=1))
+    hour = await reader.expect_message(contains=REMINDER)
+    assert "1小时后开始" in hour.text
+    assert len(reminders_in(reader)) == 2
+
+
+async def test_restart_never_duplicates_and_late_reminders(bot, tg, caplog):
+    _mod, _group, reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot)
+    await at(bot, FIRST - dt.timedelta(days=1))
+    await reader.expect_message(contains=REMINDER)
+
+    # A restart re-plans everything: nothing is sent twice.
+    await bot.restart()
+    await bot.settle()
+    await reader.expect_no_message()
+    assert len(reminders_in(reader)) == 1
+
+    # Down across the 1-hour reminder, back 10 minutes late: still sent (within the 15-minute grace).
+    await bot.stop()
+    bot.clock.set(FIRST - dt.timedelta(minutes=50))
+    await bot.start()
+    await bot.settle()
+    late = await reader.expect_message(contains=REMINDER)
+    assert "1小时后开始" in late.text
+
+    # Down across the next Monday's 1-hour reminder, back 20 minutes late: dropped and logged.
+    second = FIRST + dt.timedelta(weeks=1)
+    await at(bot, second - dt.timedelta(days=1))
+    await reader.expect_message(contains=REMINDER)
+    await bot.stop()
+    bot.clock.set(second - dt.timedelta(minutes=40))
+    with caplog.at_level("WARNING"):
+        await bot.start()
+        await bot.settle()
+    await reader.expect_no_message()
+    row = await outbox_repo.get_by_key(bot.db, reminder_key(meeting.id, second, 60, GROUP_ID))
+    assert row.state == "expired"
+    assert f"dropped {row.dedup_key}" in caplog.text
+    assert len(reminders_in(reader)) == 3  # both of the first Monday, the 1-day one of the second
+    await bot.restart()
+    await bot.settle()
+    assert len(reminders_in(reader)) == 3
+
+
+async def test_rsvp_counts_update_on_every_reminder_and_organizer_sees_who(bot, tg):
+    mod, group, reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot)
+    await at(bot, FIRST - dt.timedelta(days=1))
+    day = await reader.expect_message(contains=REMINDER)
+    await at(bot, FIRST - dt.timedelta(hours=1))
+    hour = await reader.expect_message(contains=REMINDER)
+
+    a = group.chat(tg.user(2101, "阿强"))
+    b = group.chat(tg.user(2102, "小李"))
+    answer = await (await a.press("✅ 参加", message=hour)).wait()
+    assert "已记录" in answer.text
+    edited = await reader.expect_edit(contains="参加 1", message_id=hour.message_id)
+    assert "不参加 0" in edited.text and edited.inline == hour.inline  # buttons kept
+    # the other reminder of the same occurrence is edited too (through the outbox)
+    await bot.settle()
+    await reader.expect_edit(contains="参加 1", message_id=day.message_id)
+
+    await (await b.press("❓ 待定", message=day)).wait()
+    await reader.expect_edit(contains="待定 1", message_id=day.message_id)
+    again = await (await a.press("✅ 参加", message=day)).wait()
+    assert "已经回复过" in again.text
+    await (await a.press("❌ 不参加", message=hour)).wait()
+    final = await reader.expect_edit(contains="不参加 1", message_id=hour.message_id)
+    assert "✅ 参加 0 · ❌ 不参加 1 · ❓ 待定 1" in final.text
+
+    # The organizer sees who answered (manage menu in the private chat).
+    await open_manage(mod)
+    await (await mod.press("👥 回复名单")).wait()
+    who = await mod.expect_message(contains="回复")
+    assert "不参加（1）：阿强" in who.text and "待定（1）：小李" in who.text
+
+    # After the meeting, answers are closed.
+    await at(bot, FIRST + dt.timedelta(hours=2))
+    late = await (await b.press("✅ 参加", message=hour)).wait()
+    assert late.show_alert and "结束" in late.text
+    assert meeting.id > 0
+
+
+async def test_topics_before_the_deadline_reach_the_organizer(bot, tg):
+    mod, group, reader = await setup_world(bot, tg)
+    await weekly_meeting(bot)
+    courier = group.chat(tg.user(2103, "阿明"))
+    await courier.send("/topic")
+    usage = await courier.expect_message(contains="/topic")
+    assert "小哥议事会" in usage.text
+    await courier.send("/topic 东门电动车能否临时停放 10 分钟")
+    await courier.expect_message(contains="已收到你的议题")
+
+    # The 1-day reminder invites topics; its 💡 button remembers the occurrence for /topic.
+    await at(bot, FIRST - dt.timedelta(days=1))
+    day = await reader.expect_message(contains=REMINDER)
+    assert "/topic" in day.text
+    hint = await (await courier.press("💡 提议题", message=day)).wait()
+    assert hint.show_alert and "/topic" in hint.text
+    await courier.send("/topic 电梯高峰期能否让骑手先上")
+    await courier.expect_message(contains="已收到你的议题")
+
+    # Topics close 20 hours before; the organizer gets the list then, in the private chat.
+    mod.skip()
+    await at(bot, FIRST - dt.timedelta(hours=20))
+    digest = await mod.expect_message(contains="收集到的议题")
+    assert "1. 东门电动车能否临时停放 10 分钟（阿明）" in digest.text
+    assert "2. 电梯高峰期能否让骑手先上（阿明）" in digest.text
+    await courier.send("/topic 太晚了")
+    closed = await courier.expect_message(contains="截止")
+    assert "截止" in closed.text
+
+
+async def test_calendar_files_from_meetings_list(bot, tg):
+    _mod, group, _reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot)
+    courier = group.chat(tg.user(2104, "小周"))
+    await courier.send("/meetings")
+    listing = await courier.expect_message(contains="近期议事会")
+    assert "1. 小哥议事会 — 2026年11月30日（周一） 14:30–16:00" in listing.text
+    await (await courier.press("📅 1. 加入日历")).wait()
+    one = await courier.expect_message(contains="")
+    while one.kind != "document":
+        one = await courier.expect_message()
+    assert one.file_name.endswith(".ics")
+    (event,) = Calendar.from_ical(one.document).walk("VEVENT")
+    assert event.decoded("DTSTART") == FIRST and event.decoded("DTEND") == FIRST + dt.timedelta(minutes=90)
+    assert "RRULE" not in event
+
+    await (await courier.press("🔁 小哥议事会：整个系列加入日历", message=listing)).wait()
+    series = await courier.expect_message()
+    while series.kind != "document":
+        series = await courier.expect_message()
+    cal = Calendar.from_ical(series.document)
+    (event,) = cal.walk("VEVENT")
+    assert event["DTSTART"].params["TZID"] == "Asia/Shanghai"
+    assert event.decoded("DTSTART") == dt.datetime(2026, 11, 30, 14, 30, tzinfo=SH)
+    assert event["RRULE"].to_ical() == b"FREQ=WEEKLY;BYDAY=MO"
+    assert [tz["TZID"] for tz in cal.walk("VTIMEZONE")] == ["Asia/Shanghai"]
+    assert str(event["UID"]) == f"meeting-{meeting.id}@xiaoge-bot"
+
+
+async def test_skip_move_and_cancel_update_pending_reminders(bot, tg):
+    mod, _group, reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot)
+    second = FIRST + dt.timedelta(weeks=1)
+
+    # Skip the next occurrence from the manage menu: the group is told, its reminders never come.
+    await open_manage(mod)
+    await (await mod.press("⏭ 跳过下一次")).wait()
+    await mod.expect_message(contains="确定取消")
+    await (await mod.press("确定跳过")).wait()
+    await mod.expect_edit(contains="已跳过")
+    await bot.settle()
+    notice = await reader.expect_message(contains="这一次取消")
+    assert "2026年11月30日" in notice.text
+    await at(bot, FIRST - dt.timedelta(hours=1))
+    await reader.expect_no_message()
+
+    # Move the following one to Wednesday 15:00: reminders follow the new time.
+    await open_manage(mod)
+    await (await mod.press("🕑 下一次改期")).wait()
+    await mod.expect_message(contains="改到什么时候")
+    await mod.send("12月9日 15:00")
+    await mod.expect_message(contains="已改到")
+    await bot.settle()
+    moved = await reader.expect_message(contains="改到")
+    assert "2026年12月7日（周一） 14:30" in moved.text and "2026年12月9日（周三） 15:00" in moved.text
+    new = dt.datetime(2026, 12, 9, 7, 0, tzinfo=UTC)
+    await at(bot, second - dt.timedelta(days=1))
+    await reader.expect_no_message()
+    await at(bot, new - dt.timedelta(days=1))
+    reminder = await reader.expect_message(contains=REMINDER)
+    assert "2026年12月9日（周三） 15:00" in reminder.text and "改期" in reminder.text
+
+    # Cancel the whole series: every pending reminder is withdrawn.
+    await open_manage(mod)
+    await (await mod.press("🗑 取消整个系列")).wait()
+    await mod.expect_message(contains="确定取消整个")
+    await (await mod.press("确定取消")).wait()
+    await mod.expect_edit(contains="已取消")
+    await bot.settle()
+    await reader.expect_message(contains="已取消")
+    await at(bot, new + dt.timedelta(weeks=3))
+    await reader.expect_no_message()
+    pending = await outbox_repo.pending_with_prefix(bot.db, f"mtg:{meeting.id}:", bot.clock.now())
+    assert pending == []
+
+
+async def test_holiday_flag_when_scheduling_and_move_to_next_working_day(bot, tg):
+    mod, _group, reader = await setup_world(bot, tg)
+    await at(bot, dt.datetime(2026, 9, 10, 2, 0, tzinfo=UTC))
+    await mod.send("/newmeeting")
+    await mod.expect_message(contains="第 1 步")
+    await mod.send("小哥'益'起说")
+    await mod.expect_message(contains="第 2 步")
+    await mod.send("10月5日 14:30")
+    await mod.expect_message(contains="多久开一次")
+    await (await mod.press("每季度第一个周一 14:30")).wait()
+    await mod.expect_message(contains="第 4 步")
+    await mod.send("1.5h")
+    await mod.expect_message(contains="第 5 步")
+    await (await mod.press("跳过")).wait()
+    await mod.expect_message(contains="第 6 步")
+    await (await mod.press(f"⬜ 片区：{AREA}（1 个群）")).wait()
+    await (await mod.press("完成")).wait()
+    await mod.expect_message(contains="第 7 步")
+    await mod.send("2天 1小时")
+    preview = await mod.expect_message(contains="请确认")
+    assert "国庆节" in preview.text and "提前提醒：2天、1小时" in preview.text
+    await (await mod.press("✅ 确认发布")).wait()
+    await mod.expect_message(contains="已安排")
+    await mod.expect_message(contains="法定节假日")
+    flag = await mod.expect_message(contains="2026年10月5日")
+    assert "国庆" in flag.text
+    await (await mod.press("改到 2026年10月8日（周四） 14:30", message=flag)).wait()
+    await mod.expect_edit(contains="已改到")
+    await bot.settle()
+    await reader.expect_message(contains="改到")
+    (meeting,) = await meetings_repo.list_active(bot.db)
+    assert meeting.reminder_offsets == (2880, 60) and meeting.areas == (AREA,)
+    await at(bot, dt.datetime(2026, 10, 6, 6, 30, tzinfo=UTC))  # 2 days before Oct 8 14:30
+    reminder = await reader.expect_message(contains=REMINDER)
+    assert "2026年10月8日（周四） 14:30" in reminder.text
+
+
+async def test_outcome_note_goes_to_the_same_groups(bot, tg):
+    mod, _group, reader = await setup_world(bot, tg)
+    await weekly_meeting(bot)
+    await at(bot, FIRST + dt.timedelta(hours=2))
+    reader.skip()
+    await open_manage(mod)
+    await (await mod.press("📝 发布结果")).wait()
+    await mod.expect_message(contains="结果")
+    await mod.send("东门开放临停 10 分钟，物业下周装指示牌。")
+    await mod.expect_message(contains="已发布到 1 个群")
+    await bot.settle()
+    note = await reader.expect_message(contains="结果反馈")
+    assert "东门开放临停" in note.text and "2026年11月30日" in note.text
+
+
+async def test_non_moderators_are_refused(bot, tg):
+    _mod, group, _reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot)
+    courier_user = tg.user(2105, "小吴", started=True)
+    courier = tg.private(courier_user)
+    await courier.send("/start")
+    await courier.expect_message()
+    await courier.send("/newmeeting")
+    await courier.expect_message(contains="没有权限")
+    # forged buttons: cancel the series, skip, holiday move, manage, who answered
+    for data in (
+        f"mt:cxy:{meeting.id}",
+        f"mt:sky:{meeting.id}:{occ_code(FIRST)}",
+        f"mt:hol:{meeting.id}:{occ_code(FIRST)}:next",
+        f"mt:mg:{meeting.id}",
+        f"mt:who:{meeting.id}:{occ_code(FIRST)}",
+    ):
+        answer = await (await courier.press_data(data)).wait()
+        assert answer.show_alert and "没有权限" in answer.text, data
+    in_group = group.chat(courier_user)
+    await in_group.send("/newmeeting")
+    await in_group.expect_message(contains="私聊")
+    assert (await meetings_repo.get(bot.db, meeting.id)).active
+    assert len(await outbox_repo.pending_with_prefix(bot.db, f"mtg:{meeting.id}:", bot.clock.now())) > 0
+
+    # A moderator of another area may not touch a meeting of 蒋村街道 either.
+    await bot.grant(2106, "moderator", "古荡街道")
+    other = tg.private(tg.user(2106, "古荡社工", started=True))
+    await other.send("/start")
+    await other.expect_message()
+    answer = await (await other.press_data(f"mt:cxy:{meeting.id}")).wait()
+    assert answer.show_alert and "区域" in answer.text
+    assert (await meetings_repo.get(bot.db, meeting.id)).active
+
+
+@pytest.mark.parametrize("answer", ["y", "x"])
+async def test_forged_rsvp_data_is_checked(bot, tg, answer):
+    _mod, group, _reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot)
+    courier = group.chat(tg.user(2107, "小郑"))
+    await courier.send("/meetings")
+    await courier.expect_message()
+    # an occurrence that does not exist, or an unknown answer code
+    bogus = await (await courier.press_data(f"mt:rsvp:{meeting.id}:{occ_code(FIRST) + 1}:{answer}")).wait()
+    assert bogus.show_alert
+    counts = await meetings_repo.rsvp_counts(bot.db, meeting.id, FIRST)
+    assert counts == {"yes": 0, "no": 0, "maybe": 0}
+
+
+async def test_reschedule_the_whole_series(bot, tg):
+    mod, _group, reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot)
+    await open_manage(mod)
+    await (await mod.press("🔁 整个系列改时间")).wait()
+    await mod.expect_message(contains="新的时间")
+    await mod.send("12月1日 15:00")
+    await mod.expect_message(contains="多久开一次")
+    await (await mod.press("每周二 15:00")).wait()
+    done = await mod.expect_message(contains="已改为")
+    assert "每周二 15:00" in done.text
+    await bot.settle()
+    await reader.expect_message(contains="更新")
+    # the old Monday reminders are gone, the Tuesday ones come
+    await at(bot, FIRST - dt.timedelta(days=1))
+    await reader.expect_no_message()
+    tuesday = dt.datetime(2026, 12, 1, 7, 0, tzinfo=UTC)
+    await at(bot, tuesday - dt.timedelta(days=1))
+    reminder = await reader.expect_message(contains=REMINDER)
+    assert "2026年12月1日（周二） 15:00" in reminder.text
+    assert (await meetings_repo.get(bot.db, meeting.id)).rrule == "FREQ=WEEKLY;BYDAY=TU"
