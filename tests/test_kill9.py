@@ -68,7 +68,9 @@ async def test_kill_9_keeps_the_draft_and_sends_nothing_twice(tmp_path):
             assert answer.text is None or "过期" not in answer.text, answer.text
             preview = await chat.expect_message(contains="预览", timeout=10)
             assert "停电检修" in preview.text
-            await (await chat.press("⬜ 紧急")).wait(timeout=10)  # whatever the real clock says about rush hours
+            await (await chat.press("⬜ 紧急")).wait(
+                timeout=10
+            )  # whatever the real clock says about rush hours
             await chat.expect_edit(contains="紧急", timeout=10)
             await (await chat.press("✅ 发送")).wait(timeout=10)
             await chat.expect_message(contains="今晚八点停电检修", timeout=10)
