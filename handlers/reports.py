@@ -1227,7 +1227,8 @@ async def _startup(core: Core, app: Application) -> None:
         try:
             await service.escalate_due()
         except Exception:
-            log.exception("reports: escalation failed")
+            if core.db.is_open:  # not merely stopped under our feet
+                log.exception("reports: escalation failed")
 
     if app.job_queue is not None:
         app.job_queue.run_repeating(
