@@ -192,9 +192,13 @@ class Outbox:
             if self._limiter is not None:
                 await self._limiter.acquire(row.chat_id, bulk=bulk)
                 admitted = True
-            if self._stopping or not await repo.start_sending(db, row.id, clock.now()):
-                return  # stopping, or cancelled/taken meanwhile
+            if self._stopping:
+                return  # the row stays pending for the next start
+            # From here on `stop` waits for this send instead of cancelling it: a cancellation while the
+            # row is being marked 'sending' would leave it in doubt (and so never sent).
             self._committed.add(row.chat_id)
+            if not await repo.start_sending(db, row.id, clock.now()):
+                return  # cancelled or taken meanwhile
             method = row.payload["method"]
             params = dict(row.payload.get("params", {}))
             params["chat_id"] = row.chat_id

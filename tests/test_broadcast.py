@@ -232,7 +232,12 @@ async def test_restart_mid_broadcast_resumes_without_duplicates(bot, tg):
     await bot.start()
     await bot.settle()
     for chat_id in ids:
-        assert len(delivered(tg, chat_id, "断点续传")) == 1, chat_id
+        row = await outbox_repo.get_by_key(bot.db, f"{broadcast.batch}:{chat_id}")
+        assert len(delivered(tg, chat_id, "断点续传")) == 1, (chat_id, row)
+    for _ in range(100):  # the progress watcher finishes the notice on its next tick
+        if (await bc_repo.get(bot.db, broadcast.id)).state == "done":
+            break
+        await __import__("asyncio").sleep(0.05)
     assert (await bc_repo.get(bot.db, broadcast.id)).state == "done"
 
 

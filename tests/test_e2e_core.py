@@ -231,3 +231,21 @@ async def test_webhook_mode(tg, tmp_path, clock):
         await chat.expect_message(contains="你好，小韩")
     finally:
         await runtime.stop()
+
+
+async def test_network_errors_do_not_stop_the_bot(bot, tg):
+    tg.server.fail_next("getUpdates", 502, "Bad Gateway", times=2)
+    tg.server.fail_next("getUpdates", 429, "Too Many Requests: retry after 1", retry_after=1)
+    chat = tg.private(tg.user(1102, "小冯"))
+    await chat.send("/start")
+    await chat.expect_message(contains="你好", timeout=15)
+
+
+async def test_error_in_a_handler_is_answered_in_the_users_language(bot, tg):
+    chat = tg.private(tg.user(1103, "Feng", language_code="en"))
+    tg.server.fail_next("sendMessage", 400, "Bad Request: something unexpected", chat_id=1103)
+    await chat.send("/start")
+    msg = await chat.expect_message(contains="something went wrong")
+    assert "Bad Request" not in msg.text and "Traceback" not in msg.text
+    await chat.send("/start")
+    await chat.expect_message(contains="Hi Feng")
