@@ -11,13 +11,17 @@ shows who filed it: not in cards, lists, exports or texts to anyone but the repo
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
+import io
 import logging
 import math
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, TextIO
 
 from bot import report_categories as rc
@@ -1047,6 +1051,24 @@ class ReportService:
         return len(reports)
 
 
+async def export_reports(core: Core, since: dt.date | None, output: str) -> int:
+    """`xiaoge-bot reports export --since DATE --output FILE` ('-' = stdout): CSV, UTF-8 with BOM."""
+    service = core.service(ReportService)
+    first_day = since or dt.date(2000, 1, 1)
+    if output == "-":
+        return await service.export_csv(first_day, sys.stdout)
+    buffer = io.StringIO(newline="")
+    count = await service.export_csv(first_day, buffer)
+    path = Path(output)
+
+    def write() -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+
+    await asyncio.to_thread(write)
+    return count
+
+
 __all__ = [
     "OPEN_STATUSES",
     "STATUSES",
@@ -1058,5 +1080,6 @@ __all__ = [
     "ReportEvent",
     "ReportRefused",
     "ReportService",
+    "export_reports",
     "haversine_m",
 ]

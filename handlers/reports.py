@@ -969,25 +969,18 @@ async def prompt_reply(update: Update, context: XContext) -> None:
         return
     if not await require(update, context, Perm.REPORTS_HANDLE, report.area):
         return
-    card_ref = tuple(prompt["card"]) if prompt.get("card") else None
+    card = prompt.get("card")
+    card_ref = (int(card[0]), int(card[1])) if card else None
     action = prompt["action"]
     text = (message.text or "").strip()
-    if action == "duplicate":
-        outcome = await service.transition(
-            report.id,
-            action,
-            update.effective_user.id,
-            duplicate_ref=text,
-            edited_card=card_ref,  # type: ignore[arg-type]
-        )
-    else:
-        outcome = await service.transition(
-            report.id,
-            action,
-            update.effective_user.id,
-            note=text,
-            edited_card=card_ref,  # type: ignore[arg-type]
-        )
+    outcome = await service.transition(
+        report.id,
+        action,
+        update.effective_user.id,
+        note=None if action == "duplicate" else text,
+        duplicate_ref=text if action == "duplicate" else None,
+        edited_card=card_ref,
+    )
     retry = outcome.refusal is not None and outcome.refusal.code in (
         "note_required",
         "note_too_long",
@@ -997,7 +990,7 @@ async def prompt_reply(update: Update, context: XContext) -> None:
     )
     if not retry:
         prompts.pop(key, None)
-    await _answer_outcome(update, context, outcome, card_ref)  # type: ignore[arg-type]
+    await _answer_outcome(update, context, outcome, card_ref)
 
 
 # -- the reporter's answer to 已解决了吗? --------------------------------------------------------
@@ -1234,7 +1227,8 @@ async def _startup(core: Core, app: Application) -> None:
         try:
             await service.escalate_due()
         except Exception:
-            log.exception("reports: escalation failed")
+            if core.db.is_open:  # not merely stopped under our feet
+                log.exception("reports: escalation failed")
 
     if app.job_queue is not None:
         app.job_queue.run_repeating(

@@ -527,3 +527,42 @@ async def test_myreports_and_reports_filters(bot, tg):
     await w.mod.expect_edit(contains="已受理", message_id=card.message_id)
     await w.mod.send("/reports 已受理")
     assert ref in (await w.mod.expect_message(contains="反映列表")).text
+
+
+async def test_moderator_scoped_to_another_area(bot, tg):
+    w = await World(bot, tg).setup()
+    scoped_user = tg.user(5003, "翠苑社工", started=True)
+    scoped = w.mods.chat(scoped_user)
+    await bot.grant(5003, "moderator", area="翠苑")
+    await bot.core.db.execute("UPDATE groups SET area = '蒋村' WHERE chat_id = ?", (GROUP_ID,))
+    in_group = w.group.chat(w.courier_user)
+    in_group.skip()
+    await in_group.send("/report")
+    await in_group.expect_message(contains="点下方按钮开始")
+    url = await in_group.press("私聊反映")
+    chat = w.courier
+    await chat.send("/start " + url.split("?start=")[1])
+    await chat.expect_message(contains="要反映什么")
+    await (await chat.press("隐患随手拍")).wait()
+    await chat.expect_edit()
+    await (await chat.press("路灯")).wait()
+    await chat.expect_message(contains="请简单描述")
+    await chat.send("路灯不亮")
+    await chat.expect_message(contains="照片")
+    await (await chat.press("跳过")).wait()
+    await chat.expect_message(contains="在哪里")
+    await chat.share_location(LAT, LON)
+    await chat.expect_message(contains="请确认")
+    await (await chat.press("提交")).wait()
+    await chat.expect_message(contains="H-0001")
+    await bot.settle()
+    card = await w.card("H-0001")
+    answer = await (await scoped.press("受理", message=card)).wait()
+    assert answer.show_alert and "区域" in answer.text
+    assert (await w.service.get_by_ref("H-0001")).status == "new"
+    scoped.skip()
+    await scoped.send("/reports")
+    listing = await scoped.expect_message(contains="反映列表")
+    assert "H-0001" not in listing.text and "共 0 条" in listing.text
+    await scoped.send("/reports H-0001")
+    await scoped.expect_message(contains="区域")
