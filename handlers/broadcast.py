@@ -21,7 +21,16 @@ from bot.authz import Perm
 from bot.broadcast import BroadcastError, BroadcastService, Draft
 from bot.runtime import startup_hooks
 from bot.timeparse import parse_local_time
-from handlers.common import Command, cb, is_private, open_private_button, reply, require
+from handlers.common import (
+    Command,
+    cb,
+    draft_state,
+    drop_draft,
+    is_private,
+    open_private_button,
+    reply,
+    require,
+)
 from handlers.core import cancel_conversation, cancel_fallback
 from storage import groups as groups_repo
 from storage import users as users_repo
@@ -42,8 +51,7 @@ def _service(context: XContext) -> BroadcastService:
 
 
 def _draft_state(context: XContext) -> dict[str, Any]:
-    drafts = context.user_data.setdefault("drafts", {})
-    return drafts.setdefault(DRAFT, {})
+    return draft_state(context, DRAFT)
 
 
 def _draft(context: XContext) -> Draft:
@@ -57,7 +65,7 @@ def _save(context: XContext, draft: Draft, **extra: Any) -> None:
 
 
 def _drop(context: XContext) -> None:
-    context.user_data.get("drafts", {}).pop(DRAFT, None)
+    drop_draft(context, DRAFT)
 
 
 # -- entry ------------------------------------------------------------------------------------

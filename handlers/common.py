@@ -136,6 +136,16 @@ def open_private_button(
     )
 
 
+def draft_state(context: XContext, name: str) -> dict[str, Any]:
+    """A conversation's draft in user_data["drafts"][name] (persisted; JSON values only)."""
+    drafts = context.user_data.setdefault("drafts", {})
+    return drafts.setdefault(name, {})
+
+
+def drop_draft(context: XContext, name: str) -> None:
+    context.user_data.get("drafts", {}).pop(name, None)
+
+
 def stale_button_text(context: XContext) -> str:
     return context.t("error.stale_button")
 

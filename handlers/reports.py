@@ -58,7 +58,17 @@ from bot.reports import (
     haversine_m,
 )
 from bot.runtime import startup_hooks
-from handlers.common import Command, cb, is_private, main_menu, open_private_button, reply, require
+from handlers.common import (
+    Command,
+    cb,
+    draft_state,
+    drop_draft,
+    is_private,
+    main_menu,
+    open_private_button,
+    reply,
+    require,
+)
 from handlers.core import cancel_conversation, cancel_fallback, deep_links
 from storage import groups as groups_repo
 from storage.reports import STATUSES
@@ -100,8 +110,7 @@ def _service(context: XContext) -> ReportService:
 
 
 def _state(context: XContext) -> dict[str, Any]:
-    drafts = context.user_data.setdefault("drafts", {})
-    return drafts.setdefault(DRAFT, {})
+    return draft_state(context, DRAFT)
 
 
 def _draft(context: XContext) -> ReportDraft:
@@ -115,7 +124,7 @@ def _save(context: XContext, draft: ReportDraft, **extra: Any) -> None:
 
 
 def _drop(context: XContext) -> None:
-    context.user_data.get("drafts", {}).pop(DRAFT, None)
+    drop_draft(context, DRAFT)
 
 
 def _menu_texts(core: Core) -> filters.BaseFilter:
