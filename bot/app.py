@@ -50,7 +50,16 @@ class XContext(CallbackContext[ExtBot, dict[str, Any], dict[str, Any], dict[str,
 class XApplication(Application):
     """Logs one structured line per update: id, chat, user, handler, outcome, milliseconds."""
 
+    active_updates = 0  # updates being handled right now (tests wait for 0)
+
     async def process_update(self, update: object) -> None:
+        XApplication.active_updates += 1
+        try:
+            await self._process_and_log(update)
+        finally:
+            XApplication.active_updates -= 1
+
+    async def _process_and_log(self, update: object) -> None:
         names: list[str] = []
         token = _current_handler.set(names)
         started = time.perf_counter()

@@ -12,7 +12,6 @@ import asyncio
 import datetime as dt
 import html
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -109,10 +108,18 @@ class BroadcastService:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.windows = [_parse_window(w) for w in core.config.broadcast.rush_windows]
-        self._last_progress: dict[int, float] = {}
+        self._last_text: dict[int, str] = {}
         self._locks: dict[int, asyncio.Lock] = {}
+        self._watchers: dict[int, asyncio.Task[None]] = {}
+        self._nearly_done: dict[int, bool] = {}
         if core.outbox is not None:
             core.outbox.on_done(KIND, self._on_delivery)
+        core.closers.append(self.close)
+
+    async def close(self) -> None:
+        for task in list(self._watchers.values()):
+            task.cancel()
+        await asyncio.gather(*self._watchers.values(), return_exceptions=True)
 
     # -- planning ---------------------------------------------------------------------------
 
@@ -280,11 +287,14 @@ class BroadcastService:
         return "\n".join(lines)
 
     async def _on_delivery(self, row: OutboxRow, outcome: str, result: dict[str, Any] | None) -> None:
+        """After each delivery: mark the notice as sending, pin where asked, keep a progress watcher."""
         broadcast_id = int((row.batch or "bc:0").split(":")[1])
-        db, now = self.core.db, self.core.clock.now()
-        await repo.set_state(db, broadcast_id, ("queued",), "sending", now)
+        now = self.core.clock.now()
+        if broadcast_id not in self._watchers:
+            await repo.set_state(self.core.db, broadcast_id, ("queued",), "sending", now)
+            self.watch(broadcast_id)
         if outcome == "sent" and row.payload.get("pin") and row.chat_id < 0 and result:
-            group = await groups_repo.get(db, row.chat_id)
+            group = await groups_repo.get(self.core.db, row.chat_id)
             if group is not None and group.can_pin:
                 await self.core.outbox.enqueue(
                     [
@@ -301,42 +311,69 @@ class BroadcastService:
                         )
                     ]
                 )
-        await self.refresh_progress(broadcast_id)
 
-    async def refresh_progress(self, broadcast_id: int, *, force: bool = False) -> None:
-        """Edit the moderator's message (at most every few seconds) and finish the notice once."""
+    def watch(self, broadcast_id: int) -> None:
+        """One task per notice in progress: edits the moderator's message every few seconds, and
+        writes the final report once (cheap: one indexed count per tick, not one per delivery)."""
+        if broadcast_id in self._watchers:
+            return
+        self._watchers[broadcast_id] = asyncio.create_task(
+            self._watch(broadcast_id), name=f"broadcast-{broadcast_id}"
+        )
+
+    async def _watch(self, broadcast_id: int) -> None:
+        every = self.core.config.broadcast.progress_every_seconds
+        try:
+            while True:
+                finished = await self.refresh_progress(broadcast_id)
+                if finished:
+                    return
+                await asyncio.sleep(min(every, 0.25) if self._nearly_done.get(broadcast_id) else every)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("broadcast %s: progress watcher failed", broadcast_id)
+        finally:
+            self._watchers.pop(broadcast_id, None)
+            self._nearly_done.pop(broadcast_id, None)
+
+    async def refresh_progress(self, broadcast_id: int, *, force: bool = True) -> bool:
+        """Edit the moderator's message with the figures; finish the notice once. True when done."""
         lock = self._locks.setdefault(broadcast_id, asyncio.Lock())
         async with lock:
             db = self.core.db
+            b = await repo.get(db, broadcast_id)
+            if b is None:
+                return True
             figures = await self.figures(broadcast_id)
+            self._nearly_done[broadcast_id] = figures.pending <= 25
             finished_now = figures.finished and await repo.set_state(
                 db, broadcast_id, ("queued", "sending"), "done", self.core.clock.now()
             )
-            every = self.core.config.broadcast.progress_every_seconds
-            last = self._last_progress.get(broadcast_id, 0.0)
-            if not (finished_now or force or time.monotonic() - last >= every):
-                return
-            self._last_progress[broadcast_id] = time.monotonic()
-            b = await repo.get(db, broadcast_id)
-            if b is None or b.progress_chat_id is None or b.progress_message_id is None:
-                return
+            if finished_now or b.state in ("done", "cancelled"):
+                b = await repo.get(db, broadcast_id) or b
+            last = self._last_text.get(broadcast_id)
             text = self.render(b, figures, b.lang)
-            bot = self.core.outbox.bot
-            try:
-                await bot.edit_message_text(
-                    text, chat_id=b.progress_chat_id, message_id=b.progress_message_id
-                )
-            except Exception as exc:  # "not modified" and friends must never stop a broadcast
-                log.debug("broadcast %s: progress edit failed: %s", broadcast_id, exc)
+            if b.progress_chat_id is not None and b.progress_message_id is not None and text != last:
+                self._last_text[broadcast_id] = text
+                try:
+                    await self.core.outbox.bot.edit_message_text(
+                        text, chat_id=b.progress_chat_id, message_id=b.progress_message_id
+                    )
+                except Exception as exc:  # "not modified" and friends must never stop a broadcast
+                    log.debug("broadcast %s: progress edit failed: %s", broadcast_id, exc)
             if finished_now:
                 log.info("broadcast %s finished: %s", broadcast_id, figures)
-                self._last_progress.pop(broadcast_id, None)
+            done = b.state in ("done", "cancelled") or finished_now
+            if done:
+                self._last_text.pop(broadcast_id, None)
                 self._locks.pop(broadcast_id, None)
+            return done
 
     async def resume(self) -> None:
-        """At start-up: finish notices whose rows all completed while we were down."""
+        """At start-up: watch every notice still queued or sending (finishes those completed while down)."""
         for b in await repo.unfinished(self.core.db):
-            await self.refresh_progress(b.id, force=True)
+            self.watch(b.id)
 
     async def recent(self, limit: int = 10) -> list[tuple[repo.Broadcast, Figures]]:
         return [(b, await self.figures(b.id)) for b in await repo.recent(self.core.db, limit)]

@@ -28,6 +28,8 @@ class Core:
     outbox: Any = None  # bot.outbox.Outbox, set by the runtime (typed loosely to avoid an import cycle)
     authz: Any = None  # bot.authz.Authorizer
     _services: dict[type, Any] = field(default_factory=dict)
+    # Called (awaited) at shutdown, before the database closes: services stop their own tasks here.
+    closers: list[Callable[[], Any]] = field(default_factory=list)
 
     def service(self, cls: Callable[[Core], S]) -> S:
         """The one instance of a service class for this process (built on first use)."""

@@ -187,19 +187,30 @@ class Outbox:
     async def _send(self, row: OutboxRow) -> None:
         db, clock = self.core.db, self.core.clock
         bulk = row.priority >= BULK_PRIORITY
+        admitted = False
         try:
             if self._limiter is not None:
                 await self._limiter.acquire(row.chat_id, bulk=bulk)
-            if self._stopping or not await repo.start_sending(db, row.id, clock.now()):
-                return  # stopping, or cancelled/taken meanwhile
+                admitted = True
+            if self._stopping:
+                return  # the row stays pending for the next start
+            # From here on `stop` waits for this send instead of cancelling it: a cancellation while the
+            # row is being marked 'sending' would leave it in doubt (and so never sent).
             self._committed.add(row.chat_id)
+            if not await repo.start_sending(db, row.id, clock.now()):
+                return  # cancelled or taken meanwhile
             method = row.payload["method"]
             params = dict(row.payload.get("params", {}))
             params["chat_id"] = row.chat_id
             try:
-                result = await self._bot.do_api_request(
-                    method, api_kwargs=params, rate_limit_args={"reserved": True}
-                )
+                try:
+                    result = await self._bot.do_api_request(
+                        method, api_kwargs=params, rate_limit_args={"reserved": True}
+                    )
+                finally:
+                    if admitted and self._limiter is not None:
+                        self._limiter.release(row.chat_id, bulk=bulk)  # the slot counts from the answer on
+                        admitted = False
             except RetryAfter as exc:
                 delay = retry_after_seconds(exc)
                 log.warning("outbox: 429 for row %s (chat %s); retry in %.0fs", row.id, row.chat_id, delay)
@@ -246,6 +257,9 @@ class Outbox:
             log.exception("outbox: row %s failed unexpectedly", row.id)
             with contextlib.suppress(Exception):
                 await repo.mark_failed(db, row.id, "internal error", clock.now())
+        finally:
+            if admitted and self._limiter is not None:
+                self._limiter.release(row.chat_id, bulk=bulk)
 
     async def _unreachable(self, row: OutboxRow, reason: str) -> None:
         db, now = self.core.db, self.core.clock.now()

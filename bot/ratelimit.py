@@ -32,13 +32,20 @@ _COUNTED_PREFIXES = ("send", "copy", "forward", "edit", "pin")
 
 
 class _Window:
-    """Times of recent sends; `wait_for(limit)` says how long until one more fits."""
+    """Sends in flight plus the completion times of recent ones.
 
-    __slots__ = ("period", "times")
+    Counting a send from the moment it is admitted until `period` after its answer arrived bounds
+    what the server can see in any window of `period`, whatever the network or event-loop jitter:
+    a send the server received in a window either was still in flight, or was answered less than
+    `period` before, when the newest send of that window was admitted.
+    """
+
+    __slots__ = ("inflight", "period", "times")
 
     def __init__(self, period: float) -> None:
         self.period = period
         self.times: deque[float] = deque()
+        self.inflight = 0
 
     def prune(self, now: float) -> None:
         edge = now - self.period
@@ -47,9 +54,17 @@ class _Window:
 
     def wait_for(self, limit: int, now: float) -> float:
         self.prune(now)
-        if len(self.times) < limit:
+        used = len(self.times) + self.inflight
+        if used < limit:
             return 0.0
-        return self.times[len(self.times) - limit] + self.period - now
+        index = used - limit  # this many completions must age out first
+        if index >= len(self.times):
+            return 0.05  # waiting for answers in flight (a release wakes us earlier)
+        return self.times[index] + self.period - now
+
+    @property
+    def idle(self) -> bool:
+        return not self.times and not self.inflight
 
 
 class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
@@ -60,7 +75,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         bulk_per_second: float = 25.0,
         group_per_minute: int = 20,
         reply_retries: int = 3,
-        safety: float = 0.02,
+        safety: float = 0.0,
     ) -> None:
         self.overall_per_second = overall_per_second
         self.bulk_per_second = bulk_per_second
@@ -88,7 +103,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         if window is None:
             if len(self._groups) > 4096:
                 now = time.monotonic()
-                for key in [k for k, w in self._groups.items() if w.wait_for(1, now) == 0 and not w.times]:
+                for key in [k for k, w in self._groups.items() if (w.prune(now) or True) and w.idle]:
                     del self._groups[key]
             window = self._groups[chat_id] = _Window(self._group_period)
         return window
@@ -107,15 +122,28 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
             delay = max(delay, self._bulk.wait_for(max(1, int(self.bulk_per_second)), now))
         return delay
 
-    def _record(self, chat_id: int | None, bulk: bool, now: float) -> None:
-        self._overall.times.append(now)
+    def _windows(self, chat_id: int | None, bulk: bool) -> list[_Window]:
+        windows = [self._overall]
         if chat_id is not None and chat_id < 0:
-            self._group_window(chat_id).times.append(now)
+            windows.append(self._group_window(chat_id))
         if bulk:
-            self._bulk.times.append(now)
+            windows.append(self._bulk)
+        return windows
+
+    def _record(self, chat_id: int | None, bulk: bool, now: float) -> None:
+        for window in self._windows(chat_id, bulk):
+            window.inflight += 1
+
+    def release(self, chat_id: int | None, *, bulk: bool) -> None:
+        """The send admitted by `acquire` got its answer (or was never made)."""
+        now = time.monotonic()
+        for window in self._windows(chat_id, bulk):
+            window.inflight = max(0, window.inflight - 1)
+            window.times.append(now)
+        self._changed.set()
 
     async def acquire(self, chat_id: int | None, *, bulk: bool) -> None:
-        """Wait until a send fits into every window, then reserve it."""
+        """Wait until a send fits into every window, then admit it; call `release` after the answer."""
         if not bulk:
             self._interactive_waiting += 1
         try:
@@ -166,7 +194,9 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
                 attempts += 1
                 delay = retry_after_seconds(exc)
                 log.warning("429 on %s to %s; retrying the reply in %.1fs", endpoint, chat_id, delay)
-                await asyncio.sleep(float(delay) + 0.05)
+            finally:
+                self.release(chat_id, bulk=bulk)
+            await asyncio.sleep(float(delay) + 0.05)
 
 
 def retry_after_seconds(exc: RetryAfter) -> float:

@@ -11,13 +11,17 @@ shows who filed it: not in cards, lists, exports or texts to anyone but the repo
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
+import io
 import logging
 import math
 import re
+import sys
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, TextIO
 
 from bot import report_categories as rc
@@ -644,29 +648,17 @@ class ReportService:
         messages: list[outbox_repo.NewMessage] = []
         if with_media:
             # Photos, voice and the map pin go just before the card (same priority: kept in order).
+            # One sendPhoto per photo (sendMediaGroup cannot carry plain JSON through PTB's defaults).
             photo_ids = await repo.photos(ex, report.id)
-            if len(photo_ids) == 1:
+            for position, file_id in enumerate(photo_ids, start=1):
+                caption = report.ref if len(photo_ids) == 1 else f"{report.ref} ({position}/{len(photo_ids)})"
                 messages.append(
                     self._message(
                         MEDIA_KIND,
-                        f"{key}:photo",
+                        f"{key}:photo:{position}",
                         chat_id,
                         "sendPhoto",
-                        {"photo": photo_ids[0], "caption": report.ref},
-                        now,
-                        priority,
-                    )
-                )
-            elif photo_ids:
-                media = [{"type": "photo", "media": file_id} for file_id in photo_ids]
-                media[0]["caption"] = report.ref
-                messages.append(
-                    self._message(
-                        MEDIA_KIND,
-                        f"{key}:photos",
-                        chat_id,
-                        "sendMediaGroup",
-                        {"media": media},
+                        {"photo": file_id, "caption": caption},
                         now,
                         priority,
                     )
@@ -1059,6 +1051,24 @@ class ReportService:
         return len(reports)
 
 
+async def export_reports(core: Core, since: dt.date | None, output: str) -> int:
+    """`xiaoge-bot reports export --since DATE --output FILE` ('-' = stdout): CSV, UTF-8 with BOM."""
+    service = core.service(ReportService)
+    first_day = since or dt.date(2000, 1, 1)
+    if output == "-":
+        return await service.export_csv(first_day, sys.stdout)
+    buffer = io.StringIO(newline="")
+    count = await service.export_csv(first_day, buffer)
+    path = Path(output)
+
+    def write() -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
+
+    await asyncio.to_thread(write)
+    return count
+
+
 __all__ = [
     "OPEN_STATUSES",
     "STATUSES",
@@ -1070,5 +1080,6 @@ __all__ = [
     "ReportEvent",
     "ReportRefused",
     "ReportService",
+    "export_reports",
     "haversine_m",
 ]

@@ -139,6 +139,12 @@ class Runtime:
             if app is not None:
                 if self.core is not None and self.core.outbox is not None:
                     await self.core.outbox.stop()
+                if self.core is not None:
+                    for close in self.core.closers:
+                        try:
+                            await close()
+                        except Exception:
+                            log.exception("error while stopping %s", close)
                 if app.updater is not None and app.updater.running:
                     await app.updater.stop()
                 if app.running:

@@ -288,8 +288,7 @@ async def run_sandbox(
     stdin: TextIO | None = None,
     stdout: TextIO | None = None,
 ) -> int:
-    logging.getLogger("xiaoge.updates").setLevel(logging.WARNING)
-    logging.getLogger("xiaoge").setLevel(logging.WARNING)
+    logging.getLogger().setLevel(logging.WARNING)  # the transcript is the output; problems still show
     out = stdout or sys.stdout
     inp = stdin or sys.stdin
     sandbox = Sandbox(config, role=role, lang=lang, stations=stations, out=out)

@@ -86,10 +86,6 @@ class TaskResult:
     # 1-based place on the waitlist for WAITLISTED / ALREADY_WAITLISTED.
     place: int | None = None
 
-    @property
-    def ok(self) -> bool:
-        return self.outcome in (Outcome.OK, Outcome.CLAIMED, Outcome.WAITLISTED)
-
 
 class TaskInvalid(ValueError):
     """A draft that cannot be published; `tasks.invalid.<code>` explains it."""
@@ -566,14 +562,7 @@ class TaskService:
             if coming:
                 claim = await store.set_confirmed(tx, task_id, user_id, now)
                 return TaskResult(Outcome.OK, task, claim)
-            effects = _Effects()
-            effects.tell(
-                task.created_by,
-                "cantgo",
-                "tasks.notice.cant_go",
-                title=task.title,
-                name=await self._name(tx, user_id),
-            )
+            effects = await self._captain_told(tx, task, task.created_by, user_id, "cant_go")
             return await self._leave(tx, before, claim, now, effects)
 
     async def accept(self, task_id: int, user_id: int) -> TaskResult:
@@ -595,13 +584,8 @@ class TaskService:
             if taken is None:
                 return TaskResult(Outcome.FULL, task, claim)
             await self._plan(tx, task, user_id, now)
-            effects = _Effects()
-            effects.tell(
-                claim.assigned_by or task.created_by,
-                "accepted",
-                "tasks.notice.accepted",
-                title=task.title,
-                name=await self._name(tx, user_id),
+            effects = await self._captain_told(
+                tx, task, claim.assigned_by or task.created_by, user_id, "accepted"
             )
             task = await self._changed(tx, before, now, effects)
             return TaskResult(Outcome.CLAIMED, task, taken)
@@ -616,13 +600,8 @@ class TaskService:
             claim = await store.set_claim_state(tx, task_id, user_id, "declined", ("assigned_pending",), now)
             if claim is None:
                 return TaskResult(Outcome.NOT_CLAIMED, task)
-            effects = _Effects()
-            effects.tell(
-                claim.assigned_by or task.created_by,
-                "declined",
-                "tasks.notice.declined",
-                title=task.title,
-                name=await self._name(tx, user_id),
+            effects = await self._captain_told(
+                tx, task, claim.assigned_by or task.created_by, user_id, "declined"
             )
             task = await self._changed(tx, before, now, effects)
             return TaskResult(Outcome.OK, task, claim)
@@ -777,6 +756,15 @@ class TaskService:
     async def _waitlist_place(self, ex: Executor, claim: Claim) -> int:
         waiting = await store.claims(ex, claim.task_id, ("waitlisted",))
         return next((i for i, c in enumerate(waiting, 1) if c.user_id == claim.user_id), len(waiting))
+
+    async def _captain_told(
+        self, tx: Executor, task: Task, captain_id: int, user_id: int, event: str
+    ) -> _Effects:
+        """Effects telling the captain what a courier did (`tasks.notice.<event>`)."""
+        effects = _Effects()
+        name = await self._name(tx, user_id)
+        effects.tell(captain_id, event, f"tasks.notice.{event}", title=task.title, name=name)
+        return effects
 
     async def _name(self, ex: Executor, user_id: int) -> str:
         user = await users_repo.get(ex, user_id)

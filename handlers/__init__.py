@@ -18,7 +18,17 @@ from handlers import core
 from handlers.common import Command
 
 # Feature modules, in registration order; each has `register(app)` and `COMMANDS`.
-FEATURES: tuple[str, ...] = ("handlers.broadcast", "handlers.meetings")
+# handlers.reports after conversations that accept photos (its quick path starts on any private photo),
+# before plain location/photo handlers of other features (its steps wait for a location or photos).
+# handlers.tasks before any plain location handler too: its "nearest first" and posting steps wait
+# for a location inside their conversations.
+FEATURES: tuple[str, ...] = (
+    "handlers.broadcast",
+    "handlers.meetings",
+    "handlers.tasks",
+    "handlers.reports",
+    "handlers.points",
+)
 
 
 def feature_modules() -> list[ModuleType]:

@@ -3,11 +3,9 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 from typing import Any
 
-from dateutil import parser as date_parser
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.ext import (
     Application,
@@ -22,7 +20,17 @@ from bot.app import XContext
 from bot.authz import Perm
 from bot.broadcast import BroadcastError, BroadcastService, Draft
 from bot.runtime import startup_hooks
-from handlers.common import Command, cb, is_private, open_private_button, reply, require
+from bot.timeparse import parse_local_time
+from handlers.common import (
+    Command,
+    cb,
+    draft_state,
+    drop_draft,
+    is_private,
+    open_private_button,
+    reply,
+    require,
+)
 from handlers.core import cancel_conversation, cancel_fallback
 from storage import groups as groups_repo
 from storage import users as users_repo
@@ -43,8 +51,7 @@ def _service(context: XContext) -> BroadcastService:
 
 
 def _draft_state(context: XContext) -> dict[str, Any]:
-    drafts = context.user_data.setdefault("drafts", {})
-    return drafts.setdefault(DRAFT, {})
+    return draft_state(context, DRAFT)
 
 
 def _draft(context: XContext) -> Draft:
@@ -58,7 +65,7 @@ def _save(context: XContext, draft: Draft, **extra: Any) -> None:
 
 
 def _drop(context: XContext) -> None:
-    context.user_data.get("drafts", {}).pop(DRAFT, None)
+    drop_draft(context, DRAFT)
 
 
 # -- entry ------------------------------------------------------------------------------------
@@ -306,27 +313,11 @@ async def ask_when(update: Update, context: XContext) -> int:
     return WHEN
 
 
-def parse_when(text: str, now: dt.datetime, tz: dt.tzinfo) -> dt.datetime | None:
-    """'2026-12-01 15:00' or '15:00' (today, else tomorrow) in local time -> aware UTC, or None."""
-    local_now = now.astimezone(tz)
-    try:
-        parsed = date_parser.parse(
-            text, default=local_now.replace(second=0, microsecond=0, tzinfo=None), yearfirst=True
-        )
-    except (ValueError, OverflowError):
-        return None
-    when = parsed.replace(tzinfo=tz) if parsed.tzinfo is None else parsed
-    has_date = any(sep in text for sep in ("-", "/", "年", "月", "."))
-    if not has_date and when <= local_now:
-        when += dt.timedelta(days=1)
-    return when.astimezone(dt.UTC)
-
-
 async def when_given(update: Update, context: XContext) -> int:
     text = (update.effective_message.text or "").strip()
     core = context.core
     now = core.clock.now()
-    when = parse_when(text, now, core.tz)
+    when = parse_local_time(text, now, core.tz)
     if when is None:
         await reply(update, context, context.t("broadcast.bad_when", text=html.escape(text[:40])))
         return WHEN
@@ -433,7 +424,7 @@ async def stop_broadcast(update: Update, context: XContext) -> None:
         return
     if await _service(context).cancel(broadcast_id):
         await query.answer(context.t("broadcast.cancelled", id=broadcast_id), show_alert=True)
-        await _service(context).refresh_progress(broadcast_id, force=True)
+        await _service(context).refresh_progress(broadcast_id)
     else:
         await query.answer(context.t("broadcast.cancel_too_late", id=broadcast_id), show_alert=True)
 

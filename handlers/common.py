@@ -19,6 +19,7 @@ from telegram.ext import filters
 from bot.app import XContext
 from bot.authz import ANONYMOUS_ADMIN_ID, POLICY, Actor, Perm
 from bot.i18n import Catalog
+from storage import users as users_repo
 
 MAX_CALLBACK_BYTES = 64
 
@@ -135,5 +136,33 @@ def open_private_button(
     )
 
 
+def draft_state(context: XContext, name: str) -> dict[str, Any]:
+    """A conversation's draft in user_data["drafts"][name] (persisted; JSON values only)."""
+    drafts = context.user_data.setdefault("drafts", {})
+    return drafts.setdefault(name, {})
+
+
+def drop_draft(context: XContext, name: str) -> None:
+    context.user_data.get("drafts", {}).pop(name, None)
+
+
 def stale_button_text(context: XContext) -> str:
     return context.t("error.stale_button")
+
+
+def parse_int(text: str) -> int | None:
+    """A whole number typed by a user ("+5", "-3", "12"), or None."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
+
+
+async def find_user(context: XContext, who: str) -> int | None:
+    """A known user by id ("123456789") or @username; None if the bot never saw them."""
+    db = context.core.db
+    if who.lstrip("-").isdigit():
+        record = await users_repo.get(db, int(who))
+    else:
+        record = await users_repo.find_by_username(db, who)
+    return record.id if record else None

@@ -471,10 +471,13 @@ async def on_error(update: object, context: XContext) -> None:
     if not isinstance(update, Update) or chat_id is None:
         return
     try:
+        # The error handler gets a fresh context: look the user's language up again.
+        lang = await context.core.user_lang(user_id) if user_id is not None else context.lang
+        text = context.core.t(lang, "error.generic")
         if update.callback_query is not None:
-            await update.callback_query.answer(context.t("error.generic"), show_alert=True)
+            await update.callback_query.answer(text, show_alert=True)
         else:
-            await context.bot.send_message(chat_id, context.t("error.generic"))
+            await context.bot.send_message(chat_id, text)
     except Exception:
         log.warning("could not tell chat %s about the error", chat_id, exc_info=True)
 

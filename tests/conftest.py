@@ -14,6 +14,7 @@ file and the fake Telegram's world) and starts again; `bot.clock` is a FakeClock
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import logging
@@ -70,9 +71,23 @@ class BotHarness:
     async def settle(self, timeout: float = 5.0) -> None:
         """Wait until the bot fetched every update, handled it, and the outbox has nothing due."""
         await self.tg.idle(timeout)
+        await self._handled(timeout)
         if self.runtime is not None and self.runtime.core is not None:
             await self.core.outbox.idle(timeout)
         await self.tg.idle(timeout)
+        await self._handled(timeout)
+
+    async def _handled(self, timeout: float) -> None:
+        """No update waiting in the application's queue or being handled."""
+        if self.runtime is None or self.runtime.app is None:
+            return
+        app = self.runtime.app
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while app.update_queue.qsize() or type(app).active_updates or self.tg.pending_updates():
+            if loop.time() > deadline:
+                raise AssertionError("the bot did not finish handling its updates in time")
+            await asyncio.sleep(0.01)
 
     async def advance(self, **delta: float) -> None:
         """Move the clock (e.g. hours=24) and let due outbox rows go out."""

@@ -167,6 +167,11 @@ async def test_scheduled_send_at_a_time(bot, tg, clock):
     await chat.expect_message(contains="看不懂")
     await chat.send("2026-11-25 08:00")
     await chat.expect_message(contains="已经过去")
+    await chat.send("明天下午3点")
+    preview = await chat.expect_message(contains="预览")
+    assert "2026-11-26 15:00" in preview.text
+    await (await chat.press("⏰ 定时发送")).wait()
+    await chat.expect_message(contains="发送时间")
     await chat.send("2026-11-25 15:00")
     preview = await chat.expect_message(contains="预览")
     assert "2026-11-25 15:00" in preview.text
@@ -232,7 +237,12 @@ async def test_restart_mid_broadcast_resumes_without_duplicates(bot, tg):
     await bot.start()
     await bot.settle()
     for chat_id in ids:
-        assert len(delivered(tg, chat_id, "断点续传")) == 1, chat_id
+        row = await outbox_repo.get_by_key(bot.db, f"{broadcast.batch}:{chat_id}")
+        assert len(delivered(tg, chat_id, "断点续传")) == 1, (chat_id, row)
+    for _ in range(100):  # the progress watcher finishes the notice on its next tick
+        if (await bc_repo.get(bot.db, broadcast.id)).state == "done":
+            break
+        await __import__("asyncio").sleep(0.05)
     assert (await bc_repo.get(bot.db, broadcast.id)).state == "done"
 
 

@@ -196,3 +196,56 @@ async def test_commands_registered_per_scope_and_language(bot, tg):
     langs = {c.params.get("language_code") for c in calls}
     assert {"zh", "en"} <= langs
     assert scopes  # private, groups, admins
+
+
+async def test_webhook_mode(tg, tmp_path, clock):
+    """Webhook mode: PTB's webhook server receives the updates the (fake) Telegram POSTs to it."""
+    import dataclasses
+    import socket
+
+    from bot.runtime import Runtime
+    from tests.conftest import make_config
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = make_config(tg, tmp_path / "wh.sqlite3")
+    config = dataclasses.replace(
+        config,
+        telegram=dataclasses.replace(
+            config.telegram,
+            mode="webhook",
+            webhook_listen="127.0.0.1",
+            webhook_port=port,
+            webhook_url=f"http://127.0.0.1:{port}",  # the real config insists on https
+            webhook_path="hook",
+            webhook_secret_token="s3cret-token",
+        ),
+    )
+    runtime = Runtime(config, clock=clock)
+    await runtime.start()
+    try:
+        assert tg.calls_to("setWebhook")[-1].params["url"] == f"http://127.0.0.1:{port}/hook"
+        chat = tg.private(tg.user(1101, "小韩"))
+        await chat.send("/start")
+        await chat.expect_message(contains="你好，小韩")
+    finally:
+        await runtime.stop()
+
+
+async def test_network_errors_do_not_stop_the_bot(bot, tg):
+    tg.server.fail_next("getUpdates", 502, "Bad Gateway", times=2)
+    tg.server.fail_next("getUpdates", 429, "Too Many Requests: retry after 1", retry_after=1)
+    chat = tg.private(tg.user(1102, "小冯"))
+    await chat.send("/start")
+    await chat.expect_message(contains="你好", timeout=15)
+
+
+async def test_error_in_a_handler_is_answered_in_the_users_language(bot, tg):
+    chat = tg.private(tg.user(1103, "Feng", language_code="en"))
+    tg.server.fail_next("sendMessage", 400, "Bad Request: something unexpected", chat_id=1103)
+    await chat.send("/start")
+    msg = await chat.expect_message(contains="something went wrong")
+    assert "Bad Request" not in msg.text and "Traceback" not in msg.text
+    await chat.send("/start")
+    await chat.expect_message(contains="Hi Feng")

@@ -177,7 +177,8 @@ async def test_submit_stores_photos_event_and_card(svc, db):
         ("submit", None, "new", COURIER)
     ]
     sent = await rows(db)
-    assert [r.payload["method"] for r in sent] == ["sendMediaGroup", "sendLocation", "sendMessage"]
+    assert [r.payload["method"] for r in sent] == ["sendPhoto", "sendPhoto", "sendLocation", "sendMessage"]
+    assert sent[1].payload["params"]["caption"] == "H-0001 (2/2)"
     assert all(r.chat_id == MOD_CHAT for r in sent)
     card = sent[-1]
     assert card.kind == CARD_KIND and card.dedup_key == f"rp:{report.id}:card"
@@ -597,3 +598,43 @@ async def test_outbox_hook_records_cards(svc, db):
     await hooks[CARD_KIND](row, "failed", None)
     await hooks[CARD_KIND](row, "sent", {"message_id": 77})
     assert await repo.cards(db, report.id) == [(MOD_CHAT, 77)]
+
+
+def test_cli_export(tmp_path):
+    """`xiaoge-bot reports export --since DATE` writes the CSV (BOM, anonymity) through bot.reports."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    db_path = tmp_path / "db.sqlite3"
+    cfg = tmp_path / "config.toml"
+    cfg.write_text(f'[storage]\npath = "{db_path}"\n', encoding="utf-8")
+
+    async def seed():
+        db = await Database(db_path).open()
+        await db.migrate()
+        core = Core(config=parse_config({}, env={}), clock=FakeClock(), db=db, catalog=Catalog.load())
+        await users.touch(
+            db, user_id=COURIER, first_name="小王", last_name=None, username="wangxg", language_code="zh",
+            now=core.clock.now(), private_chat=True,
+        )  # fmt: skip
+        await core.service(ReportService).submit(COURIER, grievance(anonymous=True))
+        await db.close()
+
+    asyncio.run(seed())
+    env = {k: v for k, v in os.environ.items() if k != "XIAOGE_BOT_TOKEN"}
+    env["PYTHONPATH"] = str(root)
+    out = tmp_path / "out" / "reports.csv"
+    result = subprocess.run(
+        [sys.executable, "-m", "bot.cli", "reports", "export", "--since", "2026-11-01", "-o", str(out),
+         "--config", str(cfg)],
+        capture_output=True, text=True, cwd=root, env=env, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "exported 1 report(s)" in result.stderr
+    data = out.read_bytes()
+    assert data.startswith(b"\xef\xbb\xbf")
+    text = data.decode("utf-8-sig")
+    assert "G-0001" in text and "匿名" in text and "wangxg" not in text

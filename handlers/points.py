@@ -1,0 +1,169 @@
+"""Points (志愿分): /points (balance, history), /rank [area] (this month's 金牌哨兵), /redeem <n> (a
+one-time code for a station); moderators /adjust, moderators and station keepers /confirmcode."""
+
+from __future__ import annotations
+
+from telegram import Update
+from telegram.ext import Application, CommandHandler
+
+from bot.app import XContext
+from bot.authz import Perm
+from bot.points import PointsResult, PointsService
+from handlers.common import Command, find_user, is_private, parse_int, reply, require
+from storage import users as users_repo
+
+COMMANDS = [
+    Command("points", "points.cmd.points", scope="private"),
+    Command("rank", "points.cmd.rank"),
+    Command("redeem", "points.cmd.redeem", scope="private"),
+    Command("adjust", "points.cmd.adjust", perm=Perm.POINTS_ADJUST),
+    Command("confirmcode", "points.cmd.confirmcode", perm=Perm.POINTS_REDEEM_CONFIRM),
+]
+MEDALS = ("🥇", "🥈", "🥉")
+
+
+def _points(context: XContext) -> PointsService:
+    return context.core.service(PointsService)
+
+
+def _points_text(context: XContext, result: PointsResult) -> str:
+    return context.t(f"points.outcome.{result.outcome.value}", balance=result.balance or 0)
+
+
+async def points(update: Update, context: XContext) -> None:
+    service = _points(context)
+    user_id = update.effective_user.id
+    t = context.t
+    lines = [t("points.balance", balance=await service.balance(user_id))]
+    history = await service.history(user_id)
+    if history:
+        lines += ["", t("points.history_title")]
+        for entry in history:
+            reason = f"points.reason.{entry.reason}"
+            lines.append(
+                t(
+                    "points.history_line",
+                    when=entry.created_at.astimezone(context.core.tz).strftime("%m-%d"),
+                    delta=f"{entry.delta:+d}",
+                    reason=t(reason) if context.core.catalog.has(reason) else entry.reason,
+                    note=f"（{entry.note}）" if entry.note else "",
+                )
+            )
+    lines += ["", t("points.hint")]
+    await reply(update, context, "\n".join(lines))
+
+
+async def rank(update: Update, context: XContext) -> None:
+    """/rank [area]: this month's 金牌哨兵, overall or in one area."""
+    area = " ".join(context.args or []).strip() or None
+    board = await _points(context).rank(update.effective_user.id, area=area)
+    t = context.t
+    lines = [
+        t(
+            "points.rank.title",
+            month=board.month.month,
+            year=board.month.year,
+            area=area or t("points.rank.all"),
+        )
+    ]
+    if not board.top:
+        lines.append(t("points.rank.empty"))
+    for entry in board.top:
+        medal = MEDALS[entry.place - 1] if entry.place <= len(MEDALS) else f"{entry.place}."
+        lines.append(t("points.rank.line", medal=medal, name=entry.name, points=entry.points))
+    if board.own is not None and board.own.place > len(board.top):
+        lines += ["…", t("points.rank.own", place=board.own.place, points=board.own.points)]
+    elif board.own is None and is_private(update):
+        lines += ["", t("points.rank.own_none")]
+    await reply(update, context, "\n".join(lines))
+
+
+async def redeem(update: Update, context: XContext) -> None:
+    """/redeem <points>: a one-time code to show at a station."""
+    args = list(context.args or [])
+    service = _points(context)
+    if len(args) != 1 or parse_int(args[0]) is None:
+        balance = await service.balance(update.effective_user.id)
+        await reply(update, context, context.t("points.redeem.usage", balance=balance))
+        return
+    result = await service.request_code(update.effective_user.id, int(args[0]))
+    if not result.ok or result.code is None:
+        await reply(update, context, _points_text(context, result))
+        return
+    code = result.code
+    await reply(
+        update,
+        context,
+        context.t(
+            "points.redeem.code",
+            code=code.code,
+            points=code.points,
+            minutes=context.core.config.tasks.redeem_code_minutes,
+            until=code.expires_at.astimezone(context.core.tz).strftime("%H:%M"),
+        ),
+    )
+
+
+async def adjust(update: Update, context: XContext) -> None:
+    """/adjust <user id | @username> <+n | -n> <reason>"""
+    args = list(context.args or [])
+    if len(args) < 3 or parse_int(args[1]) is None:
+        if await require(update, context, Perm.POINTS_ADJUST):
+            await reply(update, context, context.t("points.adjust.usage"))
+        return
+    user_id = await find_user(context, args[0])
+    record = await users_repo.get(context.core.db, user_id) if user_id is not None else None
+    if not await require(update, context, Perm.POINTS_ADJUST, record.area if record else None):
+        return
+    if record is None:
+        await reply(update, context, context.t("roles.unknown_user", who=args[0]))
+        return
+    result = await _points(context).adjust(
+        record.id, int(args[1]), " ".join(args[2:]), update.effective_user.id
+    )
+    if result.ok:
+        await reply(
+            update,
+            context,
+            context.t(
+                "points.adjust.done",
+                name=record.display_name,
+                delta=f"{int(args[1]):+d}",
+                balance=result.balance,
+            ),
+        )
+        return
+    await reply(update, context, _points_text(context, result))
+
+
+async def confirm_code(update: Update, context: XContext) -> None:
+    """/confirmcode <code>: a station confirms a courier's redeem code."""
+    if not await require(update, context, Perm.POINTS_REDEEM_CONFIRM):
+        return
+    code = "".join(context.args or [])
+    if not code:
+        await reply(update, context, context.t("points.confirm.usage"))
+        return
+    result = await _points(context).confirm_code(code, update.effective_user.id)
+    if result.ok and result.code is not None:
+        record = await users_repo.get(context.core.db, result.code.user_id)
+        await reply(
+            update,
+            context,
+            context.t(
+                "points.confirm.done",
+                name=record.display_name if record else str(result.code.user_id),
+                points=result.code.points,
+                balance=result.balance,
+            ),
+        )
+        return
+    await reply(update, context, _points_text(context, result))
+
+
+def register(app: Application) -> None:
+    app.add_handler(CommandHandler("points", points))
+    app.add_handler(CommandHandler("rank", rank))
+    app.add_handler(CommandHandler("redeem", redeem))
+    app.add_handler(CommandHandler("adjust", adjust))
+    app.add_handler(CommandHandler("confirmcode", confirm_code))

@@ -1,0 +1,948 @@
+"""Wish wall (心愿墙).
+
+Couriers: /wishes (and the 🙌 menu button) pages open tasks with 认领 / 候补 buttons, nearest first
+after "📍 离我最近"; /mytasks with 取消认领; the reminder's 我会到 / 去不了; a captain's invitation.
+Captains and moderators: /newtask (a conversation ending in a preview), /tasks -> one task's roster
+(done / no-show after the start, stop claims, cancel), /assign. Points are in handlers/points.py.
+
+Every button re-reads the task and re-checks the role (callback data is never trusted): the service
+re-checks task and claim state, `require` checks the role for the task's area.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import replace
+from typing import Any
+
+from telegram import InlineKeyboardButton, InlineKeyboardMarkup, KeyboardButton, ReplyKeyboardMarkup, Update
+from telegram.error import BadRequest, Forbidden
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot.app import XContext
+from bot.authz import Perm
+from bot.tasks import Outcome, TaskDraft, TaskInvalid, TaskResult, TaskService, cb
+from bot.timeparse import parse_local_time
+from handlers.common import (
+    Command,
+    find_user,
+    is_private,
+    main_menu,
+    menu_text,
+    notify,
+    parse_int,
+    reply,
+    require,
+)
+from handlers.core import cancel_conversation, cancel_fallback
+from storage import groups as groups_repo
+from storage.tasks import Task, TaskCount
+
+COMMANDS = [
+    Command("wishes", "tasks.cmd.wishes"),
+    Command("mytasks", "tasks.cmd.mytasks", scope="private"),
+    Command("newtask", "tasks.cmd.newtask", scope="private", perm=Perm.TASKS_POST),
+    Command("tasks", "tasks.cmd.tasks", scope="private", perm=Perm.TASKS_MANAGE),
+    Command("assign", "tasks.cmd.assign", perm=Perm.TASKS_MANAGE),
+]
+
+# Posting conversation states.
+TITLE, DESCRIPTION, START, END, PLACE, AREA, SLOTS, POINTS, DEADLINE, DETAILS, PREVIEW = range(11)
+# Nearest-first conversation state.
+NEAR = 20
+DRAFT = "tasks"
+GROUPS = "tasks_groups"
+SKIP = {"-", "—", "无", "跳过", "skip"}
+# Which step to go back to when the preview finds a problem.
+STEP_OF = {
+    "title_empty": TITLE,
+    "title_too_long": TITLE,
+    "description_too_long": DESCRIPTION,
+    "start_missing": START,
+    "start_past": START,
+    "end_before_start": END,
+    "place_missing": PLACE,
+    "place_too_long": PLACE,
+    "location_invalid": PLACE,
+    "area_too_long": AREA,
+    "slots_range": SLOTS,
+    "points_range": POINTS,
+    "deadline_past": DEADLINE,
+    "deadline_after_start": DEADLINE,
+    "details_too_long": DETAILS,
+}
+ASK = {
+    TITLE: "tasks.post.ask_title",
+    DESCRIPTION: "tasks.post.ask_description",
+    START: "tasks.post.ask_start",
+    END: "tasks.post.ask_end",
+    PLACE: "tasks.post.ask_place",
+    AREA: "tasks.post.ask_area",
+    SLOTS: "tasks.post.ask_slots",
+    POINTS: "tasks.post.ask_points",
+    DEADLINE: "tasks.post.ask_deadline",
+    DETAILS: "tasks.post.ask_details",
+}
+# One-tap answers offered under some questions.
+QUICK = {SLOTS: (1, 2, 3, 5, 10), POINTS: (0, 5, 10, 20)}
+OPTIONAL = {DESCRIPTION, END, AREA, DEADLINE, DETAILS}
+
+
+def _tasks(context: XContext) -> TaskService:
+    return context.core.service(TaskService)
+
+
+def _args(query_data: str | None) -> list[str]:
+    """The arguments after `tk:<action>:`."""
+    return (query_data or "").split(":")[2:]
+
+
+async def _ids(update: Update, context: XContext, count: int, choices: str = "") -> list[int] | None:
+    """The first `count` numeric arguments of a pressed button (and, with `choices`, a last one of
+    those letters, returned as 1 for the first letter and 0 otherwise); None, after telling the
+    user the button is stale, when the data does not look right."""
+    args = _args(update.callback_query.data)
+    try:
+        values = [int(a) for a in args[:count]]
+    except ValueError:
+        values = []
+    if choices:
+        if len(args) != count + 1 or args[count] not in choices:
+            values = []
+        else:
+            values.append(int(args[count] == choices[0]))
+    if len(values) != count + bool(choices):
+        await update.callback_query.answer(context.t("error.stale_button"), show_alert=True)
+        return None
+    return values
+
+
+def _outcome_text(context: XContext, result: TaskResult) -> str:
+    return context.t(
+        f"tasks.outcome.{result.outcome.value}",
+        title=result.task.title if result.task else "",
+        place=result.place or "",
+        hours=context.core.config.tasks.withdraw_hours,
+    )
+
+
+def _markup(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup | None:
+    rows = [row for row in rows if row]
+    if not rows:
+        return None
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(text, callback_data=data) for text, data in row] for row in rows]
+    )
+
+
+# -- the wall -----------------------------------------------------------------------------------
+
+
+def _location(context: XContext) -> tuple[tuple[float, float] | None, dt.datetime | None]:
+    """The user's last shared location (user_data["location"] = {"lat", "lon", "at"}), if any."""
+    saved = context.user_data.get("location") if context.user_data is not None else None
+    if not isinstance(saved, dict):
+        return None, None
+    try:
+        return (float(saved["lat"]), float(saved["lon"])), dt.datetime.fromisoformat(saved["at"])
+    except (KeyError, TypeError, ValueError):
+        return None, None
+
+
+def _item_lines(context: XContext, n: int, task: Task) -> list[str]:
+    """A task in a list: number, title, points, time, place."""
+    t = context.t
+    return [
+        "",
+        t("tasks.wall.item", n=n, title=task.title, points=task.points),
+        t("tasks.card.when", when=_tasks(context).format_span(task, context.lang)),
+        t("tasks.card.place", place=task.place_text or t("tasks.card.place_pin")),
+    ]
+
+
+async def _wall_view(context: XContext, page: int) -> tuple[str, InlineKeyboardMarkup | None]:
+    service = _tasks(context)
+    location, located_at = _location(context)
+    wall = await service.wall(page, location=location, located_at=located_at)
+    t = context.t
+    if not wall.items:
+        return t("tasks.wall.empty"), None
+    lines = [
+        t("tasks.wall.title", page=wall.page + 1, pages=wall.pages),
+        t("tasks.wall.by_distance" if wall.by_distance else "tasks.wall.by_time"),
+    ]
+    rows: list[list[tuple[str, str]]] = []
+    for n, item in enumerate(wall.items, 1):
+        task = item.count.task
+        lines += _item_lines(context, n, task)
+        if item.distance_m is not None:
+            lines.append(t("tasks.wall.distance", km=f"{item.distance_m / 1000:.1f}"))
+        if item.count.left:
+            lines.append(t("tasks.wall.left", left=item.count.left, slots=task.slots))
+            rows.append([(t("tasks.button.claim_n", n=n), cb("cl", task.id))])
+        else:
+            lines.append(t("tasks.wall.full", waiting=item.count.waiting))
+            rows.append([(t("tasks.button.waitlist_n", n=n), cb("wl", task.id))])
+    nav = []
+    if wall.page > 0:
+        nav.append((t("tasks.button.prev"), cb("pg", wall.page - 1)))
+    if wall.page + 1 < wall.pages:
+        nav.append((t("tasks.button.next"), cb("pg", wall.page + 1)))
+    rows.append(nav)
+    if not wall.by_distance:
+        rows.append([(t("tasks.button.near"), cb("near"))])
+    return "\n".join(lines), _markup(rows)
+
+
+async def wishes(update: Update, context: XContext) -> None:
+    text, markup = await _wall_view(context, 0)
+    await reply(update, context, text, reply_markup=markup)
+
+
+async def wall_page(update: Update, context: XContext) -> None:
+    query = update.callback_query
+    values = await _ids(update, context, 1)
+    if values is None:
+        return
+    await query.answer()
+    text, markup = await _wall_view(context, values[0])
+    await query.edit_message_text(text, reply_markup=markup)
+
+
+async def ask_location(update: Update, context: XContext) -> int:
+    await update.callback_query.answer()
+    keyboard = ReplyKeyboardMarkup(
+        [[KeyboardButton(context.t("tasks.button.share_location"), request_location=True)]],
+        resize_keyboard=True,
+        one_time_keyboard=True,
+    )
+    await reply(update, context, context.t("tasks.wall.ask_location"), reply_markup=keyboard)
+    return NEAR
+
+
+async def location_given(update: Update, context: XContext) -> int:
+    location = update.effective_message.location
+    context.user_data["location"] = {
+        "lat": location.latitude,
+        "lon": location.longitude,
+        "at": context.core.clock.now().isoformat(),
+    }
+    text, markup = await _wall_view(context, 0)
+    if is_private(update):
+        await reply(update, context, context.t("tasks.wall.sorted"), reply_markup=main_menu(context))
+    await reply(update, context, text, reply_markup=markup)
+    return ConversationHandler.END
+
+
+# -- courier buttons --------------------------------------------------------------------------
+
+
+async def _send_private(context: XContext, user_id: int, text: str, markup: Any = None) -> bool:
+    """Write to the user's private chat; False when they never opened it or blocked the bot."""
+    try:
+        await context.bot.send_message(user_id, text, reply_markup=markup)
+    except (Forbidden, BadRequest):
+        return False
+    return True
+
+
+async def _claimed_message(context: XContext, task_id: int, user_id: int) -> str:
+    """What a courier holding a slot gets: the card, the private details, a withdraw button."""
+    service = _tasks(context)
+    count = await service.get(task_id)
+    assert count is not None
+    lines = [
+        _outcome_text(context, TaskResult(Outcome.CLAIMED, count.task)),
+        "",
+        service.card_text(count, context.lang),
+    ]
+    details = await service.private_details(task_id, user_id)
+    if details:
+        lines += ["", context.t("tasks.reminder.details", details=details)]
+    return "\n".join(lines)
+
+
+async def _after_claim(update: Update, context: XContext, result: TaskResult) -> None:
+    query = update.callback_query
+    user_id = update.effective_user.id
+    if result.task is None:  # no such task (any more)
+        await query.answer(_outcome_text(context, result)[:200], show_alert=True)
+        return
+    if result.outcome is Outcome.CLAIMED:
+        text = await _claimed_message(context, result.task.id, user_id)
+        markup = _markup([[(context.t("tasks.button.withdraw"), cb("wd", result.task.id))]])
+        sent = await _send_private(context, user_id, text, markup)
+        toast = _outcome_text(context, result)
+        if not sent:
+            toast += "\n" + context.t("tasks.open_private")
+        await query.answer(toast[:200], show_alert=not sent)
+        return
+    if result.outcome is Outcome.FULL and is_private(update):
+        await query.answer()
+        markup = _markup([[(context.t("tasks.button.waitlist"), cb("wl", result.task.id))]])
+        await reply(update, context, _outcome_text(context, result), reply_markup=markup)
+        return
+    await query.answer(_outcome_text(context, result)[:200], show_alert=True)
+
+
+async def claim(update: Update, context: XContext) -> None:
+    values = await _ids(update, context, 1)
+    if values is None:
+        return
+    await _after_claim(update, context, await _tasks(context).claim(values[0], update.effective_user.id))
+
+
+async def join_waitlist(update: Update, context: XContext) -> None:
+    values = await _ids(update, context, 1)
+    if values is None:
+        return
+    await _after_claim(
+        update, context, await _tasks(context).join_waitlist(values[0], update.effective_user.id)
+    )
+
+
+async def withdraw(update: Update, context: XContext) -> None:
+    query = update.callback_query
+    values = await _ids(update, context, 1)
+    if values is None:
+        return
+    user_id = update.effective_user.id
+    result = await _tasks(context).withdraw(values[0], user_id)
+    if result.outcome is Outcome.OK:
+        await query.answer(context.t("tasks.withdrawn"), show_alert=True)
+        if _args(query.data)[1:] == ["m"]:
+            text, markup = await _my_tasks_view(context, user_id)
+            await query.edit_message_text(text, reply_markup=markup)
+        else:
+            await query.edit_message_reply_markup(None)
+        return
+    await query.answer(_outcome_text(context, result)[:200], show_alert=True)
+
+
+async def confirm(update: Update, context: XContext) -> None:
+    """The 24 h reminder's 我会到 (y) / 去不了 (n)."""
+    query = update.callback_query
+    values = await _ids(update, context, 1, choices="yn")
+    if values is None:
+        return
+    task_id, coming = values[0], bool(values[1])
+    result = await _tasks(context).confirm(task_id, update.effective_user.id, coming)
+    if result.outcome is Outcome.OK:
+        await query.answer(context.t("tasks.confirmed" if coming else "tasks.cant_go_done"), show_alert=True)
+        await query.edit_message_reply_markup(None)
+        return
+    await query.answer(_outcome_text(context, result)[:200], show_alert=True)
+
+
+async def answer_assignment(update: Update, context: XContext) -> None:
+    query = update.callback_query
+    values = await _ids(update, context, 1, choices="yn")
+    if values is None:
+        return
+    service = _tasks(context)
+    user_id = update.effective_user.id
+    if not values[1]:
+        result = await service.decline(values[0], user_id)
+        if result.outcome is Outcome.OK:
+            await query.answer(context.t("tasks.declined"))
+            await query.edit_message_reply_markup(None)
+            return
+        await query.answer(_outcome_text(context, result)[:200], show_alert=True)
+        return
+    result = await service.accept(values[0], user_id)
+    if result.outcome is Outcome.CLAIMED:
+        await query.edit_message_reply_markup(None)
+    await _after_claim(update, context, result)
+
+
+async def _my_tasks_view(context: XContext, user_id: int) -> tuple[str, InlineKeyboardMarkup | None]:
+    service = _tasks(context)
+    mine = await service.my_tasks(user_id)
+    t = context.t
+    if not mine:
+        return t("tasks.mine.empty"), None
+    lines = [t("tasks.mine.title")]
+    rows: list[list[tuple[str, str]]] = []
+    for n, item in enumerate(mine, 1):
+        task = item.count.task
+        lines += _item_lines(context, n, task)
+        lines.append(t(f"tasks.mine.{item.claim.state}", place=item.place or ""))
+        if item.claim.state == "claimed":
+            details = await service.private_details(task.id, user_id)
+            if details:
+                lines.append(t("tasks.reminder.details", details=details))
+        if item.claim.state in ("claimed", "waitlisted"):
+            # "m": pressed in this list, which is then redrawn (elsewhere the button just goes away).
+            rows.append([(t("tasks.button.withdraw_n", n=n), cb("wd", task.id, "m"))])
+        elif item.claim.state == "assigned_pending":
+            rows.append(
+                [
+                    (t("tasks.button.accept"), cb("as", task.id, "y")),
+                    (t("tasks.button.decline"), cb("as", task.id, "n")),
+                ]
+            )
+    return "\n".join(lines), _markup(rows)
+
+
+async def my_tasks(update: Update, context: XContext) -> None:
+    text, markup = await _my_tasks_view(context, update.effective_user.id)
+    await reply(update, context, text, reply_markup=markup)
+
+
+# -- posting (captains, moderators) -------------------------------------------------------------
+
+
+def _draft(context: XContext) -> TaskDraft:
+    return TaskDraft.from_json(context.user_data.setdefault("drafts", {}).get(DRAFT, {}))
+
+
+def _save(context: XContext, draft: TaskDraft) -> None:
+    context.user_data.setdefault("drafts", {})[DRAFT] = draft.to_json()
+
+
+def _drop(context: XContext) -> None:
+    drafts = context.user_data.get("drafts", {})
+    drafts.pop(DRAFT, None)
+    drafts.pop(GROUPS, None)
+
+
+def _chosen_groups(context: XContext) -> tuple[list[int], list[int]]:
+    """(the groups the card may go to, those chosen) as kept beside the draft."""
+    saved = context.user_data.setdefault("drafts", {}).get(GROUPS, {})
+    return list(saved.get("all", [])), list(saved.get("chosen", []))
+
+
+def _save_groups(context: XContext, candidates: list[int], chosen: list[int]) -> None:
+    context.user_data.setdefault("drafts", {})[GROUPS] = {"all": candidates, "chosen": chosen}
+
+
+async def _ask(update: Update, context: XContext, state: int, **values: Any) -> int:
+    """Ask for a step; one-tap buttons for the usual answers (typing works too)."""
+    t = context.t
+    rows = [[(str(n), cb("in", n)) for n in QUICK.get(state, ())]]
+    if state in OPTIONAL:
+        rows.append([(t("tasks.button.skip"), cb("in", "-"))])
+    await reply(update, context, t(ASK[state], **values), reply_markup=_markup(rows))
+    return state
+
+
+def _pressed(step: Any) -> Any:
+    """A step's answer given by a button (`tk:in:<value>`) instead of a message."""
+
+    async def pressed(update: Update, context: XContext) -> int:
+        query = update.callback_query
+        await query.answer()
+        await query.edit_message_reply_markup(None)
+        return await step(update, context)
+
+    pressed.__qualname__ = f"pressed({step.__name__})"
+    return pressed
+
+
+async def new_task(update: Update, context: XContext) -> int:
+    if not is_private(update):
+        await reply(update, context, context.t("error.private_only"))
+        return ConversationHandler.END
+    if not await require(update, context, Perm.TASKS_POST):
+        return ConversationHandler.END
+    _save(context, TaskDraft())
+    return await _ask(update, context, TITLE)
+
+
+def _text(update: Update) -> str:
+    """The answer to the current step: the message's text, or the pressed `tk:in:<value>`."""
+    if update.callback_query is not None:
+        return ":".join(_args(update.callback_query.data))
+    return (update.effective_message.text or "").strip()
+
+
+async def got_title(update: Update, context: XContext) -> int:
+    draft = replace(_draft(context), title=_text(update))
+    _save(context, draft)
+    return await _ask(update, context, DESCRIPTION)
+
+
+async def got_description(update: Update, context: XContext) -> int:
+    text = _text(update)
+    _save(context, replace(_draft(context), description="" if text in SKIP else text))
+    return await _ask(update, context, START, tz=context.core.config.bot.timezone)
+
+
+async def got_start(update: Update, context: XContext) -> int:
+    when = parse_local_time(_text(update), context.core.clock.now(), context.core.tz)
+    if when is None:
+        await reply(update, context, context.t("tasks.post.bad_time"))
+        return START
+    _save(context, replace(_draft(context), starts_at=when))
+    return await _ask(update, context, END)
+
+
+async def got_end(update: Update, context: XContext) -> int:
+    text = _text(update)
+    draft = _draft(context)
+    end = None
+    if text not in SKIP:
+        assert draft.starts_at is not None
+        end = parse_local_time(text, draft.starts_at, context.core.tz)
+        if end is None:
+            await reply(update, context, context.t("tasks.post.bad_time"))
+            return END
+    _save(context, replace(draft, ends_at=end))
+    return await _ask(update, context, PLACE)
+
+
+async def got_place(update: Update, context: XContext) -> int:
+    message = update.effective_message
+    draft = _draft(context)
+    if message.location is not None:
+        values = {"lat": message.location.latitude, "lon": message.location.longitude}
+        if message.venue is not None:
+            values["place_text"] = f"{message.venue.title} {message.venue.address}".strip()
+    else:
+        values = {"place_text": _text(update)}
+    _save(context, replace(draft, **values))
+    return await _ask(update, context, AREA, areas=await _area_hint(update, context))
+
+
+async def _area_hint(update: Update, context: XContext) -> str:
+    areas = await context.core.authz.areas_for(update.effective_user.id, Perm.TASKS_POST)
+    return "、".join(sorted(areas)) if areas else context.t("tasks.post.any_area")
+
+
+async def got_area(update: Update, context: XContext) -> int:
+    text = _text(update)
+    area = None if text in SKIP else text
+    allowed = await context.core.authz.areas_for(update.effective_user.id, Perm.TASKS_POST)
+    if allowed is not None and area not in allowed:
+        await reply(update, context, context.t("tasks.post.area_not_yours", areas="、".join(sorted(allowed))))
+        return AREA
+    _save(context, replace(_draft(context), area=area))
+    return await _ask(update, context, SLOTS)
+
+
+async def got_slots(update: Update, context: XContext) -> int:
+    slots = parse_int(_text(update))
+    if slots is None or slots < 1:
+        await reply(update, context, context.t("tasks.post.bad_number"))
+        return SLOTS
+    _save(context, replace(_draft(context), slots=slots))
+    return await _ask(update, context, POINTS)
+
+
+async def got_points(update: Update, context: XContext) -> int:
+    points = parse_int(_text(update))
+    if points is None or points < 0:
+        await reply(update, context, context.t("tasks.post.bad_number"))
+        return POINTS
+    _save(context, replace(_draft(context), points=points))
+    return await _ask(update, context, DEADLINE)
+
+
+async def got_deadline(update: Update, context: XContext) -> int:
+    text = _text(update)
+    deadline = None
+    if text not in SKIP:
+        deadline = parse_local_time(text, context.core.clock.now(), context.core.tz)
+        if deadline is None:
+            await reply(update, context, context.t("tasks.post.bad_time"))
+            return DEADLINE
+    _save(context, replace(_draft(context), claim_deadline=deadline))
+    return await _ask(update, context, DETAILS)
+
+
+async def got_details(update: Update, context: XContext) -> int:
+    text = _text(update)
+    _save(context, replace(_draft(context), private_details=None if text in SKIP else text))
+    return await _preview(update, context)
+
+
+async def _groups_for(context: XContext, draft: TaskDraft) -> list[int]:
+    """Groups a card goes to: the task's area, or every active group for a task without an area;
+    never the moderators' chats."""
+    bot_config = context.core.config.bot
+    moderators = {bot_config.moderator_chat_id, *bot_config.area_moderator_chats.values()}
+    groups = await groups_repo.list_active(context.core.db, [draft.area] if draft.area else None)
+    return [g.chat_id for g in groups if g.chat_id not in moderators]
+
+
+async def _preview(update: Update, context: XContext) -> int:
+    draft = _draft(context)
+    service = _tasks(context)
+    try:
+        service.validate(draft)
+    except TaskInvalid as exc:
+        await reply(update, context, context.t(f"tasks.invalid.{exc.code}", **exc.values))
+        step = STEP_OF.get(exc.code, TITLE)
+        hint = await _area_hint(update, context)
+        return await _ask(update, context, step, tz=context.core.config.bot.timezone, areas=hint)
+    candidates = await _groups_for(context, draft)
+    _save_groups(context, candidates, candidates)
+    await reply(update, context, service.preview(draft, context.lang), reply_markup=_preview_buttons(context))
+    return PREVIEW
+
+
+def _preview_buttons(context: XContext) -> InlineKeyboardMarkup | None:
+    t = context.t
+    candidates, chosen = _chosen_groups(context)
+    rows = [[(t("tasks.button.publish"), cb("pub", 0))]]
+    if chosen:
+        rows.append([(t("tasks.button.publish_groups", count=len(chosen)), cb("pub", 1))])
+    if candidates:
+        rows.append([(t("tasks.button.choose_groups"), cb("gs"))])
+    rows.append([(t("tasks.button.cancel"), cb("pcx"))])
+    return _markup(rows)
+
+
+async def _groups_buttons(context: XContext) -> InlineKeyboardMarkup | None:
+    candidates, chosen = _chosen_groups(context)
+    titles = {g.chat_id: g.title for g in await groups_repo.list_active(context.core.db)}
+    rows = [
+        [(("✅ " if chat_id in chosen else "⬜ ") + titles.get(chat_id, str(chat_id)), cb("gt", i))]
+        for i, chat_id in enumerate(candidates)
+    ]
+    rows.append([(context.t("tasks.button.groups_done"), cb("gd"))])
+    return _markup(rows)
+
+
+async def choose_groups(update: Update, context: XContext) -> int:
+    """The preview's "选择群": a checklist of the groups the card may go to."""
+    await update.callback_query.answer()
+    await update.callback_query.edit_message_reply_markup(await _groups_buttons(context))
+    return PREVIEW
+
+
+async def toggle_group(update: Update, context: XContext) -> int:
+    values = await _ids(update, context, 1)
+    candidates, chosen = _chosen_groups(context)
+    if values is None or not 0 <= values[0] < len(candidates):
+        return PREVIEW
+    chat_id = candidates[values[0]]
+    chosen = [c for c in chosen if c != chat_id] if chat_id in chosen else [*chosen, chat_id]
+    _save_groups(context, candidates, chosen)
+    await update.callback_query.answer()
+    await update.callback_query.edit_message_reply_markup(await _groups_buttons(context))
+    return PREVIEW
+
+
+async def groups_done(update: Update, context: XContext) -> int:
+    await update.callback_query.answer()
+    await update.callback_query.edit_message_reply_markup(_preview_buttons(context))
+    return PREVIEW
+
+
+async def publish(update: Update, context: XContext) -> int:
+    query = update.callback_query
+    draft = _draft(context)
+    if not await require(update, context, Perm.TASKS_POST, draft.area):
+        return ConversationHandler.END
+    # Re-read which groups may receive it (a group may have left since the checklist was drawn).
+    allowed = set(await _groups_for(context, draft))
+    _, chosen = _chosen_groups(context)
+    groups = [g for g in chosen if g in allowed] if _args(update.callback_query.data) == ["1"] else []
+    try:
+        task = await _tasks(context).publish(draft, update.effective_user.id, groups)
+    except TaskInvalid as exc:
+        await query.answer(context.t(f"tasks.invalid.{exc.code}", **exc.values), show_alert=True)
+        return PREVIEW
+    _drop(context)
+    await query.answer()
+    await query.edit_message_reply_markup(None)
+    await reply(
+        update,
+        context,
+        context.t("tasks.post.published", title=task.title, groups=len(groups)),
+        reply_markup=_markup([[(context.t("tasks.button.manage"), cb("ad", task.id))]]),
+    )
+    return ConversationHandler.END
+
+
+async def cancel_button(update: Update, context: XContext) -> int:
+    _drop(context)
+    return await cancel_conversation(update, context)
+
+
+async def stale_in_conversation(update: Update, context: XContext) -> None:
+    await update.callback_query.answer(context.t("error.stale_button"), show_alert=True)
+
+
+# -- managing a task (captains, moderators) -----------------------------------------------------
+
+
+async def _managed_task(update: Update, context: XContext, task_id: int) -> TaskCount | None:
+    """The task, if it exists and the actor may manage tasks of its area (refusal sent otherwise)."""
+    count = await _tasks(context).get(task_id)
+    if count is None:
+        await notify(update, context, context.t("tasks.outcome.not_found"), alert=True)
+        return None
+    if not await require(update, context, Perm.TASKS_MANAGE, count.task.area):
+        return None
+    return count
+
+
+async def list_managed(update: Update, context: XContext) -> None:
+    if not await require(update, context, Perm.TASKS_MANAGE):
+        return
+    service = _tasks(context)
+    counts = await service.managed(update.effective_user.id)
+    if not counts:
+        await reply(update, context, context.t("tasks.manage.none"))
+        return
+    lines = [context.t("tasks.manage.title")]
+    rows = []
+    for count in counts:
+        task = count.task
+        lines.append(
+            context.t(
+                "tasks.manage.line",
+                id=task.id,
+                title=task.title,
+                when=service.format_time(task.starts_at, context.lang),
+                taken=count.taken,
+                slots=task.slots,
+            )
+        )
+        rows.append([(context.t("tasks.button.manage_n", id=task.id), cb("ad", task.id))])
+    await reply(update, context, "\n".join(lines), reply_markup=_markup(rows))
+
+
+async def _admin_view(context: XContext, count: TaskCount) -> tuple[str, InlineKeyboardMarkup | None]:
+    service = _tasks(context)
+    task = count.task
+    t = context.t
+    roster = await service.roster(task.id)
+    lines = [
+        service.card_text(count, context.lang),
+        "",
+        t("tasks.manage.roster", taken=count.taken, slots=task.slots),
+    ]
+    started = context.core.clock.now() >= task.starts_at
+    rows: list[list[tuple[str, str]]] = []
+    for entry in roster:
+        state = entry.claim.state
+        if state in ("withdrawn", "declined"):
+            continue
+        mark = ""
+        if state == "claimed":
+            mark = t("tasks.manage.confirmed" if entry.claim.confirmed else "tasks.manage.unconfirmed")
+        lines.append(t("tasks.manage.entry", name=entry.name, state=t(f"tasks.state.{state}"), mark=mark))
+        if started and state == "claimed" and task.state in ("open", "full", "closed"):
+            rows.append(
+                [
+                    (
+                        t("tasks.button.done", name=entry.name[:16]),
+                        cb("mk", task.id, entry.claim.user_id, "d"),
+                    ),
+                    (
+                        t("tasks.button.no_show", name=entry.name[:16]),
+                        cb("mk", task.id, entry.claim.user_id, "n"),
+                    ),
+                ]
+            )
+    if not roster:
+        lines.append(t("tasks.manage.nobody"))
+    if task.private_details:
+        lines += ["", t("tasks.reminder.details", details=task.private_details)]
+    if task.state in ("open", "full") and not started:
+        rows.append(
+            [(t("tasks.button.close"), cb("sc", task.id)), (t("tasks.button.cancel_task"), cb("cx", task.id))]
+        )
+    elif task.state == "closed" and not started:
+        rows.append([(t("tasks.button.cancel_task"), cb("cx", task.id))])
+    rows.append([(t("tasks.button.refresh"), cb("ad", task.id))])
+    return "\n".join(lines), _markup(rows)
+
+
+async def admin_view(update: Update, context: XContext) -> None:
+    query = update.callback_query
+    values = await _ids(update, context, 1)
+    if values is None:
+        return
+    count = await _managed_task(update, context, values[0])
+    if count is None:
+        return
+    await query.answer()
+    text, markup = await _admin_view(context, count)
+    await reply(update, context, text, reply_markup=markup)
+
+
+async def _refresh_admin_view(update: Update, context: XContext, task_id: int) -> None:
+    count = await _tasks(context).get(task_id)
+    if count is None:
+        return
+    text, markup = await _admin_view(context, count)
+    try:
+        await update.callback_query.edit_message_text(text, reply_markup=markup)
+    except BadRequest:
+        pass  # "message is not modified"
+
+
+async def mark(update: Update, context: XContext) -> None:
+    query = update.callback_query
+    values = await _ids(update, context, 2, choices="dn")
+    if values is None:
+        return
+    task_id, user_id, done = values
+    if await _managed_task(update, context, task_id) is None:
+        return
+    result = await _tasks(context).mark(task_id, user_id, bool(done), update.effective_user.id)
+    await query.answer(
+        context.t("tasks.manage.marked")
+        if result.outcome is Outcome.OK
+        else _outcome_text(context, result)[:200]
+    )
+    await _refresh_admin_view(update, context, task_id)
+
+
+async def close_task(update: Update, context: XContext) -> None:
+    query = update.callback_query
+    values = await _ids(update, context, 1)
+    if values is None:
+        return
+    if await _managed_task(update, context, values[0]) is None:
+        return
+    result = await _tasks(context).close(values[0], update.effective_user.id)
+    await query.answer(
+        context.t("tasks.manage.closed") if result.outcome is Outcome.OK else _outcome_text(context, result)
+    )
+    await _refresh_admin_view(update, context, values[0])
+
+
+async def ask_cancel(update: Update, context: XContext) -> None:
+    query = update.callback_query
+    values = await _ids(update, context, 1)
+    if values is None:
+        return
+    count = await _managed_task(update, context, values[0])
+    if count is None:
+        return
+    await query.answer()
+    await reply(
+        update,
+        context,
+        context.t("tasks.manage.cancel_ask", title=count.task.title),
+        reply_markup=_markup([[(context.t("tasks.button.cancel_yes"), cb("cxy", values[0]))]]),
+    )
+
+
+async def cancel_task(update: Update, context: XContext) -> None:
+    query = update.callback_query
+    values = await _ids(update, context, 1)
+    if values is None:
+        return
+    if await _managed_task(update, context, values[0]) is None:
+        return
+    result = await _tasks(context).cancel(values[0], update.effective_user.id)
+    if result.outcome is Outcome.OK:
+        await query.answer(context.t("tasks.manage.cancelled"), show_alert=True)
+        await query.edit_message_reply_markup(None)
+        return
+    await query.answer(_outcome_text(context, result)[:200], show_alert=True)
+
+
+async def assign(update: Update, context: XContext) -> None:
+    """/assign <task id> <user id | @username>"""
+    args = list(context.args or [])
+    if len(args) != 2 or not args[0].isdigit():
+        if await require(update, context, Perm.TASKS_MANAGE):
+            await reply(update, context, context.t("tasks.assign.usage"))
+        return
+    count = await _managed_task(update, context, int(args[0]))
+    if count is None:
+        return
+    user_id = await find_user(context, args[1])
+    if user_id is None:
+        await reply(update, context, context.t("roles.unknown_user", who=args[1]))
+        return
+    result = await _tasks(context).assign(count.task.id, user_id, update.effective_user.id)
+    if result.outcome is Outcome.OK:
+        await reply(update, context, context.t("tasks.assign.sent", title=count.task.title))
+        return
+    key = f"tasks.assign.{result.outcome.value}"
+    if context.core.catalog.has(key):
+        await reply(update, context, context.t(key, title=count.task.title))
+    else:
+        await reply(update, context, _outcome_text(context, result))
+
+
+# -- wiring -------------------------------------------------------------------------------------
+
+
+def register(app: Application) -> None:
+    core = app.bot_data["core"]
+    if core.outbox is not None:
+        # A card posted into a group: remember its message so it can be edited as slots fill.
+        core.outbox.on_done("task_card", core.service(TaskService).on_card_done)
+    text = filters.TEXT & ~filters.COMMAND
+
+    def answer(step: Any) -> CallbackQueryHandler:
+        return CallbackQueryHandler(_pressed(step), pattern=r"^tk:in:")
+
+    posting = ConversationHandler(
+        entry_points=[CommandHandler("newtask", new_task)],
+        states={
+            TITLE: [MessageHandler(text, got_title)],
+            DESCRIPTION: [MessageHandler(text, got_description), answer(got_description)],
+            START: [MessageHandler(text, got_start)],
+            END: [MessageHandler(text, got_end), answer(got_end)],
+            PLACE: [MessageHandler(text | filters.LOCATION, got_place)],
+            AREA: [MessageHandler(text, got_area), answer(got_area)],
+            SLOTS: [MessageHandler(text, got_slots), answer(got_slots)],
+            POINTS: [MessageHandler(text, got_points), answer(got_points)],
+            DEADLINE: [MessageHandler(text, got_deadline), answer(got_deadline)],
+            DETAILS: [MessageHandler(text, got_details), answer(got_details)],
+            PREVIEW: [
+                CallbackQueryHandler(publish, pattern=r"^tk:pub:[01]$"),
+                CallbackQueryHandler(choose_groups, pattern=r"^tk:gs$"),
+                CallbackQueryHandler(toggle_group, pattern=r"^tk:gt:\d+$"),
+                CallbackQueryHandler(groups_done, pattern=r"^tk:gd$"),
+            ],
+        },
+        fallbacks=[
+            cancel_fallback(),
+            CallbackQueryHandler(cancel_button, pattern=r"^tk:pcx$"),
+        ],
+        name="tasks_post",
+        persistent=True,
+        allow_reentry=True,
+    )
+    # "📍 离我最近" waits for one location message (so it never competes with other features' location
+    # handlers outside this short exchange).
+    near = ConversationHandler(
+        entry_points=[CallbackQueryHandler(ask_location, pattern=r"^tk:near$")],
+        states={NEAR: [MessageHandler(filters.LOCATION, location_given)]},
+        fallbacks=[cancel_fallback()],
+        name="tasks_near",
+        persistent=True,
+        allow_reentry=True,
+    )
+    # Conversations first: their states take precedence over the plain handlers below.
+    app.add_handler(posting)
+    app.add_handler(near)
+    app.add_handler(CommandHandler("wishes", wishes))
+    app.add_handler(MessageHandler(menu_text(core.catalog, "menu.wishes"), wishes))
+    app.add_handler(CommandHandler("mytasks", my_tasks))
+    app.add_handler(CommandHandler("tasks", list_managed))
+    app.add_handler(CommandHandler("assign", assign))
+    for action, callback in (
+        ("pg", wall_page),
+        ("cl", claim),
+        ("wl", join_waitlist),
+        ("wd", withdraw),
+        ("cf", confirm),
+        ("as", answer_assignment),
+        ("ad", admin_view),
+        ("mk", mark),
+        ("sc", close_task),
+        ("cx", ask_cancel),
+        ("cxy", cancel_task),
+    ):
+        app.add_handler(CallbackQueryHandler(callback, pattern=rf"^tk:{action}(:|$)"))
+    # Buttons of a finished posting conversation.
+    app.add_handler(CallbackQueryHandler(stale_in_conversation, pattern=r"^tk:"))

@@ -1,0 +1,282 @@
+"""End to end: the wish wall (posting, group cards, claims, waitlist, reminders across restarts,
+assignment, completion) and points (/points, /rank, /redeem, /confirmcode), plus every
+captain/moderator action refused for a plain courier."""
+
+import datetime as dt
+
+from bot.tasks import TaskDraft, TaskService
+from storage import points as ledger
+from storage import tasks as store
+
+CAPTAIN = 2001
+MOD = 2002
+GROUP = -1002000000001
+
+
+async def started(tg, user_id: int, name: str):
+    """A courier who opened the private chat with the bot."""
+    user = tg.user(user_id, name, started=True)
+    chat = tg.private(user)
+    await chat.send("/start")
+    await chat.expect_message(contains="你好")
+    return user, chat
+
+
+async def publish(bot, **changes) -> int:
+    values = {
+        "title": "助老送餐",
+        "starts_at": bot.clock.now() + dt.timedelta(days=2),
+        "place_text": "文新社区",
+        "slots": 2,
+        "points": 10,
+        "private_details": "王奶奶 13800000000",
+    }
+    values.update(changes)
+    task = await bot.core.service(TaskService).publish(TaskDraft(**values), CAPTAIN)
+    return task.id
+
+
+async def test_post_in_chat_then_group_card_follows_claims(bot, tg):
+    await bot.grant(CAPTAIN, "captain")
+    captain_user, captain = await started(tg, CAPTAIN, "李队长")
+    group = tg.group(GROUP, "文新小哥群", creator=captain_user)
+    await group.add_bot(by=captain_user)
+    await group.chat(captain_user).expect_message(contains="小哥助手")
+    other = tg.group(GROUP - 1, "古荡骑手群", creator=captain_user)
+    await other.add_bot(by=captain_user)
+    await other.chat(captain_user).expect_message(contains="小哥助手")
+
+    await captain.send("/newtask")
+    await captain.expect_message(contains="标题")
+    for answer, next_question in (
+        ("助老送餐", "说明"),
+        ("给独居老人送午饭", "开始时间"),
+        ("11-27 10:30", "结束时间"),
+        ("11:30", "地点"),
+        ("文新社区服务中心", "片区"),
+        ("button:跳过", "几位"),
+        ("button:2", "志愿分"),
+        ("10", "截止"),
+        ("-", "仅认领成功者可见"),
+    ):
+        if answer.startswith("button:"):  # the one-tap answers under a question
+            await (await captain.press(answer.removeprefix("button:"))).wait()
+        else:
+            await captain.send(answer)
+        await captain.expect_message(contains=next_question)
+    await captain.send("王奶奶 13800000000 文新路 8 号")
+    preview = await captain.expect_message(contains="预览")
+    assert "王奶奶" in preview.text and "11月27日（周五）10:30–11:30" in preview.text
+    assert "📣 发布并发到 2 个群" in preview.labels
+    await (await captain.press("📋 选择群")).wait()
+    await captain.expect_edit(message_id=preview.message_id)
+    await (await captain.press("✅ 古荡骑手群")).wait()
+    checklist = await captain.expect_edit(message_id=preview.message_id)
+    assert "⬜ 古荡骑手群" in checklist.labels and "✅ 文新小哥群" in checklist.labels
+    await (await captain.press("完成")).wait()
+    await captain.expect_edit(message_id=preview.message_id)
+    await (await captain.press("📣 发布并发到 1 个群")).wait()
+    await captain.expect_message(contains="已发到 1 个群")
+
+    first_user, first = await started(tg, 3001, "小王")
+    members = group.chat(first_user)
+    card = await members.expect_message(contains="助老送餐")
+    assert "还差 2 人" in card.text and "王奶奶" not in card.text and "13800000000" not in card.text
+
+    answer = await (await members.press("🙋 认领", message=card)).wait()
+    assert "认领成功" in answer.text
+    details = await first.expect_message(contains="认领成功")
+    assert "王奶奶" in details.text  # private details only in the claimer's private chat
+    edited = await members.expect_edit(contains="还差 1 人", message_id=card.message_id)
+    assert edited is not None
+
+    second = group.chat(tg.user(3002, "小李", started=True))
+    await (await second.press("🙋 认领", message=card)).wait()
+    full = await members.expect_edit(contains="可以候补", message_id=card.message_id)
+    assert [label for label, _ in full.inline] == ["🕐 候补"]
+
+    third_user, third = await started(tg, 3003, "小赵")
+    answer = await (await group.chat(third_user).press("🕐 候补", message=card)).wait()
+    assert "候补" in answer.text
+
+    # The first claimer withdraws from the private message: the waitlist moves up and is told.
+    withdraw = await (await first.press("取消认领", message=details)).wait()
+    assert "已取消认领" in withdraw.text
+    await third.expect_message(contains="候补成功")
+    task_id = (await store.user_claims(bot.db, 3003, ("claimed",)))[0].task_id
+    assert {c.user_id for c in await store.claims(bot.db, task_id, ("claimed",))} == {3002, 3003}
+    assert not [c for c in tg.calls_to("sendMessage", GROUP - 1) if "助老送餐" in c.params.get("text", "")]
+
+
+async def test_wall_pages_and_claim_from_the_list(bot, tg):
+    for i in range(7):
+        await publish(bot, title=f"心愿{i}", starts_at=bot.clock.now() + dt.timedelta(hours=10 + i))
+    _, chat = await started(tg, 3010, "小钱")
+    await chat.press("🙌 心愿墙")
+    wall = await chat.expect_message(contains="第 1/2 页")
+    assert "心愿0" in wall.text and "心愿5" not in wall.text
+    await (await chat.press("下一页 ▶")).wait()
+    page2 = await chat.expect_edit(contains="第 2/2 页")
+    assert "心愿5" in page2.text
+    await (await chat.press("🙋 认领 1")).wait()
+    await chat.expect_message(contains="认领成功")
+    await chat.send("/mytasks")
+    mine = await chat.expect_message(contains="我认领的心愿")
+    assert "心愿5" in mine.text and "王奶奶" in mine.text
+    await (await chat.press("取消认领 1", message=mine)).wait()
+    redrawn = await chat.expect_edit(message_id=mine.message_id)
+    assert "还没有认领" in redrawn.text
+    gone = await (await chat.press_data("tk:cl:99999")).wait()
+    assert gone.show_alert and "找不到" in gone.text
+
+
+async def test_nearest_first_after_sharing_a_location(bot, tg):
+    await publish(bot, title="远处", lat=30.35, lon=120.05, starts_at=bot.clock.now() + dt.timedelta(hours=3))
+    await publish(
+        bot, title="近处", lat=30.2741, lon=120.1551, starts_at=bot.clock.now() + dt.timedelta(days=3)
+    )
+    _, chat = await started(tg, 3011, "小孙")
+    await chat.send("/wishes")
+    wall = await chat.expect_message(contains="按开始时间排序")
+    assert wall.text.index("远处") < wall.text.index("近处")
+    await (await chat.press("📍 离我最近")).wait()
+    await chat.expect_message(contains="发送你的位置")
+    await chat.press("📍 发送我的位置", location=(30.2740, 120.1550))
+    nearest = await chat.expect_message(contains="按离你的距离排序")
+    assert nearest.text.index("近处") < nearest.text.index("远处")
+
+
+async def test_reminders_survive_restarts_and_are_sent_once(bot, tg):
+    await bot.grant(CAPTAIN, "captain")
+    _, captain = await started(tg, CAPTAIN, "李队长")
+    task_id = await publish(bot)
+    _, chat = await started(tg, 3020, "小周")
+    await chat.send("/wishes")
+    await chat.expect_message(contains="心愿墙")
+    await (await chat.press("🙋 认领 1")).wait()
+    await chat.expect_message(contains="认领成功")
+
+    await bot.restart()
+    await bot.advance(hours=24)  # 24 h before the start
+    reminder = await chat.expect_message(contains="还有 24 小时")
+    assert [label for label, _ in reminder.inline] == ["✅ 我会到", "🙅 去不了"]
+    await bot.restart()
+    await bot.advance(minutes=1)
+    await chat.expect_no_message()
+
+    await (await chat.press("✅ 我会到", message=reminder)).wait()
+    await bot.advance(hours=22, minutes=59)  # 1 h before
+    await chat.expect_message(contains="还有 1 小时")
+    await bot.restart()
+    await bot.advance(minutes=30)
+    await chat.expect_no_message()
+    sent = [c for c in tg.calls_to("sendMessage", 3020) if (c.params.get("text") or "").startswith("⏰")]
+    assert len(sent) == 2
+    claim = await store.get_claim(bot.db, task_id, 3020)
+    assert claim is not None and claim.confirmed
+    await captain.expect_no_message()
+
+
+async def test_cant_go_frees_the_slot_and_tells_the_captain(bot, tg):
+    await bot.grant(CAPTAIN, "captain")
+    _, captain = await started(tg, CAPTAIN, "李队长")
+    task_id = await publish(bot, slots=1)
+    svc = bot.core.service(TaskService)
+    _, chat = await started(tg, 3030, "小吴")
+    _, waiting = await started(tg, 3031, "小郑")
+    await svc.claim(task_id, 3030)
+    await svc.join_waitlist(task_id, 3031)
+    await bot.advance(hours=24)
+    await chat.expect_message(contains="还有 24 小时")
+    answer = await (await chat.press("🙅 去不了")).wait()
+    assert "名额" in answer.text
+    note = await captain.expect_message(contains="去不了")
+    assert "小吴" in note.text
+    await waiting.expect_message(contains="候补成功")
+
+
+async def test_assignment_accepted(bot, tg):
+    await bot.grant(CAPTAIN, "captain")
+    _, captain = await started(tg, CAPTAIN, "李队长")
+    task_id = await publish(bot)
+    _, courier = await started(tg, 3040, "小冯")
+    await captain.send(f"/assign {task_id} 3040")
+    await captain.expect_message(contains="已向对方发出")
+    invite = await courier.expect_message(contains="邀请你参加")
+    await (await courier.press("✅ 接受", message=invite)).wait()
+    await courier.expect_message(contains="认领成功")
+    await captain.expect_message(contains="小冯 接受了")
+
+
+async def test_captain_marks_done_then_points_rank_and_redeem(bot, tg):
+    await bot.grant(CAPTAIN, "captain")
+    await bot.grant(MOD, "station_keeper")
+    _, captain = await started(tg, CAPTAIN, "李队长")
+    _, keeper = await started(tg, MOD, "驿站老陈")
+    task_id = await publish(bot)
+    _, courier = await started(tg, 3050, "小褚")
+    await bot.core.service(TaskService).claim(task_id, 3050)
+    await bot.advance(days=2, hours=1)
+    courier.skip()
+
+    await captain.send("/tasks")
+    await captain.expect_message(contains="我发布的心愿")
+    await (await captain.press(f"管理 #{task_id}")).wait()
+    view = await captain.expect_message(contains="名单")
+    assert "小褚" in view.text
+    await (await captain.press("✅ 小褚", message=view)).wait()
+    await captain.expect_edit(contains="已完成")
+    await courier.expect_message(contains="获得 10 志愿分")
+
+    await courier.send("/points")
+    assert "10" in (await courier.expect_message(contains="你的志愿分")).text
+    await courier.send("/rank")
+    board = await courier.expect_message(contains="金牌哨兵")
+    assert "🥇 小褚 — 10 分" in board.text
+
+    await courier.send("/redeem 6")
+    code = (await courier.expect_message(contains="兑换码")).text.split("：")[1][:6]
+    await keeper.send(f"/confirmcode {code}")
+    await keeper.expect_message(contains="兑换成功")
+    await courier.expect_message(contains="已兑换 6 志愿分")
+    await keeper.send(f"/confirmcode {code}")
+    await keeper.expect_message(contains="已经用过")
+    assert await ledger.balance(bot.db, 3050) == 4
+
+
+async def test_every_captain_and_moderator_action_refused_for_a_courier(bot, tg):
+    task_id = await publish(bot)
+    await started(tg, 3061, "小蒋")
+    await bot.core.service(TaskService).claim(task_id, 3061)
+    await ledger.append(bot.db, user_id=3061, delta=5, reason="task_done", now=bot.clock.now())
+    _, chat = await started(tg, 3060, "小沈")
+    for command in (
+        "/newtask",
+        "/tasks",
+        f"/assign {task_id} 3061",
+        "/assign",
+        "/adjust 3061 +5 thanks",
+        "/adjust",
+        "/confirmcode 123456",
+    ):
+        await chat.send(command)
+        refusal = await chat.expect_message()
+        assert "没有权限" in refusal.text, command
+    await bot.advance(days=2, hours=1)
+    for data in (
+        f"tk:ad:{task_id}",
+        f"tk:mk:{task_id}:3061:d",
+        f"tk:mk:{task_id}:3061:n",
+        f"tk:sc:{task_id}",
+        f"tk:cx:{task_id}",
+        f"tk:cxy:{task_id}",
+        "tk:pub:1",
+    ):
+        answer = await (await chat.press_data(data)).wait()
+        assert answer.show_alert and ("没有权限" in answer.text or "过期" in answer.text), data
+    count = await bot.core.service(TaskService).get(task_id)
+    assert count is not None and count.task.state == "open"
+    claim = await store.get_claim(bot.db, task_id, 3061)
+    assert claim is not None and claim.state == "claimed"
+    assert await ledger.balance(bot.db, 3061) == 5
+    await chat.expect_no_message()
