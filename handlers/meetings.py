@@ -58,6 +58,8 @@ from handlers.common import (
     Command,
     actor_of,
     cb,
+    draft_state,
+    drop_draft,
     is_private,
     menu_text,
     open_private_button,
@@ -180,12 +182,11 @@ async def _meeting_of(
 
 
 def _draft(context: XContext) -> dict[str, Any]:
-    drafts = context.user_data.setdefault("drafts", {})
-    return drafts.setdefault(DRAFT, {})
+    return draft_state(context, DRAFT)
 
 
 def _drop(context: XContext) -> None:
-    context.user_data.get("drafts", {}).pop(DRAFT, None)
+    drop_draft(context, DRAFT)
 
 
 def _draft_obj(context: XContext, user_id: int) -> MeetingDraft:
