@@ -409,13 +409,14 @@ async def link_reminders(db: Executor, links: Iterable[ReminderLink]) -> None:
 
 
 async def reminders_of(db: Executor, meeting_id: int, occurrence: dt.datetime) -> list[SentReminder]:
-    """The planned reminders of one occurrence with their outbox state and sent message id."""
+    """The planned reminders of one occurrence with their outbox state, sent message id and chat
+    (the outbox row's chat: a group that became a supergroup has its rows re-addressed)."""
     rows = await db.fetchall(
         """
-        SELECT r.dedup_key, r.chat_id, r.offset_minutes, o.state, o.message_id
+        SELECT r.dedup_key, o.chat_id, r.offset_minutes, o.state, o.message_id
         FROM meeting_reminders r JOIN outbox o ON o.dedup_key = r.dedup_key
         WHERE r.meeting_id = ? AND r.occurrence = ?
-        ORDER BY r.chat_id, r.offset_minutes DESC
+        ORDER BY o.chat_id, r.offset_minutes DESC
         """,
         (meeting_id, to_db(occurrence)),
     )

@@ -555,3 +555,18 @@ async def test_preview_before_saving(svc, db):
     assert "每季度第一个周一 14:30" in text and "提前提醒：1天、1小时" in text
     assert "清明节" in text  # 2027-04-05 is Tomb-Sweeping Day
     assert await rows(db) == []  # nothing stored
+
+
+async def test_group_migrated_to_supergroup_gets_each_reminder_once(svc, db, clock):
+    meeting = (await svc.create(weekly_draft(chat_ids=(G1,), areas=()))).meeting
+    first = dt.datetime(2026, 11, 30, 6, 30, tzinfo=UTC)
+    new_id = -1009001
+    # What the runtime does on a migration: the group record moves, unsent rows are re-addressed.
+    await groups.migrate(db, old_id=G1, new_id=new_id, now=START)
+    await outbox.retarget_chat(db, G1, new_id, START)
+    await svc.replan_all()
+    pending = await rows(db, state="pending", kind=KIND_REMINDER)
+    assert {r.chat_id for r in pending} == {new_id}
+    assert len(pending) == 5 * 2  # once per occurrence and offset, not twice
+    assert (await outbox.get_by_key(db, reminder_key(meeting.id, first, 60, new_id))).state == "pending"
+    assert (await outbox.get_by_key(db, reminder_key(meeting.id, first, 60, G1))).state == "cancelled"
