@@ -452,6 +452,12 @@ class MeetingService:
         if draft.place:
             lines.append(t("meetings.card.place", place=draft.place))
         offsets = self._offsets(draft.reminder_offsets)
+        deadline = (
+            self.cfg.topic_deadline_minutes
+            if draft.topic_deadline_minutes is None
+            else draft.topic_deadline_minutes
+        )
+        lines.append(t("meetings.preview.topics", offset=self.format_offset(deadline, lang)))
         lines.append(
             t(
                 "meetings.preview.reminders",

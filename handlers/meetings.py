@@ -6,9 +6,9 @@ Callback data is never trusted: the meeting is re-read and the actor's right re-
 
 Callback data (all ``mt:``): ``rsvp:{id}:{occ}:{y|n|m}``, ``topic:{id}:{occ}``, ``ics:{id}[:{occ}]``,
 ``hol:{id}:{occ}:{skip|next|keep}``, ``mg:{id}``, ``who:{id}:{occ}``, ``sk:{id}:{occ}``,
-``sky:{id}:{occ}``, ``cx:{id}``, ``cxy:{id}``, ``mv:{id}:{occ}``, ``out:{id}``, ``rs:{id}``; in the scheduling
+``sky:{id}:{occ}``, ``cx:{id}``, ``cxy:{id}``, ``mv:{id}:{occ}``, ``out:{id}``, ``rs:{id}``, ``et:{id}``, ``ep:{id}``; in the scheduling
 conversation ``nr:{preset}``, ``nw:{n}``, ``du:{minutes}``, ``pl:skip``, ``tg:{i}``, ``ta:{i}``,
-``td``, ``rm:default``, ``ok``, ``no``. ``{occ}`` is the occurrence's original start in epoch minutes.
+``td``, ``rm:default``, ``dl:default``, ``ok``, ``no``. ``{occ}`` is the occurrence's original start in epoch minutes.
 """
 
 from __future__ import annotations
@@ -58,6 +58,8 @@ from handlers.common import (
     Command,
     actor_of,
     cb,
+    draft_state,
+    drop_draft,
     is_private,
     menu_text,
     open_private_button,
@@ -71,7 +73,9 @@ from storage.meetings import MeetingRecord
 
 log = logging.getLogger(__name__)
 
-TITLE, WHEN, RECUR, NWEEKS, RRULE, DURATION, PLACE, TARGETS, OFFSETS, CONFIRM, MOVE, OUTCOME = range(12)
+# Conversation states.
+TITLE, WHEN, RECUR, NWEEKS, RRULE, DURATION, PLACE, TARGETS, OFFSETS, DEADLINE, CONFIRM = range(11)
+MOVE, OUTCOME, EDIT_TITLE, EDIT_PLACE = range(11, 15)
 DRAFT = "meeting"
 LIST_LIMIT = 5
 DURATION_CHOICES = (60, 90, 120)
@@ -178,12 +182,11 @@ async def _meeting_of(
 
 
 def _draft(context: XContext) -> dict[str, Any]:
-    drafts = context.user_data.setdefault("drafts", {})
-    return drafts.setdefault(DRAFT, {})
+    return draft_state(context, DRAFT)
 
 
 def _drop(context: XContext) -> None:
-    context.user_data.get("drafts", {}).pop(DRAFT, None)
+    drop_draft(context, DRAFT)
 
 
 def _draft_obj(context: XContext, user_id: int) -> MeetingDraft:
@@ -200,6 +203,7 @@ def _draft_obj(context: XContext, user_id: int) -> MeetingDraft:
         chat_ids=tuple(d.get("chats", [])),
         areas=tuple(d.get("areas", [])),
         reminder_offsets=tuple(d["offsets"]) if d.get("offsets") else None,
+        topic_deadline_minutes=d.get("deadline"),
     )
 
 
@@ -517,7 +521,7 @@ async def offsets_default(update: Update, context: XContext) -> int:
     await update.callback_query.answer()
     await update.callback_query.edit_message_reply_markup(None)
     _draft(context)["offsets"] = None
-    return await _preview(update, context)
+    return await _ask_deadline(update, context)
 
 
 async def offsets_text(update: Update, context: XContext) -> int:
@@ -527,6 +531,36 @@ async def offsets_text(update: Update, context: XContext) -> int:
         await _error(update, context, exc)
         return OFFSETS
     _draft(context)["offsets"] = list(offsets)
+    return await _ask_deadline(update, context)
+
+
+async def _ask_deadline(update: Update, context: XContext) -> int:
+    default = context.core.config.meetings.topic_deadline_minutes
+    label = context.t(
+        "meetings.ui.deadline_default", offset=_service(context).format_offset(default, context.lang)
+    )
+    rows = [[(label, cb("mt", "dl", "default"))]]
+    await reply(update, context, context.t("meetings.ui.ask_deadline"), reply_markup=_keyboard(rows))
+    return DEADLINE
+
+
+async def deadline_default(update: Update, context: XContext) -> int:
+    await update.callback_query.answer()
+    await update.callback_query.edit_message_reply_markup(None)
+    _draft(context)["deadline"] = None
+    return await _preview(update, context)
+
+
+async def deadline_text(update: Update, context: XContext) -> int:
+    try:
+        values = parse_offsets(update.effective_message.text or "")
+    except InputError as exc:
+        await _error(update, context, exc)
+        return DEADLINE
+    if len(values) != 1:
+        await reply(update, context, context.t("meetings.input.offsets"))
+        return DEADLINE
+    _draft(context)["deadline"] = values[0]
     return await _preview(update, context)
 
 
@@ -848,6 +882,12 @@ async def manage_pressed(update: Update, context: XContext) -> None:
                 (t("meetings.ui.move_next"), cb("mt", "mv", meeting.id, code)),
             ]
         )
+    rows.append(
+        [
+            (t("meetings.ui.edit_title"), cb("mt", "et", meeting.id)),
+            (t("meetings.ui.edit_place"), cb("mt", "ep", meeting.id)),
+        ]
+    )
     rows.append([(t("meetings.ui.reschedule"), cb("mt", "rs", meeting.id))])
     rows.append([(t("meetings.ui.outcome"), cb("mt", "out", meeting.id))])
     rows.append([(t("meetings.button.calendar"), cb("mt", "ics", meeting.id))])
@@ -989,6 +1029,73 @@ async def got_move(update: Update, context: XContext) -> int:
     return ConversationHandler.END
 
 
+async def edit_pressed(update: Update, context: XContext) -> int:
+    """✏️ rename the meeting or change its place: the pending reminders are re-rendered, groups told."""
+    query = update.callback_query
+    parts = _parts(update)
+    meeting = await _meeting_of(update, context, parts[2] if len(parts) > 2 else "")
+    if meeting is None or not await _may_manage(update, context, meeting):
+        return ConversationHandler.END
+    await query.answer()
+    _drop(context)
+    _draft(context)["edit_m"] = meeting.id
+    if parts[1] == "et":
+        await reply(
+            update,
+            context,
+            context.t("meetings.ui.ask_new_title", title=meeting.title),
+            reply_markup=ForceReply(),
+        )
+        return EDIT_TITLE
+    await reply(
+        update,
+        context,
+        context.t("meetings.ui.ask_new_place", place=meeting.place or "—"),
+        reply_markup=ForceReply(),
+    )
+    return EDIT_PLACE
+
+
+async def got_edit_title(update: Update, context: XContext) -> int:
+    draft = _draft(context)
+    service = _service(context)
+    meeting = await service.get(int(draft.get("edit_m", 0)))
+    if meeting is None or not meeting.active or not await _may_manage(update, context, meeting):
+        _drop(context)
+        return ConversationHandler.END
+    try:
+        updated = await service.edit(meeting.id, title=update.effective_message.text or "")
+    except MeetingError as exc:
+        await _error(update, context, exc)
+        return EDIT_TITLE
+    _drop(context)
+    await reply(update, context, context.t("meetings.ui.edited", title=updated.title))
+    return ConversationHandler.END
+
+
+async def got_edit_place(update: Update, context: XContext) -> int:
+    draft = _draft(context)
+    service = _service(context)
+    meeting = await service.get(int(draft.get("edit_m", 0)))
+    if meeting is None or not meeting.active or not await _may_manage(update, context, meeting):
+        _drop(context)
+        return ConversationHandler.END
+    message = update.effective_message
+    if message.venue is not None:
+        loc = message.venue.location
+        updated = await service.edit(
+            meeting.id, place=message.venue.title, lat=loc.latitude, lon=loc.longitude
+        )
+    elif message.location is not None:
+        loc = message.location
+        updated = await service.edit(meeting.id, lat=loc.latitude, lon=loc.longitude)
+    else:
+        updated = await service.edit(meeting.id, place=" ".join((message.text or "").split())[:200])
+    _drop(context)
+    await reply(update, context, context.t("meetings.ui.edited", title=updated.title))
+    return ConversationHandler.END
+
+
 async def outcome_pressed(update: Update, context: XContext) -> int:
     query = update.callback_query
     parts = _parts(update)
@@ -1065,6 +1172,7 @@ def register(app: Application) -> None:
             CallbackQueryHandler(move_pressed, pattern=r"^mt:mv:"),
             CallbackQueryHandler(outcome_pressed, pattern=r"^mt:out:"),
             CallbackQueryHandler(reschedule_pressed, pattern=r"^mt:rs:"),
+            CallbackQueryHandler(edit_pressed, pattern=r"^mt:e[tp]:"),
         ],
         states={
             TITLE: [MessageHandler(text, got_title)],
@@ -1090,12 +1198,20 @@ def register(app: Application) -> None:
                 CallbackQueryHandler(offsets_default, pattern=r"^mt:rm:default$"),
                 MessageHandler(text, offsets_text),
             ],
+            DEADLINE: [
+                CallbackQueryHandler(deadline_default, pattern=r"^mt:dl:default$"),
+                MessageHandler(text, deadline_text),
+            ],
             CONFIRM: [
                 CallbackQueryHandler(confirmed, pattern=r"^mt:ok$"),
                 CallbackQueryHandler(discarded, pattern=r"^mt:no$"),
             ],
             MOVE: [MessageHandler(text, got_move)],
             OUTCOME: [MessageHandler(text, got_outcome)],
+            EDIT_TITLE: [MessageHandler(text, got_edit_title)],
+            EDIT_PLACE: [
+                MessageHandler((filters.TEXT & ~filters.COMMAND | filters.LOCATION) & private, got_edit_place)
+            ],
         },
         fallbacks=[cancel_fallback()],
         name="meetings",
@@ -1103,6 +1219,8 @@ def register(app: Application) -> None:
         allow_reentry=True,
     )
     app.add_handler(conversation)
+    # A conversation button pressed after its conversation ended (double tap, old message).
+    app.add_handler(CallbackQueryHandler(_stale, pattern=r"^mt:(nr|nw|du|pl|tg|ta|td|rm|dl|ok|no)(:|$)"))
     app.add_handler(CommandHandler("meetings", meetings_command))
     app.add_handler(MessageHandler(menu_text(catalog, "menu.meetings"), meetings_command))
     app.add_handler(CommandHandler("topic", topic_command))

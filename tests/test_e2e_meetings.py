@@ -14,7 +14,7 @@ import pytest
 from icalendar import Calendar
 
 from bot.meetings import MeetingDraft, MeetingService, occ_code, reminder_key
-from bot.recurrence import rrule_weekly
+from bot.recurrence import rrule_quarterly_first_monday, rrule_weekly
 from storage import groups as groups_repo
 from storage import meetings as meetings_repo
 from storage import outbox as outbox_repo
@@ -95,11 +95,18 @@ async def test_schedule_in_conversation_and_reminders_fire_at_offsets(bot, tg):
     await (await mod.press("完成")).wait()
     await mod.expect_message(contains="第 7 步")
     await (await mod.press("默认：1天 + 1小时")).wait()
+    await mod.expect_message(contains="第 8 步")
+    await (await mod.press("默认：提前20小时")).wait()
     preview = await mod.expect_message(contains="请确认")
+    assert "议题截止：开会前20小时" in preview.text
     assert "每周一 14:30" in preview.text and "2026年11月30日（周一） 14:30–16:00" in preview.text
     assert "蒋村小哥群" in preview.text
+    confirm = mod.keyboard_message()
     await (await mod.press("✅ 确认发布")).wait()
     await mod.expect_message(contains="已安排")
+    # a second tap on the old button creates nothing
+    twice = await (await mod.press_data("mt:ok", confirm.message_id)).wait()
+    assert twice.show_alert
     announcement = await reader.expect_message(contains="小哥议事会")
     assert "每周一 14:30" in announcement.text
 
@@ -327,7 +334,10 @@ async def test_holiday_flag_when_scheduling_and_move_to_next_working_day(bot, tg
     await (await mod.press("完成")).wait()
     await mod.expect_message(contains="第 7 步")
     await mod.send("2天 1小时")
+    await mod.expect_message(contains="第 8 步")
+    await mod.send("3天")
     preview = await mod.expect_message(contains="请确认")
+    assert "议题截止：开会前3天" in preview.text
     assert "国庆节" in preview.text and "提前提醒：2天、1小时" in preview.text
     await (await mod.press("✅ 确认发布")).wait()
     await mod.expect_message(contains="已安排")
@@ -340,6 +350,7 @@ async def test_holiday_flag_when_scheduling_and_move_to_next_working_day(bot, tg
     await reader.expect_message(contains="改到")
     (meeting,) = await meetings_repo.list_active(bot.db)
     assert meeting.reminder_offsets == (2880, 60) and meeting.areas == (AREA,)
+    assert meeting.topic_deadline_minutes == 3 * 1440
     await at(bot, dt.datetime(2026, 10, 6, 6, 30, tzinfo=UTC))  # 2 days before Oct 8 14:30
     reminder = await reader.expect_message(contains=REMINDER)
     assert "2026年10月8日（周四） 14:30" in reminder.text
@@ -430,3 +441,54 @@ async def test_reschedule_the_whole_series(bot, tg):
     reminder = await reader.expect_message(contains=REMINDER)
     assert "2026年12月1日（周二） 15:00" in reminder.text
     assert (await meetings_repo.get(bot.db, meeting.id)).rrule == "FREQ=WEEKLY;BYDAY=TU"
+
+
+async def test_holiday_flag_a_week_ahead_with_skip_button(bot, tg):
+    mod, _group, reader = await setup_world(bot, tg)
+    await at(bot, dt.datetime(2026, 9, 10, 2, 0, tzinfo=UTC))
+    meeting = await weekly_meeting(
+        bot,
+        title="小哥'益'起说",
+        rrule=rrule_quarterly_first_monday(),
+        first_start=dt.datetime(2026, 9, 10, 14, 30),
+    )
+    oct5 = dt.datetime(2026, 10, 5, 6, 30, tzinfo=UTC)
+    mod.skip()
+    await at(bot, oct5 - dt.timedelta(days=7, minutes=1))
+    await mod.expect_no_message()
+    await at(bot, oct5 - dt.timedelta(days=7))
+    flag = await mod.expect_message(contains="法定节假日")
+    assert "国庆" in flag.text and "2026年10月5日" in flag.text
+    await (await mod.press("跳过这一次", message=flag)).wait()
+    await mod.expect_edit(contains="已跳过")
+    await bot.settle()
+    await reader.expect_message(contains="这一次取消")
+    await at(bot, oct5 - dt.timedelta(hours=1))
+    await reader.expect_no_message()
+    row = await outbox_repo.get_by_key(bot.db, reminder_key(meeting.id, oct5, 60, GROUP_ID))
+    assert row.state == "cancelled"
+
+
+async def test_rename_and_new_place_update_pending_reminders(bot, tg):
+    mod, _group, reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot)
+    await open_manage(mod)
+    await (await mod.press("✏️ 改名称")).wait()
+    await mod.expect_message(contains="改成什么名字")
+    await mod.send("蒋村长桌会")
+    await mod.expect_message(contains="已更新")
+    await open_manage(mod, "蒋村长桌会")
+    await (await mod.press("📍 改地点")).wait()
+    await mod.expect_message(contains="新的地点")
+    await mod.send_venue(30.2741, 120.0934, "蒋村党群服务中心", "文二西路")
+    await mod.expect_message(contains="已更新")
+    await bot.settle()
+    notice = await reader.expect_message(contains="更新")
+    assert "蒋村长桌会" in notice.text
+    await at(bot, FIRST - dt.timedelta(days=1))
+    reminder = await reader.expect_message(contains=REMINDER)
+    assert (
+        "蒋村长桌会" in reminder.text and "蒋村党群服务中心" in reminder.text and "30.27410" in reminder.text
+    )
+    updated = await meetings_repo.get(bot.db, meeting.id)
+    assert updated.revision == 2 and updated.lat == pytest.approx(30.2741)
