@@ -75,9 +75,10 @@ class XApplication(Application):
             if isinstance(update, Update):
                 chat = update.effective_chat.id if update.effective_chat else None
                 user = update.effective_user.id if update.effective_user else None
-                if outcome == "ok" and names and names[-1].startswith("!"):
-                    outcome = "error:" + names[-1][1:]
-                    names = names[:-1]
+                failed = [n for n in names if n.startswith("!")]
+                if outcome == "ok" and failed:
+                    outcome = "error:" + failed[0][1:]
+                names = [n for n in names if not n.startswith("!")]
                 handled = ",".join(names) or "-"
                 log.info(
                     "update id=%s chat=%s user=%s handler=%s outcome=%s ms=%.1f",

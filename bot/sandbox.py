@@ -189,7 +189,8 @@ class Sandbox:
                     else ""
                 )
                 if isinstance(button, dict) and button.get("url"):
-                    extra = f" → {button['url']}"
+                    url = button["url"]
+                    extra = f" → {url if len(url) <= 60 else url[:57] + '...'}"
                 cells.append(f"[{n}] {label}{extra}")
             self.say("    " + "   ".join(cells))
 

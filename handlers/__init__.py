@@ -28,6 +28,8 @@ FEATURES: tuple[str, ...] = (
     "handlers.tasks",
     "handlers.reports",
     "handlers.points",
+    # Last: its plain location/venue/coordinates handlers must not take what a conversation awaits.
+    "handlers.stations",
 )
 
 

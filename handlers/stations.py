@@ -1,0 +1,737 @@
+"""Warm stations in chat: a shared location, a venue or typed coordinates -> the nearest stations
+(paging, facility filters, wider search, venue and Amap buttons); /stations TEXT searches by name or
+address; /station ID shows one; couriers flag problems; moderators add, edit and deactivate.
+
+Callback data carries the search point (st:n:LAT:LON:PAGE:FILTERS:WIDE), so every list button keeps
+working after a restart and needs no state; station ids in buttons are re-read and re-checked.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from telegram import (
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    ReplyKeyboardMarkup,
+    Update,
+)
+from telegram.ext import (
+    Application,
+    CallbackQueryHandler,
+    CommandHandler,
+    ConversationHandler,
+    MessageHandler,
+    filters,
+)
+
+from bot import facilities as fac
+from bot.app import XContext
+from bot.authz import Perm
+from bot.geo import CoordinateError, LatLon, amap_marker_url, parse_coordinates
+from bot.opening_hours import OpeningHoursError, parse_opening_hours
+from bot.stations import (
+    Found,
+    StationInputError,
+    StationService,
+    format_distance,
+    format_where,
+    render_card,
+    render_details,
+)
+from handlers.common import (
+    Command,
+    actor_of,
+    cb,
+    draft_state,
+    drop_draft,
+    is_private,
+    main_menu,
+    reply,
+    require,
+)
+from handlers.core import cancel_fallback
+from storage.stations import FLAG_REASONS
+
+COMMANDS = [
+    Command("stations", "stations.ui.cmd_stations"),
+    Command("station", "stations.ui.cmd_station"),
+    Command("addstation", "stations.ui.cmd_addstation", scope="private", perm=Perm.STATIONS_EDIT),
+]
+
+# Filter codes <-> one letter in callback data.
+_LETTER = {"charge": "c", "swap": "s", "meal": "m", "toilet": "t", "water": "w"}
+_CODE = {v: k for k, v in _LETTER.items()}
+EDIT_FIELDS = ("name", "address", "opening_hours", "facilities", "phone", "location")
+TEXT_LIMITS = {"name": 60, "address": 120, "opening_hours": 120, "facilities": 300, "phone": 40}
+DRAFT = "stations"
+EDIT_VALUE, ADD_NAME, ADD_LOCATION, ADD_KIND, ADD_FACILITIES, ADD_HOURS, ADD_ADDRESS = range(7)
+SEARCH_LIMIT = 5
+
+
+def _service(context: XContext) -> StationService:
+    return context.core.service(StationService)
+
+
+def _filters_text(letters: str) -> str:
+    return "".join(ch for ch in "cswtm" if ch in letters)
+
+
+def _remember_location(context: XContext, lat: float, lon: float) -> None:
+    """The wish wall lists nearest tasks first for an hour after a courier shared a location."""
+    if context.user_data is not None:
+        context.user_data["location"] = {"lat": lat, "lon": lon, "at": context.core.clock.now().isoformat()}
+
+
+# -- nearest ------------------------------------------------------------------------------------
+
+
+async def _nearest_view(
+    context: XContext, lat: float, lon: float, page: int, letters: str, wide: bool
+) -> tuple[str, InlineKeyboardMarkup]:
+    service = _service(context)
+    config = context.core.config.stations
+    radius = config.wide_radius_m if wide else config.radius_m
+    codes = [_CODE[ch] for ch in letters if ch in _CODE]
+    result = await service.nearest_page(lat, lon, page=page, radius_m=radius, filters=codes)
+    catalog, lang = context.core.catalog, context.lang
+    radius_text = _radius_text(context, radius)
+    rows: list[list[InlineKeyboardButton]] = []
+    lines: list[str] = []
+    labels = "、".join(context.t(f"stations.filter.{c}") for c in codes)
+    if result.items:
+        lines.append(context.t("stations.results_title", radius=radius_text))
+        if codes:
+            lines.append(context.t("stations.ui.filters_active", filters=labels))
+        for i, found in enumerate(result.items, start=result.offset + 1):
+            lines.append("")
+            lines.append(render_card(catalog, lang, found, index=i))
+            rows.append(_station_buttons(context, found, i))
+    else:
+        if codes:
+            lines.append(context.t("stations.ui.no_match_filters", radius=radius_text, filters=labels))
+        else:
+            lines.append(context.t("stations.none_within", radius=radius_text))
+        nearest = await service.nearest_any(lat, lon, filters=codes)
+        if nearest is None:
+            if not codes:
+                lines.append(context.t("stations.none_at_all"))
+        else:
+            lines.append(context.t("stations.nearest_anyway", where=format_where(catalog, lang, nearest)))
+            lines.append(render_card(catalog, lang, nearest, index=1))
+            rows.append(_station_buttons(context, nearest, 1))
+        if not wide and config.wide_radius_m > config.radius_m:
+            wider = _radius_text(context, config.wide_radius_m)
+            rows.append(
+                [
+                    InlineKeyboardButton(
+                        context.t("stations.ui.wider", radius=wider),
+                        callback_data=_n(lat, lon, 0, letters, True),
+                    )
+                ]
+            )
+    rows.append(
+        [
+            InlineKeyboardButton(
+                ("✅" if _LETTER[f.code] in letters else f.icon) + context.t(f"stations.filter.{f.code}"),
+                callback_data=_n(lat, lon, 0, _toggle(letters, _LETTER[f.code]), wide),
+            )
+            for f in fac.FILTERS
+        ]
+    )
+    nav = []
+    if page > 0:
+        nav.append(
+            InlineKeyboardButton(
+                context.t("stations.ui.prev"), callback_data=_n(lat, lon, page - 1, letters, wide)
+            )
+        )
+    if result.has_more:
+        nav.append(
+            InlineKeyboardButton(
+                context.t("stations.ui.more"), callback_data=_n(lat, lon, page + 1, letters, wide)
+            )
+        )
+    if codes:
+        nav.append(
+            InlineKeyboardButton(
+                context.t("stations.ui.clear_filters"), callback_data=_n(lat, lon, 0, "", wide)
+            )
+        )
+    if nav:
+        rows.append(nav)
+    return "\n".join(lines), InlineKeyboardMarkup(rows)
+
+
+def _radius_text(context: XContext, metres: float) -> str:
+    """A search radius: "3 公里", "500 米", "2.5 公里"."""
+    if metres >= 1000 and metres % 1000 == 0:
+        return context.t("stations.km", n=int(metres // 1000))
+    return format_distance(context.core.catalog, context.lang, metres)
+
+
+def _n(lat: float, lon: float, page: int, letters: str, wide: bool) -> str:
+    return cb("st", "n", f"{lat:.5f}", f"{lon:.5f}", page, _filters_text(letters) or "-", int(wide))
+
+
+def _toggle(letters: str, letter: str) -> str:
+    return letters.replace(letter, "") if letter in letters else letters + letter
+
+
+def _station_buttons(context: XContext, found: Found, index: int) -> list[InlineKeyboardButton]:
+    s = found.station
+    return [
+        InlineKeyboardButton(
+            context.t("stations.ui.navigate", index=index), callback_data=cb("st", "v", s.id)
+        ),
+        InlineKeyboardButton(
+            context.t("stations.ui.amap", index=index), url=amap_marker_url(LatLon(s.lat, s.lon), s.name)
+        ),
+        InlineKeyboardButton(
+            context.t("stations.ui.details", index=index), callback_data=cb("st", "d", s.id)
+        ),
+    ]
+
+
+async def _answer_point(update: Update, context: XContext, lat: float, lon: float, note: str = "") -> None:
+    _remember_location(context, lat, lon)
+    text, keyboard = await _nearest_view(context, lat, lon, 0, "", False)
+    await reply(update, context, (note + "\n" + text) if note else text, reply_markup=keyboard)
+
+
+async def on_location(update: Update, context: XContext) -> None:
+    message = update.effective_message
+    point = message.venue.location if message.venue else message.location
+    if point is None or (message.location is not None and message.location.live_period):
+        return  # live locations keep updating: answer the first share only
+    await _answer_point(update, context, point.latitude, point.longitude)
+
+
+async def on_coordinates(update: Update, context: XContext) -> None:
+    text = update.effective_message.text or ""
+    try:
+        parsed = parse_coordinates(text)
+    except CoordinateError as exc:
+        await reply(update, context, context.t(f"stations.ui.{exc.key.replace('.', '_')}", **exc.details))
+        return
+    note = context.t("stations.ui.swapped") if parsed.swapped else ""
+    await _answer_point(update, context, parsed.point.lat, parsed.point.lon, note)
+
+
+async def page_pressed(update: Update, context: XContext) -> None:
+    query = update.callback_query
+    try:
+        _, _, lat_s, lon_s, page_s, letters, wide_s = (query.data or "").split(":")
+        lat, lon, page = float(lat_s), float(lon_s), int(page_s)
+        if not (-90 <= lat <= 90 and -180 <= lon <= 180 and 0 <= page < 1000) or wide_s not in ("0", "1"):
+            raise ValueError
+    except ValueError:
+        await query.answer(context.t("error.stale_button"), show_alert=True)
+        return
+    letters = "" if letters == "-" else "".join(ch for ch in letters if ch in _CODE)
+    text, keyboard = await _nearest_view(context, lat, lon, page, letters, wide_s == "1")
+    await query.answer()
+    try:
+        await query.edit_message_text(text, reply_markup=keyboard)
+    except Exception:  # the same page pressed twice ("not modified"): nothing to change
+        pass
+
+
+async def stations_command(update: Update, context: XContext) -> None:
+    text = " ".join(context.args or []).strip()
+    if not text:
+        markup = None
+        if is_private(update):
+            markup = ReplyKeyboardMarkup(
+                [[KeyboardButton(context.t("stations.ui.share_location"), request_location=True)]],
+                resize_keyboard=True,
+                one_time_keyboard=True,
+            )
+        await reply(update, context, context.t("stations.ui.ask_location"), reply_markup=markup)
+        return
+    try:
+        parsed = parse_coordinates(text)
+    except CoordinateError:
+        parsed = None
+    if parsed is not None:
+        await _answer_point(update, context, parsed.point.lat, parsed.point.lon)
+        return
+    text = text[:40]
+    found = await _service(context).search(text, limit=SEARCH_LIMIT + 1)
+    if not found:
+        await reply(update, context, context.t("stations.search_none", query=text))
+        return
+    catalog, lang = context.core.catalog, context.lang
+    lines = [context.t("stations.search_title", query=text)]
+    rows = []
+    for i, item in enumerate(found[:SEARCH_LIMIT], start=1):
+        lines.append("")
+        lines.append(render_card(catalog, lang, item, index=i))
+        rows.append(_station_buttons(context, item, i))
+    if len(found) > SEARCH_LIMIT:
+        lines.append("")
+        lines.append(context.t("stations.ui.search_more", count=SEARCH_LIMIT))
+    await reply(update, context, "\n".join(lines), reply_markup=InlineKeyboardMarkup(rows))
+
+
+# -- one station ----------------------------------------------------------------------------------
+
+
+def _station_id(data: str | None, position: int = 2) -> int | None:
+    try:
+        return int((data or "").split(":")[position])
+    except (IndexError, ValueError):
+        return None
+
+
+async def venue_pressed(update: Update, context: XContext) -> None:
+    query = update.callback_query
+    station = await _service(context).get(_station_id(query.data) or 0)
+    if station is None or not station.active:
+        await query.answer(context.t("stations.ui.gone"), show_alert=True)
+        return
+    await query.answer()
+    await context.bot.send_venue(
+        update.effective_chat.id,
+        latitude=station.lat,
+        longitude=station.lon,
+        title=station.name,
+        address=station.address or station.name,
+    )
+
+
+async def _details_view(
+    context: XContext, station_id: int, actor_update: Update
+) -> tuple[str, InlineKeyboardMarkup] | None:
+    service = _service(context)
+    found = await service.describe(station_id)
+    if found is None:
+        return None
+    s = found.station
+    text = render_details(context.core.catalog, context.lang, found)
+    if not s.active:
+        text = context.t("stations.ui.inactive_note") + "\n" + text
+    rows = [
+        [
+            InlineKeyboardButton(context.t("stations.ui.navigate_one"), callback_data=cb("st", "v", s.id)),
+            InlineKeyboardButton(
+                context.t("stations.ui.amap_one"), url=amap_marker_url(LatLon(s.lat, s.lon), s.name)
+            ),
+        ],
+        [InlineKeyboardButton(context.t("stations.ui.flag"), callback_data=cb("st", "f", s.id))],
+    ]
+    decision = await context.core.authz.check(actor_of(actor_update), Perm.STATIONS_EDIT, s.area or None)
+    if decision.allowed and is_private(actor_update):
+        edit = [
+            InlineKeyboardButton(context.t(f"stations.ui.edit_{f}"), callback_data=cb("st", "e", s.id, f))
+            for f in EDIT_FIELDS
+        ]
+        rows.append(edit[:3])
+        rows.append(edit[3:])
+        toggle = "on" if not s.active else "off"
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    context.t("stations.ui.activate" if not s.active else "stations.ui.deactivate"),
+                    callback_data=cb("st", toggle, s.id),
+                )
+            ]
+        )
+    return text, InlineKeyboardMarkup(rows)
+
+
+async def details_pressed(update: Update, context: XContext) -> None:
+    query = update.callback_query
+    view = await _details_view(context, _station_id(query.data) or 0, update)
+    if view is None:
+        await query.answer(context.t("stations.ui.gone"), show_alert=True)
+        return
+    await query.answer()
+    await reply(update, context, view[0], reply_markup=view[1])
+
+
+async def station_command(update: Update, context: XContext) -> None:
+    try:
+        station_id = int((context.args or [""])[0])
+    except ValueError:
+        await reply(update, context, context.t("stations.ui.station_usage"))
+        return
+    view = await _details_view(context, station_id, update)
+    if view is None:
+        await reply(update, context, context.t("stations.ui.gone"))
+        return
+    await reply(update, context, view[0], reply_markup=view[1])
+
+
+# -- flags --------------------------------------------------------------------------------------
+
+
+async def flag_pressed(update: Update, context: XContext) -> None:
+    query = update.callback_query
+    station = await _service(context).get(_station_id(query.data) or 0)
+    if station is None:
+        await query.answer(context.t("stations.ui.gone"), show_alert=True)
+        return
+    await query.answer()
+    rows = [
+        [
+            InlineKeyboardButton(
+                context.t(f"stations.flag_reason.{r}"), callback_data=cb("st", "fr", station.id, r)
+            )
+        ]
+        for r in FLAG_REASONS
+    ]
+    await reply(
+        update,
+        context,
+        context.t("stations.ui.flag_ask", name=station.name),
+        reply_markup=InlineKeyboardMarkup(rows),
+    )
+
+
+async def flag_reason_pressed(update: Update, context: XContext) -> None:
+    query = update.callback_query
+    parts = (query.data or "").split(":")
+    station_id = _station_id(query.data)
+    reason = parts[3] if len(parts) == 4 else ""
+    if station_id is None or reason not in FLAG_REASONS:
+        await query.answer(context.t("error.stale_button"), show_alert=True)
+        return
+    result = await _service(context).flag(station_id, update.effective_user.id, reason)
+    if result is None:
+        await query.answer(context.t("stations.ui.gone"), show_alert=True)
+        return
+    context.core.outbox.wake()
+    if result.duplicate:
+        text = context.t("stations.ui.flag_repeat")
+    else:
+        text = context.t("stations.ui.flag_done" if result.notified_chat else "stations.ui.flag_recorded")
+    await query.answer()
+    await query.edit_message_text(text)
+
+
+# -- moderators: activate, deactivate, edit, add ----------------------------------------------------
+
+
+async def toggle_pressed(update: Update, context: XContext) -> None:
+    query = update.callback_query
+    service = _service(context)
+    station = await service.get(_station_id(query.data) or 0)
+    if station is None:
+        await query.answer(context.t("stations.ui.gone"), show_alert=True)
+        return
+    if not await require(update, context, Perm.STATIONS_EDIT, station.area or None):
+        return
+    if query.data.split(":")[1] == "off":
+        await service.deactivate(station.id)
+        text = context.t("stations.ui.deactivated", name=station.name)
+    else:
+        await service.activate(station.id)
+        text = context.t("stations.ui.activated", name=station.name)
+    await query.answer(text, show_alert=True)
+    view = await _details_view(context, station.id, update)
+    if view is not None:
+        await query.edit_message_text(view[0], reply_markup=view[1])
+
+
+async def edit_pressed(update: Update, context: XContext) -> int:
+    query = update.callback_query
+    parts = (query.data or "").split(":")
+    station = await _service(context).get(_station_id(query.data) or 0)
+    field = parts[3] if len(parts) == 4 else ""
+    if station is None or field not in EDIT_FIELDS:
+        await query.answer(context.t("error.stale_button"), show_alert=True)
+        return ConversationHandler.END
+    if not await require(update, context, Perm.STATIONS_EDIT, station.area or None):
+        return ConversationHandler.END
+    await query.answer()
+    drop_draft(context, DRAFT)
+    draft_state(context, DRAFT).update({"station": station.id, "field": field})
+    if field in ("opening_hours", "facilities", "location"):
+        prompt = context.t(f"stations.ui.ask_value_{'hours' if field == 'opening_hours' else field}")
+    else:
+        prompt = context.t("stations.ui.ask_value", field=context.t(f"stations.ui.field_{field}"))
+    await reply(update, context, prompt)
+    return EDIT_VALUE
+
+
+def _input_error(context: XContext, exc: StationInputError) -> str:
+    key = f"stations.ui.invalid_{exc.field}"
+    if context.core.catalog.has(key):
+        return context.t(key, detail=exc.reason) if exc.field in ("facilities", "lat") else context.t(key)
+    return context.t("stations.ui.invalid_other", detail=exc.reason)
+
+
+async def _point_from_message(update: Update, context: XContext) -> tuple[float, float] | None:
+    message = update.effective_message
+    if message.location is not None:
+        return message.location.latitude, message.location.longitude
+    try:
+        parsed = parse_coordinates(message.text or "")
+    except CoordinateError as exc:
+        await reply(update, context, context.t(f"stations.ui.{exc.key.replace('.', '_')}", **exc.details))
+        return None
+    return parsed.point.lat, parsed.point.lon
+
+
+async def edit_value(update: Update, context: XContext) -> int:
+    state = draft_state(context, DRAFT)
+    service = _service(context)
+    station = await service.get(int(state.get("station", 0)))
+    field = state.get("field", "")
+    if station is None or field not in EDIT_FIELDS:
+        drop_draft(context, DRAFT)
+        await reply(update, context, context.t("stations.ui.gone"))
+        return ConversationHandler.END
+    if not await require(update, context, Perm.STATIONS_EDIT, station.area or None):
+        drop_draft(context, DRAFT)
+        return ConversationHandler.END
+    if field == "location":
+        point = await _point_from_message(update, context)
+        if point is None:
+            return EDIT_VALUE
+        changes: dict[str, Any] = {"lat": point[0], "lon": point[1]}
+    else:
+        value = (update.effective_message.text or "").strip()
+        if len(value) > TEXT_LIMITS[field]:
+            await reply(update, context, context.t("stations.ui.too_long", limit=TEXT_LIMITS[field]))
+            return EDIT_VALUE
+        changes = {field: value}
+    try:
+        await service.edit(station.id, **changes)
+    except StationInputError as exc:
+        await reply(update, context, _input_error(context, exc))
+        return EDIT_VALUE
+    drop_draft(context, DRAFT)
+    view = await _details_view(context, station.id, update)
+    await reply(update, context, context.t("stations.ui.saved"))
+    if view is not None:
+        await reply(update, context, view[0], reply_markup=view[1])
+    return ConversationHandler.END
+
+
+async def add_start(update: Update, context: XContext) -> int:
+    if not is_private(update):
+        await reply(update, context, context.t("error.private_only"))
+        return ConversationHandler.END
+    if not await require(update, context, Perm.STATIONS_EDIT):
+        return ConversationHandler.END
+    drop_draft(context, DRAFT)
+    draft_state(context, DRAFT).update({"add": {"facilities": []}})
+    await reply(update, context, context.t("stations.ui.add_name"))
+    return ADD_NAME
+
+
+def _add(context: XContext) -> dict[str, Any]:
+    return draft_state(context, DRAFT).setdefault("add", {"facilities": []})
+
+
+async def add_name(update: Update, context: XContext) -> int:
+    name = (update.effective_message.text or "").strip()
+    if not name:
+        await reply(update, context, context.t("stations.ui.invalid_name"))
+        return ADD_NAME
+    if len(name) > TEXT_LIMITS["name"]:
+        await reply(update, context, context.t("stations.ui.too_long", limit=TEXT_LIMITS["name"]))
+        return ADD_NAME
+    _add(context)["name"] = name
+    await reply(update, context, context.t("stations.ui.add_location"))
+    return ADD_LOCATION
+
+
+async def add_location(update: Update, context: XContext) -> int:
+    point = await _point_from_message(update, context)
+    if point is None:
+        return ADD_LOCATION
+    _add(context).update({"lat": point[0], "lon": point[1]})
+    rows = [
+        [
+            InlineKeyboardButton(
+                k.icon + context.t(f"stations.kind.{k.code}"), callback_data=cb("st", "ak", k.code)
+            )
+        ]
+        for k in fac.KINDS
+    ]
+    await reply(update, context, context.t("stations.ui.add_kind"), reply_markup=InlineKeyboardMarkup(rows))
+    return ADD_KIND
+
+
+def _facility_keyboard(context: XContext, chosen: list[str]) -> InlineKeyboardMarkup:
+    buttons = [
+        InlineKeyboardButton(
+            ("✅" if f.code in chosen else f.icon) + context.t(f"stations.facility.{f.code}"),
+            callback_data=cb("st", "af", f.code),
+        )
+        for f in fac.FACILITIES
+    ]
+    rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
+    rows.append([InlineKeyboardButton(context.t("stations.ui.done"), callback_data=cb("st", "afd"))])
+    return InlineKeyboardMarkup(rows)
+
+
+async def add_kind(update: Update, context: XContext) -> int:
+    query = update.callback_query
+    code = (query.data or "").split(":")[-1]
+    if code not in fac.KIND_BY_CODE:
+        await query.answer(context.t("error.stale_button"), show_alert=True)
+        return ADD_KIND
+    _add(context)["kind"] = code
+    await query.answer()
+    await query.edit_message_text(
+        context.t("stations.ui.add_facilities"), reply_markup=_facility_keyboard(context, [])
+    )
+    return ADD_FACILITIES
+
+
+async def add_facility(update: Update, context: XContext) -> int:
+    query = update.callback_query
+    code = (query.data or "").split(":")[-1]
+    if code not in fac.FACILITY_BY_CODE:
+        await query.answer(context.t("error.stale_button"), show_alert=True)
+        return ADD_FACILITIES
+    chosen = _add(context).setdefault("facilities", [])
+    if code in chosen:
+        chosen.remove(code)
+    else:
+        chosen.append(code)
+    await query.answer()
+    await query.edit_message_reply_markup(_facility_keyboard(context, chosen))
+    return ADD_FACILITIES
+
+
+def _skip_keyboard(context: XContext) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        [[InlineKeyboardButton(context.t("stations.ui.skip"), callback_data=cb("st", "skip"))]]
+    )
+
+
+async def add_facilities_done(update: Update, context: XContext) -> int:
+    await update.callback_query.answer()
+    await reply(update, context, context.t("stations.ui.add_hours"), reply_markup=_skip_keyboard(context))
+    return ADD_HOURS
+
+
+async def add_hours(update: Update, context: XContext) -> int:
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+        _add(context)["opening_hours"] = ""
+    else:
+        hours = (update.effective_message.text or "").strip()
+        try:
+            parse_opening_hours(hours)
+        except OpeningHoursError:
+            await reply(update, context, context.t("stations.ui.invalid_opening_hours"))
+            return ADD_HOURS
+        _add(context)["opening_hours"] = hours
+    await reply(update, context, context.t("stations.ui.add_address"), reply_markup=_skip_keyboard(context))
+    return ADD_ADDRESS
+
+
+async def add_address(update: Update, context: XContext) -> int:
+    data = _add(context)
+    if update.callback_query is not None:
+        await update.callback_query.answer()
+        address = ""
+    else:
+        address = (update.effective_message.text or "").strip()
+        if len(address) > TEXT_LIMITS["address"]:
+            await reply(update, context, context.t("stations.ui.too_long", limit=TEXT_LIMITS["address"]))
+            return ADD_ADDRESS
+    if not await require(update, context, Perm.STATIONS_EDIT):
+        drop_draft(context, DRAFT)
+        return ConversationHandler.END
+    try:
+        station = await _service(context).add(
+            name=data["name"],
+            lat=data["lat"],
+            lon=data["lon"],
+            kind=data.get("kind", fac.DEFAULT_KIND),
+            facilities=data.get("facilities", []),
+            opening_hours=data.get("opening_hours", ""),
+            address=address,
+            source=f"bot:{update.effective_user.id}",
+        )
+    except (StationInputError, KeyError) as exc:
+        drop_draft(context, DRAFT)
+        detail = exc.reason if isinstance(exc, StationInputError) else str(exc)
+        await reply(
+            update,
+            context,
+            context.t("stations.ui.invalid_other", detail=detail),
+            reply_markup=main_menu(context),
+        )
+        return ConversationHandler.END
+    drop_draft(context, DRAFT)
+    await reply(
+        update,
+        context,
+        context.t("stations.ui.added", name=station.name, id=station.id),
+        reply_markup=main_menu(context),
+    )
+    view = await _details_view(context, station.id, update)
+    if view is not None:
+        await reply(update, context, view[0], reply_markup=view[1])
+    return ConversationHandler.END
+
+
+async def stale_flow_button(update: Update, context: XContext) -> None:
+    await update.callback_query.answer(context.t("error.stale_button"), show_alert=True)
+
+
+def register(app: Application) -> None:
+    private = filters.ChatType.PRIVATE
+    text = filters.TEXT & ~filters.COMMAND
+    conversation = ConversationHandler(
+        entry_points=[
+            CallbackQueryHandler(edit_pressed, pattern=r"^st:e:\d+:[a-z_]+$"),
+            CommandHandler("addstation", add_start),
+        ],
+        states={
+            EDIT_VALUE: [MessageHandler((text | filters.LOCATION) & private, edit_value)],
+            ADD_NAME: [MessageHandler(text & private, add_name)],
+            ADD_LOCATION: [MessageHandler((text | filters.LOCATION) & private, add_location)],
+            ADD_KIND: [CallbackQueryHandler(add_kind, pattern=r"^st:ak:")],
+            ADD_FACILITIES: [
+                CallbackQueryHandler(add_facility, pattern=r"^st:af:"),
+                CallbackQueryHandler(add_facilities_done, pattern=r"^st:afd$"),
+            ],
+            ADD_HOURS: [
+                MessageHandler(text & private, add_hours),
+                CallbackQueryHandler(add_hours, pattern=r"^st:skip$"),
+            ],
+            ADD_ADDRESS: [
+                MessageHandler(text & private, add_address),
+                CallbackQueryHandler(add_address, pattern=r"^st:skip$"),
+            ],
+        },
+        fallbacks=[
+            cancel_fallback(),
+            CallbackQueryHandler(stale_flow_button, pattern=r"^st:(ak|af|afd|skip)"),
+        ],
+        name="stations",
+        persistent=True,
+        allow_reentry=True,
+    )
+    app.add_handler(conversation)
+    app.add_handler(CommandHandler("stations", stations_command))
+    app.add_handler(CommandHandler("station", station_command))
+    app.add_handler(CallbackQueryHandler(page_pressed, pattern=r"^st:n:"))
+    app.add_handler(CallbackQueryHandler(venue_pressed, pattern=r"^st:v:"))
+    app.add_handler(CallbackQueryHandler(details_pressed, pattern=r"^st:d:"))
+    app.add_handler(CallbackQueryHandler(flag_pressed, pattern=r"^st:f:"))
+    app.add_handler(CallbackQueryHandler(flag_reason_pressed, pattern=r"^st:fr:"))
+    app.add_handler(CallbackQueryHandler(toggle_pressed, pattern=r"^st:(on|off):"))
+    app.add_handler(CallbackQueryHandler(stale_flow_button, pattern=r"^st:(ak|af|afd|skip)"))
+    # Locations and venues anywhere (the 📍 menu button sends one), and typed coordinates in private.
+    app.add_handler(MessageHandler(filters.LOCATION | filters.VENUE, on_location))
+    app.add_handler(
+        MessageHandler(
+            text
+            & private
+            & filters.Regex(
+                r"^\s*[-+]?\d{1,3}(\.\d+)?\s*°?\s*[NSEWnsew]?\s*[,，;；/、\s]\s*[-+]?\d{1,3}(\.\d+)?"
+            ),
+            on_coordinates,
+        )
+    )

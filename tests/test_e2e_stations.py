@@ -1,0 +1,240 @@
+"""Warm stations end to end: location -> ordered answer, filters, paging, venue, coordinates, search,
+empty area, flags reaching moderators, moderator edits and a courier refused."""
+
+import datetime as dt
+
+import pytest
+from geopy.distance import geodesic
+
+from bot.stations import StationService
+from storage import stations as stations_repo
+from tests.conftest import ADMIN_ID, MODERATOR_CHAT_ID
+
+HERE = (30.2741, 120.1551)  # Hangzhou, near the West Lake
+
+
+@pytest.fixture
+def clock():
+    from bot.clock import FakeClock
+
+    return FakeClock(dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC))  # 10:00 in Shanghai
+
+
+async def add(bot, name, north_m, east_m, *, facilities=(), hours="24/7", kind="station", area=""):
+    """A station `north_m` metres north and `east_m` metres east of HERE."""
+    lat = HERE[0] + north_m / 111_195.0
+    lon = HERE[1] + east_m / (111_195.0 * 0.8646)
+    service = bot.core.service(StationService)
+    return await service.add(
+        name=name, lat=lat, lon=lon, facilities=facilities, opening_hours=hours, kind=kind, area=area
+    )
+
+
+async def seed(bot):
+    await add(bot, "北边驿站", 400, 0, facilities=("drinking_water", "toilet"))
+    await add(bot, "东边换电柜", 0, 800, kind="battery_cabinet")
+    await add(
+        bot,
+        "南边食堂",
+        -1200,
+        0,
+        facilities=("microwave", "phone_charging"),
+        kind="canteen",
+        hours="Mo-Su 11:00-20:00",
+    )
+    await add(bot, "西边饮水点", 0, -2000, kind="water_point")
+    await add(bot, "远处驿站", 6000, 0)
+
+
+async def courier(tg, user_id=3001, lang="zh"):
+    chat = tg.private(tg.user(user_id, "骑手小王", language_code=lang))
+    await chat.send("/start")
+    await chat.expect_message()
+    return chat
+
+
+async def test_location_gives_nearest_first_with_distance_direction_and_buttons(bot, tg):
+    await seed(bot)
+    chat = await courier(tg)
+    await chat.press("📍 附近驿站", location=HERE)
+    msg = await chat.expect_message(contains="离你最近的驿站")
+    text = msg.text
+    order = [text.index(n) for n in ("北边驿站", "东边换电柜", "南边食堂")]
+    assert order == sorted(order)
+    assert "西边饮水点" not in text  # page size 3
+    assert "正北方向 400 米" in text and "正东方向 800 米" in text and "正南方向 1.2 公里" in text
+    assert "骑行约 2 分钟" in text  # 400 m at 15 km/h
+    assert "🔴 已打烊 · 11:00 开门" in text  # the canteen opens at 11:00 local
+    labels = [label for label, _ in msg.inline]
+    assert "🧭 1 导航" in labels and "更多 ▶" in labels and "🗺 1 高德" in labels
+    url = dict(msg.inline)["🗺 1 高德"]
+    assert url.startswith("https://uri.amap.com/marker?position=120.1") and "coordinate=gaode" in url
+
+    await (await chat.press("🧭 1 导航")).wait()
+    venue = await chat.expect_message()
+    assert venue.kind == "venue" and venue.venue["title"] == "北边驿站"
+    expected = geodesic(HERE, (venue.location[0], venue.location[1])).meters
+    assert abs(expected - 400) < 2
+
+    await (await chat.press("更多 ▶")).wait()
+    page2 = await chat.expect_edit(contains="西边饮水点")
+    assert "4. " in page2.text and "北边驿站" not in page2.text
+    assert "远处驿站" not in page2.text  # outside 3 km
+
+
+async def test_filters_narrow_the_list(bot, tg):
+    await seed(bot)
+    chat = await courier(tg)
+    await chat.share_location(*HERE)
+    await chat.expect_message(contains="离你最近的驿站")
+    await (await chat.press("🍱热饭")).wait()
+    msg = await chat.expect_edit(contains="筛选：热饭")
+    assert "南边食堂" in msg.text and "北边驿站" not in msg.text
+    await (await chat.press("✅热饭")).wait()
+    await chat.expect_edit(contains="北边驿站")
+    await (await chat.press("🔋换电")).wait()
+    msg = await chat.expect_edit(contains="筛选：换电")
+    assert "东边换电柜" in msg.text
+    assert "南边食堂" not in msg.text
+    await (await chat.press("✖ 清除筛选")).wait()
+    await chat.expect_edit(contains="北边驿站")
+
+
+async def test_typed_coordinates_venue_and_english(bot, tg):
+    await seed(bot)
+    chat = await courier(tg, 3002, lang="en")
+    await chat.send("30.2741, 120.1551")
+    msg = await chat.expect_message(contains="400 m")
+    assert "north" in msg.text
+    await chat.send("120.1551，30.2741")  # lon, lat as Amap shows it: turned round
+    msg = await chat.expect_message(contains="swapped")
+    assert "北边驿站" in msg.text
+    await chat.send("95.5, 200")
+    await chat.expect_message(contains="out of range")
+    await chat.send_venue(HERE[0], HERE[1], "西湖", "杭州")
+    await chat.expect_message(contains="北边驿站")
+
+
+async def test_name_search(bot, tg):
+    await seed(bot)
+    chat = await courier(tg)
+    await chat.send("/stations 食堂")
+    msg = await chat.expect_message(contains="南边食堂")
+    assert "名称或地址含「食堂」" in msg.text
+    await chat.send("/stations 不存在的地方")
+    await chat.expect_message(contains="没有找到")
+    await chat.send("/stations")
+    ask = await chat.expect_message(contains="发送你的位置")
+    assert ask.button("📍 发送我的位置").get("request_location")
+
+
+async def test_empty_area_says_so_and_offers_wider_and_nearest(bot, tg):
+    await add(bot, "远处驿站", 6000, 0)
+    chat = await courier(tg)
+    await chat.share_location(*HERE)
+    msg = await chat.expect_message(contains="3 公里 内没有找到驿站")
+    assert "最近的一个在 正北方向 6.0 公里" in msg.text and "远处驿站" in msg.text
+    await (await chat.press("🔎 扩大到 10 公里")).wait()
+    await chat.expect_edit(contains="离你最近的驿站（10 公里 内）")
+
+
+async def test_no_stations_at_all(bot, tg):
+    chat = await courier(tg)
+    await chat.share_location(*HERE)
+    await chat.expect_message(contains="还没有任何驿站数据")
+
+
+async def test_flag_reaches_the_moderators(bot, tg):
+    await seed(bot)
+    mod_owner = tg.user(ADMIN_ID, "管理员")
+    mod_group = tg.group(MODERATOR_CHAT_ID, "版主群", creator=mod_owner)
+    await mod_group.add_bot(by=mod_owner)
+    mods = mod_group.chat(mod_owner)
+    await mods.expect_message()
+    chat = await courier(tg)
+    await chat.share_location(*HERE)
+    await chat.expect_message()
+    await (await chat.press("ℹ️ 1 详情")).wait()
+    details = await chat.expect_message(contains="类型：")
+    assert "✏️ 名称" not in details.labels  # couriers don't get edit buttons
+    await (await chat.press("🚩 反馈问题")).wait()
+    await chat.expect_message(contains="有什么问题")
+    await (await chat.press("设施坏了")).wait()
+    await chat.expect_edit(contains="已转告")
+    notice = await mods.expect_message(contains="驿站反馈")
+    assert "设施坏了" in notice.text and "北边驿站" in notice.text
+    await (
+        await chat.press_data(
+            f"st:fr:{notice.text.split('编号 ')[1].split('）')[0]}:broken", message_id=details.message_id
+        )
+    ).wait()
+
+
+async def test_moderator_edits_and_deactivates_courier_refused(bot, tg):
+    station = await add(bot, "北边驿站", 400, 0, area="文新街道")
+    await bot.grant(3100, "moderator", "文新街道")
+    mod = tg.private(tg.user(3100, "社工小李"))
+    await mod.send(f"/station {station.id}")
+    details = await mod.expect_message(contains="北边驿站")
+    assert "✏️ 营业时间" in details.labels and "⛔ 停用" in details.labels
+    await (await mod.press("✏️ 营业时间")).wait()
+    await mod.expect_message(contains="营业时间")
+    await mod.send("每天九点")
+    await mod.expect_message(contains="看不懂这个营业时间")
+    await mod.send("Mo-Fr 09:00-21:00")
+    await mod.expect_message(contains="已保存")
+    assert (await stations_repo.get(bot.db, station.id)).opening_hours == "Mo-Fr 09:00-21:00"
+    await (await mod.press("✏️ 名称")).wait()
+    await mod.expect_message()
+    await mod.send("北边暖蜂驿站")
+    await mod.expect_message(contains="已保存")
+    await (await mod.press("⛔ 停用")).wait()
+    assert not (await stations_repo.get(bot.db, station.id)).active
+
+    # A courier can't, even with forged buttons; an area moderator can't edit another area.
+    chat = await courier(tg)
+    answer = await (await chat.press_data(f"st:on:{station.id}")).wait()
+    assert answer.show_alert and "没有权限" in answer.text
+    answer = await (await chat.press_data(f"st:e:{station.id}:name")).wait()
+    assert "没有权限" in answer.text
+    await chat.send("/addstation")
+    await chat.expect_message(contains="没有权限")
+    other = await add(bot, "古荡驿站", 0, 300, area="古荡街道")
+    answer = await (await mod.press_data(f"st:off:{other.id}")).wait()
+    assert "区域" in answer.text
+    assert (await stations_repo.get(bot.db, other.id)).active
+
+
+async def test_moderator_adds_a_station_in_chat(bot, tg):
+    await bot.grant(3101, "moderator")
+    mod = tg.private(tg.user(3101, "社工小周"))
+    await mod.send("/addstation")
+    await mod.expect_message(contains="新增驿站")
+    await mod.send("翠苑骑手驿站")
+    await mod.expect_message(contains="位置")
+    await mod.send("300, 500")
+    await mod.expect_message(contains="超出范围")
+    await mod.share_location(30.29, 120.12)
+    await mod.expect_message(contains="选择类型")
+    await (await mod.press("🏠暖蜂驿站")).wait()
+    await mod.expect_edit(contains="选择设施")
+    await (await mod.press("🔌手机充电")).wait()
+    await (await mod.press("🚻厕所")).wait()
+    await (await mod.press("完成")).wait()
+    await mod.expect_message(contains="营业时间")
+    await mod.send("24/7")
+    await mod.expect_message(contains="地址")
+    await (await mod.press("跳过")).wait()
+    await mod.expect_message(contains="已新增驿站「翠苑骑手驿站」")
+    [station] = [s for s in await stations_repo.all_stations(bot.db) if s.name == "翠苑骑手驿站"]
+    assert set(station.facilities) >= {"phone_charging", "toilet"} and station.opening_hours == "24/7"
+
+
+async def test_forged_page_data_is_refused(bot, tg):
+    chat = await courier(tg)
+    await chat.share_location(*HERE)
+    await chat.expect_message()
+    answer = await (await chat.press_data("st:n:999:1:0:-:0")).wait()
+    assert answer.show_alert and "过期" in answer.text
+    answer = await (await chat.press_data("st:v:99999")).wait()
+    assert "不存在" in answer.text
