@@ -24,6 +24,7 @@ from bot.timeparse import parse_local_time
 from handlers.common import (
     Command,
     cb,
+    community,
     draft_state,
     drop_draft,
     is_private,
@@ -32,8 +33,6 @@ from handlers.common import (
     require,
 )
 from handlers.core import cancel_conversation, cancel_fallback
-from storage import groups as groups_repo
-from storage import users as users_repo
 
 COMPOSE, AUDIENCE, AREAS, PREVIEW, WHEN = range(5)
 DRAFT = "broadcast"
@@ -118,8 +117,8 @@ async def _ask_audience(update: Update, context: XContext) -> int:
     allowed = await core.authz.areas_for(update.effective_user.id, Perm.BROADCAST_SEND)
     rows = []
     if allowed is None:
-        groups = await groups_repo.list_active(core.db)
-        subscribers = await users_repo.reachable_subscribers(core.db)
+        groups = await community(context).active_groups()
+        subscribers = await community(context).subscribers()
         rows.append(
             [
                 InlineKeyboardButton(
@@ -168,7 +167,7 @@ async def audience_chosen(update: Update, context: XContext) -> int:
     if choice != "areas":
         await query.answer(context.t("error.stale_button"), show_alert=True)
         return AUDIENCE
-    areas = [name for name, _count in await groups_repo.areas(context.core.db)]
+    areas = [name for name, _count in await community(context).areas()]
     if allowed is not None:
         areas = [a for a in areas if a in allowed]
     if not areas:
@@ -430,12 +429,12 @@ async def stop_broadcast(update: Update, context: XContext) -> None:
 
 
 async def subscribe(update: Update, context: XContext) -> None:
-    await users_repo.set_subscribed(context.core.db, update.effective_user.id, True)
+    await community(context).set_subscribed(update.effective_user.id, True)
     await reply(update, context, context.t("broadcast.subscribed"))
 
 
 async def unsubscribe(update: Update, context: XContext) -> None:
-    await users_repo.set_subscribed(context.core.db, update.effective_user.id, False)
+    await community(context).set_subscribed(update.effective_user.id, False)
     await reply(update, context, context.t("broadcast.unsubscribed"))
 
 

@@ -18,8 +18,8 @@ from telegram.ext import filters
 
 from bot.app import XContext
 from bot.authz import ANONYMOUS_ADMIN_ID, POLICY, Actor, Perm
+from bot.community import Community
 from bot.i18n import Catalog
-from storage import users as users_repo
 
 MAX_CALLBACK_BYTES = 64
 
@@ -35,6 +35,11 @@ class Command:
     scope: str = "all"
     # Shown in /help only to users holding this permission (None: everyone).
     perm: Perm | None = None
+
+
+def community(context: XContext) -> Community:
+    """Users, groups, areas and roles (bot/community.py)."""
+    return context.core.service(Community)
 
 
 def cb(*parts: object) -> str:
@@ -160,9 +165,5 @@ def parse_int(text: str) -> int | None:
 
 async def find_user(context: XContext, who: str) -> int | None:
     """A known user by id ("123456789") or @username; None if the bot never saw them."""
-    db = context.core.db
-    if who.lstrip("-").isdigit():
-        record = await users_repo.get(db, int(who))
-    else:
-        record = await users_repo.find_by_username(db, who)
+    record = await community(context).find_user(who)
     return record.id if record else None

@@ -24,12 +24,8 @@ from telegram.ext import (
 from bot.app import XContext
 from bot.authz import GRANTABLE, Perm, Role
 from bot.i18n import LANGUAGES, resolve_language
-from handlers.common import Command, actor_of, cb, is_private, main_menu, menu_text, reply, require
-from storage import groups as groups_repo
-from storage import outbox as outbox_repo
-from storage import points as points_repo
-from storage import roles as roles_repo
-from storage import users as users_repo
+from bot.notices import notice
+from handlers.common import Command, actor_of, cb, community, is_private, main_menu, menu_text, reply, require
 
 log = logging.getLogger(__name__)
 
@@ -61,28 +57,24 @@ def deep_links(app: Application) -> dict[str, DeepLink]:
 async def track(update: Update, context: XContext) -> None:
     """First in line for every update: record the user and the group, pick the reply language."""
     core = context.core
-    now = core.clock.now()
     user = update.effective_user
     chat = update.effective_chat
     record = None
     if user is not None and not user.is_bot:
-        await users_repo.touch(
-            core.db,
-            user_id=user.id,
+        record = await community(context).seen_user(
+            user.id,
             first_name=user.first_name,
             last_name=user.last_name,
             username=user.username,
             language_code=user.language_code,
             private_chat=chat is not None and chat.type == ChatType.PRIVATE,
-            now=now,
         )
-        record = await users_repo.get(core.db, user.id)
     if (
         chat is not None
         and chat.type in (ChatType.GROUP, ChatType.SUPERGROUP)
         and update.my_chat_member is None
     ):
-        await groups_repo.touch(core.db, chat_id=chat.id, title=chat.title or "", type=chat.type, now=now)
+        await community(context).seen_group(chat.id, chat.title or "", chat.type)
     default = core.config.bot.default_language
     if record is not None:
         context.lang = resolve_language(record.lang, record.language_code, default)
@@ -110,22 +102,13 @@ async def bot_membership(update: Update, context: XContext) -> None:
         ChatMember.ADMINISTRATOR,
         ChatMember.RESTRICTED,
     )
-    await groups_repo.upsert(
-        core.db,
-        chat_id=chat.id,
-        title=chat.title or "",
-        type=chat.type,
-        active=active,
-        bot_status=new.status,
-        can_pin=can_pin,
-        now=core.clock.now(),
+    await community(context).bot_membership(
+        chat.id, title=chat.title or "", type=chat.type, active=active, status=new.status, can_pin=can_pin
     )
     core.authz.forget_group_admins(chat.id)
     log.info("group %s (%s): bot is now %s", chat.id, chat.title, new.status)
     if active and not was_active:
         await context.bot.send_message(chat.id, context.t("start.group_greeting"))
-    if not active:
-        await outbox_repo.cancel_for_chat(core.db, chat.id, "bot removed from the group", core.clock.now())
 
 
 async def member_changed(update: Update, context: XContext) -> None:
@@ -138,10 +121,7 @@ async def group_migrated(update: Update, context: XContext) -> None:
     message = update.effective_message
     if message is None or message.migrate_to_chat_id is None:
         return
-    core = context.core
-    now = core.clock.now()
-    await groups_repo.migrate(core.db, old_id=message.chat.id, new_id=message.migrate_to_chat_id, now=now)
-    await outbox_repo.retarget_chat(core.db, message.chat.id, message.migrate_to_chat_id, now)
+    await community(context).group_migrated(message.chat.id, message.migrate_to_chat_id)
     log.info("group %s migrated to supergroup %s", message.chat.id, message.migrate_to_chat_id)
 
 
@@ -214,7 +194,7 @@ async def lang_chosen(update: Update, context: XContext) -> None:
     if code not in LANGUAGES or update.effective_user is None:
         await query.answer(context.t("error.stale_button"), show_alert=True)
         return
-    await users_repo.set_lang(context.core.db, update.effective_user.id, code)
+    await community(context).set_language(update.effective_user.id, code)
     context.lang = code
     await query.answer()
     text = context.t("lang.set")
@@ -259,9 +239,8 @@ async def me_command(update: Update, context: XContext) -> None:
     user = update.effective_user
     if user is None:
         return
-    core = context.core
-    record = await users_repo.get(core.db, user.id)
-    balance = await points_repo.balance(core.db, user.id)
+    record = await community(context).user(user.id)
+    balance = await community(context).balance(user.id)
     lines = [
         context.t("me.title"),
         context.t("me.name", name=html.escape(record.display_name if record else user.full_name)),
@@ -286,27 +265,20 @@ async def _resolve_target(
     if message is not None and message.reply_to_message is not None and message.reply_to_message.from_user:
         target = message.reply_to_message.from_user
         if not target.is_bot:
-            await users_repo.touch(
-                context.core.db,
-                user_id=target.id,
+            await community(context).seen_user(
+                target.id,
                 first_name=target.first_name,
                 last_name=target.last_name,
                 username=target.username,
                 language_code=target.language_code,
                 private_chat=False,
-                now=context.core.clock.now(),
             )
             return target.id, target.full_name, args
     if not args:
         return None, "", args
     who, rest = args[0], args[1:]
-    if who.lstrip("-").isdigit():
-        record = await users_repo.get(context.core.db, int(who))
-        if record is None:
-            return None, who, rest
-        return record.id, record.display_name, rest
-    if who.startswith("@"):
-        record = await users_repo.find_by_username(context.core.db, who[1:])
+    if who.lstrip("-").isdigit() or who.startswith("@"):
+        record = await community(context).find_user(who)
         if record is None:
             return None, who, rest
         return record.id, record.display_name, rest
@@ -342,32 +314,24 @@ async def _change_role(update: Update, context: XContext, *, grant: bool) -> Non
     if len(area) > AREA_MAX_LEN:
         await reply(update, context, context.t("group.area_too_long", limit=AREA_MAX_LEN))
         return
-    core = context.core
     values = {
         "name": html.escape(name),
         "role": context.t(f"role.{role_name}"),
         "area": html.escape(area) or context.t("role.everywhere"),
     }
     if grant:
-        changed = await roles_repo.grant(
-            core.db,
-            user_id=target_id,
-            role=role_name,
-            area=area,
-            granted_by=update.effective_user.id,
-            now=core.clock.now(),
-        )
+        changed = await community(context).grant(target_id, role_name, area, update.effective_user.id)
         await reply(update, context, context.t("roles.granted" if changed else "roles.already", **values))
         if changed:
             await _tell_grantee(context, target_id, role_name, area)
     else:
-        removed = await roles_repo.revoke(core.db, user_id=target_id, role=role_name, area=area)
+        removed = await community(context).revoke(target_id, role_name, area)
         await reply(update, context, context.t("roles.revoked" if removed else "roles.not_held", **values))
 
 
 async def _tell_grantee(context: XContext, user_id: int, role: str, area: str) -> None:
     core = context.core
-    record = await users_repo.get(core.db, user_id)
+    record = await community(context).user(user_id)
     if record is None or not record.private_chat or record.blocked:
         return
     lang = await core.user_lang(user_id)
@@ -377,29 +341,23 @@ async def _tell_grantee(context: XContext, user_id: int, role: str, area: str) -
         role=core.t(lang, f"role.{role}"),
         area=html.escape(area) or core.t(lang, "role.everywhere"),
     )
-    from storage.outbox import NewMessage
-
     stamp = core.clock.now()
-    await core.outbox.enqueue(
-        [
-            NewMessage(
-                kind="notice",
-                dedup_key=f"role:{user_id}:{role}:{area}:{stamp.isoformat()}",
-                chat_id=user_id,
-                payload={"method": "sendMessage", "params": {"text": text}},
-                due_at=stamp,
-                priority=0,
-            )
-        ]
+    message = notice(
+        kind="notice",
+        dedup_key=f"role:{user_id}:{role}:{area}:{stamp.isoformat()}",
+        user_id=user_id,
+        text=text,
+        now=stamp,
     )
+    await core.outbox.enqueue([message])
 
 
 async def roles_command(update: Update, context: XContext) -> None:
     if not await require(update, context, Perm.ROLES_MANAGE):
         return
     core = context.core
-    grants = await roles_repo.all_grants(core.db)
-    names = await users_repo.get_many(core.db, [g.user_id for g in grants])
+    grants = await community(context).grants()
+    names = await community(context).users([g.user_id for g in grants])
     lines = [context.t("roles.list_title")]
     for g in grants:
         record = names.get(g.user_id)
@@ -426,8 +384,7 @@ async def area_command(update: Update, context: XContext) -> None:
     if chat is None or chat.type not in (ChatType.GROUP, ChatType.SUPERGROUP):
         await reply(update, context, context.t("group.group_only"))
         return
-    core = context.core
-    group = await groups_repo.get(core.db, chat.id)
+    group = await community(context).group(chat.id)
     args = " ".join(context.args or []).strip()
     if not args:
         current = group.area if group else None
@@ -445,7 +402,7 @@ async def area_command(update: Update, context: XContext) -> None:
     # A moderator scoped to an area may tag groups of that area only; group admins may tag their group.
     if not await require(update, context, Perm.GROUP_SET_AREA, new_area or (group.area if group else None)):
         return
-    await groups_repo.set_area(core.db, chat.id, new_area, core.clock.now())
+    await community(context).set_group_area(chat.id, new_area)
     if new_area is None:
         await reply(update, context, context.t("group.area_cleared"))
     else:

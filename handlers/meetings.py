@@ -58,6 +58,7 @@ from handlers.common import (
     Command,
     actor_of,
     cb,
+    community,
     draft_state,
     drop_draft,
     is_private,
@@ -67,8 +68,6 @@ from handlers.common import (
     require,
 )
 from handlers.core import cancel_fallback
-from storage import groups as groups_repo
-from storage import users as users_repo
 from storage.meetings import MeetingRecord
 
 log = logging.getLogger(__name__)
@@ -145,7 +144,7 @@ async def _in_scope(context: XContext, user_id: int, meeting: MeetingRecord) -> 
         return True
     areas = set(meeting.areas)
     for chat_id in meeting.chat_ids:
-        group = await groups_repo.get(context.core.db, chat_id)
+        group = await community(context).group(chat_id)
         areas.add(group.area if group and group.area else "")
     return bool(areas) and areas <= allowed
 
@@ -441,8 +440,8 @@ async def _target_options(
 ) -> tuple[list[tuple[int, str]], list[tuple[str, int]]]:
     """Groups and areas this moderator may announce in."""
     allowed = await context.core.authz.areas_for(user_id, Perm.MEETINGS_MANAGE)
-    groups = await groups_repo.list_active(context.core.db, None if allowed is None else sorted(allowed))
-    areas = await groups_repo.areas(context.core.db)
+    groups = await community(context).active_groups(None if allowed is None else sorted(allowed))
+    areas = await community(context).areas()
     if allowed is not None:
         areas = [(a, n) for a, n in areas if a in allowed]
     return [(g.chat_id, g.title or str(g.chat_id)) for g in groups], areas
@@ -644,7 +643,7 @@ async def meetings_command(update: Update, context: XContext) -> None:
     user = update.effective_user
     actor = actor_of(update)
     if is_private(update):
-        record = await users_repo.get(context.core.db, user.id) if user else None
+        record = await community(context).user(user.id) if user else None
         areas = [record.area] if record and record.area else []
         items = await service.upcoming(areas=areas, limit=LIST_LIMIT, lang=context.lang)
     else:
@@ -753,7 +752,7 @@ async def _topic_target(update: Update, context: XContext) -> tuple[int, dt.date
             if occ is not None and occ.start_utc > context.core.clock.now():
                 return meeting.id, original
     if is_private(update):
-        record = await users_repo.get(context.core.db, update.effective_user.id)
+        record = await community(context).user(update.effective_user.id)
         areas = [record.area] if record and record.area else []
         target = await service.topic_target(areas=areas)
     else:

@@ -9,8 +9,7 @@ from telegram.ext import Application, CommandHandler
 from bot.app import XContext
 from bot.authz import Perm
 from bot.points import PointsResult, PointsService
-from handlers.common import Command, find_user, is_private, parse_int, reply, require
-from storage import users as users_repo
+from handlers.common import Command, community, find_user, is_private, parse_int, reply, require
 
 COMMANDS = [
     Command("points", "points.cmd.points", scope="private"),
@@ -112,7 +111,7 @@ async def adjust(update: Update, context: XContext) -> None:
             await reply(update, context, context.t("points.adjust.usage"))
         return
     user_id = await find_user(context, args[0])
-    record = await users_repo.get(context.core.db, user_id) if user_id is not None else None
+    record = await community(context).user(user_id) if user_id is not None else None
     if not await require(update, context, Perm.POINTS_ADJUST, record.area if record else None):
         return
     if record is None:
@@ -146,7 +145,7 @@ async def confirm_code(update: Update, context: XContext) -> None:
         return
     result = await _points(context).confirm_code(code, update.effective_user.id)
     if result.ok and result.code is not None:
-        record = await users_repo.get(context.core.db, result.code.user_id)
+        record = await community(context).user(result.code.user_id)
         await reply(
             update,
             context,

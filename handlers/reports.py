@@ -61,6 +61,7 @@ from bot.runtime import startup_hooks
 from handlers.common import (
     Command,
     cb,
+    community,
     draft_state,
     drop_draft,
     is_private,
@@ -70,7 +71,6 @@ from handlers.common import (
     require,
 )
 from handlers.core import cancel_conversation, cancel_fallback, deep_links
-from storage import groups as groups_repo
 from storage.reports import STATUSES
 
 log = logging.getLogger(__name__)
@@ -186,7 +186,7 @@ async def report_deep_link(update: Update, context: XContext) -> str | int:
     _, _, arg = payload.partition("_")
     origin = None
     if arg.lstrip("-").isdigit():
-        group = await groups_repo.get(context.core.db, int(arg))
+        group = await community(context).group(int(arg))
         origin = group.chat_id if group else None
     return await _begin(update, context, origin_chat_id=origin)
 

@@ -32,6 +32,7 @@ from bot.tasks import Outcome, TaskDraft, TaskInvalid, TaskResult, TaskService, 
 from bot.timeparse import parse_local_time
 from handlers.common import (
     Command,
+    community,
     find_user,
     is_private,
     main_menu,
@@ -42,7 +43,6 @@ from handlers.common import (
     require,
 )
 from handlers.core import cancel_conversation, cancel_fallback
-from storage import groups as groups_repo
 from storage.tasks import Task, TaskCount
 
 COMMANDS = [
@@ -568,7 +568,7 @@ async def _groups_for(context: XContext, draft: TaskDraft) -> list[int]:
     never the moderators' chats."""
     bot_config = context.core.config.bot
     moderators = {bot_config.moderator_chat_id, *bot_config.area_moderator_chats.values()}
-    groups = await groups_repo.list_active(context.core.db, [draft.area] if draft.area else None)
+    groups = await community(context).active_groups([draft.area] if draft.area else None)
     return [g.chat_id for g in groups if g.chat_id not in moderators]
 
 
@@ -602,7 +602,7 @@ def _preview_buttons(context: XContext) -> InlineKeyboardMarkup | None:
 
 async def _groups_buttons(context: XContext) -> InlineKeyboardMarkup | None:
     candidates, chosen = _chosen_groups(context)
-    titles = {g.chat_id: g.title for g in await groups_repo.list_active(context.core.db)}
+    titles = {g.chat_id: g.title for g in await community(context).active_groups()}
     rows = [
         [(("✅ " if chat_id in chosen else "⬜ ") + titles.get(chat_id, str(chat_id)), cb("gt", i))]
         for i, chat_id in enumerate(candidates)
