@@ -91,7 +91,7 @@ def _china_holidays() -> Callable[[dt.date], bool]:
 class OpeningHours:
     """A parsed opening_hours value. Build with ``OpeningHours.parse`` (or ``parse_opening_hours``)."""
 
-    __slots__ = ("_is_holiday", "_rules", "text")
+    __slots__ = ("_is_holiday", "_rules", "_timelines", "text")
 
     def __init__(
         self, text: str, rules: tuple[_Rule, ...], is_holiday: Callable[[dt.date], bool] | None = None
@@ -99,6 +99,8 @@ class OpeningHours:
         self.text = text
         self._rules = rules
         self._is_holiday = is_holiday
+        # Timelines by day: one parsed value (cached by text) serves every card shown that day.
+        self._timelines: dict[dt.date, list[tuple[int, int]]] = {}
 
     @classmethod
     def parse(cls, text: str, *, is_holiday: Callable[[dt.date], bool] | None = None) -> OpeningHours:
@@ -130,6 +132,14 @@ class OpeningHours:
 
     def _timeline(self, day: dt.date) -> list[tuple[int, int]]:
         """Merged open ranges from the day before ``day`` to the horizon, minutes from ``day``'s midnight."""
+        merged = self._timelines.get(day)
+        if merged is None:
+            if len(self._timelines) >= 4:
+                self._timelines.clear()
+            merged = self._timelines[day] = self._build_timeline(day)
+        return merged
+
+    def _build_timeline(self, day: dt.date) -> list[tuple[int, int]]:
         spans: list[tuple[int, int]] = []
         for offset in range(-1, _HORIZON_DAYS):
             base = offset * 1440

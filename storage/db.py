@@ -43,7 +43,9 @@ def to_db(when: dt.datetime | None) -> str | None:
 def from_db(text: str | None) -> dt.datetime | None:
     if text is None:
         return None
-    return dt.datetime.strptime(text, _TIME_FORMAT).replace(tzinfo=dt.UTC)
+    # fromisoformat reads exactly what to_db writes (Python 3.11+ accepts the trailing Z) and is
+    # ~20x faster than strptime: it runs for every row of every list.
+    return dt.datetime.fromisoformat(text).astimezone(dt.UTC)
 
 
 def from_db_required(text: str) -> dt.datetime:
@@ -90,8 +92,8 @@ class _Ops:
             return await cursor.fetchone()
 
     async def _fetchall(self, sql: str, params: Params) -> list[Row]:
-        async with self._conn.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        # One hop to the connection's thread (execute + fetchall + close), not three.
+        return list(await self._conn.execute_fetchall(sql, params))
 
 
 class Transaction(_Ops):
@@ -140,7 +142,8 @@ class Database(_Ops):
             return self
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
+        # A large statement cache: the nearest query comes in a few dozen shapes, all kept prepared.
+        conn = await aiosqlite.connect(self.path, isolation_level=None, cached_statements=512)
         conn.row_factory = aiosqlite.Row
         await conn.execute("PRAGMA journal_mode=WAL")
         await conn.execute("PRAGMA synchronous=NORMAL")

@@ -126,6 +126,24 @@ def test_distance_geodesic_and_haversine_agree_locally() -> None:
     assert abs(g - h) / g < 0.005
 
 
+def test_distance_matches_karney_geodesic_near_and_far() -> None:
+    """The local-plane shortcut (up to 20 km) and the geographiclib fallback both equal geopy's geodesic."""
+    from geopy.distance import geodesic
+
+    rng = random.Random(7)
+    for _ in range(3000):
+        lat, lon = rng.uniform(-60, 60), rng.uniform(-179, 179)
+        metres = rng.choice((rng.uniform(1, 3000), rng.uniform(3000, 20_000), rng.uniform(20_000, 2_000_000)))
+        end = geodesic(meters=metres).destination((lat, lon), rng.uniform(0, 360))
+        got = geo.distance_m(LatLon(lat, lon), LatLon(end.latitude, end.longitude))
+        assert abs(got - metres) < 0.05, (lat, lon, metres, got)
+    # Across the 20 km switch the figure stays continuous (no jump a courier could see).
+    a = LatLon(30.0, 120.0)
+    just_below = geo.distance_m(a, LatLon(30.0 + 19_999.0 / 111_000, 120.0))
+    just_above = geo.distance_m(a, LatLon(30.0 + 20_001.0 / 111_000, 120.0))
+    assert 0 < just_above - just_below < 3.0
+
+
 @pytest.mark.parametrize(
     ("dlat", "dlon", "key"),
     [
