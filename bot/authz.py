@@ -109,7 +109,12 @@ class Authorizer:
         return held
 
     async def check(self, actor: Actor, perm: Perm, area: str | None = None) -> Decision:
-        """May `actor` use `perm` (for something in `area`, when it belongs to one)?"""
+        """May `actor` use `perm`?
+
+        `area` None asks about the command as such (any grant of the role will do). For an object
+        pass its area, "" when it has none: an object without an area belongs to everyone, so only
+        grants without an area scope (and admins) may act on it, never a captain of one street.
+        """
         if actor.anonymous_admin:
             if perm in GROUP_ADMIN_PERMS:
                 return Decision(True, "ok", "group_admin")

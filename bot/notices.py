@@ -17,18 +17,26 @@ from storage.outbox import NewMessage
 if TYPE_CHECKING:
     from bot.core import Core
 
-Button = tuple[str, str]  # (text, callback_data)
+Button = tuple[str, str]  # (text, callback_data or an https:// link)
 
 
 def keyboard(rows: Sequence[Sequence[Button]]) -> dict[str, Any]:
-    """An inline keyboard; every callback_data must fit Telegram's 64 bytes."""
+    """An inline keyboard; every callback_data must fit Telegram's 64 bytes. A button whose data is
+    an https:// address is a link button (e.g. a map)."""
     for row in rows:
         for _, data in row:
-            if not 1 <= len(data.encode()) <= 64:
+            if not is_link(data) and not 1 <= len(data.encode()) <= 64:
                 raise ValueError(f"callback_data must be 1-64 bytes: {data!r}")
     return {
-        "inline_keyboard": [[{"text": text, "callback_data": data} for text, data in row] for row in rows]
+        "inline_keyboard": [
+            [{"text": text, "url" if is_link(data) else "callback_data": data} for text, data in row]
+            for row in rows
+        ]
     }
+
+
+def is_link(data: str) -> bool:
+    return data.startswith("https://")
 
 
 def send_payload(text: str, markup: dict[str, Any] | None = None) -> dict[str, Any]:

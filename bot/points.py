@@ -26,6 +26,9 @@ RANK_SIZE = 10
 CODE_DIGITS = 6
 
 
+MAX_ADJUST = 10_000  # points one /adjust may add or take
+
+
 class PointsOutcome(StrEnum):
     """What an operation did; handlers show `points.outcome.<value>`."""
 
@@ -37,6 +40,7 @@ class PointsOutcome(StrEnum):
     USED = "used"
     EXPIRED = "expired"
     OWN_CODE = "own_code"
+    TOO_LARGE = "too_large"
 
 
 @dataclass(frozen=True)
@@ -114,6 +118,8 @@ class PointsService:
         reason = reason.strip()
         if delta == 0:
             return PointsResult(PointsOutcome.INVALID_AMOUNT)
+        if abs(delta) > MAX_ADJUST:  # a typo, not a correction (and SQLite's integers are 64-bit)
+            return PointsResult(PointsOutcome.TOO_LARGE)
         if not reason:
             return PointsResult(PointsOutcome.REASON_MISSING)
         now = self.core.clock.now()

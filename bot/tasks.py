@@ -25,6 +25,7 @@ from typing import Any
 from geopy.distance import geodesic
 
 from bot.core import Core
+from bot.geo import LatLon, amap_marker_url
 from bot.notices import Button, edit_payload, keyboard, notice, queue, send_payload
 from storage import outbox
 from storage import points as ledger
@@ -204,6 +205,13 @@ class TaskService:
         )
         return self.core.t(lang, "tasks.time_span", start=start, end=end)
 
+    def map_row(self, task: Task, lang: str) -> list[list[Button]]:
+        """A row with a link that opens Amap at the task's pin (none when it has no location)."""
+        if task.lat is None or task.lon is None:
+            return []
+        url = amap_marker_url(LatLon(task.lat, task.lon), task.place_text or task.title)
+        return [[(self.core.t(lang, "tasks.button.map"), url)]]
+
     def _place(self, task: Task | TaskDraft, lang: str) -> str:
         if task.place_text:
             return task.place_text
@@ -253,11 +261,12 @@ class TaskService:
     ) -> list[list[Button]]:
         """认领 while slots are left, 候补 when full, nothing once claims are over."""
         lang = lang or self.core.config.bot.default_language
+        pin = self.map_row(count.task, lang)
         if not self._takes_claims(count.task, at):
-            return []
+            return pin
         if count.left > 0:
-            return [[(self.core.t(lang, "tasks.button.claim"), cb("cl", count.task.id))]]
-        return [[(self.core.t(lang, "tasks.button.waitlist"), cb("wl", count.task.id))]]
+            return [[(self.core.t(lang, "tasks.button.claim"), cb("cl", count.task.id))], *pin]
+        return [[(self.core.t(lang, "tasks.button.waitlist"), cb("wl", count.task.id))], *pin]
 
     def card_markup(self, count: TaskCount, at: dt.datetime | None = None) -> dict[str, Any] | None:
         buttons = self.card_buttons(count, at=at)
@@ -798,7 +807,10 @@ class TaskService:
                 first.user_id,
                 "promoted",
                 "tasks.notice.promoted",
-                buttons=[[(self.core.t(lang, "tasks.button.withdraw"), cb("wd", task.id))]],
+                buttons=[
+                    [(self.core.t(lang, "tasks.button.withdraw"), cb("wd", task.id))],
+                    *self.map_row(task, lang),
+                ],
                 title=task.title,
                 when=self.format_span(task, lang),
                 place=self._place(task, lang),
@@ -806,32 +818,42 @@ class TaskService:
         return tuple(promoted)
 
     async def _plan(self, tx: Executor, task: Task, user_id: int, now: dt.datetime) -> None:
-        """Queue the claimer's reminders still ahead (a cancelled one is queued again)."""
+        """Queue the claimer's reminders still ahead (a cancelled one is queued again).
+
+        The one that asks 我会到 / 去不了 is never skipped while the task is ahead: a courier who took
+        the slot after its time (a late claim, a promotion from the waitlist) is asked at once, so the
+        captain's "not confirmed" list can always empty.
+        """
         lang = await self.core.user_lang(user_id, tx)
         t = self.core.t
         messages = []
         for offset in dict.fromkeys(self.config.reminder_offsets_minutes):
             due = task.starts_at - dt.timedelta(minutes=offset)
+            lead = offset
             if due <= now:
-                continue
+                if offset != self.config.confirm_offset_minutes or now >= task.starts_at:
+                    continue
+                due = now
+                left = int((task.starts_at - now).total_seconds() // 60)
+                lead = left // 60 * 60 if left >= 60 else max(1, left)
             lines = [
-                t(lang, "tasks.reminder.text", title=task.title, lead=self._lead(offset, lang)),
+                t(lang, "tasks.reminder.text", title=task.title, lead=self._lead(lead, lang)),
                 t(lang, "tasks.card.when", when=self.format_span(task, lang)),
                 t(lang, "tasks.card.place", place=self._place(task, lang)),
             ]
             if task.private_details:
                 lines.append(t(lang, "tasks.reminder.details", details=task.private_details))
-            markup = None
+            rows: list[list[Button]] = []
             if offset == self.config.confirm_offset_minutes:
                 lines.append(t(lang, "tasks.reminder.ask"))
-                markup = keyboard(
+                rows.append(
                     [
-                        [
-                            (t(lang, "tasks.button.coming"), cb("cf", task.id, "y")),
-                            (t(lang, "tasks.button.cant_go"), cb("cf", task.id, "n")),
-                        ]
+                        (t(lang, "tasks.button.coming"), cb("cf", task.id, "y")),
+                        (t(lang, "tasks.button.cant_go"), cb("cf", task.id, "n")),
                     ]
                 )
+            rows += self.map_row(task, lang)
+            markup = keyboard(rows) if rows else None
             messages.append(
                 NewMessage(
                     kind="task_reminder",

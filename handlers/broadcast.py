@@ -467,7 +467,7 @@ def register(app: Application) -> None:
             WHEN: [MessageHandler(filters.TEXT & ~filters.COMMAND, when_given)],
         },
         fallbacks=[
-            cancel_fallback(),
+            cancel_fallback(DRAFT),
             CallbackQueryHandler(cancel_button, pattern=r"^bc:cancel$"),
             CallbackQueryHandler(stale_in_conversation, pattern=r"^bc:(aud|area|areas|opt|when|send)"),
         ],

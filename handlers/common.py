@@ -141,6 +141,21 @@ def open_private_button(
     )
 
 
+async def private_only(update: Update, context: XContext, payload: str) -> bool:
+    """True in a private chat. In a group (where personal data must not be shown) answer with a
+    button that opens the private chat at `/start <payload>`, and return False."""
+    if is_private(update):
+        return True
+    query = update.callback_query
+    if query is not None:
+        await query.answer(context.t("error.private_only_alert"), show_alert=True)
+        return False
+    await reply(
+        update, context, context.t("error.private_only"), reply_markup=open_private_button(context, payload)
+    )
+    return False
+
+
 def draft_state(context: XContext, name: str) -> dict[str, Any]:
     """A conversation's draft in user_data["drafts"][name] (persisted; JSON values only)."""
     drafts = context.user_data.setdefault("drafts", {})

@@ -4,12 +4,14 @@ the error handler and the persistence flush."""
 
 from __future__ import annotations
 
+import contextlib
 import html
 import logging
 from collections.abc import Awaitable, Callable
 
 from telegram import ChatMember, ChatMemberUpdated, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -25,7 +27,18 @@ from bot.app import XContext
 from bot.authz import GRANTABLE, Perm, Role
 from bot.i18n import LANGUAGES, resolve_language
 from bot.notices import notice
-from handlers.common import Command, actor_of, cb, community, is_private, main_menu, menu_text, reply, require
+from handlers.common import (
+    Command,
+    actor_of,
+    cb,
+    community,
+    drop_draft,
+    is_private,
+    main_menu,
+    menu_text,
+    reply,
+    require,
+)
 
 log = logging.getLogger(__name__)
 
@@ -215,11 +228,11 @@ async def cancel_command(update: Update, context: XContext) -> None:
     )
 
 
-async def cancel_conversation(update: Update, context: XContext) -> int:
-    """Fallback for every ConversationHandler: leave it, drop the draft, show the menu."""
-    drafts = context.user_data.get("drafts") if context.user_data is not None else None
-    if isinstance(drafts, dict):
-        drafts.clear()
+async def cancel_conversation(update: Update, context: XContext, draft: str | None = None) -> int:
+    """Leave the conversation, drop its own draft (named `draft`; another flow the courier left
+    half-way keeps its draft and its step), show the menu."""
+    if draft is not None:
+        drop_draft(context, draft)
     if update.callback_query is not None:
         await update.callback_query.answer()
     await reply(
@@ -231,8 +244,14 @@ async def cancel_conversation(update: Update, context: XContext) -> int:
     return ConversationHandler.END
 
 
-def cancel_fallback() -> CommandHandler:
-    return CommandHandler("cancel", cancel_conversation)
+def cancel_fallback(draft: str | None = None) -> CommandHandler:
+    """The /cancel fallback of a ConversationHandler whose draft is `draft` (None: it keeps none)."""
+
+    async def cancel(update: Update, context: XContext) -> int:
+        return await cancel_conversation(update, context, draft)
+
+    cancel.__qualname__ = f"cancel({draft})"
+    return CommandHandler("cancel", cancel)
 
 
 async def me_command(update: Update, context: XContext) -> None:
@@ -414,6 +433,14 @@ async def area_command(update: Update, context: XContext) -> None:
 
 async def on_error(update: object, context: XContext) -> None:
     """Log with the update's context; tell the user, in their language, that nothing was lost."""
+    if isinstance(context.error, BadRequest) and "not modified" in str(context.error).lower():
+        # A double tap redrew a message with what it already shows: nothing went wrong.
+        log.info("update %s: message not modified (a repeated tap)", getattr(update, "update_id", None))
+        query = update.callback_query if isinstance(update, Update) else None
+        if query is not None:
+            with contextlib.suppress(TelegramError):
+                await query.answer()
+        return
     chat_id = user_id = None
     if isinstance(update, Update):
         chat_id = update.effective_chat.id if update.effective_chat else None

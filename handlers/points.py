@@ -9,7 +9,8 @@ from telegram.ext import Application, CommandHandler
 from bot.app import XContext
 from bot.authz import Perm
 from bot.points import PointsResult, PointsService
-from handlers.common import Command, community, find_user, is_private, parse_int, reply, require
+from handlers.common import Command, community, find_user, is_private, parse_int, private_only, reply, require
+from handlers.core import deep_links
 
 COMMANDS = [
     Command("points", "points.cmd.points", scope="private"),
@@ -30,6 +31,22 @@ def _points_text(context: XContext, result: PointsResult) -> str:
 
 
 async def points(update: Update, context: XContext) -> None:
+    # A balance and its history (with moderators' notes) are personal: private chat only.
+    if not await private_only(update, context, "points"):
+        return
+    await _send_points(update, context)
+
+
+async def points_link(update: Update, context: XContext, _arg: str) -> None:
+    await _send_points(update, context)
+
+
+async def redeem_link(update: Update, context: XContext, _arg: str) -> None:
+    balance = await _points(context).balance(update.effective_user.id)
+    await reply(update, context, context.t("points.redeem.usage", balance=balance))
+
+
+async def _send_points(update: Update, context: XContext) -> None:
     service = _points(context)
     user_id = update.effective_user.id
     t = context.t
@@ -79,6 +96,9 @@ async def rank(update: Update, context: XContext) -> None:
 
 async def redeem(update: Update, context: XContext) -> None:
     """/redeem <points>: a one-time code to show at a station."""
+    # Anyone who read the code in a group could spend the points with it.
+    if not await private_only(update, context, "redeem"):
+        return
     args = list(context.args or [])
     service = _points(context)
     if len(args) != 1 or parse_int(args[0]) is None:
@@ -112,7 +132,7 @@ async def adjust(update: Update, context: XContext) -> None:
         return
     user_id = await find_user(context, args[0])
     record = await community(context).user(user_id) if user_id is not None else None
-    if not await require(update, context, Perm.POINTS_ADJUST, record.area if record else None):
+    if not await require(update, context, Perm.POINTS_ADJUST, (record.area or "") if record else None):
         return
     if record is None:
         await reply(update, context, context.t("roles.unknown_user", who=args[0]))
@@ -161,6 +181,8 @@ async def confirm_code(update: Update, context: XContext) -> None:
 
 
 def register(app: Application) -> None:
+    deep_links(app)["points"] = points_link
+    deep_links(app)["redeem"] = redeem_link
     app.add_handler(CommandHandler("points", points))
     app.add_handler(CommandHandler("rank", rank))
     app.add_handler(CommandHandler("redeem", redeem))

@@ -321,7 +321,7 @@ async def _details_view(
         ],
         [InlineKeyboardButton(context.t("stations.ui.flag"), callback_data=cb("st", "f", s.id))],
     ]
-    decision = await context.core.authz.check(actor_of(actor_update), Perm.STATIONS_EDIT, s.area or None)
+    decision = await context.core.authz.check(actor_of(actor_update), Perm.STATIONS_EDIT, s.area)
     if decision.allowed and is_private(actor_update):
         edit = [
             InlineKeyboardButton(context.t(f"stations.ui.edit_{f}"), callback_data=cb("st", "e", s.id, f))
@@ -421,7 +421,7 @@ async def toggle_pressed(update: Update, context: XContext) -> None:
     if station is None:
         await query.answer(context.t("stations.ui.gone"), show_alert=True)
         return
-    if not await require(update, context, Perm.STATIONS_EDIT, station.area or None):
+    if not await require(update, context, Perm.STATIONS_EDIT, station.area):
         return
     if query.data.split(":")[1] == "off":
         await service.deactivate(station.id)
@@ -443,7 +443,7 @@ async def edit_pressed(update: Update, context: XContext) -> int:
     if station is None or field not in EDIT_FIELDS:
         await query.answer(context.t("error.stale_button"), show_alert=True)
         return ConversationHandler.END
-    if not await require(update, context, Perm.STATIONS_EDIT, station.area or None):
+    if not await require(update, context, Perm.STATIONS_EDIT, station.area):
         return ConversationHandler.END
     await query.answer()
     drop_draft(context, DRAFT)
@@ -484,7 +484,7 @@ async def edit_value(update: Update, context: XContext) -> int:
         drop_draft(context, DRAFT)
         await reply(update, context, context.t("stations.ui.gone"))
         return ConversationHandler.END
-    if not await require(update, context, Perm.STATIONS_EDIT, station.area or None):
+    if not await require(update, context, Perm.STATIONS_EDIT, station.area):
         drop_draft(context, DRAFT)
         return ConversationHandler.END
     if field == "location":
@@ -706,7 +706,7 @@ def register(app: Application) -> None:
             ],
         },
         fallbacks=[
-            cancel_fallback(),
+            cancel_fallback(DRAFT),
             CallbackQueryHandler(stale_flow_button, pattern=r"^st:(ak|af|afd|skip)"),
         ],
         name="stations",

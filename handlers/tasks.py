@@ -28,6 +28,7 @@ from telegram.ext import (
 
 from bot.app import XContext
 from bot.authz import Perm
+from bot.notices import is_link
 from bot.tasks import Outcome, TaskDraft, TaskInvalid, TaskResult, TaskService, cb
 from bot.timeparse import parse_local_time
 from handlers.common import (
@@ -39,10 +40,11 @@ from handlers.common import (
     menu_text,
     notify,
     parse_int,
+    private_only,
     reply,
     require,
 )
-from handlers.core import cancel_conversation, cancel_fallback
+from handlers.core import cancel_conversation, cancel_fallback, deep_links
 from storage.tasks import Task, TaskCount
 
 COMMANDS = [
@@ -138,7 +140,15 @@ def _markup(rows: list[list[tuple[str, str]]]) -> InlineKeyboardMarkup | None:
     if not rows:
         return None
     return InlineKeyboardMarkup(
-        [[InlineKeyboardButton(text, callback_data=data) for text, data in row] for row in rows]
+        [
+            [
+                InlineKeyboardButton(text, url=data)
+                if is_link(data)
+                else InlineKeyboardButton(text, callback_data=data)
+                for text, data in row
+            ]
+            for row in rows
+        ]
     )
 
 
@@ -277,7 +287,12 @@ async def _after_claim(update: Update, context: XContext, result: TaskResult) ->
         return
     if result.outcome is Outcome.CLAIMED:
         text = await _claimed_message(context, result.task.id, user_id)
-        markup = _markup([[(context.t("tasks.button.withdraw"), cb("wd", result.task.id))]])
+        markup = _markup(
+            [
+                [(context.t("tasks.button.withdraw"), cb("wd", result.task.id))],
+                *_tasks(context).map_row(result.task, context.lang),
+            ]
+        )
         sent = await _send_private(context, user_id, text, markup)
         toast = _outcome_text(context, result)
         if not sent:
@@ -392,6 +407,21 @@ async def _my_tasks_view(context: XContext, user_id: int) -> tuple[str, InlineKe
 
 
 async def my_tasks(update: Update, context: XContext) -> None:
+    # Claimers' lists carry private details (an elder's address and phone): never in a group.
+    if not await private_only(update, context, "mytasks"):
+        return
+    await _send_my_tasks(update, context)
+
+
+async def my_tasks_link(update: Update, context: XContext, _arg: str) -> None:
+    await _send_my_tasks(update, context)
+
+
+async def managed_link(update: Update, context: XContext, _arg: str) -> None:
+    await list_managed(update, context)
+
+
+async def _send_my_tasks(update: Update, context: XContext) -> None:
     text, markup = await _my_tasks_view(context, update.effective_user.id)
     await reply(update, context, text, reply_markup=markup)
 
@@ -640,7 +670,7 @@ async def groups_done(update: Update, context: XContext) -> int:
 async def publish(update: Update, context: XContext) -> int:
     query = update.callback_query
     draft = _draft(context)
-    if not await require(update, context, Perm.TASKS_POST, draft.area):
+    if not await require(update, context, Perm.TASKS_POST, draft.area or ""):
         return ConversationHandler.END
     # Re-read which groups may receive it (a group may have left since the checklist was drawn).
     allowed = set(await _groups_for(context, draft))
@@ -675,19 +705,29 @@ async def stale_in_conversation(update: Update, context: XContext) -> None:
 # -- managing a task (captains, moderators) -----------------------------------------------------
 
 
-async def _managed_task(update: Update, context: XContext, task_id: int) -> TaskCount | None:
-    """The task, if it exists and the actor may manage tasks of its area (refusal sent otherwise)."""
+async def _managed_task(
+    update: Update, context: XContext, task_id: int, *, private: bool = True
+) -> TaskCount | None:
+    """The task, if it exists and the actor may manage tasks of its area (refusal sent otherwise).
+
+    ``private``: the action shows the roster or private details, so it works in a private chat only.
+    """
     count = await _tasks(context).get(task_id)
     if count is None:
         await notify(update, context, context.t("tasks.outcome.not_found"), alert=True)
         return None
-    if not await require(update, context, Perm.TASKS_MANAGE, count.task.area):
+    if not await require(update, context, Perm.TASKS_MANAGE, count.task.area or ""):
+        return None
+    if private and not await private_only(update, context, "tasks"):
         return None
     return count
 
 
 async def list_managed(update: Update, context: XContext) -> None:
     if not await require(update, context, Perm.TASKS_MANAGE):
+        return
+    # The roster and the private details are for the captain's eyes only.
+    if not await private_only(update, context, "tasks"):
         return
     service = _tasks(context)
     counts = await service.managed(update.effective_user.id)
@@ -853,7 +893,7 @@ async def assign(update: Update, context: XContext) -> None:
         if await require(update, context, Perm.TASKS_MANAGE):
             await reply(update, context, context.t("tasks.assign.usage"))
         return
-    count = await _managed_task(update, context, int(args[0]))
+    count = await _managed_task(update, context, int(args[0]), private=False)
     if count is None:
         return
     user_id = await find_user(context, args[1])
@@ -905,7 +945,7 @@ def register(app: Application) -> None:
             ],
         },
         fallbacks=[
-            cancel_fallback(),
+            cancel_fallback(DRAFT),
             CallbackQueryHandler(cancel_button, pattern=r"^tk:pcx$"),
         ],
         name="tasks_post",
@@ -927,6 +967,8 @@ def register(app: Application) -> None:
     app.add_handler(near)
     app.add_handler(CommandHandler("wishes", wishes))
     app.add_handler(MessageHandler(menu_text(core.catalog, "menu.wishes"), wishes))
+    deep_links(app)["mytasks"] = my_tasks_link
+    deep_links(app)["tasks"] = managed_link
     app.add_handler(CommandHandler("mytasks", my_tasks))
     app.add_handler(CommandHandler("tasks", list_managed))
     app.add_handler(CommandHandler("assign", assign))

@@ -72,16 +72,17 @@ async def history(db: Executor, user_id: int, limit: int = 10) -> list[LedgerEnt
 async def earned_between(
     db: Executor, start: dt.datetime, end: dt.datetime, area: str | None = None
 ) -> list[tuple[int, int]]:
-    """(user_id, points earned) in [start, end), positive entries only (redemptions don't lower rank)."""
+    """(user_id, points earned) in [start, end): every entry but redemptions (spending points does not
+    lower a rank, while a moderator's correction of a wrong credit does); only users above zero."""
     sql = (
         "SELECT user_id, SUM(delta) AS earned FROM points_ledger"
-        " WHERE delta > 0 AND created_at >= ? AND created_at < ?"
+        " WHERE reason <> 'redeem' AND created_at >= ? AND created_at < ?"
     )
     params: list[object] = [to_db(start), to_db(end)]
     if area is not None:
         sql += " AND area = ?"
         params.append(area)
-    sql += " GROUP BY user_id ORDER BY earned DESC, MIN(created_at), user_id"
+    sql += " GROUP BY user_id HAVING earned > 0 ORDER BY earned DESC, MIN(created_at), user_id"
     return [(r[0], r[1]) for r in await db.fetchall(sql, params)]
 
 

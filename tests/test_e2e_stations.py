@@ -238,3 +238,25 @@ async def test_forged_page_data_is_refused(bot, tg):
     assert answer.show_alert and "过期" in answer.text
     answer = await (await chat.press_data("st:v:99999")).wait()
     assert "不存在" in answer.text
+
+
+async def test_cancel_in_another_flow_keeps_this_flows_draft(bot, tg):
+    """Two flows open at once (adding a station, and the wish wall's "nearest first" question): /cancel
+    leaves the one that took it and drops only that one's draft; the other goes on where it was."""
+    await bot.grant(3102, "moderator")
+    mod = tg.private(tg.user(3102, "社工小吴"))
+    await mod.send("/addstation")
+    await mod.expect_message(contains="新增驿站")
+    await mod.send("古墩骑手驿站")
+    await mod.expect_message(contains="位置")
+    await (await mod.press_data("tk:near")).wait()
+    await mod.expect_message(contains="位置")
+    await mod.send("/cancel")
+    await mod.expect_message(contains="已取消")
+    await mod.share_location(30.30, 120.11)  # the add-station flow still has its name and goes on
+    await mod.expect_message(contains="选择类型")
+    await mod.send("/cancel")
+    await mod.expect_message(contains="已取消")
+    await bot.settle()
+    data = await bot.core.db.fetchval("SELECT data FROM ptb_user_data WHERE user_id = 3102")
+    assert "古墩" not in (data or "")

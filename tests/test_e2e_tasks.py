@@ -115,9 +115,13 @@ async def test_wall_pages_and_claim_from_the_list(bot, tg):
     await chat.press("🙌 心愿墙")
     wall = await chat.expect_message(contains="第 1/2 页")
     assert "心愿0" in wall.text and "心愿5" not in wall.text
+    next_data = dict(wall.inline)["下一页 ▶"]
     await (await chat.press("下一页 ▶")).wait()
     page2 = await chat.expect_edit(contains="第 2/2 页")
     assert "心愿5" in page2.text
+    # A double tap on a slow connection: Telegram says "message is not modified"; no error is shown.
+    again = await (await chat.press_data(next_data, message_id=wall.message_id)).wait()
+    assert not again.show_alert and "出了点问题" not in (again.text or "")
     await (await chat.press("🙋 认领 1")).wait()
     await chat.expect_message(contains="认领成功")
     await chat.send("/mytasks")
@@ -280,3 +284,66 @@ async def test_every_captain_and_moderator_action_refused_for_a_courier(bot, tg)
     assert claim is not None and claim.state == "claimed"
     assert await ledger.balance(bot.db, 3061) == 5
     await chat.expect_no_message()
+
+
+async def test_personal_lists_and_codes_never_shown_in_a_group(bot, tg):
+    """/mytasks, /points, /redeem and the captain's roster answer in a group with a button to the
+    private chat, and never post an elder's address, a balance or a redeem code there."""
+    await bot.grant(CAPTAIN, "captain")
+    captain_user, captain = await started(tg, CAPTAIN, "李队长")
+    courier_user, courier = await started(tg, 3070, "小韩")
+    group = tg.group(GROUP, "文新小哥群", creator=captain_user)
+    await group.add_bot(by=captain_user)
+    await group.chat(captain_user).expect_message(contains="小哥助手")
+    task_id = await publish(bot)
+    await bot.core.service(TaskService).claim(task_id, 3070)
+    await ledger.append(bot.db, user_id=3070, delta=20, reason="task_done", now=bot.clock.now())
+    courier.skip()
+
+    in_group = group.chat(courier_user)
+    in_group.skip()
+    for command, payload in (("/mytasks", "mytasks"), ("/points", "points"), ("/redeem 5", "redeem")):
+        await in_group.send(command)
+        answer = await in_group.expect_message(contains="私聊")
+        assert answer.inline and answer.inline[0][1].endswith(f"?start={payload}"), (command, answer.text)
+    captain_in_group = group.chat(captain_user)
+    captain_in_group.skip()
+    await captain_in_group.send("/tasks")
+    answer = await captain_in_group.expect_message(contains="私聊")
+    assert answer.inline[0][1].endswith("?start=tasks")
+    # A roster button pressed in the group (forged or from an old message) is refused too.
+    alert = await (await captain_in_group.press_data(f"tk:ad:{task_id}")).wait()
+    assert alert.show_alert and "私聊" in alert.text
+    leaked = [
+        c.params.get("text", "")
+        for c in tg.calls_to("sendMessage", GROUP)
+        if any(s in c.params.get("text", "") for s in ("13800000000", "王奶奶", "兑换码", "20"))
+    ]
+    assert leaked == []
+    assert await ledger.balance(bot.db, 3070) == 20  # no code was made in the group
+
+    # The buttons open the private chat where the same things are shown.
+    for payload, expected in (("mytasks", "王奶奶"), ("points", "20"), ("redeem", "20")):
+        await courier.send(f"/start {payload}")
+        assert expected in (await courier.expect_message()).text, payload
+    await captain.send("/start tasks")
+    await captain.expect_message(contains="我发布的心愿")
+
+
+async def test_captain_of_one_area_cannot_manage_a_task_without_area(bot, tg):
+    await bot.grant(CAPTAIN, "captain")  # posts for everyone
+    await bot.grant(CAPTAIN + 10, "captain", "古荡街道")
+    _, street_captain = await started(tg, CAPTAIN + 10, "古荡队长")
+    task_id = await publish(bot)  # no area: the whole district's
+    await bot.core.service(TaskService).claim(task_id, 3080)
+    for data in (f"tk:ad:{task_id}", f"tk:cxy:{task_id}", f"tk:sc:{task_id}"):
+        answer = await (await street_captain.press_data(data)).wait()
+        assert answer.show_alert and "区域" in answer.text, data
+    await street_captain.send(f"/assign {task_id} 3081")
+    assert "区域" in (await street_captain.expect_message()).text
+    count = await bot.core.service(TaskService).get(task_id)
+    assert count is not None and count.task.state == "open"
+    area_task = await publish(bot, area="古荡街道")
+    await (await street_captain.press_data(f"tk:ad:{area_task}")).wait()
+    view = await street_captain.expect_message(contains="名单")
+    assert "王奶奶" in view.text

@@ -78,7 +78,10 @@ async def test_rank_order_month_and_area(core, svc):
     )  # fmt: skip
     for i in range(20):
         await credit(core, 100 + i, 1, NOW)
-    await svc.adjust(2, -5, "redeemed elsewhere", MOD)  # deductions don't lower the rank
+    await svc.adjust(2, 7, "wrongly credited", MOD)
+    await svc.adjust(2, -7, "correcting the wrong credit", MOD)  # a correction cancels it in the rank
+    code = (await svc.request_code(2, 5)).code
+    assert code is not None and (await svc.confirm_code(code.code, MOD)).ok  # spending doesn't lower it
 
     board = await svc.rank(3)
     assert board.month == dt.date(2026, 11, 1)
@@ -102,6 +105,23 @@ async def test_rank_order_month_and_area(core, svc):
 
     october = await svc.rank(1, month=dt.date(2026, 10, 1))
     assert [(e.user_id, e.points) for e in october.top] == [(1, 50)]
+
+
+async def test_rank_leaves_out_a_credit_taken_back(core, svc):
+    await credit(core, 1, 10)
+    await svc.adjust(2, 50, "typo", MOD)
+    await svc.adjust(2, -50, "typo corrected", MOD)
+    board = await svc.rank(2)
+    assert [(e.user_id, e.points) for e in board.top] == [(1, 10)]
+    assert board.own is None
+
+
+async def test_adjust_refuses_absurd_amounts_and_the_ledger_stays_usable(core, svc):
+    await credit(core, 1, 5)
+    for delta in (10**19, 2**62, -(10**19), 10_001):
+        assert (await svc.adjust(1, delta, "typo", MOD)).outcome is PointsOutcome.TOO_LARGE
+    assert (await svc.adjust(1, 10_000, "big but fine", MOD)).balance == 10_005
+    assert await svc.balance(1) == 10_005
 
 
 async def test_redeem_code_once_and_never_below_zero(core, svc):

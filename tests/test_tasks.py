@@ -255,10 +255,34 @@ async def test_reminders_planned_once(core, svc):
     assert "reply_markup" not in by_key[reminder_key(task.id, 1, 60)].payload["params"]
 
 
-async def test_reminders_already_past_are_not_planned(core, svc):
-    task = await svc.publish(draft(starts_at=NOW + dt.timedelta(hours=3)), CAPTAIN)
+async def test_reminders_already_past_are_not_planned_but_the_question_is_asked_at_once(core, svc):
+    """Claimed 3 h before the start: no "in 24 hours" reminder, but 我会到 / 去不了 is asked now
+    (telling the real lead time), so the captain's unconfirmed list can empty; the 1 h one follows."""
+    task = await svc.publish(draft(starts_at=NOW + dt.timedelta(hours=3, minutes=20)), CAPTAIN)
     await svc.claim(task.id, 1)
-    assert [r.dedup_key for r in await rows(core, f"task:{task.id}:rem:")] == [reminder_key(task.id, 1, 60)]
+    found = await rows(core, f"task:{task.id}:rem:")
+    assert [r.dedup_key for r in found] == [reminder_key(task.id, 1, 1440), reminder_key(task.id, 1, 60)]
+    ask, hour = found
+    assert ask.due_at == NOW and "3 小时" in ask.payload["params"]["text"]
+    buttons = ask.payload["params"]["reply_markup"]["inline_keyboard"][0]
+    assert [b["callback_data"] for b in buttons] == [f"tk:cf:{task.id}:y", f"tk:cf:{task.id}:n"]
+    assert hour.due_at == task.starts_at - dt.timedelta(hours=1)
+    await svc.confirm(task.id, 1, True)
+    assert await svc.unconfirmed(task.id) == []
+
+
+async def test_task_with_a_pin_carries_a_map_link(core, svc):
+    task = await svc.publish(draft(lat=30.2741, lon=120.1551, place_text=""), CAPTAIN)
+    count = await svc.get(task.id)
+    assert count is not None
+    (claim_row, map_row) = svc.card_buttons(count, "zh")
+    assert map_row[0][1].startswith("https://uri.amap.com/marker?position=120.15")
+    await svc.claim(task.id, 1)
+    reminder = (await rows(core, f"task:{task.id}:rem:1:1440"))[0]
+    links = [
+        b for row in reminder.payload["params"]["reply_markup"]["inline_keyboard"] for b in row if "url" in b
+    ]
+    assert len(links) == 1 and "uri.amap.com" in links[0]["url"]
 
 
 async def test_reminder_prefix_does_not_touch_other_users(core, svc):
