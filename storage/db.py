@@ -88,12 +88,18 @@ class _Ops:
             await cursor.close()
 
     async def _fetchone(self, sql: str, params: Params) -> Row | None:
-        async with self._conn.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        try:
+            async with self._conn.execute(sql, params) as cursor:
+                return await cursor.fetchone()
+        except OverflowError:  # an id beyond SQLite's 64 bits (a forged button): no such row
+            return None
 
     async def _fetchall(self, sql: str, params: Params) -> list[Row]:
         # One hop to the connection's thread (execute + fetchall + close), not three.
-        return list(await self._conn.execute_fetchall(sql, params))
+        try:
+            return list(await self._conn.execute_fetchall(sql, params))
+        except OverflowError:  # an id beyond SQLite's 64 bits (a forged button): no such row
+            return []
 
 
 class Transaction(_Ops):

@@ -132,6 +132,8 @@ async def test_wall_pages_and_claim_from_the_list(bot, tg):
     assert "还没有认领" in redrawn.text
     gone = await (await chat.press_data("tk:cl:99999")).wait()
     assert gone.show_alert and "找不到" in gone.text
+    forged = await (await chat.press_data("tk:cl:" + "9" * 25)).wait()  # beyond SQLite's 64 bits
+    assert forged.show_alert and "找不到" in forged.text
 
 
 async def test_nearest_first_after_sharing_a_location(bot, tg):

@@ -70,3 +70,17 @@ async def test_roles(db):
     assert not await roles.grant(db, user_id=5, role="moderator", area="", granted_by=1, now=NOW)
     assert [g.role for g in await roles.for_user(db, 5)] == ["moderator"]
     assert await roles.revoke(db, user_id=5, role="moderator", area=None) == 1
+
+
+async def test_lookup_by_an_id_beyond_64_bits_finds_nothing(tmp_path):
+    """A forged button or command with a 25-digit id reads as "no such row", not a crash."""
+    from storage.db import Database
+
+    async with Database(tmp_path / "o.sqlite3") as db:
+        await db.migrate()
+        huge = 10**25
+        assert await db.fetchone("SELECT * FROM users WHERE id = ?", (huge,)) is None
+        assert await db.fetchall("SELECT * FROM users WHERE id = ?", (huge,)) == []
+        assert await db.fetchval("SELECT COUNT(*) FROM users WHERE id = ?", (huge,)) is None
+        async with db.transaction() as tx:
+            assert await tx.fetchone("SELECT * FROM users WHERE id = ?", (huge,)) is None
