@@ -19,7 +19,7 @@ import logging
 import math
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO
@@ -265,8 +265,14 @@ class ReportService:
 
     # -- filing -----------------------------------------------------------------------------------
 
-    async def find_duplicate(self, draft: ReportDraft) -> ReportRecord | None:
-        """An open hazard of the same category within duplicate_radius_m, filed within the window."""
+    async def find_duplicate(
+        self, draft: ReportDraft, *, exclude_reporter: int | None = None
+    ) -> ReportRecord | None:
+        """The nearest open hazard of the same category within duplicate_radius_m, filed within the window.
+
+        `exclude_reporter`: the courier filing the draft; their own reports are never offered (another
+        courier's hazard nearby still is).
+        """
         if draft.kind != rc.HAZARD or draft.category is None or draft.lat is None or draft.lon is None:
             return None
         radius = self.cfg.duplicate_radius_m
@@ -284,6 +290,8 @@ class ReportService:
         )
         near = []
         for report in candidates:
+            if exclude_reporter is not None and report.reporter_id == exclude_reporter:
+                continue
             assert report.lat is not None and report.lon is not None
             distance = haversine_m(draft.lat, draft.lon, report.lat, report.lon)
             if distance <= radius:
@@ -510,22 +518,8 @@ class ReportService:
                 )
             ):
                 credited = self.cfg.hazard_points
-            if other is not None and updated.reporter_id != other.reporter_id:
-                # The duplicate's reporter follows the original from now on.
-                if await repo.add_supporter(tx, other.id, updated.reporter_id, now):
-                    other_event = await repo.add_event(
-                        tx,
-                        other.id,
-                        actor_id=actor_id,
-                        action="support",
-                        from_status=other.status,
-                        to_status=other.status,
-                        note=updated.ref,
-                        now=now,
-                    )
-                    refreshed = await repo.get(tx, other.id)
-                    assert refreshed is not None
-                    await self._queue_card_edits(tx, refreshed, other_event, now, skip=None)
+            if other is not None:
+                await self._follow_original(tx, updated, other, actor_id, now)
             await self._queue_notices(tx, updated, event_id, actor_id, note, other, credited, now)
             await self._queue_card_edits(tx, updated, event_id, now, skip=edited_card)
             if action == "reopen":
@@ -538,6 +532,32 @@ class ReportService:
                 )
         self._poke()
         return Outcome(True, updated, event_id=event_id, points=credited)
+
+    async def _follow_original(
+        self, tx: Executor, duplicate: ReportRecord, original: ReportRecord, actor_id: int, now: dt.datetime
+    ) -> None:
+        """The duplicate's reporter and its "+1" supporters follow the original from now on (they are
+        told so in the notice). Never the original's own reporter: they follow it anyway."""
+        followers = [duplicate.reporter_id, *await repo.supporters(tx, duplicate.id)]
+        last_event: int | None = None
+        for user_id in dict.fromkeys(followers):
+            if user_id == original.reporter_id:
+                continue
+            if await repo.add_supporter(tx, original.id, user_id, now):
+                last_event = await repo.add_event(
+                    tx,
+                    original.id,
+                    actor_id=actor_id,
+                    action="support",
+                    from_status=original.status,
+                    to_status=original.status,
+                    note=duplicate.ref,
+                    now=now,
+                )
+        if last_event is not None:
+            refreshed = await repo.get(tx, original.id)
+            assert refreshed is not None
+            await self._queue_card_edits(tx, refreshed, last_event, now, skip=None)
 
     async def _duplicate_target(
         self, ex: Executor, report: ReportRecord, text: str
@@ -961,9 +981,16 @@ class ReportService:
         return items, total
 
     async def access_hotspots(
-        self, *, since: dt.datetime | None = None, area: str | None = None, limit: int = 10
+        self,
+        *,
+        since: dt.datetime | None = None,
+        area: str | Collection[str] | None = None,
+        limit: int = 10,
     ) -> list[Hotspot]:
-        """Compounds and property companies with access-conflict grievances, most reported first."""
+        """Compounds and property companies with access-conflict grievances, most reported first.
+
+        `area` may be several areas (a moderator scoped to some areas: authz.areas_for).
+        """
         return await repo.access_hotspots(self.db, category=rc.ACCESS, since=since, area=area, limit=limit)
 
     def list_line(self, report: ReportRecord, lang: str) -> str:

@@ -10,15 +10,21 @@
   duplicate's reference, `/reports` (filters, hotspots, `/reports H-0042` for a card).
 * Couriers: `/myreports`, and the 是/没有 answer to "已解决了吗?" (rp:fb:<id>:y|n).
 
-Callback data is never trusted: every press re-reads the report and re-checks the role and state.
+Callback data is never trusted: every press re-reads the report and re-checks the role and state;
+ids are parsed as short ASCII numbers. Every step re-checks its draft (`_step`): a draft dropped
+meanwhile (e.g. by another feature's /cancel) ends the flow with an "expired" answer. Only new
+messages answer a step: edited ones are ignored.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
+import re
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import (
@@ -69,6 +75,7 @@ from handlers.common import (
     open_private_button,
     reply,
     require,
+    stale_button_text,
 )
 from handlers.core import cancel_conversation, cancel_fallback, deep_links
 from storage.reports import STATUSES
@@ -100,6 +107,10 @@ PAGE_SIZE = 10
 ESCALATION_INTERVAL_SECONDS = 600
 # Callback prefixes that only mean something inside the filing conversation.
 FLOW_PATTERN = r"^rp:(k|c|ph|sk|an|dup|sum|ed):"
+# Ids in callback data and deep links: ASCII digits only (str.isdigit() also takes '²', which int()
+# refuses) and short enough for SQLite's 64-bit integers.
+_ID = re.compile(r"[0-9]{1,15}")
+_CHAT_ID = re.compile(r"-?[0-9]{1,15}")
 
 
 def _service(context: XContext) -> ReportService:
@@ -125,6 +136,66 @@ def _save(context: XContext, draft: ReportDraft, **extra: Any) -> None:
 
 def _drop(context: XContext) -> None:
     drop_draft(context, DRAFT)
+
+
+def _parse_id(text: str) -> int | None:
+    """A row id from callback data or a deep link, or None (forged, non-ASCII, too large)."""
+    return int(text) if _ID.fullmatch(text) else None
+
+
+def _parse_chat_id(text: str) -> int | None:
+    return int(text) if _CHAT_ID.fullmatch(text) else None
+
+
+def _draft_ready(context: XContext, *, kind: bool, category: bool) -> bool:
+    """The draft a step relies on is still there (another feature's /cancel may have dropped it)."""
+    drafts = context.user_data.get("drafts") if context.user_data is not None else None
+    state = drafts.get(DRAFT) if isinstance(drafts, dict) else None
+    data = state.get("draft") if isinstance(state, dict) else None
+    if not isinstance(data, dict):
+        return False
+    try:
+        draft = ReportDraft.from_dict(data)
+    except TypeError:
+        return False
+    if not kind:
+        return True
+    if draft.kind is None or not rc.is_kind(draft.kind):
+        return False
+    return not category or (
+        draft.category is not None and rc.category(draft.kind, draft.category) is not None
+    )
+
+
+async def _expired(update: Update, context: XContext) -> int:
+    """The conversation is still in a step but its draft is gone: say so and leave the conversation."""
+    _drop(context)
+    query = update.callback_query
+    if query is not None:
+        await query.answer(stale_button_text(context), show_alert=True)
+        with contextlib.suppress(BadRequest):
+            await query.edit_message_reply_markup(None)
+        return ConversationHandler.END
+    await reply(update, context, context.t("reports.flow.expired"), reply_markup=main_menu(context))
+    return ConversationHandler.END
+
+
+_Step = Callable[[Update, XContext], Awaitable[Any]]
+
+
+def _step(*, kind: bool = True, category: bool = True) -> Callable[[_Step], _Step]:
+    """Guard a conversation step: without the draft it needs, answer "expired" and end the flow."""
+
+    def wrap(fn: _Step) -> _Step:
+        @functools.wraps(fn)
+        async def guarded(update: Update, context: XContext) -> Any:
+            if not _draft_ready(context, kind=kind, category=category):
+                return await _expired(update, context)
+            return await fn(update, context)
+
+        return guarded
+
+    return wrap
 
 
 def _menu_texts(core: Core) -> filters.BaseFilter:
@@ -185,8 +256,12 @@ async def report_deep_link(update: Update, context: XContext) -> str | int:
     payload = context.args[0] if context.args else ""
     _, _, arg = payload.partition("_")
     origin = None
-    if arg.lstrip("-").isdigit():
-        group = await community(context).group(int(arg))
+    if arg:
+        chat_id = _parse_chat_id(arg)
+        if chat_id is None:  # a forged or mangled link
+            await reply(update, context, stale_button_text(context), reply_markup=main_menu(context))
+            return ConversationHandler.END
+        group = await community(context).group(chat_id)
         origin = group.chat_id if group else None
     return await _begin(update, context, origin_chat_id=origin)
 
@@ -222,10 +297,14 @@ async def quick_photo(update: Update, context: XContext) -> str | int:
         return ConversationHandler.END
     draft = ReportDraft(kind=rc.HAZARD, photos=[message.photo[-1].file_id])
     caption = (message.caption or "").strip()
-    if caption and service.check_description(caption) is None:
+    refused = service.check_description(caption) if caption else None
+    if caption and refused is None:
         draft.description = caption
     _drop(context)
-    _save(context, draft, quick=True, editing=False)
+    _save(context, draft, quick=True, editing=False, caption_refused=refused is not None)
+    if refused is not None:
+        # The photo stays; the courier learns why the caption is not the description and how to add one.
+        await reply(update, context, context.t("reports.flow.caption_refused", **refused.values))
     await reply(
         update,
         context,
@@ -238,6 +317,7 @@ async def quick_photo(update: Update, context: XContext) -> str | int:
 # -- kind and category ----------------------------------------------------------------------------
 
 
+@_step(kind=False)
 async def kind_chosen(update: Update, context: XContext) -> str | int:
     query = update.callback_query
     kind = query.data.rsplit(":", 1)[-1]
@@ -272,6 +352,7 @@ async def _ask_category(update: Update, context: XContext, draft: ReportDraft, *
         await reply(update, context, text, reply_markup=_inline(rows))
 
 
+@_step(category=False)
 async def category_chosen(update: Update, context: XContext) -> str | int:
     query = update.callback_query
     code = query.data.rsplit(":", 1)[-1]
@@ -279,6 +360,9 @@ async def category_chosen(update: Update, context: XContext) -> str | int:
     if draft.kind is None or rc.category(draft.kind, code) is None:
         await _stale(update, context)
         return CATEGORY
+    if draft.category != code:
+        # Another category may have another open hazard nearby: ask "the same?" again.
+        _state(context)["dup_checked"] = False
     draft.category = code
     if not rc.is_access(draft.kind, code):
         draft.compound = draft.property_company = None
@@ -294,7 +378,7 @@ async def category_chosen(update: Update, context: XContext) -> str | int:
     if state.get("editing"):
         if rc.is_access(draft.kind, code) and not draft.compound:
             return await _ask_compound(update, context)
-        return await _summary(update, context)
+        return await _before_summary(update, context)
     return await _ask_description(update, context)
 
 
@@ -307,6 +391,7 @@ async def _ask_description(update: Update, context: XContext) -> str:
     return DESCRIPTION
 
 
+@_step()
 async def description_text(update: Update, context: XContext) -> str | int:
     text = update.effective_message.text or ""
     refusal = _service(context).check_description(text)
@@ -319,6 +404,7 @@ async def description_text(update: Update, context: XContext) -> str | int:
     return await _after_description(update, context, draft)
 
 
+@_step()
 async def description_voice(update: Update, context: XContext) -> str | int:
     draft = _draft(context)
     draft.voice_file_id = update.effective_message.voice.file_id
@@ -326,6 +412,7 @@ async def description_voice(update: Update, context: XContext) -> str | int:
     return await _after_description(update, context, draft)
 
 
+@_step()
 async def description_other(update: Update, context: XContext) -> str:
     await reply(update, context, context.t("reports.flow.need_text_or_voice"))
     return DESCRIPTION
@@ -345,6 +432,7 @@ async def _ask_compound(update: Update, context: XContext) -> str:
     return COMPOUND
 
 
+@_step()
 async def compound_text(update: Update, context: XContext) -> str:
     text = (update.effective_message.text or "").strip()
     if not text or len(text) > COMPOUND_LIMIT:
@@ -362,6 +450,7 @@ async def compound_text(update: Update, context: XContext) -> str:
     return PROPERTY
 
 
+@_step()
 async def property_text(update: Update, context: XContext) -> str | int:
     text = (update.effective_message.text or "").strip()
     if not text or len(text) > COMPOUND_LIMIT:
@@ -373,6 +462,7 @@ async def property_text(update: Update, context: XContext) -> str | int:
     return await _after_compound(update, context)
 
 
+@_step()
 async def property_skipped(update: Update, context: XContext) -> str | int:
     await _answer(update)
     draft = _draft(context)
@@ -387,6 +477,7 @@ async def _after_compound(update: Update, context: XContext) -> str | int:
     return await _ask_photos(update, context)
 
 
+@_step()
 async def need_text(update: Update, context: XContext) -> None:
     await reply(update, context, context.t("reports.flow.need_text"))
 
@@ -411,6 +502,7 @@ async def _ask_photos(update: Update, context: XContext) -> str:
     return PHOTOS
 
 
+@_step()
 async def photo_received(update: Update, context: XContext) -> str | int:
     service = _service(context)
     draft = _draft(context)
@@ -432,11 +524,13 @@ async def photo_received(update: Update, context: XContext) -> str | int:
     return PHOTOS
 
 
+@_step()
 async def photos_done(update: Update, context: XContext) -> str | int:
     await _answer(update)
     return await _after_photos(update, context)
 
 
+@_step()
 async def photo_other(update: Update, context: XContext) -> str:
     await reply(
         update,
@@ -505,18 +599,21 @@ async def _take_place(update: Update, context: XContext) -> bool:
     return True
 
 
+@_step()
 async def location_received(update: Update, context: XContext) -> str | int:
     if not await _take_location(update, context):
         return LOCATION
     return await _after_location(update, context)
 
 
+@_step()
 async def place_received(update: Update, context: XContext) -> str | int:
     if not await _take_place(update, context):
         return LOCATION
     return await _after_location(update, context)
 
 
+@_step()
 async def location_skipped(update: Update, context: XContext) -> str | int:
     draft = _draft(context)
     if draft.kind == rc.HAZARD and not draft.has_location and not draft.place_text:
@@ -526,6 +623,7 @@ async def location_skipped(update: Update, context: XContext) -> str | int:
     return await _after_location(update, context)
 
 
+@_step()
 async def location_other(update: Update, context: XContext) -> str:
     await reply(update, context, context.t("reports.flow.need_location"))
     return LOCATION
@@ -554,6 +652,7 @@ async def _after_location(update: Update, context: XContext) -> str | int:
 # -- quick path: the location after the photo -----------------------------------------------------
 
 
+@_step(category=False)
 async def quick_location(update: Update, context: XContext) -> str | int:
     if not await _take_location(update, context):
         return QUICK_LOCATION
@@ -561,6 +660,7 @@ async def quick_location(update: Update, context: XContext) -> str | int:
     return CATEGORY
 
 
+@_step(category=False)
 async def quick_place(update: Update, context: XContext) -> str | int:
     if not await _take_place(update, context):
         return QUICK_LOCATION
@@ -568,6 +668,7 @@ async def quick_place(update: Update, context: XContext) -> str | int:
     return CATEGORY
 
 
+@_step(category=False)
 async def quick_photo_more(update: Update, context: XContext) -> str:
     """More photos before the location (an album arrives as one update per photo)."""
     message = update.effective_message
@@ -588,6 +689,7 @@ async def quick_photo_more(update: Update, context: XContext) -> str:
     return QUICK_LOCATION
 
 
+@_step(category=False)
 async def quick_other(update: Update, context: XContext) -> str:
     await reply(
         update,
@@ -601,6 +703,7 @@ async def quick_other(update: Update, context: XContext) -> str:
 # -- anonymity ------------------------------------------------------------------------------------
 
 
+@_step()
 async def anonymity_chosen(update: Update, context: XContext) -> str | int:
     query = update.callback_query
     value = query.data.rsplit(":", 1)[-1]
@@ -626,9 +729,11 @@ async def _before_summary(update: Update, context: XContext) -> str | int:
     draft = _draft(context)
     service = _service(context)
     if not state.get("dup_checked"):
-        candidate = await service.find_duplicate(draft)
+        # The courier's own reports are left out: another courier's open hazard nearby is still offered.
+        candidate = await service.find_duplicate(draft, exclude_reporter=update.effective_user.id)
         state["dup_checked"] = True
-        if candidate is not None and candidate.reporter_id != update.effective_user.id:
+        state.pop("dup", None)
+        if candidate is not None:
             assert draft.lat is not None and draft.lon is not None
             assert candidate.lat is not None and candidate.lon is not None
             distance = math.ceil(haversine_m(draft.lat, draft.lon, candidate.lat, candidate.lon))
@@ -658,6 +763,7 @@ async def _before_summary(update: Update, context: XContext) -> str | int:
     return await _summary(update, context)
 
 
+@_step()
 async def duplicate_answer(update: Update, context: XContext) -> str | int:
     query = update.callback_query
     answer = query.data.rsplit(":", 1)[-1]
@@ -708,6 +814,9 @@ def _summary_text(context: XContext, draft: ReportDraft) -> str:
         lines.append(t("reports.flow.summary_description", text=draft.description))
     elif not draft.voice_file_id:
         lines.append(t("reports.flow.summary_no_description"))
+        if _state(context).get("caption_refused"):
+            limit = context.core.config.reports.description_limit
+            lines.append(t("reports.flow.summary_add_description", limit=limit))
     if draft.voice_file_id:
         lines.append(t("reports.flow.summary_voice"))
     if draft.photos:
@@ -763,7 +872,9 @@ async def summary_action(update: Update, context: XContext) -> str | int:
     if action == "x":
         with contextlib.suppress(BadRequest):
             await query.edit_message_reply_markup(None)
-        return await cancel_conversation(update, context)
+        return await cancel_conversation(update, context, DRAFT)
+    if not _draft_ready(context, kind=True, category=True):
+        return await _expired(update, context)
     if action == "edit":
         await query.answer()
         return await _ask_edit(update, context)
@@ -805,6 +916,7 @@ async def _ask_edit(update: Update, context: XContext) -> str:
     return EDIT
 
 
+@_step()
 async def edit_chosen(update: Update, context: XContext) -> str | int:
     query = update.callback_query
     field = query.data.rsplit(":", 1)[-1]
@@ -844,6 +956,7 @@ async def edit_chosen(update: Update, context: XContext) -> str | int:
     return await _summary(update, context)
 
 
+@_step(kind=False)
 async def press_button(update: Update, context: XContext) -> None:
     """Typing where a button was expected: say so, keep the draft and the state."""
     await reply(update, context, context.t("reports.flow.press_button"))
@@ -861,16 +974,17 @@ async def card_button(update: Update, context: XContext) -> None:
     """受理 / 处理中 / 已解决 / 驳回 / 标记重复 on a card: re-read the report, re-check the role."""
     query = update.callback_query
     pieces = _parse(query.data, 4)
-    if pieces is None or not pieces[2].isdigit() or pieces[3] not in MODERATOR_ACTIONS:
+    report_id = _parse_id(pieces[2]) if pieces is not None else None
+    if pieces is None or report_id is None or pieces[3] not in MODERATOR_ACTIONS:
         await _stale(update, context)
         return
-    report_id, action = int(pieces[2]), pieces[3]
+    action = pieces[3]
     service = _service(context)
     report = await service.get(report_id)
     if report is None:
         await _stale(update, context)
         return
-    if not await require(update, context, Perm.REPORTS_HANDLE, report.area):
+    if not await require(update, context, Perm.REPORTS_HANDLE, report.area or ""):
         return
     message = query.message
     card_ref = (message.chat.id, message.message_id) if isinstance(message, Message) else None
@@ -976,7 +1090,7 @@ async def prompt_reply(update: Update, context: XContext) -> None:
         prompts.pop(key, None)
         await reply(update, context, context.t("reports.mod.prompt_stale"))
         return
-    if not await require(update, context, Perm.REPORTS_HANDLE, report.area):
+    if not await require(update, context, Perm.REPORTS_HANDLE, report.area or ""):
         return
     card = prompt.get("card")
     card_ref = (int(card[0]), int(card[1])) if card else None
@@ -1008,10 +1122,11 @@ async def prompt_reply(update: Update, context: XContext) -> None:
 async def feedback_button(update: Update, context: XContext) -> None:
     query = update.callback_query
     pieces = _parse(query.data, 4)
-    if pieces is None or not pieces[2].isdigit() or pieces[3] not in ("y", "n"):
+    report_id = _parse_id(pieces[2]) if pieces is not None else None
+    if pieces is None or report_id is None or pieces[3] not in ("y", "n"):
         await _stale(update, context)
         return
-    outcome = await _service(context).feedback(int(pieces[2]), update.effective_user.id, pieces[3] == "y")
+    outcome = await _service(context).feedback(report_id, update.effective_user.id, pieces[3] == "y")
     if not outcome.changed or outcome.report is None:
         await query.answer(_refusal(context, outcome.refusal or Refusal("stale")), show_alert=True)
         return
@@ -1111,7 +1226,7 @@ async def reports_command(update: Update, context: XContext) -> None:
         if report is None:
             await reply(update, context, context.t("reports.mod.unknown_ref", ref=args[0][:20]))
             return
-        if not await require(update, context, Perm.REPORTS_HANDLE, report.area):
+        if not await require(update, context, Perm.REPORTS_HANDLE, report.area or ""):
             return
         params = await service.card(report)
         sent = await reply(update, context, params["text"], reply_markup=_markup(params["reply_markup"]))
@@ -1137,8 +1252,8 @@ async def list_button(update: Update, context: XContext) -> None:
         current.update(k=value, p=0)
     elif dimension == "s" and value in _STATUS_CODES:
         current.update(s=value, p=0)
-    elif dimension == "p" and value.isdigit():
-        current["p"] = int(value)
+    elif dimension == "p" and (page := _parse_id(value)) is not None:
+        current["p"] = page
     else:
         await _stale(update, context)
         return
@@ -1190,9 +1305,8 @@ async def _render_list(update: Update, context: XContext) -> tuple[str, InlineKe
     if not items:
         lines.append(t("reports.mod.list_empty"))
     if kind != rc.HAZARD and page == 0:
-        spots = await service.access_hotspots(area=area if isinstance(area, str) else None, limit=5)
-        if allowed is not None:
-            spots = []  # hotspots span areas; scoped moderators see their list only
+        # A moderator scoped to some areas sees the hotspots of those areas (`area` is then a list).
+        spots = await service.access_hotspots(area=area, limit=5)
         if spots:
             lines += ["", t("reports.mod.hotspots_title")]
             unknown = t("reports.mod.hotspot_unknown")
@@ -1263,13 +1377,16 @@ def register(app: Application) -> None:
         service.install(core.outbox)
     startup_hooks(app).append(_startup)
     deep_links(app)["myreports"] = my_reports_link
-    private = filters.ChatType.PRIVATE
+    # Only new messages: editing an earlier message (a description, a caption, /report) must neither
+    # answer the current step nor restart the flow.
+    fresh = filters.UpdateType.MESSAGE
+    private = filters.ChatType.PRIVATE & fresh
     menu = _menu_texts(core)
     report_menu = filters.Text(sorted(core.catalog.all_languages("menu.report")))
-    text_in = filters.TEXT & ~filters.COMMAND & ~menu
+    text_in = filters.TEXT & ~filters.COMMAND & ~menu & fresh
     # Anything else typed or sent in a step gets a clear answer and keeps the draft. A shared location
     # outside the location steps is left to other features (e.g. the 📍 nearest-stations button).
-    other_in = ~filters.COMMAND & ~menu & ~filters.StatusUpdate.ALL & ~filters.LOCATION
+    other_in = ~filters.COMMAND & ~menu & ~filters.StatusUpdate.ALL & ~filters.LOCATION & fresh
     location_in = filters.LOCATION & filters.UpdateType.MESSAGE
     skip_words = filters.Text(sorted(core.catalog.all_languages("reports.flow.skip")))
 
@@ -1278,7 +1395,7 @@ def register(app: Application) -> None:
     app.add_handler(CallbackQueryHandler(feedback_button, pattern=rf"^{CB_FEEDBACK}:"))
     app.add_handler(CallbackQueryHandler(list_button, pattern=r"^rp:ls:"))
     app.add_handler(
-        MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND & _PromptReply(), prompt_reply)
+        MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND & fresh & _PromptReply(), prompt_reply)
     )
 
     restart = [
@@ -1338,7 +1455,7 @@ def register(app: Application) -> None:
             ],
         },
         fallbacks=[
-            cancel_fallback(),
+            cancel_fallback(DRAFT),
             *restart,
             CallbackQueryHandler(summary_action, pattern=r"^rp:sum:x$"),
             CallbackQueryHandler(_stale, pattern=FLOW_PATTERN),

@@ -7,7 +7,7 @@ moderators pressing at once exactly one statement matches.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from storage.db import Executor, Row, from_db, from_db_required, to_db
@@ -438,9 +438,17 @@ async def count(
 
 
 async def access_hotspots(
-    db: Executor, *, category: str, since: dt.datetime | None = None, area: str | None = None, limit: int = 10
+    db: Executor,
+    *,
+    category: str,
+    since: dt.datetime | None = None,
+    area: str | Collection[str] | None = None,
+    limit: int = 10,
 ) -> list[Hotspot]:
-    """Access-conflict grievances grouped by compound and property company, most reported first."""
+    """Access-conflict grievances grouped by compound and property company, most reported first.
+
+    `area` may be several areas (a moderator scoped to some areas); an empty collection matches nothing.
+    """
     sql = (
         "SELECT TRIM(COALESCE(compound, '')) AS c, TRIM(COALESCE(property_company, '')) AS p,"
         " COUNT(*) AS total,"
@@ -453,9 +461,13 @@ async def access_hotspots(
     if since is not None:
         sql += " AND created_at >= ?"
         params.append(to_db(since))
-    if area is not None:
+    if isinstance(area, str):
         sql += " AND area = ?"
         params.append(area)
+    elif area is not None:
+        areas = sorted(area)
+        sql += f" AND area IN ({','.join('?' * len(areas))})" if areas else " AND 0 = 1"
+        params.extend(areas)
     sql += " GROUP BY c, p ORDER BY total DESC, open_count DESC, last_at DESC LIMIT ?"
     params.append(limit)
     rows = await db.fetchall(sql, params)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import io
+import logging
 
 import pytest
 
-from bot.reports import ReportService
+from bot.reports import ReportDraft, ReportService
 from storage import points
 from tests.conftest import MODERATOR_CHAT_ID
 
@@ -566,3 +567,188 @@ async def test_moderator_scoped_to_another_area(bot, tg):
     assert "H-0001" not in listing.text and "共 0 条" in listing.text
     await scoped.send("/reports H-0001")
     await scoped.expect_message(contains="区域")
+
+
+# -- review fixes ---------------------------------------------------------------------------------
+
+
+def _errors(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+async def test_steps_without_their_draft_end_the_flow(bot, tg, caplog):
+    """The draft was dropped (e.g. another feature's /cancel) while the conversation stayed in a step."""
+    w = await World(bot, tg).setup()
+    chat = w.courier
+
+    def wipe() -> None:
+        bot.app.user_data[COURIER_ID]["drafts"].clear()
+
+    # A typed answer (the description step).
+    await chat.send("/report")
+    await chat.expect_message(contains="要反映什么")
+    await (await chat.press("隐患随手拍")).wait()
+    await chat.expect_edit(contains="请选择分类")
+    await (await chat.press("道路破损")).wait()
+    await chat.expect_message(contains="请简单描述")
+    wipe()
+    await chat.send("文三路有个大坑")
+    expired = await chat.expect_message(contains="草稿已失效")
+    assert expired.reply_keyboard  # back to the main menu
+    # A button (the kind step) and the summary's 提交.
+    await chat.send("/report")
+    await chat.expect_message(contains="要反映什么")
+    wipe()
+    answer = await (await chat.press("隐患随手拍")).wait()
+    assert answer.show_alert and "过期" in answer.text
+    await _file_hazard(chat, photos=0)
+    await chat.expect_message(contains="请确认")
+    wipe()
+    answer = await (await chat.press("提交")).wait()
+    assert answer.show_alert and "过期" in answer.text
+    assert await w.service.get_by_ref("H-0001") is None
+    # The quick path's location step.
+    await chat.send_photo()
+    await chat.expect_message(contains="收到照片")
+    wipe()
+    await chat.share_location(LAT, LON)
+    await chat.expect_message(contains="草稿已失效")
+    # The flow really ended: a new one starts cleanly.
+    await chat.send("/report")
+    await chat.expect_message(contains="要反映什么")
+    assert not _errors(caplog)
+
+
+async def test_quick_path_caption_too_long_is_explained(bot, tg):
+    w = await World(bot, tg).setup()
+    chat = w.courier
+    await chat.send("/start")
+    await chat.expect_message(contains="你好")
+    await chat.send_photo(caption="坑" * 600)
+    refused = await chat.expect_message(contains="照片说明太长了")
+    assert "最多 500 个字" in refused.text and "600" in refused.text and "照片已保留" in refused.text
+    await chat.expect_message(contains="收到照片")
+    await chat.share_location(LAT, LON)
+    await chat.expect_message(contains="位置已记录")
+    await chat.expect_message(contains="请选择分类")
+    await (await chat.press("道路破损")).wait()
+    summary = await chat.expect_message(contains="请确认")
+    assert "照片 1 张" in summary.text and "描述：（无）" in summary.text
+    assert "超过 500 字未保存" in summary.text
+    # The way to add it: 修改 -> 描述.
+    await (await chat.press("修改")).wait()
+    await chat.expect_edit(contains="修改哪一项")
+    await (await chat.press("描述")).wait()
+    await chat.expect_message(contains="请简单描述")
+    await chat.send("文三路大坑")
+    summary = await chat.expect_message(contains="请确认")
+    assert "描述：文三路大坑" in summary.text and "未保存" not in summary.text
+    await (await chat.press("提交")).wait()
+    await chat.expect_message(contains="H-0001")
+    report = await w.service.get_by_ref("H-0001")
+    assert report.description == "文三路大坑" and len(await w.service.photos(report.id)) == 1
+
+
+async def test_forged_ids_get_a_clear_answer(bot, tg, caplog):
+    w = await World(bot, tg).setup()
+    ref, card = await _filed(w, w.courier)
+    huge = "9" * 20
+    for data in (f"rp:st:{huge}:ack", "rp:st:²:ack", "rp:st:٣:ack", "rp:fb:²:y", f"rp:fb:{huge}:n"):
+        answer = await (await w.mod.press_data(data, card.message_id)).wait()
+        assert answer.show_alert and "过期" in answer.text, data
+    await w.mod.send("/reports")
+    listing = await w.mod.expect_message(contains="反映列表")
+    for data in (f"rp:ls:p:{huge}", "rp:ls:p:²"):
+        answer = await (await w.mod.press_data(data, listing.message_id)).wait()
+        assert answer.show_alert and "过期" in answer.text, data
+    chat = w.courier
+    for link in ("/start report_²", f"/start report_-{huge}"):
+        await chat.send(link)
+        await chat.expect_message(contains="过期")
+    assert (await w.service.get_by_ref(ref)).status == "new"
+    assert not _errors(caplog)
+
+
+async def test_edited_messages_do_not_answer_a_step(bot, tg):
+    w = await World(bot, tg).setup()
+    chat = w.courier
+    await chat.send("/report")
+    await chat.expect_message(contains="要反映什么")
+    await (await chat.press("隐患随手拍")).wait()
+    await chat.expect_edit()
+    await (await chat.press("道路破损")).wait()
+    await chat.expect_message(contains="请简单描述")
+    described = await chat.send("坑很深")
+    await chat.expect_message(contains="照片")
+    await (await chat.press("跳过")).wait()
+    await chat.expect_message(contains="在哪里")
+    # Editing the description message now must not be taken as the place (nor as anything else).
+    edited = {**described, "text": "文三路与学院路口", "edit_date": described["date"] + 5}
+    tg.server.enqueue_update("edited_message", edited)
+    await bot.settle()
+    await chat.expect_no_message()
+    await chat.send("文一路地下通道")
+    await chat.expect_message(contains="地点已记录：文一路地下通道")
+    summary = await chat.expect_message(contains="请确认")
+    assert "坑很深" in summary.text and "文三路与学院路口" not in summary.text
+
+
+async def test_scoped_moderator_sees_hotspots_of_their_areas(bot, tg):
+    w = await World(bot, tg).setup()
+    scoped_user = tg.user(5003, "翠苑社工", started=True)
+    scoped = w.mods.chat(scoped_user)
+    await bot.grant(5003, "moderator", area="翠苑")
+    draft = {"kind": "grievance", "category": "access", "description": "保安不让电动车进"}
+    await w.service.submit(
+        COURIER_ID, ReportDraft(**draft, area="翠苑", compound="翠苑一区", property_company="翠苑物业")
+    )
+    await w.service.submit(
+        OTHER_ID, ReportDraft(**draft, area="蒋村", compound="西溪花园", property_company="绿城物业")
+    )
+    scoped.skip()
+    await scoped.send("/reports")
+    listing = await scoped.expect_message(contains="反映列表")
+    assert "翠苑一区（翠苑物业）：1 次" in listing.text
+    assert "西溪花园" not in listing.text
+    w.mod.skip()
+    await w.mod.send("/reports")  # a moderator everywhere sees both
+    listing = await w.mod.expect_message(contains="反映列表：共 2 条")
+    assert "翠苑一区" in listing.text and "西溪花园" in listing.text
+
+
+async def test_duplicate_prompt_skips_own_reports_only(bot, tg):
+    """The nearest open hazard is the courier's own: another courier's one nearby is still offered."""
+    w = await World(bot, tg).setup()
+    theirs = await w.service.submit(
+        OTHER_ID,
+        ReportDraft(kind="hazard", category="road_damage", description="坑", lat=LAT + 0.0002, lon=LON),
+    )
+    await w.service.submit(
+        COURIER_ID, ReportDraft(kind="hazard", category="road_damage", description="坑", lat=LAT, lon=LON)
+    )
+    chat = w.courier
+    await _file_hazard(chat, photos=0)
+    ask = await chat.expect_message(contains=f"是否与 {theirs.ref} 相同")
+    assert "米内" in ask.text
+    await (await chat.press("不是，继续提交")).wait()
+    await chat.expect_message(contains="请确认")
+
+
+async def test_category_change_at_summary_asks_duplicate_again(bot, tg):
+    w = await World(bot, tg).setup()
+    theirs = await w.service.submit(
+        OTHER_ID, ReportDraft(kind="hazard", category="flooding", description="积水", lat=LAT, lon=LON)
+    )
+    chat = w.courier
+    await _file_hazard(chat, photos=0)  # 道路破损: no open one nearby
+    await chat.expect_message(contains="请确认")
+    await (await chat.press("修改")).wait()
+    await chat.expect_edit(contains="修改哪一项")
+    await (await chat.press("分类")).wait()
+    await chat.expect_message(contains="请选择分类")
+    await (await chat.press("积水")).wait()
+    await chat.expect_edit(contains="积水")
+    await chat.expect_message(contains=f"是否与 {theirs.ref} 相同")
+    await (await chat.press("是同一个")).wait()
+    await chat.expect_message(contains=f"已为 {theirs.ref} +1")
+    assert (await w.service.get(theirs.id)).supporters == 1

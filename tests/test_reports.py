@@ -371,6 +371,24 @@ async def test_duplicate_marks_and_follows_original(svc, db):
     assert (await svc.get(third.id)).duplicate_of == original.id
 
 
+async def test_duplicate_moves_its_supporters_to_the_original(svc, db):
+    """Every "+1" of the duplicate is told it follows the original: it must really be subscribed."""
+    original = await svc.submit(COURIER, hazard())
+    copy = await svc.submit(OTHER, hazard(category="flooding"))
+    assert (await svc.add_supporter(copy.id, EN_COURIER)).changed
+    assert (await svc.add_supporter(copy.id, COURIER)).changed  # the original's own reporter
+    result = await svc.transition(copy.id, "duplicate", MOD_A, duplicate_ref=original.ref)
+    assert result.changed
+    assert sorted(await repo.supporters(db, original.id)) == sorted([OTHER, EN_COURIER])
+    assert (await svc.get(original.id)).supporters == 2
+    told = (await notices_to(db, EN_COURIER))[-1].payload["params"]["text"]
+    assert f"updates on {original.ref} too" in told
+    # They now hear of the original's progress.
+    await svc.transition(original.id, "ack", MOD_A)
+    latest = (await notices_to(db, EN_COURIER))[-1].payload["params"]["text"]
+    assert original.ref in latest and "acknowledged" in latest
+
+
 async def test_feedback_and_reopen_window(svc, db, clock):
     report = await svc.submit(COURIER, grievance())
     assert (await svc.feedback(report.id, COURIER, solved=True)).refusal.code == "not_allowed"
@@ -474,6 +492,18 @@ async def test_duplicate_detection(svc, db, clock):
     assert (await svc.add_supporter(first.id, EN_COURIER)).refusal.code == "not_open"
 
 
+async def test_duplicate_detection_leaves_out_own_reports(svc):
+    """The nearest open hazard is the courier's own: another courier's one nearby is still offered."""
+    others = await svc.submit(OTHER, hazard(lat=LAT + 0.0002))  # ~22 m away
+    own = await svc.submit(COURIER, hazard())  # right here
+    draft = hazard()
+    assert (await svc.find_duplicate(draft)).id == own.id
+    assert (await svc.find_duplicate(draft, exclude_reporter=COURIER)).id == others.id
+    assert (await svc.find_duplicate(hazard(lat=LAT - 0.0002), exclude_reporter=OTHER)).id == own.id
+    await svc.transition(others.id, "reject", MOD_A, note="x")
+    assert await svc.find_duplicate(draft, exclude_reporter=COURIER) is None
+
+
 # -- escalation -----------------------------------------------------------------------------------
 
 
@@ -544,6 +574,23 @@ async def test_lists_and_hotspots(svc, clock):
         ("西溪花园", "绿城物业", 2, 1),
         ("城西银泰", "银泰物业", 1, 1),
     ]
+
+
+async def test_hotspots_of_several_areas(svc):
+    """A moderator scoped to some areas: the hotspot query takes a set of areas."""
+    await svc.submit(COURIER, grievance(area="蒋村"))
+    await svc.submit(OTHER, grievance(area="翠苑", compound="翠苑一区", property_company="翠苑物业"))
+    await svc.submit(OTHER, grievance(area="古荡", compound="古荡新村", property_company="古荡物业"))
+    await svc.submit(OTHER, grievance(compound="无片区小区"))
+
+    def places(spots):
+        return sorted(s.compound for s in spots)
+
+    assert places(await svc.access_hotspots(area={"蒋村", "翠苑"})) == ["翠苑一区", "西溪花园"]
+    assert places(await svc.access_hotspots(area=["古荡"])) == ["古荡新村"]
+    assert places(await svc.access_hotspots(area="古荡")) == ["古荡新村"]
+    assert await svc.access_hotspots(area=set()) == []
+    assert len(await svc.access_hotspots()) == 4
 
 
 async def test_export_csv(svc, db, clock):

@@ -275,7 +275,7 @@ async def test_task_with_a_pin_carries_a_map_link(core, svc):
     task = await svc.publish(draft(lat=30.2741, lon=120.1551, place_text=""), CAPTAIN)
     count = await svc.get(task.id)
     assert count is not None
-    (claim_row, map_row) = svc.card_buttons(count, "zh")
+    (_claim_row, map_row) = svc.card_buttons(count, "zh")
     assert map_row[0][1].startswith("https://uri.amap.com/marker?position=120.15")
     await svc.claim(task.id, 1)
     reminder = (await rows(core, f"task:{task.id}:rem:1:1440"))[0]
