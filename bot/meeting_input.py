@@ -2,8 +2,10 @@
 
 Accepted (Chinese or Western forms, full-width digits and punctuation too):
 
-* start:    ``2026-12-07 14:30`` · ``12/7 14:30`` · ``12月7日 14:30`` · ``2026年12月7日下午2点半`` · ``7 Dec 14:30``
-            (a date without a year means the next such date; a time is required)
+* start:    ``2026-12-07 14:30`` · ``12/7 14:30`` · ``12.7 14:30`` (month.day) · ``12月7日 14:30`` ·
+            ``2026年12月7日下午2点半`` · ``明天中午1点`` · ``下周一 14:30`` · ``7 Dec 2pm`` ·
+            ``tomorrow at 14:30`` · ``next monday 3pm``
+            (a date without a year means the next such date; a time is required; at most two years ahead)
 * duration: ``90`` (minutes) · ``90m`` · ``1.5h`` · ``1h30m`` · ``1小时30分钟`` · ``半小时``
 * offsets:  ``1d 1h`` · ``1天,1小时`` · ``30m`` · ``1440`` (minutes), separated by spaces or commas
 
@@ -52,11 +54,32 @@ _UNIT_MINUTES = {
     "": 1,
 }
 _AMOUNT = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]+|个小时|小时|钟头|分钟|天|日|时|分)?")
-_RELATIVE_DAYS = {"今天": 0, "明天": 1, "后天": 2}
 _WEEKDAYS = {"一": MO, "二": TU, "三": WE, "四": TH, "五": FR, "六": SA, "日": SU, "天": SU}
 _CN_WEEKDAY = re.compile(r"(下)?(?:周|星期|礼拜)([一二三四五六日天])")
-_PM = ("下午", "晚上", "傍晚", "pm")
-_AM = ("上午", "早上", "凌晨", "中午", "am")
+_EN_WEEKDAYS = {
+    "mon": MO, "monday": MO, "tue": TU, "tues": TU, "tuesday": TU, "wed": WE, "wednesday": WE,
+    "thu": TH, "thur": TH, "thurs": TH, "thursday": TH, "fri": FR, "friday": FR,
+    "sat": SA, "saturday": SA, "sun": SU, "sunday": SU,
+}  # fmt: skip
+_EN_WEEKDAY = re.compile(r"\b(?:(next)\s+|(?:this|coming)\s+)?(" + "|".join(_EN_WEEKDAYS) + r")\b")
+#: Relative days, longest first ("大后天" before "后天", "day after tomorrow" before "tomorrow").
+_RELATIVE_DAYS = (
+    (re.compile(r"大后天"), 3),
+    (re.compile(r"后天|\b(?:the\s+)?day\s+after\s+tomorrow\b"), 2),
+    (re.compile(r"明天|\b(?:tomorrow|tmrw?|tmw)\b"), 1),
+    (re.compile(r"今天|\b(?:today|tonight)\b"), 0),
+)
+#: "2pm", "2:30 pm", "12 a.m." (English 12-hour clock).
+_EN_CLOCK = re.compile(r"(?<![\d:])(\d{1,2})(?::(\d{2}))?\s*([ap])\.?m\.?(?![a-z])")
+#: "12.7" = 7 December and "2026.12.7" (month.day, as written in China); not part of a longer number.
+_DOTTED_DATE = re.compile(r"(?<![\d.])(?:(\d{4})\.)?(\d{1,2})\.(\d{1,2})(?![\d.])")
+_EN_FILLER = re.compile(r"\b(?:at|on)\b|@")
+_EVENING = ("晚上", "夜里")  # 晚上12点 = midnight
+_PM = ("下午", "傍晚", *_EVENING)
+_NOON = ("中午",)  # 中午1点 = 13:00, 中午12点 = 12:00
+_AM = ("上午", "早上", "早晨", "凌晨")
+#: How far ahead a typed time may be (a typo like 9999-12-31 must not be scheduled).
+MAX_AHEAD = relativedelta(years=2)
 
 
 def _normalise(text: str) -> str:
@@ -110,40 +133,80 @@ def parse_offsets(text: str) -> tuple[int, ...]:
 
 _CN_DATE = re.compile(r"(?:(\d{4})\s*年)?\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?")
 _CN_TIME = re.compile(r"(\d{1,2})\s*[点时:](?:\s*(半|\d{1,2})\s*分?)?")
+_OTHER_DATE = re.compile(r"\d{1,4}[-/]\d{1,2}|[a-z]{3}")
+
+
+def _english_clock(match: re.Match[str]) -> str:
+    hour, minute = int(match.group(1)), int(match.group(2) or 0)
+    if not 1 <= hour <= 12 or minute > 59:
+        raise InputError("when")
+    hour = hour % 12 + (12 if match.group(3) == "p" else 0)
+    return f" {hour}:{minute:02d} "
+
+
+def _dotted_date(match: re.Match[str]) -> str:
+    year, month, day = match.groups()
+    if not (1 <= int(month) <= 12 and 1 <= int(day) <= 31):
+        raise InputError("when")
+    return f" {year + '-' if year else ''}{int(month)}-{int(day)} "
 
 
 def parse_when(text: str, now_local: dt.datetime) -> dt.datetime:
-    """A naive local start time after ``now_local`` (naive wall time in the meeting's zone)."""
+    """A naive local start time after ``now_local`` (naive wall time in the meeting's zone).
+
+    Besides the forms in the module docstring: ``今天/明天/后天/大后天``, ``周一``/``下周一``, ``today``,
+    ``tomorrow``, ``day after tomorrow``, ``monday`` (the coming one) / ``next monday`` (in next week,
+    like 下周一), ``3pm``, ``2:30 pm``, ``at``; ``12.7`` is 7 December (month.day). At most
+    ``MAX_AHEAD`` ahead (InputError ``too_far``).
+    """
     s = _normalise(text)
     if not s:
         raise InputError("when")
+    evening = any(word in s for word in _EVENING)
     pm = any(word in s for word in _PM)
+    noon = any(word in s for word in _NOON)
     am = any(word in s for word in _AM)
-    for word in (*_PM, *_AM):
+    for word in (*_PM, *_NOON, *_AM):
         s = s.replace(word, " ")
+    s = _EN_CLOCK.sub(_english_clock, s)
     year_given = bool(re.search(r"\d{4}", s))
-    relative_date: dt.date | None = None
-    for word, days in _RELATIVE_DAYS.items():
-        if word in s:
-            relative_date = (now_local + dt.timedelta(days=days)).date()
-            s = s.replace(word, " ")
-    weekday_match = _CN_WEEKDAY.search(s)
-    if weekday_match:
-        # 周一 = the coming Monday (today if it is Monday); 下周一 = Monday of next week.
-        weekday = _WEEKDAYS[weekday_match.group(2)]
-        if weekday_match.group(1):
-            start = now_local + relativedelta(weekday=MO(-1)) + dt.timedelta(weeks=1)
-        else:
-            start = now_local
-        relative_date = (start + relativedelta(weekday=weekday(+1))).date()
-        s = s[: weekday_match.start()] + " " + s[weekday_match.end() :]
-    if relative_date is not None:
-        s = f"{relative_date.isoformat()} {s}"
-        year_given = True
     date_match = _CN_DATE.search(s)
     if date_match:
         year, month, day = date_match.groups()
         s = s[: date_match.start()] + f" {year + '-' if year else ''}{month}-{day} " + s[date_match.end() :]
+    dotted = _DOTTED_DATE.search(s)
+    if dotted:
+        s = _DOTTED_DATE.sub(_dotted_date, s, count=1)
+    relative_date: dt.date | None = None
+    for pattern, days in _RELATIVE_DAYS:
+        found = pattern.search(s)
+        if found:
+            relative_date = (now_local + dt.timedelta(days=days)).date()
+            s = s[: found.start()] + " " + s[found.end() :]
+            break
+    # 周一 / monday = the coming Monday (today if it is Monday); 下周一 / next monday = Monday of next week.
+    weekday: relativedelta | None = None
+    next_week = False
+    cn_weekday = _CN_WEEKDAY.search(s)
+    en_weekday = _EN_WEEKDAY.search(s)
+    if cn_weekday:
+        weekday, next_week = _WEEKDAYS[cn_weekday.group(2)], bool(cn_weekday.group(1))
+        s = s[: cn_weekday.start()] + " " + s[cn_weekday.end() :]
+    elif en_weekday:
+        weekday, next_week = _EN_WEEKDAYS[en_weekday.group(2)], bool(en_weekday.group(1))
+        s = s[: en_weekday.start()] + " " + s[en_weekday.end() :]
+    s = _EN_FILLER.sub(" ", s)
+    explicit_date = bool(date_match or dotted or _OTHER_DATE.search(s))
+    if weekday is not None and relative_date is None and not explicit_date:
+        start = now_local + relativedelta(weekday=MO(-1)) + dt.timedelta(weeks=1) if next_week else now_local
+        relative_date = (start + relativedelta(weekday=weekday(+1))).date()
+    else:
+        weekday = None  # a weekday next to a date or 明天 only repeats it
+    if relative_date is not None:
+        if explicit_date:
+            raise InputError("when")  # 明天 12月7日: which one?
+        s = f"{relative_date.isoformat()} {s}"
+        year_given = True
     time_match = _CN_TIME.search(s)
     if time_match and ("点" in time_match.group(0) or "时" in time_match.group(0) or time_match.group(2)):
         hour, minute = time_match.groups()
@@ -154,18 +217,24 @@ def parse_when(text: str, now_local: dt.datetime) -> dt.datetime:
     default = now_local.replace(second=0, microsecond=0)
     try:
         parsed = date_parser.parse(s, default=default)
+        if evening and parsed.hour == 12:
+            parsed += dt.timedelta(hours=12)  # 晚上12点 = midnight at the end of that day
+        elif pm and parsed.hour < 12:
+            parsed += dt.timedelta(hours=12)
+        elif noon and 1 <= parsed.hour <= 5:
+            parsed += dt.timedelta(hours=12)
+        elif am and parsed.hour == 12:
+            parsed -= dt.timedelta(hours=12)
+        parsed = parsed.replace(tzinfo=None, second=0, microsecond=0)
+        if weekday is not None and not next_week and parsed <= now_local:
+            parsed += dt.timedelta(weeks=1)  # 周三 09:00 said on a Wednesday at 10:00 = next Wednesday
+        if parsed <= now_local and not year_given:
+            parsed += relativedelta(years=1) if explicit_date else relativedelta(days=1)
+        too_far = parsed > now_local + MAX_AHEAD
     except (ValueError, OverflowError):
         raise InputError("when") from None
-    if pm and parsed.hour < 12:
-        parsed += dt.timedelta(hours=12)
-    elif am and parsed.hour == 12 and "中午" not in text:
-        parsed -= dt.timedelta(hours=12)
-    parsed = parsed.replace(tzinfo=None, second=0, microsecond=0)
-    if weekday_match and not weekday_match.group(1) and parsed <= now_local:
-        parsed += dt.timedelta(weeks=1)  # 周三 09:00 said on a Wednesday at 10:00 = next Wednesday
-    if parsed <= now_local and not year_given:
-        has_date = bool(date_match) or bool(re.search(r"\d{1,2}[-/.]\d{1,2}|[a-z]{3}", s))
-        parsed += relativedelta(years=1) if has_date else relativedelta(days=1)
     if parsed <= now_local:
         raise InputError("past")
+    if too_far:
+        raise InputError("too_far")
     return parsed

@@ -19,6 +19,7 @@ survives moving that occurrence. Callback data carries it as epoch minutes.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import itertools
@@ -430,7 +431,12 @@ class MeetingService:
         if not 0 < duration <= 24 * 60:
             raise MeetingError("bad_duration")
         sched = Schedule.create(draft.first_start, dt.timedelta(minutes=duration), draft.rrule, tz)
-        upcoming = sched.next_occurrences(self.now, count)
+        try:
+            upcoming = sched.next_occurrences(self.now, count)
+        except RecurrenceError:
+            raise
+        except (ValueError, OverflowError) as exc:  # e.g. dates at the end of the calendar
+            raise RecurrenceError("no_occurrences", sched.rrule or str(exc)) from exc
         if not upcoming:
             raise MeetingError("in_the_past")
         return sched, upcoming
@@ -653,24 +659,47 @@ class MeetingService:
         day = holidays_cn.next_working_day(occ.start.date())
         return attach_zone(dt.datetime.combine(day, occ.start.time().replace(tzinfo=None)), zone)
 
+    #: How often a plan is recomputed when the meeting changed while it was being computed.
+    PLAN_ATTEMPTS = 5
+
     async def plan_reminders(self, meeting: MeetingRecord) -> int:
         """Make the outbox hold exactly the wanted rows of this meeting. Idempotent.
 
-        Returns how many rows were inserted, refreshed or revived.
+        ``meeting`` may be a stale copy (``replan_all`` loads every meeting first): the plan is written
+        only if the meeting, re-read inside the writing transaction, is still exactly what the plan was
+        computed from; otherwise it is recomputed from the fresh record. A meeting that was cancelled
+        meanwhile gets nothing planned (its pending rows are withdrawn), so a late re-plan can never
+        revive the reminders of a cancelled series or of a skipped occurrence.
+
+        Returns how many rows were inserted, changed or revived.
         """
-        now = self.now
-        messages, links = await self._wanted(meeting)
-        wanted = {m.dedup_key for m in messages}
-        async with self.core.db.transaction() as tx:
-            pending = await outbox_repo.pending_with_prefix(tx, plan_prefix(meeting.id), now)
-            stale = [row.id for row in pending if row.dedup_key not in wanted]
-            cancelled = await outbox_repo.cancel_ids(tx, stale, now)
-            await repo.link_reminders(tx, links)
-            changed = await outbox_repo.upsert_planned(tx, messages, now)
-        if cancelled:
-            log.info("meeting %s: %d planned messages withdrawn", meeting.id, cancelled)
-        self._wake_outbox()
-        return changed
+        for _attempt in range(self.PLAN_ATTEMPTS):
+            now = self.now
+            messages, links = await self._wanted(meeting)
+            wanted = {m.dedup_key for m in messages}
+            async with self.core.db.transaction() as tx:
+                current = await repo.get(tx, meeting.id)
+                if current is None or not current.active:
+                    pending = await outbox_repo.pending_with_prefix(tx, plan_prefix(meeting.id), now)
+                    cancelled = await outbox_repo.cancel_ids(tx, [row.id for row in pending], now)
+                    changed = 0
+                elif dataclasses.replace(current, updated_at=meeting.updated_at) != meeting:
+                    meeting = current  # changed since the copy was read: plan again from the fresh one
+                    continue
+                else:
+                    pending = await outbox_repo.pending_with_prefix(tx, plan_prefix(meeting.id), now)
+                    stale = [row.id for row in pending if row.dedup_key not in wanted]
+                    cancelled = await outbox_repo.cancel_ids(tx, stale, now)
+                    await repo.link_reminders(tx, links)
+                    changed = await outbox_repo.upsert_planned(tx, messages, now)
+            if cancelled:
+                log.info("meeting %s: %d planned messages withdrawn", meeting.id, cancelled)
+            self._wake_outbox()
+            return changed
+        log.warning(
+            "meeting %s kept changing while being planned; the next re-plan will catch up", meeting.id
+        )
+        return 0
 
     async def replan_all(self) -> int:
         """At start-up and daily: drop (and log) stale reminders, extend every meeting's horizon."""

@@ -21,14 +21,22 @@ Quarterly preset: we use ``FREQ=MONTHLY;BYMONTH=1,4,7,10;BYDAY=1MO`` rather than
 Jul, Oct) whatever month the organizer starts in; the INTERVAL form would silently become
 "Feb/May/Aug/Nov" if the first meeting were in February. DTSTART is always snapped to the first
 instance of the rule, because RFC 5545 leaves a DTSTART outside the rule undefined (and phones differ).
+
+Custom rules are checked before dateutil sees them (``_check_parts``): dateutil loops forever on
+INTERVAL=0, fails mid-expansion on a negative one, reads BYMONTHDAY=0 as "every day", lets BYHOUR/BYMINUTE
+turn a daily rule into many meetings a day, and searches up to the year 9999 (seconds of CPU) when no day
+can match. The first two instances are then looked for in bounded time (``_first_instances``).
 """
 
 from __future__ import annotations
 
+import calendar
 import dataclasses
+import itertools
+import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import MAXYEAR, UTC, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -44,6 +52,24 @@ ALLOWED_FREQS = frozenset({"DAILY", "WEEKLY", "MONTHLY", "YEARLY"})
 
 #: A custom rule must produce its first meeting within this span after the requested start.
 FIRST_OCCURRENCE_WITHIN = timedelta(days=366 * 5)
+
+#: ... and, unless it ends, its second meeting within this span after the first.
+NEXT_OCCURRENCE_WITHIN = timedelta(days=366 * 10)
+
+#: The time of day comes from DTSTART; these parts would multiply the meetings per day.
+TIME_PARTS = ("BYHOUR", "BYMINUTE", "BYSECOND")
+
+#: Valid RFC 5545 parts that community meetings do not need (and that make impossible rules easy).
+UNSUPPORTED_PARTS = ("BYYEARDAY", "BYWEEKNO")
+
+#: The longest each month can be (2000 is a leap year), for rejecting "30 February" up front.
+_MAX_MONTH_DAYS = {month: calendar.monthrange(2000, month)[1] for month in range(1, 13)}
+
+#: The Gregorian calendar repeats exactly every 400 years (146097 days = 20871 weeks).
+_CALENDAR_CYCLE_YEARS = 400
+
+_NUMBER = re.compile(r"[+-]?[0-9]{1,4}")
+_BYDAY_ITEM = re.compile(r"([+-]?[0-9]{1,2})?(MO|TU|WE|TH|FR|SA|SU)")
 
 _KNOWN_PARTS = frozenset(
     {
@@ -176,6 +202,70 @@ def _split_rule(text: str) -> list[tuple[str, str]]:
     return parts
 
 
+def _numbers(name: str, value: str, low: int, high: int, *, signed: bool = False) -> list[int]:
+    """The comma-separated integers of a part, each ``low <= |n| <= high`` (negative only if ``signed``)."""
+    out: list[int] = []
+    for item in value.split(","):
+        if not _NUMBER.fullmatch(item):
+            raise RecurrenceError("bad_value", f"{name}={value}")
+        number = int(item)
+        if not low <= abs(number) <= high or (number < 0 and not signed):
+            raise RecurrenceError("bad_value", f"{name}={value}")
+        out.append(number)
+    return out
+
+
+def _check_parts(parts: list[tuple[str, str]]) -> None:
+    """Reject what dateutil accepts but would loop on, flood with, or silently misread.
+
+    INTERVAL=0 makes dateutil loop forever, a negative one fails mid-expansion, BYHOUR/BYMINUTE turn a
+    daily rule into many meetings a day, BYMONTHDAY=0 is read as "no filter" (daily), and a day that
+    no chosen month has ("30 February") makes dateutil search until the year 9999.
+    """
+    values = dict(parts)
+    freq = values["FREQ"]
+    if freq not in ALLOWED_FREQS:
+        if freq in ("SECONDLY", "MINUTELY", "HOURLY"):
+            raise RecurrenceError("too_frequent", freq)
+        raise RecurrenceError("syntax", f"invalid FREQ {freq}")
+    for name in TIME_PARTS:
+        if name in values:
+            raise RecurrenceError("time_part", name)
+    for name in UNSUPPORTED_PARTS:
+        if name in values:
+            raise RecurrenceError("unsupported_part", name)
+    for name in ("INTERVAL", "COUNT"):
+        if name in values:
+            value = values[name]
+            if not _NUMBER.fullmatch(value) or not 1 <= int(value) <= 9999:
+                raise RecurrenceError("bad_number", f"{name}={value}")
+    months = _numbers("BYMONTH", values["BYMONTH"], 1, 12) if "BYMONTH" in values else list(range(1, 13))
+    if "BYMONTHDAY" in values:
+        days = _numbers("BYMONTHDAY", values["BYMONTHDAY"], 1, 31, signed=True)
+        if not any(abs(day) <= _MAX_MONTH_DAYS[month] for day in days for month in months):
+            detail = f"BYMONTH={values.get('BYMONTH', '*')};BYMONTHDAY={values['BYMONTHDAY']}"
+            raise RecurrenceError("no_occurrences", detail)
+    if "BYSETPOS" in values:
+        _numbers("BYSETPOS", values["BYSETPOS"], 1, 366, signed=True)
+    if "WKST" in values and values["WKST"] not in WEEKDAY_CODES:
+        raise RecurrenceError("bad_value", f"WKST={values['WKST']}")
+    if "BYDAY" in values:
+        # The nth weekday counts within the month (MONTHLY, or YEARLY with BYMONTH), else the year;
+        # DAILY and WEEKLY rules take plain weekdays only (RFC 5545 3.3.10).
+        if freq in ("DAILY", "WEEKLY"):
+            max_nth = 0
+        elif freq == "MONTHLY" or "BYMONTH" in values:
+            max_nth = 5
+        else:
+            max_nth = 53
+        for item in values["BYDAY"].split(","):
+            match = _BYDAY_ITEM.fullmatch(item)
+            if match is None:
+                raise RecurrenceError("syntax", f"BYDAY={values['BYDAY']}")
+            if match.group(1) is not None and not 1 <= abs(int(match.group(1))) <= max_nth:
+                raise RecurrenceError("bad_value", f"BYDAY={values['BYDAY']}")
+
+
 def _join_rule(parts: Iterable[tuple[str, str]]) -> str:
     items = list(parts)
     # FREQ first is what RFC 5545 examples (and some older parsers) expect.
@@ -199,7 +289,9 @@ def _parse_until(value: str, zone: ZoneInfo) -> datetime:
 def _local_rule(rule: str, zone: ZoneInfo) -> str:
     """The rule with UNTIL rewritten as local wall time, for expansion against a naive DTSTART."""
     parts = []
-    for name, value in _split_rule(rule):
+    split = _split_rule(rule)
+    _check_parts(split)  # rules stored before a check existed must not hang the expansion either
+    for name, value in split:
         if name == "UNTIL":
             value = to_local_naive(_parse_until(value, zone), zone).strftime("%Y%m%dT%H%M%S")
         parts.append((name, value))
@@ -210,26 +302,68 @@ def normalize_rrule(text: str, zone: ZoneInfo | str = DEFAULT_TIMEZONE) -> str:
     """Canonical RRULE value (upper case, FREQ first, UNTIL in UTC ``...Z``) or RecurrenceError."""
     tz = get_zone(zone) if isinstance(zone, str) else zone
     parts = []
-    for name, value in _split_rule(text):
-        if name == "FREQ" and value not in ALLOWED_FREQS:
-            if value in ("SECONDLY", "MINUTELY", "HOURLY"):
-                raise RecurrenceError("too_frequent", value)
-            raise RecurrenceError("syntax", f"invalid FREQ {value}")
+    split = _split_rule(text)
+    _check_parts(split)
+    for name, value in split:
         if name == "UNTIL":
             value = _parse_until(value, tz).astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
         parts.append((name, value))
     return _join_rule(parts)
 
 
-def _build_rule(rule: str, dtstart_local: datetime, zone: ZoneInfo) -> rrule:
+def _parse_local_rule(local_rule: str, dtstart_local: datetime) -> rrule:
     try:
-        parsed = rrulestr(f"RRULE:{_local_rule(rule, zone)}", dtstart=dtstart_local)
-    except RecurrenceError:
-        raise
-    except (ValueError, TypeError, KeyError) as exc:
+        parsed = rrulestr(f"RRULE:{local_rule}", dtstart=dtstart_local)
+    except (ValueError, TypeError, KeyError, OverflowError) as exc:
         raise RecurrenceError("syntax", str(exc)) from exc
     assert isinstance(parsed, rrule)
     return parsed
+
+
+def _build_rule(rule: str, dtstart_local: datetime, zone: ZoneInfo) -> rrule:
+    return _parse_local_rule(_local_rule(rule, zone), dtstart_local)
+
+
+def _first_instances(rule: str, start_local: datetime, zone: ZoneInfo, n: int) -> list[datetime]:
+    """The first ``n`` instances at or after ``start_local`` (naive local), in bounded time.
+
+    When no day matches (an impossible BYxxx combination), dateutil only stops at the year 9999:
+    seconds of CPU for a daily rule, with the event loop blocked. Because the calendar repeats
+    exactly every 400 years, the same rule expanded from a start shifted by whole cycles to just
+    before 9999 gives the same instances shifted by the same amount, and that search ends within
+    about 400 years. The window left before 9999 still covers the first instance plus the next gap.
+    """
+    years_needed = (FIRST_OCCURRENCE_WITHIN + NEXT_OCCURRENCE_WITHIN).days // 365 + 2
+    cycles = max(0, (MAXYEAR - years_needed - start_local.year) // _CALENDAR_CYCLE_YEARS)
+    shift = cycles * _CALENDAR_CYCLE_YEARS
+    parts = []
+    for name, value in _split_rule(_local_rule(rule, zone)):
+        if name == "UNTIL":
+            until = datetime.strptime(value, "%Y%m%dT%H%M%S")
+            if until.year + shift > MAXYEAR:
+                continue  # beyond the end of the shifted search anyway
+            value = until.replace(year=until.year + shift).strftime("%Y%m%dT%H%M%S")
+        parts.append((name, value))
+    try:
+        shifted = _parse_local_rule(_join_rule(parts), start_local.replace(year=start_local.year + shift))
+        found = list(itertools.islice(shifted, n))
+    except RecurrenceError:
+        raise
+    except (ValueError, OverflowError) as exc:
+        raise RecurrenceError("no_occurrences", f"{rule} ({exc})") from exc
+    return [moment.replace(year=moment.year - shift) for moment in found]
+
+
+def _ends_soon(rule: str, first_local: datetime, zone: ZoneInfo) -> bool:
+    """Whether a rule with a single instance in the search window simply ends (COUNT=1, or UNTIL
+    before the next instance could come) rather than being too sparse."""
+    values = dict(_split_rule(rule))
+    if _NUMBER.fullmatch(values.get("COUNT", "")) and int(values["COUNT"]) == 1:
+        return True
+    if "UNTIL" in values:
+        until = to_local_naive(_parse_until(values["UNTIL"], zone), zone)
+        return until - first_local <= NEXT_OCCURRENCE_WITHIN
+    return False
 
 
 # --------------------------------------------------------------------------------------------------
@@ -327,11 +461,19 @@ class Schedule:
         if rrule is None:
             return cls(attach_zone(local, zone), duration)
         normalized = normalize_rrule(rrule, zone)
-        rule = _build_rule(normalized, local, zone)
-        first = rule.after(local, inc=True)
-        if first is None or first - local > FIRST_OCCURRENCE_WITHIN:
+        found = _first_instances(normalized, local, zone, 2)
+        if not found or found[0] - local > FIRST_OCCURRENCE_WITHIN:
             raise RecurrenceError("no_occurrences", normalized)
-        return cls(attach_zone(first, zone), duration, normalized)
+        first = found[0]
+        if len(found) > 1:
+            if found[1] - first > NEXT_OCCURRENCE_WITHIN:
+                raise RecurrenceError("too_sparse", normalized)
+        elif not _ends_soon(normalized, first, zone):
+            raise RecurrenceError("too_sparse", normalized)  # no second meeting within the window
+        try:
+            return cls(attach_zone(first, zone), duration, normalized)
+        except OverflowError as exc:
+            raise RecurrenceError("no_occurrences", normalized) from exc
 
     @property
     def zone(self) -> ZoneInfo:

@@ -1,5 +1,6 @@
-"""Times typed by users ("明天下午3点", "周一 14:30", "2026-12-01 15:00", "15:00"), read in the
-configured zone and returned as aware UTC. One parser for every feature (bot/meeting_input.py)."""
+"""Times typed by users ("明天下午3点", "周一 14:30", "2026-12-01 15:00", "15:00", "12.7 14:30",
+"tomorrow 3pm"), read in the configured zone and returned as aware UTC. One parser for every feature
+(bot/meeting_input.py); a time more than two years ahead is refused like an unreadable one."""
 
 from __future__ import annotations
 

@@ -268,7 +268,10 @@ async def _ask_recur(update: Update, context: XContext) -> int:
     t = context.t
     rows = [[(t("meetings.ui.recur_once"), cb("mt", "nr", Preset.ONCE))]]
     for preset, rule in _recur_choices(context, start):
-        sched = Schedule.create(start, dt.timedelta(minutes=60), rule, context.core.config.bot.timezone)
+        try:
+            sched = Schedule.create(start, dt.timedelta(minutes=60), rule, context.core.config.bot.timezone)
+        except RecurrenceError:
+            continue  # a preset this start cannot use is simply not offered
         rows.append([(describe(sched, lambda key, **v: context.t(key, **v)), cb("mt", "nr", preset))])
     rows.append([(t("meetings.ui.recur_nweeks"), cb("mt", "nr", Preset.EVERY_N_WEEKS))])
     rows.append([(t("meetings.ui.recur_custom"), cb("mt", "nr", Preset.CUSTOM))])
@@ -321,17 +324,20 @@ async def got_nweeks(update: Update, context: XContext) -> int:
 async def got_rrule(update: Update, context: XContext) -> int:
     draft = _draft(context)
     text = (update.effective_message.text or "").strip()
+    if "start" not in draft:
+        await reply(update, context, context.t("meetings.ui.ask_when"))
+        return WHEN
     try:
-        Schedule.create(
+        sched = Schedule.create(
             dt.datetime.fromisoformat(draft["start"]),
             dt.timedelta(minutes=60),
             text,
             context.core.config.bot.timezone,
         )
-    except RecurrenceError as exc:
+    except RecurrenceError as exc:  # every rule problem, dateutil's included, stays at this step
         await _error(update, context, exc)
         return RRULE
-    draft["rrule"] = text
+    draft["rrule"] = sched.rrule
     return await _after_rule(update, context)
 
 
@@ -1212,7 +1218,7 @@ def register(app: Application) -> None:
                 MessageHandler((filters.TEXT & ~filters.COMMAND | filters.LOCATION) & private, got_edit_place)
             ],
         },
-        fallbacks=[cancel_fallback()],
+        fallbacks=[cancel_fallback(DRAFT)],
         name="meetings",
         persistent=True,
         allow_reentry=True,

@@ -318,12 +318,15 @@ async def upsert_planned(db: Executor, messages: Iterable[NewMessage], now: dt.d
     Unlike `enqueue`, a row with the same dedup_key that is 'pending' gets the new payload, due and
     expiry, and a 'cancelled' one is revived: the key is the business identity (this reminder for
     this occurrence in this chat), so planning it again after it was withdrawn must bring it back.
+    The caller decides what is wanted from the current state (a cancelled meeting or a skipped
+    occurrence is never planned, see `bot.meetings.MeetingService.plan_reminders`).
     Rows already 'sending', 'sent', 'failed', 'expired' or 'skipped' are never touched: no second send.
-    Returns how many rows were inserted or changed.
+    Returns how many rows were inserted, revived or actually changed (a pending row planned again
+    unchanged is not rewritten and not counted).
     """
     count = 0
     for m in messages:
-        count += await db.execute(
+        written = await db.fetchall(
             """
             INSERT INTO outbox(kind, dedup_key, chat_id, payload, batch, priority, due_at, expires_at,
                 created_at, updated_at)
@@ -332,21 +335,17 @@ async def upsert_planned(db: Executor, messages: Iterable[NewMessage], now: dt.d
                 kind = excluded.kind, chat_id = excluded.chat_id, payload = excluded.payload,
                 batch = excluded.batch, priority = excluded.priority, due_at = excluded.due_at,
                 expires_at = excluded.expires_at, state = 'pending', updated_at = excluded.updated_at
-            WHERE outbox.state IN ('pending', 'cancelled')
+            WHERE outbox.state = 'cancelled'
+                OR (outbox.state = 'pending' AND (
+                    outbox.kind IS NOT excluded.kind OR outbox.chat_id IS NOT excluded.chat_id
+                    OR outbox.payload IS NOT excluded.payload OR outbox.batch IS NOT excluded.batch
+                    OR outbox.priority IS NOT excluded.priority OR outbox.due_at IS NOT excluded.due_at
+                    OR outbox.expires_at IS NOT excluded.expires_at))
+            RETURNING id
             """,
-            (
-                m.kind,
-                m.dedup_key,
-                m.chat_id,
-                json.dumps(m.payload, ensure_ascii=False, sort_keys=True),
-                m.batch,
-                m.priority,
-                to_db(m.due_at),
-                to_db(m.expires_at),
-                to_db(now),
-                to_db(now),
-            ),
+            _values(m, now),
         )
+        count += len(written)
     return count
 
 

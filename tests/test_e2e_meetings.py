@@ -492,3 +492,35 @@ async def test_rename_and_new_place_update_pending_reminders(bot, tg):
     )
     updated = await meetings_repo.get(bot.db, meeting.id)
     assert updated.revision == 2 and updated.lat == pytest.approx(30.2741)
+
+
+async def test_bad_custom_rules_and_times_are_explained_in_english_and_the_step_kept(bot, tg):
+    """English times work; impossible rules (dateutil would hang or crash) get a catalog text and the
+    conversation stays at the RRULE step."""
+    await setup_world(bot, tg)
+    await bot.grant(2003, "moderator")
+    mod = tg.private(tg.user(2003, "Sam", language_code="en", started=True))
+    await mod.send("/newmeeting")
+    await mod.expect_message(contains="Step 1")
+    await mod.send("Courier council")
+    await mod.expect_message(contains="Step 2")
+    await mod.send("9999-12-31 23:59")
+    await mod.expect_message(contains="at most two years")
+    await mod.send("somewhen")
+    hint = await mod.expect_message(contains="could not read")
+    assert "明天" not in hint.text and "tomorrow" in hint.text
+    await mod.send("tomorrow at 2pm")
+    await mod.expect_message(contains="Step 3")
+    await (await mod.press("Custom (RRULE)")).wait()
+    await mod.expect_edit(contains="RFC 5545")
+    for rule, explained in [
+        ("FREQ=WEEKLY;INTERVAL=0", "INTERVAL=0 is not valid"),
+        ("FREQ=WEEKLY;INTERVAL=-1", "INTERVAL=-1 is not valid"),
+        ("FREQ=DAILY;BYHOUR=8,9,10;BYMINUTE=0,10,20", "remove BYHOUR"),
+        ("FREQ=MONTHLY;BYMONTHDAY=0", "BYMONTHDAY=0"),
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "no meeting within five years"),
+    ]:
+        await mod.send(rule)
+        await mod.expect_message(contains=explained)
+    await mod.send("FREQ=MONTHLY;BYDAY=-1FR")
+    await mod.expect_message(contains="Step 4")

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import pytest
 
+from bot.i18n import Catalog
 from bot.meeting_input import InputError, parse_duration, parse_offsets, parse_when
 
 NOW = dt.datetime(2026, 11, 25, 10, 0)  # a Wednesday, local wall time
+MARCH = dt.datetime(2026, 3, 4, 10, 0)  # also a Wednesday
 
 
 @pytest.mark.parametrize(
@@ -36,6 +39,92 @@ NOW = dt.datetime(2026, 11, 25, 10, 0)  # a Wednesday, local wall time
 )
 def test_parse_when(text: str, expected: dt.datetime) -> None:
     assert parse_when(text, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("tomorrow 14:30", dt.datetime(2026, 11, 26, 14, 30)),
+        ("today 15:00", dt.datetime(2026, 11, 25, 15, 0)),
+        ("tomorrow at 14:30", dt.datetime(2026, 11, 26, 14, 30)),
+        ("Tomorrow 2:30 PM", dt.datetime(2026, 11, 26, 14, 30)),
+        ("day after tomorrow 9:00", dt.datetime(2026, 11, 27, 9, 0)),
+        ("tmr 9am", dt.datetime(2026, 11, 26, 9, 0)),
+        ("next monday 14:30", dt.datetime(2026, 11, 30, 14, 30)),
+        ("next friday at 9:30am", dt.datetime(2026, 12, 4, 9, 30)),  # Friday of next week, like 下周五
+        ("friday 3pm", dt.datetime(2026, 11, 27, 15, 0)),  # the coming Friday, like 周五
+        ("wed 9:00", dt.datetime(2026, 12, 2, 9, 0)),  # today's has passed
+        ("3pm", dt.datetime(2026, 11, 25, 15, 0)),
+        ("8am", dt.datetime(2026, 11, 26, 8, 0)),
+        ("12am", dt.datetime(2026, 11, 26, 0, 0)),
+        ("12pm", dt.datetime(2026, 11, 25, 12, 0)),
+        ("7 dec 2pm", dt.datetime(2026, 12, 7, 14, 0)),
+        ("on 7 Dec at 3 p.m.", dt.datetime(2026, 12, 7, 15, 0)),
+    ],
+)
+def test_parse_when_english(text: str, expected: dt.datetime) -> None:
+    assert parse_when(text, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("12.7 14:30", dt.datetime(2026, 12, 7, 14, 30)),  # month.day: 7 December, not 12 March
+        ("3.20 14:30", dt.datetime(2026, 3, 20, 14, 30)),
+        ("7.12", None),
+        ("7.12 9:00", dt.datetime(2026, 7, 12, 9, 0)),
+        ("2026.12.7 14:30", dt.datetime(2026, 12, 7, 14, 30)),
+        ("3.1 14:30", dt.datetime(2027, 3, 1, 14, 30)),  # passed this year: next year
+    ],
+)
+def test_parse_when_dotted_month_day(text: str, expected: dt.datetime | None) -> None:
+    if expected is None:
+        with pytest.raises(InputError):
+            parse_when(text, MARCH)  # still needs a time of day
+    else:
+        assert parse_when(text, MARCH) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("中午1点", dt.datetime(2026, 11, 25, 13, 0)),
+        ("中午12点半", dt.datetime(2026, 11, 25, 12, 30)),
+        ("明天中午2点", dt.datetime(2026, 11, 26, 14, 0)),
+        ("晚上12点", dt.datetime(2026, 11, 26, 0, 0)),  # midnight at the end of today
+        ("明天晚上12点", dt.datetime(2026, 11, 27, 0, 0)),
+        ("晚上8点", dt.datetime(2026, 11, 25, 20, 0)),
+        ("凌晨12点", dt.datetime(2026, 11, 26, 0, 0)),
+    ],
+)
+def test_parse_when_noon_and_midnight(text: str, expected: dt.datetime) -> None:
+    assert parse_when(text, NOW) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("9999-12-31 23:59", "too_far"),
+        ("2028-12-01 10:00", "too_far"),
+        ("14pm", "when"),
+        ("20.3 14:00", "when"),  # no 20th month
+        ("明天 12月7日 14:30", "when"),  # which one?
+    ],
+)
+def test_parse_when_refuses_far_or_unclear(text: str, code: str) -> None:
+    with pytest.raises(InputError) as err:
+        parse_when(text, NOW)
+    assert err.value.code == code
+    assert parse_when("2027-11-25 10:00", NOW) == dt.datetime(2027, 11, 25, 10, 0)  # within two years
+
+
+def test_input_hints_in_each_language() -> None:
+    catalog = Catalog.load()
+    english = catalog.t("en", "meetings.input.when")
+    assert not re.search(r"[\u4e00-\u9fff]", english)  # no "明天 14:30" for English speakers
+    assert "tomorrow" in english
+    assert "两年" in catalog.t("zh", "meetings.input.too_far")
+    assert "two years" in catalog.t("en", "meetings.input.too_far")
 
 
 @pytest.mark.parametrize(

@@ -27,6 +27,7 @@ from bot.meetings import (
 )
 from bot.recurrence import RecurrenceError, rrule_quarterly_first_monday, rrule_weekly
 from storage import groups, outbox, users
+from storage import meetings as meetings_repo
 from storage.db import Database
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -269,6 +270,48 @@ async def test_skip_and_move_one_occurrence(svc, db):
     with pytest.raises(MeetingError) as err:
         await svc.skip_occurrence(meeting.id, dec7)
     assert err.value.code == "no_such_occurrence"
+
+
+async def test_stale_copy_never_revives_a_cancelled_series(svc, db):
+    """replan_all plans from copies loaded first: a cancel in between must win."""
+    meeting = (await svc.create(weekly_draft(chat_ids=(G1,), areas=()))).meeting
+    await svc.cancel(meeting.id)
+    assert not await rows(db, state="pending", kind=KIND_REMINDER)
+    assert await svc.plan_reminders(meeting) == 0  # the copy still says 'active'
+    assert not await rows(db, state="pending", kind=KIND_REMINDER)
+    assert not await rows(db, state="pending", kind=KIND_TOPICS)
+
+
+async def test_stale_copy_never_revives_a_skipped_occurrence(svc, db, monkeypatch):
+    meeting = (await svc.create(weekly_draft(chat_ids=(G1,), areas=()))).meeting
+    dec7 = dt.datetime(2026, 12, 7, 6, 30, tzinfo=UTC)
+    await svc.skip_occurrence(meeting.id, dec7)
+    pending_after_skip = {r.dedup_key for r in await rows(db, state="pending")}
+    await svc.plan_reminders(meeting)  # the copy has no skip
+    for offset in (1440, 60):
+        assert (await outbox.get_by_key(db, reminder_key(meeting.id, dec7, offset, G1))).state == "cancelled"
+    assert {r.dedup_key for r in await rows(db, state="pending")} == pending_after_skip
+    # the re-plan of every meeting (copies loaded before the skip) is just as harmless
+
+    async def stale_list_active(_db):
+        return [meeting]
+
+    monkeypatch.setattr(meetings_repo, "list_active", stale_list_active)
+    await svc.replan_all()
+    assert {r.dedup_key for r in await rows(db, state="pending")} == pending_after_skip
+
+
+async def test_plan_counts_rows_written(svc, db):
+    """The figure is a number of rows (it used to be a sum of row ids)."""
+    result = await svc.create(weekly_draft())
+    planned = [r for r in await rows(db) if r.dedup_key.startswith(f"mtg:{result.meeting.id}:")]
+    assert result.planned == len(planned) == 5 * 2 * 3 + 5  # reminders + one topics digest each
+    assert await svc.plan_reminders(result.meeting) == 0  # nothing changed: nothing written
+    assert await svc.replan_all() == 0
+    updated = await svc.edit(result.meeting.id, place="新驿站")
+    assert await svc.plan_reminders(updated) == 0
+    second = await svc.create(weekly_draft(title="第二个会", chat_ids=(G1,), areas=()))
+    assert second.planned == 5 * 2 + 5
 
 
 async def test_reschedule_series_and_edit(svc, db):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import time
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -190,6 +191,86 @@ def test_custom_rrule_errors(text: str, code: str) -> None:
     with pytest.raises(RecurrenceError) as err:
         Schedule.create(datetime(2026, 1, 1, 14, 30), SLOT, text)
     assert err.value.code == code
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("FREQ=WEEKLY;INTERVAL=0", "bad_number"),  # dateutil loops forever on it
+        ("FREQ=WEEKLY;INTERVAL=-1", "bad_number"),  # dateutil fails mid-expansion (plain ValueError)
+        ("FREQ=WEEKLY;INTERVAL=1_0", "bad_number"),
+        ("FREQ=WEEKLY;COUNT=0", "bad_number"),
+        ("FREQ=DAILY;BYHOUR=8,9,10;BYMINUTE=0,10,20", "time_part"),  # hundreds of meetings a day
+        ("FREQ=DAILY;BYMINUTE=0,30", "time_part"),
+        ("FREQ=WEEKLY;BYSECOND=5", "time_part"),
+        ("FREQ=MONTHLY;BYMONTHDAY=0", "bad_value"),  # dateutil: every day
+        ("FREQ=MONTHLY;BYMONTHDAY=32", "bad_value"),
+        ("FREQ=MONTHLY;BYMONTHDAY=-32", "bad_value"),
+        ("FREQ=YEARLY;BYMONTH=13", "bad_value"),
+        ("FREQ=MONTHLY;BYDAY=MO;BYSETPOS=400", "bad_value"),
+        ("FREQ=MONTHLY;BYDAY=6MO", "bad_value"),
+        ("FREQ=WEEKLY;BYDAY=1MO", "bad_value"),  # an nth weekday needs MONTHLY or YEARLY
+        ("FREQ=WEEKLY;WKST=XX", "bad_value"),
+        ("FREQ=YEARLY;BYYEARDAY=100", "unsupported_part"),
+        ("FREQ=YEARLY;BYWEEKNO=20", "unsupported_part"),
+        ("FREQ=DAILY;BYMONTH=2;BYMONTHDAY=30", "no_occurrences"),  # 3.4 s of dateutil before
+        ("FREQ=MONTHLY;BYMONTH=4,6;BYMONTHDAY=31", "no_occurrences"),
+    ],
+)
+def test_custom_rrule_rejected_before_expansion(text: str, code: str) -> None:
+    with pytest.raises(RecurrenceError) as err:
+        normalize_rrule(text)  # first, so that a missing check fails here instead of hanging below
+    assert err.value.code == code
+    with pytest.raises(RecurrenceError) as err:
+        Schedule.create(datetime(2026, 3, 4, 14, 30), SLOT, text)
+    assert err.value.code == code
+
+
+@pytest.mark.parametrize(
+    ("text", "code"),
+    [
+        ("FREQ=MONTHLY;BYDAY=MO;BYSETPOS=6", "no_occurrences"),  # no month has six Mondays
+        ("FREQ=DAILY;INTERVAL=7;BYDAY=TH", "no_occurrences"),  # every 7 days from a Wednesday
+        ("FREQ=WEEKLY;BYMONTH=4;BYMONTHDAY=30;BYDAY=MO;INTERVAL=52", "no_occurrences"),
+        ("FREQ=YEARLY;BYMONTH=2", "no_occurrences"),  # the 30th (from the start) in February
+        ("FREQ=YEARLY;INTERVAL=20", "too_sparse"),
+        ("FREQ=YEARLY;INTERVAL=20;COUNT=3", "too_sparse"),
+        ("FREQ=DAILY;INTERVAL=97;BYMONTH=2;BYMONTHDAY=29", "no_occurrences"),
+    ],
+)
+def test_impossible_or_sparse_rules_rejected_quickly(text: str, code: str) -> None:
+    began = time.perf_counter()
+    with pytest.raises(RecurrenceError) as err:
+        Schedule.create(datetime(2026, 9, 30, 14, 30), SLOT, text)  # a Wednesday
+    assert err.value.code == code
+    assert time.perf_counter() - began < 0.5  # never dateutil's search up to the year 9999
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "second"),
+    [
+        ("FREQ=YEARLY;BYMONTH=2;BYMONTHDAY=29", datetime(2028, 2, 29, 14, 30), datetime(2032, 2, 29, 14, 30)),
+        ("FREQ=MONTHLY;BYMONTHDAY=-31", datetime(2026, 10, 1, 14, 30), datetime(2026, 12, 1, 14, 30)),
+        ("FREQ=MONTHLY;BYDAY=MO;BYSETPOS=-1", datetime(2026, 10, 26, 14, 30), datetime(2026, 11, 30, 14, 30)),
+        ("FREQ=YEARLY;BYDAY=20MO", datetime(2027, 5, 17, 14, 30), datetime(2028, 5, 15, 14, 30)),
+        ("FREQ=YEARLY;INTERVAL=20;COUNT=1", datetime(2026, 9, 30, 14, 30), None),
+        ("FREQ=WEEKLY;INTERVAL=2;COUNT=2", datetime(2026, 9, 30, 14, 30), datetime(2026, 10, 14, 14, 30)),
+    ],
+)
+def test_unusual_but_valid_custom_rules(text: str, first: datetime, second: datetime | None) -> None:
+    sched = Schedule.create(datetime(2026, 9, 30, 14, 30), SLOT, text)
+    found = sched.next_occurrences(datetime(2026, 9, 30, tzinfo=SH), 2)
+    assert [o.start.replace(tzinfo=None) for o in found] == [first, *([second] if second else [])]
+
+
+def test_stored_rule_without_the_checks_fails_instead_of_hanging() -> None:
+    """A rule saved before validation existed raises RecurrenceError (not a frozen event loop)."""
+    with pytest.raises(RecurrenceError):
+        normalize_rrule("FREQ=WEEKLY;INTERVAL=0")
+    sched = Schedule(datetime(2026, 3, 4, 14, 30, tzinfo=SH), SLOT, "FREQ=WEEKLY;INTERVAL=0")
+    with pytest.raises(RecurrenceError) as err:
+        sched.next_occurrences(datetime(2026, 3, 1, tzinfo=SH), 2)
+    assert err.value.code == "bad_number"
 
 
 def test_custom_rrule_normalised_and_until_utc() -> None:
