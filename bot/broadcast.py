@@ -12,6 +12,7 @@ import asyncio
 import datetime as dt
 import html
 import logging
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,11 +105,15 @@ def _parse_window(text: str) -> tuple[dt.time, dt.time]:
     return dt.time.fromisoformat(start.strip()), dt.time.fromisoformat(end.strip())
 
 
+Broadcast = repo.Broadcast  # the stored notice, for handlers (which never import storage)
+
+
 class BroadcastService:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.windows = [_parse_window(w) for w in core.config.broadcast.rush_windows]
         self._last_text: dict[int, str] = {}
+        self._last_edit: dict[int, float] = {}  # time.monotonic() of the last progress edit
         self._locks: dict[int, asyncio.Lock] = {}
         self._watchers: dict[int, asyncio.Task[None]] = {}
         self._nearly_done: dict[int, bool] = {}
@@ -137,11 +142,16 @@ class BroadcastService:
     def rush_end(self, when: dt.datetime) -> dt.datetime | None:
         """If `when` falls in a rush window (local time), the window's end; else None."""
         local = when.astimezone(self.core.tz)
+        t = local.time()
         for start, end in self.windows:
-            if start <= local.time() < end:
-                return local.replace(hour=end.hour, minute=end.minute, second=0, microsecond=0).astimezone(
-                    dt.UTC
-                )
+            if start <= end:
+                inside, next_day = start <= t < end, False
+            else:  # a window across midnight, e.g. 22:00-02:00
+                inside, next_day = t >= start or t < end, t >= start
+            if inside:
+                day = local.date() + dt.timedelta(days=1 if next_day else 0)
+                # Wall-clock end in the zone (zoneinfo settles a DST gap or fold), then UTC.
+                return dt.datetime.combine(day, end, tzinfo=self.core.tz).astimezone(dt.UTC)
         return None
 
     async def recipients(self, draft: Draft) -> list[int]:
@@ -325,7 +335,7 @@ class BroadcastService:
         every = self.core.config.broadcast.progress_every_seconds
         try:
             while True:
-                finished = await self.refresh_progress(broadcast_id)
+                finished = await self.refresh_progress(broadcast_id, force=False)
                 if finished:
                     return
                 await asyncio.sleep(min(every, 0.25) if self._nearly_done.get(broadcast_id) else every)
@@ -338,7 +348,11 @@ class BroadcastService:
             self._nearly_done.pop(broadcast_id, None)
 
     async def refresh_progress(self, broadcast_id: int, *, force: bool = True) -> bool:
-        """Edit the moderator's message with the figures; finish the notice once. True when done."""
+        """Edit the moderator's message with the figures; finish the notice once. True when done.
+
+        Without ``force`` an edit comes at most every ``progress_every_seconds`` (the final report
+        always goes out): the watcher ticks faster near the end only to notice completion sooner.
+        """
         lock = self._locks.setdefault(broadcast_id, asyncio.Lock())
         async with lock:
             db = self.core.db
@@ -354,8 +368,19 @@ class BroadcastService:
                 b = await repo.get(db, broadcast_id) or b
             last = self._last_text.get(broadcast_id)
             text = self.render(b, figures, b.lang)
-            if b.progress_chat_id is not None and b.progress_message_id is not None and text != last:
+            done = b.state in ("done", "cancelled") or finished_now
+            paced = not force and not done
+            too_soon = paced and time.monotonic() - self._last_edit.get(broadcast_id, -1e9) < (
+                self.core.config.broadcast.progress_every_seconds
+            )
+            if (
+                b.progress_chat_id is not None
+                and b.progress_message_id is not None
+                and text != last
+                and not too_soon
+            ):
                 self._last_text[broadcast_id] = text
+                self._last_edit[broadcast_id] = time.monotonic()
                 try:
                     await self.core.outbox.bot.edit_message_text(
                         text, chat_id=b.progress_chat_id, message_id=b.progress_message_id
@@ -364,9 +389,9 @@ class BroadcastService:
                     log.debug("broadcast %s: progress edit failed: %s", broadcast_id, exc)
             if finished_now:
                 log.info("broadcast %s finished: %s", broadcast_id, figures)
-            done = b.state in ("done", "cancelled") or finished_now
             if done:
                 self._last_text.pop(broadcast_id, None)
+                self._last_edit.pop(broadcast_id, None)
                 self._locks.pop(broadcast_id, None)
             return done
 
@@ -374,6 +399,9 @@ class BroadcastService:
         """At start-up: watch every notice still queued or sending (finishes those completed while down)."""
         for b in await repo.unfinished(self.core.db):
             self.watch(b.id)
+
+    async def get(self, broadcast_id: int) -> repo.Broadcast | None:
+        return await repo.get(self.core.db, broadcast_id)
 
     async def recent(self, limit: int = 10) -> list[tuple[repo.Broadcast, Figures]]:
         return [(b, await self.figures(b.id)) for b in await repo.recent(self.core.db, limit)]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import math
 import os
 import tomllib
 import types
@@ -243,7 +244,37 @@ def _load_dataclass(cls: Any, data: dict[str, Any], prefix: str) -> Any:
     return cls(**kwargs)
 
 
+# Numbers that may be 0 (every other number in these sections must be above 0).
+_ZERO_ALLOWED = {
+    "bot.admin_cache_seconds",  # 0: ask Telegram every time
+    "telegram.poll_timeout",  # 0: short polling
+    "reports.hazard_points",  # 0: no points for hazards
+    "meetings.late_grace_minutes",  # 0: a late reminder is dropped
+    "tasks.withdraw_hours",  # 0: withdraw until the start
+}
+_NUMERIC_SECTIONS = ("telegram", "bot", "stations", "reports", "tasks", "meetings", "broadcast")
+_SIGNED = {"bot.moderator_chat_id", "telegram.webhook_port"}  # chat ids are negative; port checked below
+
+
+def _check_numbers(config: Config) -> None:
+    """Every number is finite, and positive unless 0 has a meaning: a 0 or NaN rate would stall sends."""
+    for section in _NUMERIC_SECTIONS:
+        values = getattr(config, section)
+        for f in dataclasses.fields(values):
+            key = f"{section}.{f.name}"
+            value = getattr(values, f.name)
+            if key in _SIGNED or isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if not math.isfinite(value):
+                raise ConfigError(key, f"must be a finite number (got {value!r})")
+            if value < 0 or (value == 0 and key not in _ZERO_ALLOWED):
+                raise ConfigError(
+                    key, "must be positive" if key not in _ZERO_ALLOWED else "must not be negative"
+                )
+
+
 def _validate(config: Config) -> None:
+    _check_numbers(config)
     try:
         zoneinfo.ZoneInfo(config.bot.timezone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):

@@ -214,6 +214,8 @@ class Outbox:
             except RetryAfter as exc:
                 delay = retry_after_seconds(exc)
                 log.warning("outbox: 429 for row %s (chat %s); retry in %.0fs", row.id, row.chat_id, delay)
+                if bulk and self._limiter is not None:
+                    self._limiter.pause_bulk(delay)
                 await repo.release(db, row.id, clock.now() + dt.timedelta(seconds=delay), clock.now())
                 return
             except Forbidden as exc:

@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 _COUNTED_PREFIXES = ("send", "copy", "forward", "edit", "pin")
 
 
+BULK_PAUSE_MAX = 5.0  # seconds every bulk send waits after a 429 to one of them
+
 class _Window:
     """Sends in flight plus the completion times of recent ones.
 
@@ -87,6 +89,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         self._groups: dict[int, _Window] = {}
         self._group_period = 60.0 + 60 * safety
         self._interactive_waiting = 0
+        self._bulk_paused_until = 0.0  # time.monotonic(); set by a 429 to a bulk send
         self._lock = asyncio.Lock()
         self._changed = asyncio.Event()
 
@@ -114,8 +117,19 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
             return 0.0
         return self._group_window(chat_id).wait_for(self.group_per_minute, time.monotonic())
 
+    def pause_bulk(self, seconds: float) -> None:
+        """A 429 came back for a bulk send: hold every bulk send for a moment (replies go on).
+
+        Telegram does not say whether the limit hit was the group's or the bot's: the row itself
+        waits the whole retry_after, the other rows at most BULK_PAUSE_MAX seconds of it.
+        """
+        until = time.monotonic() + min(max(seconds, 0.0), BULK_PAUSE_MAX)
+        self._bulk_paused_until = max(self._bulk_paused_until, until)
+
     def _delay(self, chat_id: int | None, bulk: bool, now: float) -> float:
         delay = self._overall.wait_for(self.overall_per_second, now)
+        if bulk and self._bulk_paused_until > now:
+            delay = max(delay, self._bulk_paused_until - now)
         if chat_id is not None and chat_id < 0:
             delay = max(delay, self._group_window(chat_id).wait_for(self.group_per_minute, now))
         if bulk:

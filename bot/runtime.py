@@ -52,7 +52,16 @@ class Runtime:
         self._closed = asyncio.Event()
 
     async def __aenter__(self) -> Runtime:
-        await self.start()
+        try:
+            await self.start()
+        except BaseException:
+            # Close what did start (the database thread above all): otherwise the process would
+            # never exit and a supervisor's restart would never come.
+            try:
+                await self.stop()
+            except Exception:
+                log.exception("error while cleaning up after a failed start")
+            raise
         return self
 
     async def __aexit__(self, *exc: object) -> None:

@@ -77,9 +77,12 @@ class Sandbox:
         self.runtime = Runtime(config, polling=True)
         await self.runtime.start()
         core = self.runtime.core
-        if self.role in ("moderator", "captain"):
-            from storage import roles
+        from storage import roles
 
+        # The sandbox file outlives a session: start from the role asked for, not the last one's.
+        for held in await roles.for_user(core.db, USER_ID):
+            await roles.revoke(core.db, user_id=USER_ID, role=held.role, area=held.area)
+        if self.role in ("moderator", "captain"):
             await roles.grant(
                 core.db, user_id=USER_ID, role=self.role, area="", granted_by=None, now=core.clock.now()
             )

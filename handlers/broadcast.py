@@ -18,7 +18,7 @@ from telegram.ext import (
 
 from bot.app import XContext
 from bot.authz import Perm
-from bot.broadcast import BroadcastError, BroadcastService, Draft
+from bot.broadcast import Broadcast, BroadcastError, BroadcastService, Draft
 from bot.runtime import startup_hooks
 from bot.timeparse import parse_local_time
 from handlers.common import (
@@ -354,8 +354,8 @@ async def send(update: Update, context: XContext) -> int:
         return PREVIEW
     _drop(context)
     await query.answer(context.t("broadcast.queued", count=len(plan.recipients)))
-    figures = await service.figures(broadcast.id)
-    await query.edit_message_text(service.render(broadcast, figures, context.lang))
+    # Through the service's one lock, so this first edit and the watcher's never cross.
+    await service.refresh_progress(broadcast.id)
     return ConversationHandler.END
 
 
@@ -372,11 +372,20 @@ async def stale_in_conversation(update: Update, context: XContext) -> int | None
 # -- outside the conversation -----------------------------------------------------------------
 
 
+async def _may_manage(context: XContext, user_id: int, b: Broadcast) -> bool:
+    """A moderator of some areas sees and stops their own notices and those to their areas only."""
+    areas = await context.core.authz.areas_for(user_id, Perm.BROADCAST_SEND)
+    if areas is None or b.author_id == user_id:
+        return True
+    return b.audience == "areas" and bool(b.areas) and set(b.areas) <= areas
+
+
 async def list_broadcasts(update: Update, context: XContext) -> None:
     if not await require(update, context, Perm.BROADCAST_SEND):
         return
     service = _service(context)
-    items = await service.recent(10)
+    user_id = update.effective_user.id
+    items = [(b, f) for b, f in await service.recent(30) if await _may_manage(context, user_id, b)][:10]
     if not items:
         await reply(update, context, context.t("broadcast.list_empty"))
         return
@@ -420,6 +429,13 @@ async def stop_broadcast(update: Update, context: XContext) -> None:
         broadcast_id = int(query.data.rsplit(":", 1)[-1])
     except ValueError:
         await query.answer(context.t("error.stale_button"), show_alert=True)
+        return
+    broadcast = await _service(context).get(broadcast_id)
+    if broadcast is None:
+        await query.answer(context.t("error.stale_button"), show_alert=True)
+        return
+    if not await _may_manage(context, update.effective_user.id, broadcast):
+        await query.answer(context.t("authz.wrong_area"), show_alert=True)
         return
     if await _service(context).cancel(broadcast_id):
         await query.answer(context.t("broadcast.cancelled", id=broadcast_id), show_alert=True)

@@ -418,8 +418,12 @@ async def area_command(update: Update, context: XContext) -> None:
     if new_area is not None and len(new_area) > AREA_MAX_LEN:
         await reply(update, context, context.t("group.area_too_long", limit=AREA_MAX_LEN))
         return
-    # A moderator scoped to an area may tag groups of that area only; group admins may tag their group.
-    if not await require(update, context, Perm.GROUP_SET_AREA, new_area or (group.area if group else None)):
+    # A moderator scoped to an area may tag groups of that area only (and may not take another area's
+    # group into theirs: both the old and the new area are checked); group admins may tag their group.
+    old_area = group.area if group else None
+    if not await require(update, context, Perm.GROUP_SET_AREA, new_area or old_area):
+        return
+    if old_area and old_area != new_area and not await require(update, context, Perm.GROUP_SET_AREA, old_area):
         return
     await community(context).set_group_area(chat.id, new_area)
     if new_area is None:

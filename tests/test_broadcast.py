@@ -317,3 +317,56 @@ async def test_benchmark_runs_small():
     spec.loader.exec_module(module)
     result = await module.run_ours(40)
     assert result["duplicates"] == 0 and result["losses"] == 0 and result["429"] == 0
+
+
+@pytest.mark.parametrize("config_overrides", [{"broadcast": {"max_per_second": 2.0}}])
+async def test_area_moderator_neither_sees_nor_stops_others_notices(bot, tg):
+    await make_groups(tg, bot, 6)
+    admin_chat = await moderator(tg, bot)  # unscoped
+    await compose(admin_chat, "台风预警：今晚停止配送", "所有群（6 个）")
+    await (await admin_chat.press("✅ 发送")).wait()
+    [(notice, _)] = await bot.core.service(BroadcastService).recent()
+    street = await moderator(tg, bot, user_id=MOD + 1, area="蒋村街道")
+    await street.send("/broadcasts")
+    listing = await street.expect_message()
+    assert "台风预警" not in listing.text and not listing.inline
+    forged = await (await street.press_data(f"bc:stop:{notice.id}")).wait()
+    assert forged.show_alert and "区域" in forged.text
+    assert (await bc_repo.get(bot.db, notice.id)).state in ("queued", "sending", "done")
+    await admin_chat.send("/broadcasts")
+    own = await admin_chat.expect_message(contains="最近的群发")
+    assert "台风预警" in own.text
+
+
+async def test_rush_window_across_midnight(bot, tg):
+    from bot.config import Config
+    from bot.core import Core
+    from bot.i18n import Catalog
+
+    config = Config().with_overrides(broadcast={"rush_windows": ["22:00-02:00"]})
+    svc = BroadcastService(Core(config=config, clock=bot.clock, db=bot.db, catalog=Catalog.load()))
+    shanghai = dt.timezone(dt.timedelta(hours=8))
+    at = dt.datetime(2026, 11, 25, 23, 0, tzinfo=shanghai)
+    assert svc.rush_end(at) == dt.datetime(2026, 11, 26, 2, 0, tzinfo=shanghai)
+    assert svc.rush_end(at.replace(day=26, hour=1)) == dt.datetime(2026, 11, 26, 2, 0, tzinfo=shanghai)
+    assert svc.rush_end(at.replace(hour=21, minute=59)) is None
+    assert svc.rush_end(at.replace(hour=2, minute=0)) is None
+
+
+@pytest.mark.parametrize("config_overrides", [{"broadcast": {"progress_every_seconds": 60.0}}])
+async def test_progress_edits_are_paced_and_never_go_backwards(bot, tg):
+    await make_groups(tg, bot, 12)
+    chat = await moderator(tg, bot)
+    preview = await compose(chat, "小哥学堂开课", "所有群（12 个）")
+    await (await chat.press("✅ 发送")).wait()
+    await bot.settle()
+    await chat.expect_edit(contains="已发送完毕")
+    edits = [
+        c.params["text"]
+        for c in tg.calls_to("editMessageText", chat.chat_id)
+        if c.params.get("message_id") == preview.message_id
+    ]
+    # The first edit (the preview becomes the progress line) and the final report: nothing between,
+    # since the pace is one edit a minute.
+    assert len(edits) == 2, edits
+    assert "已发送完毕" in edits[-1]

@@ -249,3 +249,28 @@ async def test_error_in_a_handler_is_answered_in_the_users_language(bot, tg):
     assert "Bad Request" not in msg.text and "Traceback" not in msg.text
     await chat.send("/start")
     await chat.expect_message(contains="Hi Feng")
+
+
+async def test_area_moderator_cannot_take_another_areas_group(bot, tg):
+    from storage import groups
+
+    owner = tg.user(1020, "群主")
+    await bot.grant(1021, "moderator", "蒋村街道")
+    street = tg.user(1021, "蒋村社工")
+    group = tg.group(-1005002, "古荡骑手群", creator=owner)
+    await group.add_bot(by=owner)
+    await bot.settle()
+    await groups.set_area(bot.db, -1005002, "古荡街道", bot.clock.now())
+    chat = group.chat(street)
+    chat.skip()
+    await chat.send("/area 蒋村街道")
+    assert "区域" in (await chat.expect_message()).text
+    assert (await groups.get(bot.db, -1005002)).area == "古荡街道"
+    untagged = tg.group(-1005003, "新群", creator=owner)
+    await untagged.add_bot(by=owner)
+    await bot.settle()
+    own = untagged.chat(street)
+    own.skip()
+    await own.send("/area 蒋村街道")  # an untagged group may be taken into one's own area
+    await own.expect_message(contains="蒋村街道")
+    assert (await groups.get(bot.db, -1005003)).area == "蒋村街道"
