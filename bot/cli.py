@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import importlib
 import logging
+import sqlite3
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -40,6 +41,12 @@ def _run(coro: Coroutine[Any, Any, int | None]) -> int:
         return asyncio.run(coro) or 0
     except KeyboardInterrupt:
         return 130
+    except sqlite3.Error as exc:  # e.g. storage.path is a folder, or on a read-only disk
+        print(f"storage.path: cannot use the database: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1
 
 
 async def _open_db(config: Config) -> Any:
@@ -65,10 +72,26 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         return EXIT_CONFIG
 
     async def main() -> int:
+        from telegram.error import InvalidToken, TelegramError
+
         from bot.runtime import Runtime
 
-        async with Runtime(config) as runtime:
-            await runtime.wait_closed()
+        try:
+            async with Runtime(config) as runtime:
+                await runtime.wait_closed()
+        except InvalidToken:
+            print(
+                f"telegram.token: Telegram refused the token; check it with @BotFather ({args.config})",
+                file=sys.stderr,
+            )
+            return EXIT_CONFIG
+        except TelegramError as exc:
+            print(
+                f"cannot reach the Bot API at {config.telegram.base_url}: {exc}"
+                " (check the network, or telegram.base_url)",
+                file=sys.stderr,
+            )
+            return 1
         return 0
 
     return _run(main())
@@ -162,16 +185,26 @@ def cmd_stations(args: argparse.Namespace, config: Config) -> int:
                 if importer is None:
                     print("stations import is not available in this build", file=sys.stderr)
                     return 1
+                from bot.station_import import StationImportError
+
                 path = Path(args.file)
-                result = await importer(core, path, args.crs)
+                try:
+                    result = await importer(core, path, args.crs)
+                except StationImportError as exc:  # the file as a whole: unreadable, no header ...
+                    print(f"{args.file}: {exc}", file=sys.stderr)
+                    return 1
                 print(result.summary() if hasattr(result, "summary") else result)
                 return 0 if not getattr(result, "errors", None) else 1
             exporter = _feature("bot.station_import", "export_csv")
             if exporter is None:
                 print("stations export is not available in this build", file=sys.stderr)
                 return 1
-            count = await exporter(db, args.output)
-            print(f"exported {count} station(s) to {args.output}", file=sys.stderr)
+            to_stdout = args.output == "-"
+            count = await exporter(
+                db, sys.stdout if to_stdout else args.output, include_inactive=args.include_inactive
+            )
+            where = "standard output" if to_stdout else args.output
+            print(f"exported {count} station(s) to {where}", file=sys.stderr)
             return 0
         finally:
             await db.close()
@@ -263,6 +296,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     exp = st_sub.add_parser("export", help="export stations as CSV", parents=[_late_config()])
     exp.add_argument("--output", "-o", default="-", help="file to write ('-' = stdout)")
+    exp.add_argument(
+        "--include-inactive",
+        action="store_true",
+        help="also deactivated stations (active column 0; an import creates new ones deactivated)",
+    )
 
     reports = add("reports", "export reports", cmd_reports)
     rp_sub = reports.add_subparsers(dest="action", required=True, metavar="ACTION")

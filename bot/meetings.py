@@ -720,8 +720,15 @@ class MeetingService:
 
     # -- changes -------------------------------------------------------------------------------------
 
-    async def _notify(self, meeting: MeetingRecord, what: str, render: Any) -> int:
-        """Enqueue a notice (rendered per language) to the target groups, once per revision."""
+    async def _notify(
+        self, meeting: MeetingRecord, what: str, render: Any, chats: Sequence[int] | None = None
+    ) -> int:
+        """Enqueue a notice (rendered per language) to the target groups (or ``chats``), once per
+        revision."""
+        if chats is None:
+            chats = await self.target_chats(meeting)
+        if not chats:
+            return 0
         lang = self.group_lang
         text = render(lang)
         now = self.now
@@ -735,7 +742,7 @@ class MeetingService:
                 priority=3,
                 expires_at=now + dt.timedelta(days=1),
             )
-            for chat_id in await self.target_chats(meeting)
+            for chat_id in chats
         ]
         count = await outbox_repo.enqueue(self.core.db, messages, now)
         self._wake_outbox()
@@ -754,8 +761,18 @@ class MeetingService:
         chat_ids: Sequence[int] | None = None,
         areas: Sequence[str] | None = None,
     ) -> MeetingRecord:
-        """Change details (not times); pending reminders are re-rendered, groups are told."""
+        """Change details (not times). The plan is redone: pending reminders are re-rendered, those of
+        dropped offsets or groups withdrawn, new ones planned (a sent reminder is never sent again).
+        The target groups are told; groups no longer targeted are told it is not announced there now.
+        """
         meeting = await self._require(meeting_id)
+        retargeted = chat_ids is not None or areas is not None
+        if retargeted and not (
+            (meeting.chat_ids if chat_ids is None else chat_ids)
+            or (meeting.areas if areas is None else areas)
+        ):
+            raise MeetingError("no_targets")
+        before = await self.target_chats(meeting) if retargeted else []
         fields: dict[str, Any] = {}
         if title is not None:
             fields["title"] = self._title(title)
@@ -782,6 +799,14 @@ class MeetingService:
         updated = await self._require(meeting.id)
         await self.plan_reminders(updated)
         await self._notify(updated, "edited", lambda lang: self._changed_text(updated, lang))
+        if retargeted:
+            after = set(await self.target_chats(updated))
+            await self._notify(
+                updated,
+                "untargeted",
+                lambda lang: self.tr(lang)("meetings.notice.untargeted", title=updated.title),
+                chats=[chat_id for chat_id in before if chat_id not in after],
+            )
         return updated
 
     def _changed_text(self, meeting: MeetingRecord, lang: str) -> str:

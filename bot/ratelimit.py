@@ -33,6 +33,7 @@ _COUNTED_PREFIXES = ("send", "copy", "forward", "edit", "pin")
 
 BULK_PAUSE_MAX = 5.0  # seconds every bulk send waits after a 429 to one of them
 
+
 class _Window:
     """Sends in flight plus the completion times of recent ones.
 

@@ -32,13 +32,14 @@ from __future__ import annotations
 
 import calendar
 import dataclasses
+import functools
 import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, datetime, time, timedelta, tzinfo
 from enum import StrEnum
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from dateutil.rrule import rrule, rruleset, rrulestr
 
@@ -167,6 +168,30 @@ def get_zone(name: str) -> ZoneInfo:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError) as exc:
         raise RecurrenceError("bad_timezone", name) from exc
+
+
+@functools.cache
+def _zone_names() -> dict[str, str]:
+    """Every IANA zone name zoneinfo knows, by its case-folded form."""
+    unusable = {"localtime", "factory"}  # the host's own setting, tzdata's placeholder
+    return {name.casefold(): name for name in available_timezones() if name.casefold() not in unusable}
+
+
+def zone_name(text: str) -> str:
+    """The canonical IANA zone name a user typed ("europe/berlin" -> "Europe/Berlin"), checked with
+    zoneinfo; :class:`RecurrenceError` ``bad_timezone`` for anything else ("localtime" or paths are
+    refused even where zoneinfo could open them)."""
+    cleaned = "_".join(text.split())
+    if not cleaned or len(cleaned) > 64:
+        raise RecurrenceError("bad_timezone", cleaned[:64] or "—")
+    known = _zone_names()
+    name = known.get(cleaned.casefold())
+    if name is None:
+        if known:  # zoneinfo lists its zones: only those are accepted
+            raise RecurrenceError("bad_timezone", cleaned)
+        name = cleaned  # no list on this system: fall back to opening it
+    get_zone(name)
+    return name
 
 
 def _split_rule(text: str) -> list[tuple[str, str]]:

@@ -17,7 +17,12 @@ required::
   the Chinese names: 驿站, 党群服务中心, 小哥食堂, 爱心商家, 饮水点, 换电柜, 快递柜); empty = station.
 * ``opening_hours``: the OSM subset of bot/opening_hours.py (``24/7``, ``Mo-Fr 09:00-21:00; Sa,Su
   10:00-18:00``); empty = unknown.
-* Chinese column names work too: 编号, 名称, 类型, 纬度, 经度, 坐标系, 地址, 营业时间, 设施, 电话, 片区.
+* ``demo``: 1 marks a demo station (empty: a name starting with 【演示】 or [DEMO] does).
+* ``active``: 0 imports a new station deactivated (an export with ``--include-inactive`` writes it).
+  A station already in the database keeps its state either way: a re-import never reactivates what
+  a moderator deactivated, nor deactivates what one reactivated.
+* Chinese column names work too: 编号, 名称, 类型, 纬度, 经度, 坐标系, 地址, 营业时间, 设施, 电话, 片区,
+  演示, 启用.
 
 GeoJSON
 -------
@@ -37,6 +42,7 @@ import csv
 import datetime as dt
 import io
 import json
+import sys
 import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -75,6 +81,8 @@ COLUMNS = (
     "facilities",
     "phone",
     "area",
+    "demo",
+    "active",
 )
 REQUIRED = ("name", "lat", "lon")
 DEMO_MARKERS = ("【演示】", "[demo]", "[演示]")
@@ -105,7 +113,11 @@ _HEADER_ALIASES = {
     "片区": "area",
     "街道": "area",
     "演示": "demo",
+    "启用": "active",
 }
+_TRUE = ("1", "true", "yes", "y", "是")
+_FALSE = ("0", "false", "no", "n", "否")
+_MAX_CELL = 128 * 1024  # csv's default field limit, named in the error
 
 
 class StationImportError(ValueError):
@@ -150,7 +162,10 @@ def _decode(raw: bytes) -> str:
     if raw.startswith(b"\xef\xbb\xbf"):
         return raw[3:].decode("utf-8")
     if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return raw.decode("utf-16")
+        try:
+            return raw.decode("utf-16")
+        except UnicodeDecodeError as exc:
+            raise StationImportError(f"the file starts like UTF-16 text but is not: {exc.reason}") from None
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
@@ -176,13 +191,25 @@ def read_csv(text: str) -> Iterator[_Row]:
         header = next(reader)
     except StopIteration:
         raise StationImportError("the file is empty") from None
+    except csv.Error as exc:
+        raise StationImportError(f"line 1: unreadable CSV header: {exc}") from None
     columns = [_column(h) for h in header]
     missing = [c for c in REQUIRED if c not in columns]
     if missing:
         raise StationImportError(
             f"missing column(s) {', '.join(missing)} in the header line (found: {', '.join(header)})"
         )
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            if "field limit" in str(exc):
+                reason = f"a cell is longer than {_MAX_CELL // 1024} KB"
+            else:
+                reason = str(exc)
+            raise StationImportError(f"line {reader.line_num}: unreadable CSV: {reason}") from None
         if not any(c.strip() for c in cells):
             continue
         values = {col: cell for col, cell in zip(columns, cells, strict=False) if col}
@@ -194,6 +221,8 @@ def read_geojson(text: str) -> Iterator[_Row]:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise StationImportError(f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise StationImportError("not valid JSON: nested too deeply") from None
     if not isinstance(doc, dict) or doc.get("type") != "FeatureCollection":
         raise StationImportError("GeoJSON must be a FeatureCollection")
     features = doc.get("features")
@@ -247,8 +276,20 @@ def _number(values: dict[str, Any], key: str) -> float:
 def _is_demo(values: dict[str, Any], name: str) -> bool:
     flag = _text(values, "demo").lower()
     if flag:
-        return flag in ("1", "true", "yes", "y", "是")
+        return flag in _TRUE
     return name.lower().startswith(DEMO_MARKERS)
+
+
+def _is_active(values: dict[str, Any]) -> bool:
+    value = values.get("active")
+    if isinstance(value, bool):
+        return value
+    flag = _text(values, "active").lower()
+    if not flag or flag in _TRUE:
+        return True
+    if flag in _FALSE:
+        return False
+    raise StationInputError("active", f"active must be 1 or 0, not {flag!r}")
 
 
 def check_row(values: dict[str, Any], default_crs: Crs, source: str) -> StationData:
@@ -285,7 +326,13 @@ def check_row(values: dict[str, Any], default_crs: Crs, source: str) -> StationD
         area=_text(values, "area"),
     )
     external_id = _text(values, "external_id") or derived_external_id(clean["name"], wlat, wlon)
-    return StationData(external_id=external_id, source=source, demo=_is_demo(values, name), **clean)
+    return StationData(
+        external_id=external_id,
+        source=source,
+        demo=_is_demo(values, name),
+        active=_is_active(values),
+        **clean,
+    )
 
 
 # -- importing -----------------------------------------------------------------------------------
@@ -366,13 +413,21 @@ def _export_row(s: repo.StationRecord) -> list[str]:
         ";".join(s.facilities),
         s.phone,
         s.area,
+        "1" if s.demo else "0",
+        "1" if s.active else "0",
     ]
 
 
 async def export_csv(
     db: Database, path_or_stream: str | Path | TextIO, *, include_inactive: bool = False
 ) -> int:
-    """Write the stations as an import-ready CSV (UTF-8 with BOM for Excel, WGS-84). Returns the count."""
+    """Write the stations as an import-ready CSV (UTF-8 with BOM for Excel, WGS-84). Returns the count.
+
+    ``"-"`` writes to standard output. The ``demo`` and ``active`` columns round-trip through
+    ``import_file`` (``active`` only for stations new to the importing database).
+    """
+    if path_or_stream == "-":
+        path_or_stream = sys.stdout
     stations = await repo.all_stations(db, include_inactive=include_inactive)
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")

@@ -423,7 +423,11 @@ async def area_command(update: Update, context: XContext) -> None:
     old_area = group.area if group else None
     if not await require(update, context, Perm.GROUP_SET_AREA, new_area or old_area):
         return
-    if old_area and old_area != new_area and not await require(update, context, Perm.GROUP_SET_AREA, old_area):
+    if (
+        old_area
+        and old_area != new_area
+        and not await require(update, context, Perm.GROUP_SET_AREA, old_area)
+    ):
         return
     await community(context).set_group_area(chat.id, new_area)
     if new_area is None:

@@ -6,9 +6,14 @@ Callback data is never trusted: the meeting is re-read and the actor's right re-
 
 Callback data (all ``mt:``): ``rsvp:{id}:{occ}:{y|n|m}``, ``topic:{id}:{occ}``, ``ics:{id}[:{occ}]``,
 ``hol:{id}:{occ}:{skip|next|keep}``, ``mg:{id}``, ``who:{id}:{occ}``, ``sk:{id}:{occ}``,
-``sky:{id}:{occ}``, ``cx:{id}``, ``cxy:{id}``, ``mv:{id}:{occ}``, ``out:{id}``, ``rs:{id}``, ``et:{id}``, ``ep:{id}``; in the scheduling
-conversation ``nr:{preset}``, ``nw:{n}``, ``du:{minutes}``, ``pl:skip``, ``tg:{i}``, ``ta:{i}``,
-``td``, ``rm:default``, ``dl:default``, ``ok``, ``no``. ``{occ}`` is the occurrence's original start in epoch minutes.
+``sky:{id}:{occ}``, ``cx:{id}``, ``cxy:{id}``, ``mv:{id}:{occ}``, ``out:{id}``, ``rs:{id}``, and the
+edits ``et:{id}`` (title), ``ep:{id}`` (place), ``eo:{id}`` (reminder offsets), ``ed:{id}`` (topic
+deadline), ``eg:{id}`` (groups / areas); in the scheduling conversation ``nr:{preset}``, ``nw:{n}``,
+``du:{minutes}``, ``pl:skip``, ``tg:{i}``, ``ta:{i}``, ``td``, ``rm:default``, ``dl:default``, ``tz``,
+``tz:default``, ``ok``, ``no``. ``{occ}`` is the occurrence's original start in epoch minutes.
+
+The edits of offsets, deadline and groups reuse the scheduling steps (OFFSETS, DEADLINE, TARGETS):
+with ``edit_m`` in the draft, the step applies the change to that meeting instead of going on.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ from bot.recurrence import (
     rrule_quarterly_first_monday,
     rrule_weekly,
     to_local_naive,
+    zone_name,
 )
 from bot.runtime import startup_hooks
 from handlers.common import (
@@ -74,7 +80,7 @@ log = logging.getLogger(__name__)
 
 # Conversation states.
 TITLE, WHEN, RECUR, NWEEKS, RRULE, DURATION, PLACE, TARGETS, OFFSETS, DEADLINE, CONFIRM = range(11)
-MOVE, OUTCOME, EDIT_TITLE, EDIT_PLACE = range(11, 15)
+MOVE, OUTCOME, EDIT_TITLE, EDIT_PLACE, TIMEZONE = range(11, 16)
 DRAFT = "meeting"
 LIST_LIMIT = 5
 DURATION_CHOICES = (60, 90, 120)
@@ -127,10 +133,6 @@ async def _error(update: Update, context: XContext, exc: MeetingError | Recurren
         await update.callback_query.answer(text[:200], show_alert=True)
     else:
         await reply(update, context, text)
-
-
-def _now_local(context: XContext) -> dt.datetime:
-    return to_local_naive(context.core.clock.now(), context.core.tz)
 
 
 # -- authorization ------------------------------------------------------------------------------------
@@ -195,6 +197,7 @@ def _draft_obj(context: XContext, user_id: int) -> MeetingDraft:
         first_start=dt.datetime.fromisoformat(d["start"]),
         organizer_id=user_id,
         rrule=d.get("rrule"),
+        tz=d.get("tz"),
         duration_minutes=d.get("duration"),
         place=d.get("place", ""),
         lat=d.get("lat"),
@@ -204,6 +207,19 @@ def _draft_obj(context: XContext, user_id: int) -> MeetingDraft:
         reminder_offsets=tuple(d["offsets"]) if d.get("offsets") else None,
         topic_deadline_minutes=d.get("deadline"),
     )
+
+
+async def _draft_tz(context: XContext) -> str:
+    """The zone times typed in this conversation are in: the one chosen for the new meeting, the
+    meeting's own when rescheduling it, else the configured default."""
+    draft = _draft(context)
+    if draft.get("tz"):
+        return str(draft["tz"])
+    if "resched" in draft:
+        meeting = await _service(context).get(int(draft["resched"]))
+        if meeting is not None:
+            return meeting.tz
+    return context.core.config.bot.timezone
 
 
 async def new_meeting(update: Update, context: XContext) -> int:
@@ -244,7 +260,10 @@ async def got_title(update: Update, context: XContext) -> int:
 
 async def got_when(update: Update, context: XContext) -> int:
     try:
-        start = parse_when(update.effective_message.text or "", _now_local(context))
+        zone = get_zone(await _draft_tz(context))
+        start = parse_when(
+            update.effective_message.text or "", to_local_naive(context.core.clock.now(), zone)
+        )
     except InputError as exc:
         await _error(update, context, exc)
         return WHEN
@@ -265,11 +284,12 @@ def _recur_choices(context: XContext, start: dt.datetime) -> list[tuple[str, str
 
 async def _ask_recur(update: Update, context: XContext) -> int:
     start = dt.datetime.fromisoformat(_draft(context)["start"])
+    tz = await _draft_tz(context)
     t = context.t
     rows = [[(t("meetings.ui.recur_once"), cb("mt", "nr", Preset.ONCE))]]
     for preset, rule in _recur_choices(context, start):
         try:
-            sched = Schedule.create(start, dt.timedelta(minutes=60), rule, context.core.config.bot.timezone)
+            sched = Schedule.create(start, dt.timedelta(minutes=60), rule, tz)
         except RecurrenceError:
             continue  # a preset this start cannot use is simply not offered
         rows.append([(describe(sched, lambda key, **v: context.t(key, **v)), cb("mt", "nr", preset))])
@@ -328,16 +348,17 @@ async def got_rrule(update: Update, context: XContext) -> int:
         await reply(update, context, context.t("meetings.ui.ask_when"))
         return WHEN
     try:
-        sched = Schedule.create(
+        Schedule.create(
             dt.datetime.fromisoformat(draft["start"]),
             dt.timedelta(minutes=60),
             text,
-            context.core.config.bot.timezone,
+            await _draft_tz(context),
         )
     except RecurrenceError as exc:  # every rule problem, dateutil's included, stays at this step
         await _error(update, context, exc)
         return RRULE
-    draft["rrule"] = sched.rrule
+    # Kept as typed: it is normalised again in the zone finally chosen (a local UNTIL depends on it).
+    draft["rrule"] = text
     return await _after_rule(update, context)
 
 
@@ -363,6 +384,7 @@ async def _after_rule(update: Update, context: XContext) -> int:
     await reply(
         update, context, context.t("meetings.ui.rescheduled", rule=service.describe(updated, context.lang))
     )
+    await _show_holiday_flags(update, context, updated)
     return ConversationHandler.END
 
 
@@ -469,7 +491,7 @@ def _targets_keyboard(context: XContext) -> InlineKeyboardMarkup:
     return _keyboard(rows)
 
 
-async def _ask_targets(update: Update, context: XContext) -> int:
+async def _ask_targets(update: Update, context: XContext, prompt: str | None = None) -> int:
     chats, areas = await _target_options(context, update.effective_user.id)
     if not chats:
         _drop(context)
@@ -481,7 +503,10 @@ async def _ask_targets(update: Update, context: XContext) -> int:
     draft.setdefault("chats", [])
     draft.setdefault("areas", [])
     await reply(
-        update, context, context.t("meetings.ui.ask_targets"), reply_markup=_targets_keyboard(context)
+        update,
+        context,
+        prompt or context.t("meetings.ui.ask_targets"),
+        reply_markup=_targets_keyboard(context),
     )
     return TARGETS
 
@@ -515,6 +540,18 @@ async def targets_done(update: Update, context: XContext) -> int:
     if not draft.get("chats") and not draft.get("areas"):
         await query.answer(context.t("meetings.ui.no_targets"), show_alert=True)
         return TARGETS
+    if _editing(context):
+        meeting = await _edited_meeting(update, context)
+        if meeting is None:
+            return ConversationHandler.END
+        # Re-checked against the moderator's scope now; targets they cannot see are kept as they are.
+        chats, areas = await _target_options(context, update.effective_user.id)
+        allowed_chats, allowed_areas = {c for c, _ in chats}, {a for a, _ in areas}
+        chat_ids = [c for c in meeting.chat_ids if c not in allowed_chats]
+        chat_ids += [c for c in draft.get("chats", []) if c in allowed_chats]
+        area_list = [a for a in meeting.areas if a not in allowed_areas]
+        area_list += [a for a in draft.get("areas", []) if a in allowed_areas]
+        return await _finish_edit(update, context, meeting, TARGETS, chat_ids=chat_ids, areas=area_list)
     await query.answer()
     await query.edit_message_reply_markup(None)
     rows = [[(context.t("meetings.ui.offsets_default"), cb("mt", "rm", "default"))]]
@@ -523,6 +560,12 @@ async def targets_done(update: Update, context: XContext) -> int:
 
 
 async def offsets_default(update: Update, context: XContext) -> int:
+    if _editing(context):
+        meeting = await _edited_meeting(update, context)
+        if meeting is None:
+            return ConversationHandler.END
+        offsets = context.core.config.meetings.reminder_offsets_minutes
+        return await _finish_edit(update, context, meeting, OFFSETS, reminder_offsets=list(offsets))
     await update.callback_query.answer()
     await update.callback_query.edit_message_reply_markup(None)
     _draft(context)["offsets"] = None
@@ -535,6 +578,11 @@ async def offsets_text(update: Update, context: XContext) -> int:
     except InputError as exc:
         await _error(update, context, exc)
         return OFFSETS
+    if _editing(context):
+        meeting = await _edited_meeting(update, context)
+        if meeting is None:
+            return ConversationHandler.END
+        return await _finish_edit(update, context, meeting, OFFSETS, reminder_offsets=list(offsets))
     _draft(context)["offsets"] = list(offsets)
     return await _ask_deadline(update, context)
 
@@ -550,6 +598,12 @@ async def _ask_deadline(update: Update, context: XContext) -> int:
 
 
 async def deadline_default(update: Update, context: XContext) -> int:
+    if _editing(context):
+        meeting = await _edited_meeting(update, context)
+        if meeting is None:
+            return ConversationHandler.END
+        default = context.core.config.meetings.topic_deadline_minutes
+        return await _finish_edit(update, context, meeting, DEADLINE, topic_deadline_minutes=default)
     await update.callback_query.answer()
     await update.callback_query.edit_message_reply_markup(None)
     _draft(context)["deadline"] = None
@@ -565,6 +619,11 @@ async def deadline_text(update: Update, context: XContext) -> int:
     if len(values) != 1:
         await reply(update, context, context.t("meetings.input.offsets"))
         return DEADLINE
+    if _editing(context):
+        meeting = await _edited_meeting(update, context)
+        if meeting is None:
+            return ConversationHandler.END
+        return await _finish_edit(update, context, meeting, DEADLINE, topic_deadline_minutes=values[0])
     _draft(context)["deadline"] = values[0]
     return await _preview(update, context)
 
@@ -586,14 +645,51 @@ async def _preview(update: Update, context: XContext) -> int:
         text,
         context.t("meetings.ui.preview_targets", targets="、".join(names)),
     ]
+    tz = draft.get("tz") or context.core.config.bot.timezone
     rows = [
         [
             (context.t("meetings.ui.confirm"), cb("mt", "ok")),
             (context.t("meetings.ui.discard"), cb("mt", "no")),
-        ]
+        ],
+        [(context.t("meetings.ui.tz_button", tz=tz), cb("mt", "tz"))],
     ]
     await reply(update, context, "\n".join(lines), reply_markup=_keyboard(rows))
     return CONFIRM
+
+
+async def tz_pressed(update: Update, context: XContext) -> int:
+    """🌐 on the preview: ask for another IANA zone (the default needs no step at all)."""
+    query = update.callback_query
+    if "start" not in _draft(context):
+        await _stale(update, context)
+        return ConversationHandler.END
+    await query.answer()
+    await query.edit_message_reply_markup(None)
+    default = context.core.config.bot.timezone
+    rows = [[(context.t("meetings.ui.tz_default", tz=default), cb("mt", "tz", "default"))]]
+    await reply(update, context, context.t("meetings.ui.ask_tz"), reply_markup=_keyboard(rows))
+    return TIMEZONE
+
+
+async def tz_default(update: Update, context: XContext) -> int:
+    await update.callback_query.answer()
+    await update.callback_query.edit_message_reply_markup(None)
+    _draft(context).pop("tz", None)
+    return await _preview(update, context)
+
+
+async def got_tz(update: Update, context: XContext) -> int:
+    try:
+        name = zone_name(update.effective_message.text or "")
+    except RecurrenceError as exc:  # unknown zone: explained, the step kept
+        await _error(update, context, exc)
+        return TIMEZONE
+    draft = _draft(context)
+    if name == context.core.config.bot.timezone:
+        draft.pop("tz", None)
+    else:
+        draft["tz"] = name
+    return await _preview(update, context)
 
 
 async def confirmed(update: Update, context: XContext) -> int:
@@ -622,14 +718,22 @@ async def confirmed(update: Update, context: XContext) -> int:
     meeting = result.meeting
     groups = await service.target_chats(meeting)
     await reply(update, context, context.t("meetings.ui.created", title=meeting.title, groups=len(groups)))
-    flags = service.holiday_flags(meeting, context.lang)
-    if flags:
-        await reply(update, context, context.t("meetings.ui.holiday_intro"))
-        for flag in flags[:4]:
-            payload = service.holiday_payload(meeting, flag.occurrence, flag.name, context.lang)
-            params = payload["params"]
-            await reply(update, context, params["text"], reply_markup=_markup(params["reply_markup"]))
+    await _show_holiday_flags(update, context, meeting)
     return ConversationHandler.END
+
+
+async def _show_holiday_flags(update: Update, context: XContext, meeting: MeetingRecord) -> None:
+    """Upcoming occurrences on a public holiday, each with skip / move / keep buttons (after scheduling
+    or rescheduling; the week-ahead notice comes later anyway)."""
+    service = _service(context)
+    flags = service.holiday_flags(meeting, context.lang)
+    if not flags:
+        return
+    await reply(update, context, context.t("meetings.ui.holiday_intro"))
+    for flag in flags[:4]:
+        payload = service.holiday_payload(meeting, flag.occurrence, flag.name, context.lang)
+        params = payload["params"]
+        await reply(update, context, params["text"], reply_markup=_markup(params["reply_markup"]))
 
 
 async def discarded(update: Update, context: XContext) -> int:
@@ -893,6 +997,13 @@ async def manage_pressed(update: Update, context: XContext) -> None:
             (t("meetings.ui.edit_place"), cb("mt", "ep", meeting.id)),
         ]
     )
+    rows.append(
+        [
+            (t("meetings.ui.edit_offsets"), cb("mt", "eo", meeting.id)),
+            (t("meetings.ui.edit_deadline"), cb("mt", "ed", meeting.id)),
+        ]
+    )
+    rows.append([(t("meetings.ui.edit_targets"), cb("mt", "eg", meeting.id))])
     rows.append([(t("meetings.ui.reschedule"), cb("mt", "rs", meeting.id))])
     rows.append([(t("meetings.ui.outcome"), cb("mt", "out", meeting.id))])
     rows.append([(t("meetings.button.calendar"), cb("mt", "ics", meeting.id))])
@@ -1035,7 +1146,8 @@ async def got_move(update: Update, context: XContext) -> int:
 
 
 async def edit_pressed(update: Update, context: XContext) -> int:
-    """✏️ rename the meeting or change its place: the pending reminders are re-rendered, groups told."""
+    """✏️ Change the title, place, reminder offsets, topic deadline or groups of a meeting: pending
+    reminders are re-planned (re-rendered, withdrawn or added), groups told."""
     query = update.callback_query
     parts = _parts(update)
     meeting = await _meeting_of(update, context, parts[2] if len(parts) > 2 else "")
@@ -1043,7 +1155,40 @@ async def edit_pressed(update: Update, context: XContext) -> int:
         return ConversationHandler.END
     await query.answer()
     _drop(context)
-    _draft(context)["edit_m"] = meeting.id
+    draft = _draft(context)
+    draft["edit_m"] = meeting.id
+    service = _service(context)
+    if parts[1] == "eo":
+        current = context.t("meetings.rule.join").join(
+            service.format_offset(o, context.lang) for o in meeting.reminder_offsets
+        )
+        rows = [[(context.t("meetings.ui.offsets_default"), cb("mt", "rm", "default"))]]
+        await reply(
+            update,
+            context,
+            context.t("meetings.ui.ask_edit_offsets", title=meeting.title, offsets=current),
+            reply_markup=_keyboard(rows),
+        )
+        return OFFSETS
+    if parts[1] == "ed":
+        default = context.core.config.meetings.topic_deadline_minutes
+        label = context.t("meetings.ui.deadline_default", offset=service.format_offset(default, context.lang))
+        await reply(
+            update,
+            context,
+            context.t(
+                "meetings.ui.ask_edit_deadline",
+                title=meeting.title,
+                offset=service.format_offset(meeting.topic_deadline_minutes, context.lang),
+            ),
+            reply_markup=_keyboard([[(label, cb("mt", "dl", "default"))]]),
+        )
+        return DEADLINE
+    if parts[1] == "eg":
+        draft["chats"], draft["areas"] = list(meeting.chat_ids), list(meeting.areas)
+        return await _ask_targets(
+            update, context, context.t("meetings.ui.ask_edit_targets", title=meeting.title)
+        )
     if parts[1] == "et":
         await reply(
             update,
@@ -1059,6 +1204,46 @@ async def edit_pressed(update: Update, context: XContext) -> int:
         reply_markup=ForceReply(),
     )
     return EDIT_PLACE
+
+
+def _editing(context: XContext) -> bool:
+    """Whether the reused scheduling step edits an existing meeting (a manage-menu button)."""
+    return "edit_m" in _draft(context)
+
+
+async def _edited_meeting(update: Update, context: XContext) -> MeetingRecord | None:
+    """The meeting being edited, re-read and re-authorized (None: refused or gone, draft dropped)."""
+    service = _service(context)
+    meeting = await service.get(int(_draft(context).get("edit_m", 0)))
+    if meeting is None or not meeting.active:
+        _drop(context)
+        if update.callback_query is not None:
+            await _stale(update, context)
+        else:
+            await reply(update, context, context.t("meetings.error.stale"))
+        return None
+    if not await _may_manage(update, context, meeting):
+        _drop(context)
+        return None
+    return meeting
+
+
+async def _finish_edit(
+    update: Update, context: XContext, meeting: MeetingRecord, retry: int, **fields: Any
+) -> int:
+    """Apply an edit; an invalid value is explained and the step kept."""
+    try:
+        updated = await _service(context).edit(meeting.id, **fields)
+    except MeetingError as exc:
+        await _error(update, context, exc)
+        return retry
+    _drop(context)
+    query = update.callback_query
+    if query is not None:
+        await query.answer()
+        await query.edit_message_reply_markup(None)
+    await reply(update, context, context.t("meetings.ui.edited", title=updated.title))
+    return ConversationHandler.END
 
 
 async def got_edit_title(update: Update, context: XContext) -> int:
@@ -1177,7 +1362,7 @@ def register(app: Application) -> None:
             CallbackQueryHandler(move_pressed, pattern=r"^mt:mv:"),
             CallbackQueryHandler(outcome_pressed, pattern=r"^mt:out:"),
             CallbackQueryHandler(reschedule_pressed, pattern=r"^mt:rs:"),
-            CallbackQueryHandler(edit_pressed, pattern=r"^mt:e[tp]:"),
+            CallbackQueryHandler(edit_pressed, pattern=r"^mt:e[tpodg]:"),
         ],
         states={
             TITLE: [MessageHandler(text, got_title)],
@@ -1210,6 +1395,11 @@ def register(app: Application) -> None:
             CONFIRM: [
                 CallbackQueryHandler(confirmed, pattern=r"^mt:ok$"),
                 CallbackQueryHandler(discarded, pattern=r"^mt:no$"),
+                CallbackQueryHandler(tz_pressed, pattern=r"^mt:tz$"),
+            ],
+            TIMEZONE: [
+                CallbackQueryHandler(tz_default, pattern=r"^mt:tz:default$"),
+                MessageHandler(text, got_tz),
             ],
             MOVE: [MessageHandler(text, got_move)],
             OUTCOME: [MessageHandler(text, got_outcome)],
@@ -1225,7 +1415,7 @@ def register(app: Application) -> None:
     )
     app.add_handler(conversation)
     # A conversation button pressed after its conversation ended (double tap, old message).
-    app.add_handler(CallbackQueryHandler(_stale, pattern=r"^mt:(nr|nw|du|pl|tg|ta|td|rm|dl|ok|no)(:|$)"))
+    app.add_handler(CallbackQueryHandler(_stale, pattern=r"^mt:(nr|nw|du|pl|tg|ta|td|rm|dl|tz|ok|no)(:|$)"))
     app.add_handler(CommandHandler("meetings", meetings_command))
     app.add_handler(MessageHandler(menu_text(catalog, "menu.meetings"), meetings_command))
     app.add_handler(CommandHandler("topic", topic_command))

@@ -4,17 +4,28 @@ address; /station ID shows one; couriers flag problems; moderators add, edit and
 
 Callback data carries the search point (st:n:LAT:LON:PAGE:FILTERS:WIDE), so every list button keeps
 working after a restart and needs no state; station ids in buttons are re-read and re-checked.
+
+Groups: Telegram allows no location-request keyboard there, and with privacy mode on the bot gets
+neither plain locations nor plain text. /stations answers with a ForceReply prompt (a reply to the
+bot always reaches it): a location, venue, coordinates or a place name sent as a reply to that prompt
+is answered, and a deep link opens the private chat (/start stations) where the menu's 📍 button works.
+
+Moderator edits time out after EDIT_TIMEOUT without input (PTB's conversation_timeout, plus the clock
+check in ``_fresh`` that also holds after a restart, when PTB's timeout jobs are gone); while a text
+field is being edited, a location or typed coordinates leave the edit and are searched instead.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from telegram import (
+    ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
-    KeyboardButton,
-    ReplyKeyboardMarkup,
+    Message,
     Update,
 )
 from telegram.ext import (
@@ -23,6 +34,7 @@ from telegram.ext import (
     CommandHandler,
     ConversationHandler,
     MessageHandler,
+    TypeHandler,
     filters,
 )
 
@@ -44,14 +56,16 @@ from handlers.common import (
     Command,
     actor_of,
     cb,
+    community,
     draft_state,
     drop_draft,
     is_private,
     main_menu,
+    open_private_button,
     reply,
     require,
 )
-from handlers.core import cancel_fallback
+from handlers.core import cancel_fallback, deep_links
 from storage.stations import FLAG_REASONS
 
 COMMANDS = [
@@ -66,8 +80,10 @@ _CODE = {v: k for k, v in _LETTER.items()}
 EDIT_FIELDS = ("name", "address", "opening_hours", "facilities", "phone", "location")
 TEXT_LIMITS = {"name": 60, "address": 120, "opening_hours": 120, "facilities": 300, "phone": 40}
 DRAFT = "stations"
-EDIT_VALUE, ADD_NAME, ADD_LOCATION, ADD_KIND, ADD_FACILITIES, ADD_HOURS, ADD_ADDRESS = range(7)
+EDIT_VALUE, ADD_NAME, ADD_LOCATION, ADD_KIND, ADD_FACILITIES, ADD_HOURS, ADD_ADDRESS, ADD_AREA = range(8)
 SEARCH_LIMIT = 5
+EDIT_TIMEOUT = dt.timedelta(minutes=10)
+MAX_AREA_CHOICES = 24
 
 
 def _service(context: XContext) -> StationService:
@@ -115,7 +131,12 @@ async def _nearest_view(
             lines.append(context.t("stations.none_within", radius=radius_text))
         nearest = await service.nearest_any(lat, lon, filters=codes)
         if nearest is None:
-            if not codes:
+            if await service.has_stations():
+                far = _radius_text(context, service.any_radius_m(codes))
+                lines.append(
+                    context.t("stations.ui.none_far_filtered" if codes else "stations.none_far", radius=far)
+                )
+            elif not codes:
                 lines.append(context.t("stations.none_at_all"))
         else:
             lines.append(context.t("stations.nearest_anyway", where=format_where(catalog, lang, nearest)))
@@ -201,22 +222,46 @@ async def _answer_point(update: Update, context: XContext, lat: float, lon: floa
 
 
 async def on_location(update: Update, context: XContext) -> None:
-    message = update.effective_message
-    point = message.venue.location if message.venue else message.location
-    if point is None or (message.location is not None and message.location.live_period):
-        return  # live locations keep updating: answer the first share only
-    await _answer_point(update, context, point.latitude, point.longitude)
+    """A location or venue. Only new messages reach here: a live location answers its first share,
+    its updates (edited messages) are not answered again."""
+    await _answer_message_point(update, context)
 
 
 async def on_coordinates(update: Update, context: XContext) -> None:
-    text = update.effective_message.text or ""
-    try:
-        parsed = parse_coordinates(text)
-    except CoordinateError as exc:
-        await reply(update, context, context.t(f"stations.ui.{exc.key.replace('.', '_')}", **exc.details))
+    await _answer_message_point(update, context)
+
+
+async def _answer_message_point(update: Update, context: XContext, note: str = "") -> None:
+    """Nearest stations to a message's location, venue or typed coordinates (prefixed by ``note``)."""
+    message = update.effective_message
+    point = message.venue.location if message.venue else message.location
+    if point is not None:
+        await _answer_point(update, context, point.latitude, point.longitude, note)
         return
-    note = context.t("stations.ui.swapped") if parsed.swapped else ""
+    try:
+        parsed = parse_coordinates(message.text or "")
+    except CoordinateError as exc:
+        error = context.t(f"stations.ui.{exc.key.replace('.', '_')}", **exc.details)
+        await reply(update, context, (note + "\n" + error) if note else error)
+        return
+    if parsed.swapped:
+        note = (note + "\n" if note else "") + context.t("stations.ui.swapped")
     await _answer_point(update, context, parsed.point.lat, parsed.point.lon, note)
+
+
+def _coordinate_like(text: str | None) -> bool:
+    """Two numbers as coordinates are typed (in range or not); never a phone number or a name."""
+    if not text:
+        return False
+    try:
+        parse_coordinates(text)
+    except CoordinateError as exc:
+        return exc.key != "coords.format"
+    return True
+
+
+def _point_like(message: Message) -> bool:
+    return message.location is not None or message.venue is not None or _coordinate_like(message.text)
 
 
 async def page_pressed(update: Update, context: XContext) -> None:
@@ -238,17 +283,46 @@ async def page_pressed(update: Update, context: XContext) -> None:
         pass
 
 
+async def _ask_location_private(update: Update, context: XContext) -> None:
+    """The main menu (its first button shares the location) and how to use it."""
+    button = context.t("menu.stations")
+    await reply(
+        update, context, context.t("stations.ui.ask_location", button=button), reply_markup=main_menu(context)
+    )
+
+
+async def _ask_location_group(update: Update, context: XContext) -> None:
+    """A ForceReply prompt (replies to it reach the bot under privacy mode) and a private-chat link."""
+    message = update.effective_message
+    await reply(
+        update,
+        context,
+        context.t("stations.ui.group_ask"),
+        reply_markup=ForceReply(
+            selective=True, input_field_placeholder=context.t("stations.ui.group_placeholder")
+        ),
+        reply_to_message_id=message.message_id if message else None,
+    )
+    await reply(
+        update,
+        context,
+        context.t("stations.ui.group_private", button=context.t("menu.stations")),
+        reply_markup=open_private_button(context, "stations", "stations.ui.open_private"),
+    )
+
+
+async def stations_link(update: Update, context: XContext, _arg: str) -> None:
+    """/start stations: the deep link from a group."""
+    await _ask_location_private(update, context)
+
+
 async def stations_command(update: Update, context: XContext) -> None:
     text = " ".join(context.args or []).strip()
     if not text:
-        markup = None
         if is_private(update):
-            markup = ReplyKeyboardMarkup(
-                [[KeyboardButton(context.t("stations.ui.share_location"), request_location=True)]],
-                resize_keyboard=True,
-                one_time_keyboard=True,
-            )
-        await reply(update, context, context.t("stations.ui.ask_location"), reply_markup=markup)
+            await _ask_location_private(update, context)
+        else:
+            await _ask_location_group(update, context)
         return
     try:
         parsed = parse_coordinates(text)
@@ -257,6 +331,21 @@ async def stations_command(update: Update, context: XContext) -> None:
     if parsed is not None:
         await _answer_point(update, context, parsed.point.lat, parsed.point.lon)
         return
+    await _search(update, context, text)
+
+
+async def on_prompt_reply(update: Update, context: XContext) -> None:
+    """In a group, a reply to the /stations prompt: a location, venue, coordinates or a place name."""
+    message = update.effective_message
+    if _point_like(message):
+        await _answer_message_point(update, context)
+        return
+    text = (message.text or "").strip()
+    if text:
+        await _search(update, context, text)
+
+
+async def _search(update: Update, context: XContext, text: str) -> None:
     text = text[:40]
     found = await _service(context).search(text, limit=SEARCH_LIMIT + 1)
     if not found:
@@ -435,6 +524,67 @@ async def toggle_pressed(update: Update, context: XContext) -> None:
         await query.edit_message_text(view[0], reply_markup=view[1])
 
 
+def _touch(context: XContext) -> None:
+    """Note the time of the moderator's last step (the flow expires EDIT_TIMEOUT after it)."""
+    draft_state(context, DRAFT)["at"] = context.core.clock.now().isoformat()
+
+
+def _expired(context: XContext) -> bool:
+    at = draft_state(context, DRAFT).get("at")
+    if not at:
+        return False
+    try:
+        last = dt.datetime.fromisoformat(at)
+    except (TypeError, ValueError):
+        return True
+    return context.core.clock.now() - last > EDIT_TIMEOUT
+
+
+async def _leave_flow(update: Update, context: XContext, note_key: str, **values: Any) -> int:
+    """End the flow and drop its draft; a location or coordinates sent meanwhile is searched."""
+    drop_draft(context, DRAFT)
+    note = context.t(note_key, minutes=int(EDIT_TIMEOUT.total_seconds() // 60), **values)
+    query = update.callback_query
+    if query is not None:
+        await query.answer(note, show_alert=True)
+    elif _point_like(update.effective_message):
+        await _answer_message_point(update, context, note)
+    else:
+        await reply(update, context, note, reply_markup=main_menu(context))
+    return ConversationHandler.END
+
+
+Step = Callable[[Update, XContext], Awaitable[int]]
+
+
+def _fresh(step: Step) -> Step:
+    """A step of the edit/add flow that first checks the flow has not expired (by the bot's clock:
+    this also holds after a restart), then notes the time of this step."""
+
+    async def wrapped(update: Update, context: XContext) -> int:
+        if _expired(context):
+            return await _leave_flow(update, context, "stations.ui.flow_expired")
+        _touch(context)
+        return await step(update, context)
+
+    wrapped.__qualname__ = step.__qualname__
+    wrapped.__name__ = step.__name__
+    return wrapped
+
+
+async def flow_timed_out(update: Update, context: XContext) -> None:
+    """PTB's conversation_timeout: no step for EDIT_TIMEOUT. Drop the draft and say so."""
+    drop_draft(context, DRAFT)
+    chat = update.effective_chat
+    if chat is not None and chat.type == "private":
+        await reply(
+            update,
+            context,
+            context.t("stations.ui.flow_expired", minutes=int(EDIT_TIMEOUT.total_seconds() // 60)),
+            reply_markup=main_menu(context),
+        )
+
+
 async def edit_pressed(update: Update, context: XContext) -> int:
     query = update.callback_query
     parts = (query.data or "").split(":")
@@ -448,6 +598,7 @@ async def edit_pressed(update: Update, context: XContext) -> int:
     await query.answer()
     drop_draft(context, DRAFT)
     draft_state(context, DRAFT).update({"station": station.id, "field": field})
+    _touch(context)
     if field in ("opening_hours", "facilities", "location"):
         prompt = context.t(f"stations.ui.ask_value_{'hours' if field == 'opening_hours' else field}")
     else:
@@ -457,10 +608,17 @@ async def edit_pressed(update: Update, context: XContext) -> int:
 
 
 def _input_error(context: XContext, exc: StationInputError) -> str:
+    """A chat text for a refused value: only the offending input goes in, never the English reason."""
+    if exc.field == "facilities":
+        return context.t(
+            "stations.ui.invalid_facilities", detail=context.t("stations.label_sep").join(exc.values)
+        )
+    if exc.field == "lat":
+        return context.t("stations.ui.invalid_lat", detail=", ".join(exc.values))
     key = f"stations.ui.invalid_{exc.field}"
     if context.core.catalog.has(key):
-        return context.t(key, detail=exc.reason) if exc.field in ("facilities", "lat") else context.t(key)
-    return context.t("stations.ui.invalid_other", detail=exc.reason)
+        return context.t(key)
+    return context.t("stations.ui.invalid_other", detail=exc.field)
 
 
 async def _point_from_message(update: Update, context: XContext) -> tuple[float, float] | None:
@@ -484,6 +642,10 @@ async def edit_value(update: Update, context: XContext) -> int:
         drop_draft(context, DRAFT)
         await reply(update, context, context.t("stations.ui.gone"))
         return ConversationHandler.END
+    if field != "location" and _point_like(update.effective_message):
+        # A courier's habit (share a location, type coordinates) while a text field waits: that is
+        # a search, not the new name.
+        return await _leave_flow(update, context, "stations.ui.edit_left", name=station.name)
     if not await require(update, context, Perm.STATIONS_EDIT, station.area):
         drop_draft(context, DRAFT)
         return ConversationHandler.END
@@ -519,6 +681,7 @@ async def add_start(update: Update, context: XContext) -> int:
         return ConversationHandler.END
     drop_draft(context, DRAFT)
     draft_state(context, DRAFT).update({"add": {"facilities": []}})
+    _touch(context)
     await reply(update, context, context.t("stations.ui.add_name"))
     return ADD_NAME
 
@@ -638,7 +801,46 @@ async def add_address(update: Update, context: XContext) -> int:
         if len(address) > TEXT_LIMITS["address"]:
             await reply(update, context, context.t("stations.ui.too_long", limit=TEXT_LIMITS["address"]))
             return ADD_ADDRESS
-    if not await require(update, context, Perm.STATIONS_EDIT):
+    data["address"] = address
+    # The station's area: where this moderator may edit. A moderator of one area gets it; of several,
+    # chooses; an unscoped one (or an admin) may choose an area in use or none.
+    scopes = await context.core.authz.areas_for(update.effective_user.id, Perm.STATIONS_EDIT)
+    if scopes is None:
+        known = set(await _service(context).areas()) | {a for a, _ in await community(context).areas() if a}
+        choices, optional = sorted(known)[:MAX_AREA_CHOICES], True
+    else:
+        choices, optional = sorted(scopes)[:MAX_AREA_CHOICES], False
+    if not choices or (len(choices) == 1 and not optional):
+        return await _save_new_station(update, context, choices[0] if choices else "")
+    data["areas"] = choices
+    buttons = [InlineKeyboardButton(area, callback_data=cb("st", "aa", i)) for i, area in enumerate(choices)]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    if optional:
+        rows.append(
+            [InlineKeyboardButton(context.t("stations.ui.area_none"), callback_data=cb("st", "aa", "-"))]
+        )
+    await reply(update, context, context.t("stations.ui.add_area"), reply_markup=InlineKeyboardMarkup(rows))
+    return ADD_AREA
+
+
+async def add_area(update: Update, context: XContext) -> int:
+    query = update.callback_query
+    choices = _add(context).get("areas") or []
+    arg = (query.data or "").split(":")[-1]
+    if arg == "-":
+        area = ""
+    elif arg.isdigit() and int(arg) < len(choices):
+        area = str(choices[int(arg)])
+    else:
+        await query.answer(context.t("error.stale_button"), show_alert=True)
+        return ADD_AREA
+    await query.answer()
+    return await _save_new_station(update, context, area)
+
+
+async def _save_new_station(update: Update, context: XContext, area: str) -> int:
+    data = _add(context)
+    if not await require(update, context, Perm.STATIONS_EDIT, area):
         drop_draft(context, DRAFT)
         return ConversationHandler.END
     try:
@@ -649,18 +851,17 @@ async def add_address(update: Update, context: XContext) -> int:
             kind=data.get("kind", fac.DEFAULT_KIND),
             facilities=data.get("facilities", []),
             opening_hours=data.get("opening_hours", ""),
-            address=address,
+            address=data.get("address", ""),
+            area=area,
             source=f"bot:{update.effective_user.id}",
         )
     except (StationInputError, KeyError) as exc:
         drop_draft(context, DRAFT)
-        detail = exc.reason if isinstance(exc, StationInputError) else str(exc)
-        await reply(
-            update,
-            context,
-            context.t("stations.ui.invalid_other", detail=detail),
-            reply_markup=main_menu(context),
-        )
+        if isinstance(exc, StationInputError):
+            text = _input_error(context, exc)
+        else:
+            text = context.t("stations.ui.invalid_other", detail=str(exc))
+        await reply(update, context, text, reply_markup=main_menu(context))
         return ConversationHandler.END
     drop_draft(context, DRAFT)
     await reply(
@@ -679,39 +880,68 @@ async def stale_flow_button(update: Update, context: XContext) -> None:
     await update.callback_query.answer(context.t("error.stale_button"), show_alert=True)
 
 
+class _StationsPrompt(filters.MessageFilter):
+    """A reply to the bot's /stations prompt in a group (its text in any language)."""
+
+    def __init__(self, prompts: set[str]) -> None:
+        super().__init__(name="StationsPrompt")
+        self.prompts = prompts
+
+    def filter(self, message: Message) -> bool:
+        target = message.reply_to_message
+        return bool(
+            target is not None
+            and target.from_user is not None
+            and target.from_user.is_bot
+            and (target.text or "") in self.prompts
+        )
+
+
 def register(app: Application) -> None:
-    private = filters.ChatType.PRIVATE
+    core = app.bot_data["core"]
+    deep_links(app)["stations"] = stations_link
+    # Only new messages: an edited message (a live location moving, a corrected text) is no new ask.
+    fresh = filters.UpdateType.MESSAGE
+    private = filters.ChatType.PRIVATE & fresh
     text = filters.TEXT & ~filters.COMMAND
+    coordinates = filters.Regex(
+        r"^\s*[-+]?\d{1,3}(\.\d+)?\s*°?\s*[NSEWnsew]?\s*[,，;；/、\s]\s*[-+]?\d{1,3}(\.\d+)?"
+    )
     conversation = ConversationHandler(
         entry_points=[
             CallbackQueryHandler(edit_pressed, pattern=r"^st:e:\d+:[a-z_]+$"),
             CommandHandler("addstation", add_start),
         ],
         states={
-            EDIT_VALUE: [MessageHandler((text | filters.LOCATION) & private, edit_value)],
-            ADD_NAME: [MessageHandler(text & private, add_name)],
-            ADD_LOCATION: [MessageHandler((text | filters.LOCATION) & private, add_location)],
-            ADD_KIND: [CallbackQueryHandler(add_kind, pattern=r"^st:ak:")],
+            EDIT_VALUE: [MessageHandler((text | filters.LOCATION) & private, _fresh(edit_value))],
+            ADD_NAME: [MessageHandler(text & private, _fresh(add_name))],
+            ADD_LOCATION: [MessageHandler((text | filters.LOCATION) & private, _fresh(add_location))],
+            ADD_KIND: [CallbackQueryHandler(_fresh(add_kind), pattern=r"^st:ak:")],
             ADD_FACILITIES: [
-                CallbackQueryHandler(add_facility, pattern=r"^st:af:"),
-                CallbackQueryHandler(add_facilities_done, pattern=r"^st:afd$"),
+                CallbackQueryHandler(_fresh(add_facility), pattern=r"^st:af:"),
+                CallbackQueryHandler(_fresh(add_facilities_done), pattern=r"^st:afd$"),
             ],
             ADD_HOURS: [
-                MessageHandler(text & private, add_hours),
-                CallbackQueryHandler(add_hours, pattern=r"^st:skip$"),
+                MessageHandler(text & private, _fresh(add_hours)),
+                CallbackQueryHandler(_fresh(add_hours), pattern=r"^st:skip$"),
             ],
             ADD_ADDRESS: [
-                MessageHandler(text & private, add_address),
-                CallbackQueryHandler(add_address, pattern=r"^st:skip$"),
+                MessageHandler(text & private, _fresh(add_address)),
+                CallbackQueryHandler(_fresh(add_address), pattern=r"^st:skip$"),
             ],
+            ADD_AREA: [CallbackQueryHandler(_fresh(add_area), pattern=r"^st:aa:")],
+            ConversationHandler.TIMEOUT: [TypeHandler(Update, flow_timed_out)],
         },
         fallbacks=[
             cancel_fallback(DRAFT),
-            CallbackQueryHandler(stale_flow_button, pattern=r"^st:(ak|af|afd|skip)"),
+            CallbackQueryHandler(stale_flow_button, pattern=r"^st:(ak|af|afd|skip|aa)"),
         ],
         name="stations",
         persistent=True,
         allow_reentry=True,
+        # Needs the JobQueue (the app has one: the outbox uses it). Its jobs are not persisted: after
+        # a restart `_fresh` ends an expired flow at its next step instead.
+        conversation_timeout=EDIT_TIMEOUT,
     )
     app.add_handler(conversation)
     app.add_handler(CommandHandler("stations", stations_command))
@@ -722,16 +952,18 @@ def register(app: Application) -> None:
     app.add_handler(CallbackQueryHandler(flag_pressed, pattern=r"^st:f:"))
     app.add_handler(CallbackQueryHandler(flag_reason_pressed, pattern=r"^st:fr:"))
     app.add_handler(CallbackQueryHandler(toggle_pressed, pattern=r"^st:(on|off):"))
-    app.add_handler(CallbackQueryHandler(stale_flow_button, pattern=r"^st:(ak|af|afd|skip)"))
-    # Locations and venues anywhere (the 📍 menu button sends one), and typed coordinates in private.
-    app.add_handler(MessageHandler(filters.LOCATION | filters.VENUE, on_location))
+    app.add_handler(CallbackQueryHandler(stale_flow_button, pattern=r"^st:(ak|af|afd|skip|aa)"))
+    # In groups: replies to the /stations prompt (they reach the bot under privacy mode).
+    prompts = core.catalog.all_languages("stations.ui.group_ask")
     app.add_handler(
         MessageHandler(
-            text
-            & private
-            & filters.Regex(
-                r"^\s*[-+]?\d{1,3}(\.\d+)?\s*°?\s*[NSEWnsew]?\s*[,，;；/、\s]\s*[-+]?\d{1,3}(\.\d+)?"
-            ),
-            on_coordinates,
+            filters.ChatType.GROUPS
+            & fresh
+            & _StationsPrompt(prompts)
+            & (filters.LOCATION | filters.VENUE | text),
+            on_prompt_reply,
         )
     )
+    # Locations and venues anywhere (the 📍 menu button sends one), and typed coordinates in private.
+    app.add_handler(MessageHandler((filters.LOCATION | filters.VENUE) & fresh, on_location))
+    app.add_handler(MessageHandler(text & private & coordinates, on_coordinates))

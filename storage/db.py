@@ -14,6 +14,7 @@ import asyncio
 import datetime as dt
 import logging
 import re
+import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -148,13 +149,21 @@ class Database(_Ops):
             return self
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        if self.path != ":memory:":
+            # Open once synchronously first: when aiosqlite's own connect fails (the path is a folder,
+            # the disk read-only) its worker thread outlives the event loop and prints a traceback.
+            sqlite3.connect(self.path).close()
         # A large statement cache: the nearest query comes in a few dozen shapes, all kept prepared.
         conn = await aiosqlite.connect(self.path, isolation_level=None, cached_statements=512)
         conn.row_factory = aiosqlite.Row
-        await conn.execute("PRAGMA journal_mode=WAL")
-        await conn.execute("PRAGMA synchronous=NORMAL")
-        await conn.execute("PRAGMA foreign_keys=ON")
-        await conn.execute("PRAGMA busy_timeout=5000")
+        try:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute("PRAGMA synchronous=NORMAL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+        except BaseException:
+            await conn.close()  # e.g. the path is a folder: stop the connection's thread, then raise
+            raise
         self._conn_or_none = conn
         return self
 

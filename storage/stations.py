@@ -17,7 +17,10 @@ from typing import Any
 from storage.db import Executor, Row, from_db_required, to_db
 
 LAT_CELLS_PER_DEGREE = 100  # must match lat_cell in 0010_stations.sql
-_MAX_IN_CELLS = 64  # beyond this many cells one range on lat_cell is cheaper than many seeks
+# Up to this many cells, one index seek per cell (on lon); beyond, one range on lat_cell, which scans
+# every longitude of the band. A seek costs a few µs, a band through a dense city tens of ms: 256 cells
+# (2.5 degrees of latitude) covers the widest box a search asks for (the 100 km "nearest anyway" cap).
+_MAX_IN_CELLS = 256
 
 FLAG_REASONS = ("closed", "moved", "broken", "other")
 
@@ -39,6 +42,7 @@ class StationData:
     area: str = ""
     source: str = ""
     demo: bool = False
+    active: bool = True  # only for a new station: an update never changes it (see upsert)
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,7 @@ EDITABLE = frozenset(
     {"name", "kind", "lat", "lon", "address", "opening_hours", "facilities", "facility_mask", "phone", "area"}
 )
 _DATA_COLUMNS = tuple(f.name for f in fields(StationData))
-_UPDATE_ON_CONFLICT = tuple(c for c in _DATA_COLUMNS if c != "external_id")
+_UPDATE_ON_CONFLICT = tuple(c for c in _DATA_COLUMNS if c not in ("external_id", "active"))
 _COLUMNS = (
     "id, external_id, name, kind, lat, lon, address, opening_hours, facilities, facility_mask, phone, area,"
     " source, demo, active, created_at, updated_at"
@@ -125,7 +129,7 @@ def _data_values(data: StationData) -> list[Any]:
         value = getattr(data, name)
         if name == "facilities":
             value = ",".join(value)
-        elif name == "demo":
+        elif name in ("demo", "active"):
             value = int(value)
         values.append(value)
     return values
@@ -139,7 +143,8 @@ def lat_cell(lat: float) -> int:
 async def upsert(db: Executor, data: StationData, now: dt.datetime) -> tuple[int, bool]:
     """Insert, or update the station with the same external_id. Returns (id, inserted).
 
-    An update leaves ``active`` alone: a station a moderator deactivated stays so on re-import.
+    An update leaves ``active`` alone: a station a moderator deactivated stays so on re-import, and
+    one a moderator reactivated is not deactivated by an old file. ``data.active`` only sets a new one.
     """
     existing = await db.fetchval("SELECT id FROM stations WHERE external_id = ?", (data.external_id,))
     stamp = to_db(now)
@@ -236,20 +241,32 @@ async def search_text(db: Executor, query: str, *, limit: int = 10, offset: int 
     return [_record(r) for r in rows]
 
 
-async def candidates(
-    db: Executor,
-    *,
-    lat: float,
-    lon: float,
-    box: tuple[float, float, float, float],
-    limit: int,
-    facility_masks: Sequence[int] = (),
-) -> list[Candidate]:
-    """Active stations inside ``box`` = (min_lat, max_lat, min_lon, max_lon), nearest ``limit`` first.
+Box = tuple[float, float, float, float]  # (min_lat, max_lat, min_lon, max_lon)
 
-    The rank is the equirectangular distance from (lat, lon) (error ~1e-4 relative within a few km:
-    callers re-rank with haversine). ``facility_masks``: a station must share a bit with each mask.
+
+def _ring(box: Box, inner: Box) -> list[Box]:
+    """``box`` minus ``inner`` (which it contains) as up to four boxes: south, north, west, east.
+
+    They share only their edges, and touch ``inner`` only on its edges: a station exactly on an edge
+    may come back twice (callers key results by id).
     """
+    min_lat, max_lat, min_lon, max_lon = box
+    i_min_lat, i_max_lat, i_min_lon, i_max_lon = (
+        max(inner[0], min_lat),
+        min(inner[1], max_lat),
+        max(inner[2], min_lon),
+        min(inner[3], max_lon),
+    )
+    parts = [
+        (min_lat, i_min_lat, min_lon, max_lon),
+        (i_max_lat, max_lat, min_lon, max_lon),
+        (i_min_lat, i_max_lat, min_lon, i_min_lon),
+        (i_min_lat, i_max_lat, i_max_lon, max_lon),
+    ]
+    return [p for p in parts if p[0] < p[1] and p[2] < p[3]]
+
+
+def _box_where(box: Box) -> tuple[str, list[Any]]:
     min_lat, max_lat, min_lon, max_lon = box
     first, last = lat_cell(min_lat), lat_cell(max_lat)
     # Cells go in as parameters, never as literals: the SQL text then depends only on how many cells
@@ -261,17 +278,60 @@ async def candidates(
     else:
         cell_list = [first, last]
         cells = "lat_cell BETWEEN ? AND ?"
+    where = f"active = 1 AND {cells} AND lon BETWEEN ? AND ? AND lat BETWEEN ? AND ?"
+    return where, [*cell_list, min_lon, max_lon, min_lat, max_lat]
+
+
+async def candidates(
+    db: Executor,
+    *,
+    lat: float,
+    lon: float,
+    box: Box,
+    limit: int,
+    facility_masks: Sequence[int] = (),
+    exclude: Box | None = None,
+) -> list[Candidate]:
+    """Active stations inside ``box`` = (min_lat, max_lat, min_lon, max_lon), nearest ``limit`` first.
+
+    The rank is the equirectangular distance from (lat, lon) (error ~1e-4 relative within a few km:
+    callers re-rank with haversine). ``facility_masks``: a station must share a bit with each mask.
+    ``exclude``: a box inside ``box`` already searched; only the ring around it is read (its index
+    entries are not scanned again), though a station on its very edge may be returned.
+    """
     k = math.cos(math.radians(lat))
     filters = "".join(" AND (facility_mask & ?) <> 0" for _ in facility_masks)
+    d2 = "(lat - ?) * (lat - ?) + ((lon - ?) * ?) * ((lon - ?) * ?)"
+    d2_params = [lat, lat, lon, k, lon, k]
+    parts = [box] if exclude is None else _ring(box, exclude)
+    if not parts:
+        return []
+    selects: list[str] = []
+    params: list[Any] = []
+    for part in parts:
+        where, where_params = _box_where(part)
+        selects.append(f"SELECT id, {d2} AS d2 FROM stations WHERE {where}{filters}")
+        params += [*d2_params, *where_params, *facility_masks]
+    if len(selects) == 1:
+        nearest = f"{selects[0]} ORDER BY d2 LIMIT ?"
+    else:
+        nearest = f"SELECT id, d2 FROM ({' UNION ALL '.join(selects)}) ORDER BY d2 LIMIT ?"
     rows = await db.fetchall(
-        f"SELECT {_CANDIDATE_COLUMNS}, c.d2 FROM ("
-        "  SELECT id, (lat - ?) * (lat - ?) + ((lon - ?) * ?) * ((lon - ?) * ?) AS d2"
-        f"  FROM stations WHERE active = 1 AND {cells} AND lon BETWEEN ? AND ? AND lat BETWEEN ? AND ?"
-        f"  {filters} ORDER BY d2 LIMIT ?"
-        ") AS c JOIN stations AS s ON s.id = c.id ORDER BY c.d2, s.id",
-        (lat, lat, lon, k, lon, k, *cell_list, min_lon, max_lon, min_lat, max_lat, *facility_masks, limit),
+        f"SELECT {_CANDIDATE_COLUMNS}, c.d2 FROM ({nearest}) AS c JOIN stations AS s ON s.id = c.id ORDER BY c.d2, s.id",
+        (*params, limit),
     )
     return [Candidate(_record(r), math.sqrt(r["d2"]) * _DEG_M) for r in rows]
+
+
+async def any_active(db: Executor) -> bool:
+    """Is there any active station at all (one index probe, unlike ``count``)?"""
+    return bool(await db.fetchval("SELECT EXISTS(SELECT 1 FROM stations WHERE active = 1)"))
+
+
+async def areas(db: Executor) -> list[str]:
+    """The areas stations are tagged with (for choosing one), by name."""
+    rows = await db.fetchall("SELECT DISTINCT area FROM stations WHERE area <> '' ORDER BY area")
+    return [r[0] for r in rows]
 
 
 async def count(db: Executor, *, active_only: bool = True) -> int:

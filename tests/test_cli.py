@@ -95,3 +95,56 @@ def test_sandbox_through_stdin_and_stdout(tmp_path):
     assert "Language set to English" in out
     assert "Hi 沙盒版主" in out
     assert (tmp_path / "sandbox.sqlite3").exists()
+
+
+def test_stations_export_to_stdout_round_trips_demo_and_active(tmp_path):
+    cfg = write_config(tmp_path)
+    src = tmp_path / "in.csv"
+    src.write_text(
+        "external_id,name,lat,lon,demo\nq1,测试站,30.27,120.15,1\nq2,真实驿站,30.28,120.16,0\n",
+        encoding="utf-8",
+    )
+    result = run_cli("stations", "import", str(src), "--config", str(cfg))
+    assert result.returncode == 0, result.stderr
+    result = run_cli("stations", "export", "--config", str(cfg), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert not (tmp_path / "-").exists()  # '-' is standard output, not a file named "-"
+    lines = result.stdout.lstrip("\ufeff").splitlines()
+    assert lines[0].endswith(",area,demo,active")
+    assert lines[1].startswith("q1,测试站,") and lines[1].endswith(",1,1")
+    assert lines[2].endswith(",0,1")
+    assert "to standard output" in result.stderr
+
+    # Into another database: the demo flag survives the round trip.
+    (tmp_path / "out.csv").write_text(result.stdout, encoding="utf-8")
+    other = tmp_path / "other"
+    other.mkdir()
+    cfg2 = write_config(other)
+    assert run_cli("stations", "import", str(tmp_path / "out.csv"), "--config", str(cfg2)).returncode == 0
+    again = run_cli("stations", "export", "-o", str(other / "again.csv"), "--config", str(cfg2))
+    assert again.returncode == 0, again.stderr
+    rows = (other / "again.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert rows[1].startswith("q1,") and rows[1].endswith(",1,1") and rows[2].endswith(",0,1")
+
+
+def test_bad_station_files_give_one_line_and_exit_1(tmp_path):
+    cfg = write_config(tmp_path)
+    assert run_cli("migrate", "--config", str(cfg)).returncode == 0  # no migration log lines below
+    files = {
+        "nolon.csv": (b"name,lat\nA,30\n", "missing column(s) lon"),
+        "binary.csv": (b"name,lat,lon\n\xff\xfe\xfd\x80\x81\xff,1,2\n\xff", "neither UTF-8 nor GB18030"),
+        "bad.geojson": (b'{"type": "FeatureCollection", "features": [', "not valid JSON"),
+        "odd16.csv": (b"\xff\xfen\x00a\x00m", "UTF-16"),
+        "huge.csv": (
+            b"name,lat,lon\nA," + b"x" * 200_000 + b",1\n",
+            "line 2: unreadable CSV: a cell is longer",
+        ),
+    }
+    for name, (data, expected) in files.items():
+        path = tmp_path / name
+        path.write_bytes(data)
+        result = run_cli("stations", "import", str(path), "--config", str(cfg))
+        assert result.returncode == 1, (name, result.stderr)
+        assert "Traceback" not in result.stderr, (name, result.stderr)
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"{path}: ") and expected in lines[0], (name, lines)

@@ -524,3 +524,222 @@ async def test_bad_custom_rules_and_times_are_explained_in_english_and_the_step_
         await mod.expect_message(contains=explained)
     await mod.send("FREQ=MONTHLY;BYDAY=-1FR")
     await mod.expect_message(contains="Step 4")
+
+
+async def test_time_zone_from_the_preview_berlin_across_dst(bot, tg):
+    """🌐 on the preview: an unknown zone is explained and the step kept; Europe/Berlin is stored and
+    reminders, /meetings and .ics follow Berlin wall time across the switch to summer time."""
+    mod, group, reader = await setup_world(bot, tg)
+    await at(bot, dt.datetime(2026, 3, 10, 12, 0, tzinfo=UTC))
+    await mod.send("/newmeeting")
+    await mod.expect_message(contains="第 1 步")
+    await mod.send("柏林华人骑手会")
+    await mod.expect_message(contains="第 2 步")
+    await mod.send("3月16日 09:00")
+    await mod.expect_message(contains="多久开一次")
+    await (await mod.press("每周一 09:00")).wait()
+    await mod.expect_message(contains="第 4 步")
+    await (await mod.press("60分钟")).wait()
+    await mod.expect_message(contains="第 5 步")
+    await (await mod.press("跳过")).wait()
+    await mod.expect_message(contains="第 6 步")
+    await (await mod.press("⬜ 蒋村小哥群")).wait()
+    await (await mod.press("完成")).wait()
+    await mod.expect_message(contains="第 7 步")
+    await (await mod.press("默认：1天 + 1小时")).wait()
+    await mod.expect_message(contains="第 8 步")
+    await (await mod.press("默认：提前20小时")).wait()
+    preview = await mod.expect_message(contains="请确认")
+    assert "🌐 时区：Asia/Shanghai（点此更改）" in preview.labels
+    await (await mod.press("🌐 时区：Asia/Shanghai（点此更改）")).wait()
+    await mod.expect_message(contains="IANA")
+    await mod.send("Mars/Olympus_Mons")
+    refused = await mod.expect_message(contains="不认识的时区")
+    assert "Mars/Olympus_Mons" in refused.text
+    await mod.send("europe/berlin")  # the step was kept; case does not matter
+    preview = await mod.expect_message(contains="请确认")
+    assert "2026年3月16日（周一） 09:00 (Europe/Berlin)" in preview.text
+    assert "🌐 时区：Europe/Berlin（点此更改）" in preview.labels
+    await (await mod.press("✅ 确认发布")).wait()
+    await mod.expect_message(contains="已安排")
+    (meeting,) = await meetings_repo.list_active(bot.db)
+    assert meeting.tz == "Europe/Berlin" and meeting.dtstart_local == dt.datetime(2026, 3, 16, 9, 0)
+
+    # Summer time starts on 2026-03-29: 09:00 Berlin is 08:00 UTC before, 07:00 UTC after.
+    await at(bot, dt.datetime(2026, 3, 23, 6, 59, tzinfo=UTC))
+    reader.skip()
+    await at(bot, dt.datetime(2026, 3, 23, 7, 0, tzinfo=UTC))
+    before = await reader.expect_message(contains=REMINDER)
+    assert "1小时后开始" in before.text and "2026年3月23日（周一） 09:00 (Europe/Berlin)" in before.text
+    await at(bot, dt.datetime(2026, 3, 29, 7, 0, tzinfo=UTC))
+    day = await reader.expect_message(contains=REMINDER)
+    assert "1天后开始" in day.text and "2026年3月30日（周一） 09:00" in day.text
+    await at(bot, dt.datetime(2026, 3, 30, 5, 59, tzinfo=UTC))
+    await reader.expect_no_message()
+    await at(bot, dt.datetime(2026, 3, 30, 6, 0, tzinfo=UTC))
+    hour = await reader.expect_message(contains=REMINDER)
+    assert "1小时后开始" in hour.text and "2026年3月30日（周一） 09:00 (Europe/Berlin)" in hour.text
+
+    # /meetings in the group lists Berlin wall time; the series .ics carries the Berlin zone.
+    courier = group.chat(tg.user(2108, "小孙"))
+    await courier.send("/meetings")
+    listing = await courier.expect_message(contains="近期议事会")
+    assert "2026年4月6日（周一） 09:00 (Europe/Berlin)–10:00" in listing.text
+    await (await courier.press("🔁 柏林华人骑手会：整个系列加入日历", message=listing)).wait()
+    series = await courier.expect_message()
+    while series.kind != "document":
+        series = await courier.expect_message()
+    cal = Calendar.from_ical(series.document)
+    (event,) = cal.walk("VEVENT")
+    assert event["DTSTART"].params["TZID"] == "Europe/Berlin"
+    assert event.decoded("DTSTART") == dt.datetime(2026, 3, 16, 9, 0, tzinfo=ZoneInfo("Europe/Berlin"))
+    assert [tz["TZID"] for tz in cal.walk("VTIMEZONE")] == ["Europe/Berlin"]
+
+
+async def test_default_time_zone_costs_no_extra_step_and_can_be_restored(bot, tg):
+    mod, _group, _reader = await setup_world(bot, tg)
+    await mod.send("/newmeeting")
+    await mod.expect_message(contains="第 1 步")
+    await mod.send("小哥议事会")
+    await mod.expect_message(contains="第 2 步")
+    await mod.send("11月30日 14:30")
+    await mod.expect_message(contains="多久开一次")
+    await (await mod.press("只开这一次")).wait()
+    await mod.expect_message(contains="第 4 步")
+    await (await mod.press("90分钟")).wait()
+    await mod.expect_message(contains="第 5 步")
+    await (await mod.press("跳过")).wait()
+    await mod.expect_message(contains="第 6 步")
+    await (await mod.press("⬜ 蒋村小哥群")).wait()
+    await (await mod.press("完成")).wait()
+    await mod.expect_message(contains="第 7 步")
+    await (await mod.press("默认：1天 + 1小时")).wait()
+    await mod.expect_message(contains="第 8 步")
+    await (await mod.press("默认：提前20小时")).wait()
+    await mod.expect_message(contains="请确认")
+    await (await mod.press("🌐 时区：Asia/Shanghai（点此更改）")).wait()
+    await mod.expect_message(contains="IANA")
+    await mod.send("America/New_York")
+    await mod.expect_message(contains="(America/New_York)")
+    await (await mod.press("🌐 时区：America/New_York（点此更改）")).wait()
+    await mod.expect_message(contains="IANA")
+    await (await mod.press("用默认时区：Asia/Shanghai")).wait()
+    preview = await mod.expect_message(contains="请确认")
+    assert "(America/New_York)" not in preview.text
+    await (await mod.press("✅ 确认发布")).wait()
+    await mod.expect_message(contains="已安排")
+    (meeting,) = await meetings_repo.list_active(bot.db)
+    assert meeting.tz == "Asia/Shanghai" and meeting.dtstart_local == dt.datetime(2026, 11, 30, 14, 30)
+
+
+async def test_edit_reminder_offsets_and_topic_deadline_from_the_manage_menu(bot, tg):
+    mod, _group, reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot)
+    second = FIRST + dt.timedelta(weeks=1)
+    await at(bot, FIRST - dt.timedelta(days=1))
+    await reader.expect_message(contains=REMINDER)  # the 1-day reminder is out already
+
+    await open_manage(mod)
+    await (await mod.press("⏰ 改提醒时间")).wait()
+    ask = await mod.expect_message(contains="提前多久提醒")
+    assert "现在：1天、1小时" in ask.text
+    await mod.send("后天")  # unreadable: explained, the step kept
+    await mod.expect_message(contains="没看懂提醒时间")
+    await mod.send("1天 2小时")
+    await mod.expect_message(contains="已更新")
+    await bot.settle()
+    notice = await reader.expect_message(contains="更新")
+    assert "小哥议事会" in notice.text
+    assert (await meetings_repo.get(bot.db, meeting.id)).reminder_offsets == (1440, 120)
+    sent = await outbox_repo.get_by_key(bot.db, reminder_key(meeting.id, FIRST, 1440, GROUP_ID))
+    old = await outbox_repo.get_by_key(bot.db, reminder_key(meeting.id, FIRST, 60, GROUP_ID))
+    new = await outbox_repo.get_by_key(bot.db, reminder_key(meeting.id, FIRST, 120, GROUP_ID))
+    assert (sent.state, old.state, new.state) == ("sent", "cancelled", "pending")
+
+    # The new 2-hour reminder comes, the withdrawn 1-hour one does not, the 1-day one not again.
+    await at(bot, FIRST - dt.timedelta(hours=2, minutes=1))
+    await reader.expect_no_message()
+    await at(bot, FIRST - dt.timedelta(hours=2))
+    two = await reader.expect_message(contains=REMINDER)
+    assert "2小时后开始" in two.text
+    await at(bot, FIRST - dt.timedelta(hours=1))
+    await reader.expect_no_message()
+    assert len(reminders_in(reader)) == 2
+
+    # Topic deadline: 2 days before; the organizer's digest of the next Monday moves with it.
+    await open_manage(mod)
+    await (await mod.press("💡 改议题截止")).wait()
+    ask = await mod.expect_message(contains="议题收集")
+    assert "现在：开会前20小时" in ask.text
+    await mod.send("2天")
+    await mod.expect_message(contains="已更新")
+    assert (await meetings_repo.get(bot.db, meeting.id)).topic_deadline_minutes == 2 * 1440
+    digest = await outbox_repo.get_by_key(
+        bot.db, f"mtg:{meeting.id}:{second:%Y-%m-%dT%H:%MZ}:topics:{MOD_ID}"
+    )
+    assert digest.state == "pending" and digest.due_at == second - dt.timedelta(days=2)
+    # ... and back to the default with one tap
+    await open_manage(mod)
+    await (await mod.press("💡 改议题截止")).wait()
+    await mod.expect_message(contains="议题收集")
+    await (await mod.press("默认：提前20小时")).wait()
+    await mod.expect_message(contains="已更新")
+    assert (await meetings_repo.get(bot.db, meeting.id)).topic_deadline_minutes == 20 * 60
+
+
+async def test_edit_target_groups_from_the_manage_menu(bot, tg):
+    mod, _group, reader = await setup_world(bot, tg)
+    other_id = -100202
+    owner = tg.user(2009, "古荡群主", started=True)
+    other = tg.group(other_id, "古荡小哥群", creator=owner)
+    await other.add_bot(by=owner)
+    await bot.settle()
+    other_reader = other.chat(owner)
+    other_reader.skip()
+    meeting = await weekly_meeting(bot)
+    reader.skip()
+
+    await open_manage(mod)
+    await (await mod.press("📣 改发布的群")).wait()
+    ask = await mod.expect_message(contains="发到哪些群")
+    assert "✅ 蒋村小哥群" in ask.labels and "⬜ 古荡小哥群" in ask.labels
+    await (await mod.press("✅ 蒋村小哥群")).wait()
+    await (await mod.press("⬜ 古荡小哥群")).wait()
+    await (await mod.press("完成")).wait()
+    await mod.expect_message(contains="已更新")
+    await bot.settle()
+    gone = await reader.expect_message(contains="不再在本群")
+    assert "小哥议事会" in gone.text
+    told = await other_reader.expect_message(contains="更新")
+    assert "小哥议事会" in told.text
+    updated = await meetings_repo.get(bot.db, meeting.id)
+    assert updated.chat_ids == (other_id,)
+    await at(bot, FIRST - dt.timedelta(days=1))
+    await other_reader.expect_message(contains=REMINDER)
+    await reader.expect_no_message()
+    old = await outbox_repo.get_by_key(bot.db, reminder_key(meeting.id, FIRST, 60, GROUP_ID))
+    assert old.state == "cancelled"
+
+
+async def test_reschedule_shows_holiday_flags_at_once(bot, tg):
+    mod, _group, reader = await setup_world(bot, tg)
+    await at(bot, dt.datetime(2026, 9, 10, 2, 0, tzinfo=UTC))
+    meeting = await weekly_meeting(bot, first_start=dt.datetime(2026, 9, 14, 14, 30))
+    await open_manage(mod)
+    await (await mod.press("🔁 整个系列改时间")).wait()
+    await mod.expect_message(contains="新的时间")
+    await mod.send("10月5日 14:30")
+    await mod.expect_message(contains="多久开一次")
+    await (await mod.press("每季度第一个周一 14:30")).wait()
+    await mod.expect_message(contains="已改为")
+    await mod.expect_message(contains="法定节假日")
+    flag = await mod.expect_message(contains="2026年10月5日")
+    assert "国庆" in flag.text
+    assert {"跳过这一次", "改到 2026年10月8日（周四） 14:30", "照常举行"} <= set(flag.labels)
+    await (await mod.press("跳过这一次", message=flag)).wait()
+    await mod.expect_edit(contains="已跳过")
+    await bot.settle()
+    await reader.expect_message(contains="这一次取消")
+    oct5 = dt.datetime(2026, 10, 5, 6, 30, tzinfo=UTC)
+    row = await outbox_repo.get_by_key(bot.db, reminder_key(meeting.id, oct5, 60, GROUP_ID))
+    assert row.state == "cancelled"

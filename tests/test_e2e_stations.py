@@ -2,6 +2,7 @@
 empty area, flags reaching moderators, moderator edits and a courier refused."""
 
 import datetime as dt
+import json
 
 import pytest
 from geopy.distance import geodesic
@@ -124,8 +125,11 @@ async def test_name_search(bot, tg):
     await chat.send("/stations 不存在的地方")
     await chat.expect_message(contains="没有找到")
     await chat.send("/stations")
-    ask = await chat.expect_message(contains="发送你的位置")
-    assert ask.button("📍 发送我的位置").get("request_location")
+    ask = await chat.expect_message(contains="点下方菜单的 “📍 附近驿站” 按钮")
+    # The persistent main menu stays (its first button shares the location): no one-time keyboard.
+    assert ask.button("📍 附近驿站").get("request_location")
+    assert ask.markup.get("is_persistent") and not ask.markup.get("one_time_keyboard")
+    assert "📝 反映问题" in ask.labels
 
 
 async def test_empty_area_says_so_and_offers_wider_and_nearest(bot, tg):
@@ -260,3 +264,187 @@ async def test_cancel_in_another_flow_keeps_this_flows_draft(bot, tg):
     await bot.settle()
     data = await bot.core.db.fetchval("SELECT data FROM ptb_user_data WHERE user_id = 3102")
     assert "古墩" not in (data or "")
+
+
+async def test_far_from_every_station_says_none_within_100_km(bot, tg):
+    await add(bot, "远方驿站", 150_000, 0, facilities=("toilet",))
+    chat = await courier(tg)
+    await chat.share_location(*HERE)
+    msg = await chat.expect_message(contains="3 公里 内没有找到驿站")
+    assert "100 公里 内都没有驿站" in msg.text and "还没有任何驿站数据" not in msg.text
+    await (await chat.press("🍱热饭")).wait()
+    msg = await chat.expect_edit(contains="没有符合筛选")
+    assert "30 公里 内也没有符合筛选的驿站" in msg.text
+
+
+async def test_group_stations_prompt_reply_and_private_link(bot, tg):
+    """Privacy mode on: the bot sees only commands and replies to itself. /stations answers with a
+    ForceReply prompt; a location, venue, coordinates or a place name sent as a reply is answered."""
+    await seed(bot)
+    owner = tg.user(4001, "群主", language_code="zh")
+    rider = tg.user(4002, "骑手小张", language_code="zh")
+    group = tg.group(-100999, "骑手群", creator=owner)
+    await group.add_bot(by=owner)
+    chat = group.chat(owner)
+    greeting = await chat.expect_message(contains="大家好")
+    assert "回复我的提示" in greeting.text
+    await group.add_member(rider, by=owner)
+    member = group.chat(rider)
+
+    await member.send("/stations")
+    prompt = await member.expect_message(contains="回复这条消息")
+    call = [c for c in tg.calls_to("sendMessage", -100999) if "回复这条消息" in c.params["text"]][-1]
+    markup = call.params["reply_markup"]
+    markup = json.loads(markup) if isinstance(markup, str) else markup
+    assert markup.get("force_reply") and markup.get("selective")
+    assert prompt.reply_to_message_id is not None  # selective: the ForceReply is for the asker only
+    link = await member.expect_message(contains="私聊")
+    assert dict(link.inline)["💬 私聊找驿站"].endswith("?start=stations")
+    assert not any(m.reply_keyboard for m in member.messages)  # no location button in a group
+
+    await member.reply_to(prompt, "30.2741, 120.1551")
+    msg = await member.expect_message(contains="离你最近的驿站")
+    assert "北边驿站" in msg.text
+    await member._post(  # a shared location as a reply (📎 -> Location)
+        {
+            "location": {"latitude": HERE[0], "longitude": HERE[1]},
+            "reply_to_message": member._reply_target(prompt),
+        }
+    )
+    await member.expect_message(contains="北边驿站")
+    await member.reply_to(prompt, "食堂")
+    await member.expect_message(contains="名称或地址含「食堂」")
+    await member.share_location(*HERE)  # not a reply: Telegram doesn't deliver it under privacy mode
+    await member.send("30.2741, 120.1551")
+    await member.expect_no_message()
+
+    private = tg.private(rider)
+    await private.send("/start stations")
+    ask = await private.expect_message(contains="“📍 附近驿站”")
+    assert ask.button("📍 附近驿站").get("request_location")
+    await private.press("📍 附近驿站", location=HERE)
+    await private.expect_message(contains="北边驿站")
+
+
+async def test_live_location_answers_the_first_share_only(bot, tg):
+    await seed(bot)
+    chat = await courier(tg)
+    shared = await chat.share_location(*HERE, live_period=900)
+    await chat.expect_message(contains="北边驿站")
+    moved = dict(
+        shared,
+        edit_date=shared["date"] + 60,
+        location={"latitude": HERE[0] + 0.001, "longitude": HERE[1], "live_period": 900},
+    )
+    tg.server.enqueue_update("edited_message", moved)
+    await bot.settle()
+    await chat.expect_no_message()
+
+
+async def test_abandoned_edit_does_not_swallow_a_location_or_coordinates(bot, tg):
+    station = await add(bot, "北边驿站", 400, 0)
+    await bot.grant(3300, "moderator")
+    mod = tg.private(tg.user(3300, "社工"))
+    await mod.send(f"/station {station.id}")
+    await mod.expect_message(contains="北边驿站")
+    await (await mod.press("✏️ 名称")).wait()
+    await mod.expect_message(contains="名称")
+    bot.clock.advance(dt.timedelta(hours=5))
+    await mod.share_location(*HERE)
+    msg = await mod.expect_message(contains="离你最近的驿站")
+    assert "已超时" in msg.text and "名称不能为空" not in msg.text
+
+    # Right away: coordinates typed while a text field waits are a search, not the new name.
+    await mod.send(f"/station {station.id}")
+    await mod.expect_message(contains="北边驿站")
+    await (await mod.press("✏️ 名称")).wait()
+    await mod.expect_message(contains="名称")
+    await mod.send("30.2741, 120.1551")
+    msg = await mod.expect_message(contains="离你最近的驿站")
+    assert "已退出对「北边驿站」的编辑" in msg.text
+
+    # Text after the timeout is not saved either.
+    await (await mod.press_data(f"st:e:{station.id}:name")).wait()
+    await mod.expect_message(contains="名称")
+    bot.clock.advance(dt.timedelta(minutes=11))
+    await mod.send("北边新名字")
+    await mod.expect_message(contains="已超时")
+    assert (await stations_repo.get(bot.db, station.id)).name == "北边驿站"
+
+    # The location field still takes a location.
+    await (await mod.press_data(f"st:e:{station.id}:location")).wait()
+    await mod.expect_message(contains="位置")
+    await mod.send("30.2800, 120.1600")
+    await mod.expect_message(contains="已保存")
+    assert (await stations_repo.get(bot.db, station.id)).lat == pytest.approx(30.28)
+
+    [conversation] = [h for h in bot.app.handlers[0] if getattr(h, "name", None) == "stations"]
+    assert conversation.conversation_timeout == dt.timedelta(minutes=10)
+
+
+async def test_area_moderator_adds_a_station_in_their_area_and_can_edit_it(bot, tg):
+    await bot.grant(3110, "moderator", "文新街道")
+    mod = tg.private(tg.user(3110, "社工小陈"))
+    await mod.send("/addstation")
+    await mod.expect_message(contains="新增驿站")
+    await mod.send("文新骑手驿站")
+    await mod.expect_message(contains="位置")
+    await mod.share_location(30.285, 120.11)
+    await mod.expect_message(contains="选择类型")
+    await (await mod.press("🏠暖蜂驿站")).wait()
+    await mod.expect_edit(contains="选择设施")
+    await (await mod.press("完成")).wait()
+    await mod.expect_message(contains="营业时间")
+    await (await mod.press("跳过")).wait()
+    await mod.expect_message(contains="地址")
+    await (await mod.press("跳过")).wait()
+    await mod.expect_message(contains="已新增驿站「文新骑手驿站」")
+    details = await mod.expect_message(contains="片区：文新街道")
+    assert "⛔ 停用" in details.labels
+    [station] = [s for s in await stations_repo.all_stations(bot.db) if s.name == "文新骑手驿站"]
+    assert station.area == "文新街道"
+    answer = await (await mod.press("⛔ 停用")).wait()
+    assert "已停用" in answer.text
+    assert not (await stations_repo.get(bot.db, station.id)).active
+
+    # A moderator of two areas chooses one.
+    await bot.grant(3111, "moderator", "古荡街道")
+    await bot.grant(3111, "moderator", "蒋村街道")
+    two = tg.private(tg.user(3111, "社工小林"))
+    await two.send("/addstation")
+    await two.expect_message(contains="新增驿站")
+    await two.send("蒋村骑手驿站")
+    await two.expect_message(contains="位置")
+    await two.send("30.28, 120.07")
+    await two.expect_message(contains="选择类型")
+    await (await two.press("🏠暖蜂驿站")).wait()
+    await two.expect_edit(contains="选择设施")
+    await (await two.press("完成")).wait()
+    await two.expect_message(contains="营业时间")
+    await two.send("24/7")
+    await two.expect_message(contains="地址")
+    await two.send("蒋村路 1 号")
+    ask = await two.expect_message(contains="哪个片区")
+    assert ask.labels == ["古荡街道", "蒋村街道"]  # no "no area": their grants are scoped
+    answer = await (await two.press_data("st:aa:7")).wait()  # forged
+    assert "过期" in answer.text
+    await (await two.press("蒋村街道")).wait()
+    await two.expect_message(contains="已新增驿站「蒋村骑手驿站」")
+    [station] = [s for s in await stations_repo.all_stations(bot.db) if s.name == "蒋村骑手驿站"]
+    assert station.area == "蒋村街道"
+
+
+async def test_unknown_facility_is_named_in_chinese_only(bot, tg):
+    station = await add(bot, "北边驿站", 400, 0)
+    await bot.grant(3120, "moderator")
+    mod = tg.private(tg.user(3120, "社工小郑"))
+    await mod.send(f"/station {station.id}")
+    await mod.expect_message(contains="北边驿站")
+    await (await mod.press("✏️ 设施")).wait()
+    await mod.expect_message(contains="设施")
+    await mod.send("饮水;饭")
+    msg = await mod.expect_message(contains="有不认识的设施")
+    assert msg.text.startswith("有不认识的设施：饭。")
+    assert "unknown" not in msg.text
+    await mod.send("饮水;厕所")
+    await mod.expect_message(contains="已保存")

@@ -332,6 +332,47 @@ async def test_reschedule_series_and_edit(svc, db):
         await svc.reschedule(meeting.id, first_start=MON_1430, rrule="FREQ=MINUTELY")
 
 
+async def test_edit_offsets_replans_without_sending_twice(svc, db, clock):
+    meeting = (await svc.create(weekly_draft(chat_ids=(G1,), areas=()))).meeting
+    first = dt.datetime(2026, 11, 30, 6, 30, tzinfo=UTC)
+    clock.set(first - dt.timedelta(days=1))
+    sent_keys = [r.dedup_key for r in await send_due(db, clock) if r.kind == KIND_REMINDER]
+    assert sent_keys == [reminder_key(meeting.id, first, 1440, G1)]
+
+    await svc.edit(meeting.id, reminder_offsets=[1440, 120])
+    assert (await outbox.get_by_key(db, reminder_key(meeting.id, first, 1440, G1))).state == "sent"
+    assert (await outbox.get_by_key(db, reminder_key(meeting.id, first, 60, G1))).state == "cancelled"
+    pending = await rows(db, state="pending", kind=KIND_REMINDER)
+    assert {r.dedup_key.rsplit(":", 2)[1] for r in pending} == {"1440", "120"}
+    assert not any(r.dedup_key.endswith(":60:-1001") for r in pending)
+    # back again: the withdrawn rows are revived, the one already sent is left alone
+    await svc.edit(meeting.id, reminder_offsets=[1440, 60])
+    await svc.edit(meeting.id, reminder_offsets=[1440, 60, 30])
+    for moment in (first - dt.timedelta(hours=1), first - dt.timedelta(minutes=30), first):
+        clock.set(moment)
+        sent_keys += [r.dedup_key for r in await send_due(db, clock) if r.kind == KIND_REMINDER]
+    assert sent_keys == [
+        reminder_key(meeting.id, first, 1440, G1),
+        reminder_key(meeting.id, first, 60, G1),
+        reminder_key(meeting.id, first, 30, G1),
+    ]
+    assert not any(r.dedup_key.endswith(":120:-1001") for r in await rows(db, state="pending"))
+
+
+async def test_edit_targets_tells_added_and_removed_groups(svc, db):
+    meeting = (await svc.create(weekly_draft(chat_ids=(G1,), areas=()))).meeting
+    await svc.edit(meeting.id, chat_ids=[], areas=["蒋村街道"])
+    pending = await rows(db, state="pending", kind=KIND_REMINDER)
+    assert {r.chat_id for r in pending} == {G2, G3} and len(pending) == 5 * 2 * 2
+    assert all(r.state == "cancelled" for r in await rows(db, kind=KIND_REMINDER) if r.chat_id == G1)
+    notices = {n.chat_id: n.payload["params"]["text"] for n in await rows(db, kind=KIND_NOTICE)}
+    assert "不再在本群" in notices[G1] and "小哥议事会" in notices[G1]
+    assert "有更新" in notices[G2] and "有更新" in notices[G3]
+    with pytest.raises(MeetingError) as err:
+        await svc.edit(meeting.id, chat_ids=[], areas=[])
+    assert err.value.code == "no_targets"
+
+
 async def test_create_validation(svc):
     with pytest.raises(MeetingError) as err:
         await svc.create(weekly_draft(chat_ids=(), areas=()))

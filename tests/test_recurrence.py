@@ -21,6 +21,7 @@ from bot.recurrence import (
     rrule_monthly_nth_weekday,
     rrule_quarterly_first_monday,
     rrule_weekly,
+    zone_name,
 )
 
 SH = ZoneInfo("Asia/Shanghai")
@@ -322,3 +323,13 @@ def test_describe_in_both_languages(rule: str | None, zh: str, en: str) -> None:
     sched = Schedule.create(start, SLOT, rule)
     assert describe(sched, functools.partial(catalog.t, "zh")) == zh
     assert describe(sched, functools.partial(catalog.t, "en")) == en
+
+
+def test_zone_names_typed_by_users() -> None:
+    assert zone_name(" europe/berlin ") == "Europe/Berlin"
+    assert zone_name("America/New York") == "America/New_York"
+    assert zone_name("UTC") == "UTC"
+    for bad in ("Mars/Olympus_Mons", "", "localtime", "../../etc/passwd", "Asia/" + "x" * 80):
+        with pytest.raises(RecurrenceError) as err:
+            zone_name(bad)
+        assert err.value.code == "bad_timezone"

@@ -1,5 +1,6 @@
 import datetime as dt
 import io
+import itertools
 import json
 import math
 import random
@@ -252,6 +253,51 @@ async def test_export_round_trip(core, db, tmp_path):
         await other.close()
 
 
+async def test_export_keeps_demo_and_active_without_reactivating(core, db, tmp_path, service):
+    src = tmp_path / "in.csv"
+    src.write_text(
+        "external_id,name,lat,lon,demo\nd1,普通名字的演示站,30.27,120.15,1\nr1,真实驿站,30.28,120.16,\n"
+        "x1,停用的驿站,30.29,120.17,0\n",
+        encoding="utf-8",
+    )
+    await imp.import_file(core, src)
+    x1 = await repo.get_by_external_id(db, "x1")
+    await service.deactivate(x1.id)
+    out = tmp_path / "out.csv"
+    assert await imp.export_csv(db, out) == 2  # active stations only by default
+    assert await imp.export_csv(db, out, include_inactive=True) == 3
+    rows = {r.split(",")[0]: r for r in out.read_text(encoding="utf-8-sig").splitlines()[1:]}
+    assert rows["d1"].endswith(",1,1") and rows["r1"].endswith(",0,1") and rows["x1"].endswith(",0,0")
+
+    other = await Database(tmp_path / "other.sqlite3").open()
+    await other.migrate()
+    try:
+        result = await imp.import_file(make_core(other), out)
+        assert result.errors == [] and result.inserted == 3
+        got = {
+            s.external_id: (s.demo, s.active) for s in await repo.all_stations(other, include_inactive=True)
+        }
+        assert got == {"d1": (True, True), "r1": (False, True), "x1": (False, False)}
+    finally:
+        await other.close()
+
+    # Re-importing an older file never flips what moderators decided, either way.
+    await service.activate(x1.id)
+    r1 = await repo.get_by_external_id(db, "r1")
+    await service.deactivate(r1.id)
+    await imp.import_file(core, out)
+    assert (await repo.get(db, x1.id)).active and not (await repo.get(db, r1.id)).active
+    src.write_text("external_id,name,lat,lon,active\nb1,坏值,30.27,120.15,maybe\n", encoding="utf-8")
+    assert [e.line for e in (await imp.import_file(core, src)).errors] == [2]
+
+
+def test_unreadable_files_are_station_import_errors():
+    with pytest.raises(imp.StationImportError, match="UTF-16"):
+        imp._decode(b"\xff\xfen\x00a\x00m")
+    with pytest.raises(imp.StationImportError, match="line 3: unreadable CSV: a cell is longer than 128 KB"):
+        list(imp.read_csv("name,lat,lon\nA,1,2\nB," + "x" * 200_000 + ",1\n"))
+
+
 # -- nearest ----------------------------------------------------------------------------------
 
 
@@ -371,8 +417,61 @@ async def test_empty_area_and_nearest_any(service):
     anyway = await service.nearest_any(HERE.lat, HERE.lon)
     assert anyway.station.name == "far"
     assert anyway.distance_m == pytest.approx(55_000, rel=1e-6)
-    assert (await service.nearest_any(HERE.lat, HERE.lon, filters=["toilet"])).station.name == "farther"
+    # 300 km is beyond the 100 km cap (30 km with filters): not found, though stations exist.
+    assert await service.nearest_any(HERE.lat, HERE.lon, filters=["toilet"]) is None
     assert await service.nearest_any(HERE.lat, HERE.lon, filters=["swap"]) is None
+    await add_at(service, "toilet", offset_point(HERE, 25_000, 90), facilities="厕所")
+    assert (await service.nearest_any(HERE.lat, HERE.lon, filters=["toilet"])).station.name == "toilet"
+    north = offset_point(HERE, 210_000, 10)  # "farther" is 90 km on
+    assert (await service.nearest_any(north.lat, north.lon)).station.name == "farther"
+    assert await service.nearest_any(39.9, 116.4) is None  # Beijing: nothing within 100 km
+    assert await service.has_stations()
+
+
+async def test_nearest_any_is_capped_and_reads_each_ring_once(service, db):
+    """The answer equals a brute-force scan within the cap; no box is read twice (the ring query)."""
+    rng = random.Random(11)
+    for i in range(300):
+        await add_at(
+            service,
+            f"r{i}",
+            offset_point(HERE, rng.uniform(0, 140_000), rng.uniform(0, 360)),
+            facilities=rng.choice(["", "厕所", "饮水"]),
+        )
+    stations = await repo.all_stations(db)
+    for _ in range(40):
+        q = offset_point(HERE, rng.uniform(0, 160_000), rng.uniform(0, 360))
+        for filters, cap, ok in (
+            ([], 100_000, lambda s: True),
+            (["toilet"], 30_000, lambda s: "toilet" in s.facilities),
+        ):
+            within = [
+                (haversine_m(q.lat, q.lon, s.lat, s.lon), s.id)
+                for s in stations
+                if ok(s) and haversine_m(q.lat, q.lon, s.lat, s.lon) <= cap
+            ]
+            found = await service.nearest_any(q.lat, q.lon, filters=filters)
+            if not within:
+                assert found is None
+            else:
+                assert found is not None and found.station.id == min(within)[1]
+
+    calls = []
+    real = repo.candidates
+
+    async def spy(*args, **kwargs):
+        calls.append(kwargs)
+        return await real(*args, **kwargs)
+
+    repo.candidates = spy
+    try:
+        assert await service.nearest_any(39.9, 116.4) is None
+    finally:
+        repo.candidates = real
+    assert calls[0]["exclude"] is None
+    for before, after in itertools.pairwise(calls):
+        assert after["exclude"] == before["box"]  # each step reads only the ring around the last box
+    assert calls[-1]["box"][1] - 39.9 == pytest.approx(100_000 * 1.005 / 6_371_008.8 * 180 / math.pi)
 
 
 async def test_dense_area_needs_only_the_small_box(service, db):
