@@ -228,11 +228,37 @@ async def cancel_command(update: Update, context: XContext) -> None:
     )
 
 
+def end_all_conversations(update: Update, context: XContext) -> None:
+    """Leave every flow this user has open in this chat, and drop their drafts.
+
+    A courier may have started a second flow before finishing the first (/newmeeting, then
+    /broadcast): one /cancel must leave both, or the forgotten one would take the next menu button as
+    its answer. PTB offers no public call for this; `_get_key`/`_update_state` are its own helpers.
+    """
+    for handlers in context.application.handlers.values():
+        for handler in handlers:
+            if not isinstance(handler, ConversationHandler):
+                continue
+            try:
+                key = handler._get_key(update)
+            except RuntimeError:  # the handler does not track this kind of update
+                continue
+            job = handler.timeout_jobs.pop(key, None)
+            if job is not None:
+                job.schedule_removal()
+            handler._update_state(ConversationHandler.END, key)
+    drafts = context.user_data.get("drafts") if context.user_data is not None else None
+    if isinstance(drafts, dict):
+        drafts.clear()
+
+
 async def cancel_conversation(update: Update, context: XContext, draft: str | None = None) -> int:
-    """Leave the conversation, drop its own draft (named `draft`; another flow the courier left
-    half-way keeps its draft and its step), show the menu."""
+    """Leave the flow (`draft` names its draft): a /cancel command leaves every flow the user has
+    open; a flow's own 取消 button leaves just that flow. Then show the menu."""
     if draft is not None:
         drop_draft(context, draft)
+    if update.message is not None:  # the /cancel command, not a flow's button
+        end_all_conversations(update, context)
     if update.callback_query is not None:
         await update.callback_query.answer()
     await reply(

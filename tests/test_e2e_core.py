@@ -274,3 +274,21 @@ async def test_area_moderator_cannot_take_another_areas_group(bot, tg):
     await own.send("/area 蒋村街道")  # an untagged group may be taken into one's own area
     await own.expect_message(contains="蒋村街道")
     assert (await groups.get(bot.db, -1005003)).area == "蒋村街道"
+
+
+async def test_one_cancel_leaves_two_open_flows(bot, tg):
+    """/newmeeting, then /broadcast before finishing it, then /cancel: the menu works again at once
+    (the forgotten meeting flow must not take 🙌 心愿墙 as its answer)."""
+    await bot.grant(1030, "moderator")
+    chat = tg.private(tg.user(1030, "社工小钱"))
+    await chat.send("/newmeeting")
+    await chat.expect_message()
+    await chat.send("周会")
+    await chat.expect_message()
+    await chat.send("/broadcast")
+    await chat.expect_message(contains="通知内容")
+    await chat.send("/cancel")
+    await chat.expect_message(contains="已取消")
+    await chat.send("🙌 心愿墙")
+    answer = await chat.expect_message()
+    assert "心愿" in answer.text and "没看懂" not in answer.text, answer.text
