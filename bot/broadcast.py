@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import html
 import logging
 import time
 from dataclasses import dataclass, field
@@ -293,7 +292,7 @@ class BroadcastService:
         if f.cancelled:
             lines.append(t(lang, "broadcast.report_cancelled_rows", count=f.cancelled))
         for reason, count in list(f.reasons.items())[:5]:
-            lines.append(t(lang, "broadcast.report_reason", reason=html.escape(reason), count=count))
+            lines.append(t(lang, "broadcast.report_reason", reason=reason, count=count))
         return "\n".join(lines)
 
     async def _on_delivery(self, row: OutboxRow, outcome: str, result: dict[str, Any] | None) -> None:

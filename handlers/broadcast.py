@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import html
 from typing import Any
 
 from telegram import InlineKeyboardButton, InlineKeyboardMarkup, Update
@@ -237,9 +236,9 @@ async def _preview(update: Update, context: XContext, *, new_message: bool) -> i
         return PREVIEW
     t = context.t
     tz = context.core.tz
-    lines = [t("broadcast.preview_title"), "", html.escape(draft.text) if draft.text else "🖼", ""]
+    lines = [t("broadcast.preview_title"), "", draft.text if draft.text else "🖼", ""]
     if draft.audience == "areas":
-        lines.append(t("broadcast.preview_audience_areas", areas=html.escape("、".join(draft.areas))))
+        lines.append(t("broadcast.preview_audience_areas", areas=("、".join(draft.areas))))
     else:
         lines.append(t(f"broadcast.preview_audience_{draft.audience}"))
     lines.append(t("broadcast.preview_count", count=len(plan.recipients)))
@@ -318,7 +317,7 @@ async def when_given(update: Update, context: XContext) -> int:
     now = core.clock.now()
     when = parse_local_time(text, now, core.tz)
     if when is None:
-        await reply(update, context, context.t("broadcast.bad_when", text=html.escape(text[:40])))
+        await reply(update, context, context.t("broadcast.bad_when", text=text[:40]))
         return WHEN
     if when <= now:
         await reply(update, context, context.t("broadcast.past_when"))
@@ -404,7 +403,7 @@ async def list_broadcasts(update: Update, context: XContext) -> None:
                 total=f.total,
                 failed=f.failed,
                 skipped=f.skipped,
-                text=html.escape(preview[:40] + ("…" if len(preview) > 40 else "")),
+                text=(preview[:40] + ("…" if len(preview) > 40 else "")),
             )
         )
         if b.state in ("queued", "sending"):

@@ -5,7 +5,6 @@ the error handler and the persistence flush."""
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -36,6 +35,7 @@ from handlers.common import (
     is_private,
     main_menu,
     menu_text,
+    private_only,
     reply,
     require,
 )
@@ -155,7 +155,7 @@ async def start(update: Update, context: XContext) -> None:
             return
         await reply(update, context, context.t("start.deep_link_unknown"), reply_markup=main_menu(context))
         return
-    name = html.escape(user.first_name if user else "")
+    name = user.first_name if user else ""
     await reply(update, context, context.t("start.greeting", name=name), reply_markup=main_menu(context))
 
 
@@ -284,11 +284,14 @@ async def me_command(update: Update, context: XContext) -> None:
     user = update.effective_user
     if user is None:
         return
+    # Roles, balance and area are personal: in a group, a button to the private chat instead.
+    if not await private_only(update, context, "me"):
+        return
     record = await community(context).user(user.id)
     balance = await community(context).balance(user.id)
     lines = [
         context.t("me.title"),
-        context.t("me.name", name=html.escape(record.display_name if record else user.full_name)),
+        context.t("me.name", name=(record.display_name if record else user.full_name)),
         context.t("me.language", language=context.t(f"lang.{context.lang}")),
         context.t("me.roles", roles=await _roles_text(context, user.id)),
         context.t("me.points", points=balance),
@@ -345,24 +348,22 @@ async def _change_role(update: Update, context: XContext, *, grant: bool) -> Non
     args = list(context.args or [])
     target_id, name, rest = await _resolve_target(update, context, args)
     if target_id is None:
-        await reply(
-            update, context, context.t("roles.unknown_user", who=html.escape(name)) if name else usage
-        )
+        await reply(update, context, context.t("roles.unknown_user", who=name) if name else usage)
         return
     if not rest:
         await reply(update, context, usage)
         return
     role_name, area = rest[0].lower(), " ".join(rest[1:]).strip()
     if role_name not in {r.value for r in GRANTABLE}:
-        await reply(update, context, context.t("roles.unknown_role", role=html.escape(role_name)))
+        await reply(update, context, context.t("roles.unknown_role", role=role_name))
         return
     if len(area) > AREA_MAX_LEN:
         await reply(update, context, context.t("group.area_too_long", limit=AREA_MAX_LEN))
         return
     values = {
-        "name": html.escape(name),
+        "name": name,
         "role": context.t(f"role.{role_name}"),
-        "area": html.escape(area) or context.t("role.everywhere"),
+        "area": area or context.t("role.everywhere"),
     }
     if grant:
         changed = await community(context).grant(target_id, role_name, area, update.effective_user.id)
@@ -384,7 +385,7 @@ async def _tell_grantee(context: XContext, user_id: int, role: str, area: str) -
         lang,
         "roles.you_were_granted",
         role=core.t(lang, f"role.{role}"),
-        area=html.escape(area) or core.t(lang, "role.everywhere"),
+        area=area or core.t(lang, "role.everywhere"),
     )
     stamp = core.clock.now()
     message = notice(
@@ -409,10 +410,10 @@ async def roles_command(update: Update, context: XContext) -> None:
         lines.append(
             context.t(
                 "roles.list_line",
-                name=html.escape(record.display_name if record else "?"),
+                name=(record.display_name if record else "?"),
                 user_id=g.user_id,
                 role=context.t(f"role.{g.role}"),
-                area=html.escape(g.area) or context.t("role.everywhere"),
+                area=g.area or context.t("role.everywhere"),
             )
         )
     if not grants:
@@ -433,11 +434,7 @@ async def area_command(update: Update, context: XContext) -> None:
     args = " ".join(context.args or []).strip()
     if not args:
         current = group.area if group else None
-        text = (
-            context.t("group.area_current", area=html.escape(current))
-            if current
-            else context.t("group.area_none")
-        )
+        text = context.t("group.area_current", area=current) if current else context.t("group.area_none")
         await reply(update, context, text + "\n" + context.t("group.area_usage"))
         return
     new_area = None if args == "-" else args
@@ -459,7 +456,7 @@ async def area_command(update: Update, context: XContext) -> None:
     if new_area is None:
         await reply(update, context, context.t("group.area_cleared"))
     else:
-        await reply(update, context, context.t("group.area_set", area=html.escape(new_area)))
+        await reply(update, context, context.t("group.area_set", area=new_area))
 
 
 # -- errors and persistence -------------------------------------------------------------------
@@ -517,8 +514,13 @@ def register_first(app: Application) -> None:
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, group_migrated), group=-5)
 
 
+async def me_link(update: Update, context: XContext, _arg: str) -> None:
+    await me_command(update, context)
+
+
 def register(app: Application) -> None:
     catalog = app.bot_data["core"].catalog
+    deep_links(app)["me"] = me_link
     app.add_handler(CommandHandler("start", start))
     app.add_handler(CommandHandler("help", help_command))
     app.add_handler(CommandHandler("lang", lang_command))

@@ -142,7 +142,9 @@ async def _nearest_view(
             lines.append(context.t("stations.nearest_anyway", where=format_where(catalog, lang, nearest)))
             lines.append(render_card(catalog, lang, nearest, index=1))
             rows.append(_station_buttons(context, nearest, 1))
-        if not wide and config.wide_radius_m > config.radius_m:
+        # Offer the wider radius only when it would find something (the nearest one lies within it).
+        wider_finds = nearest is not None and (nearest.distance_m or 0) <= config.wide_radius_m
+        if not wide and config.wide_radius_m > config.radius_m and wider_finds:
             wider = _radius_text(context, config.wide_radius_m)
             rows.append(
                 [
@@ -343,6 +345,22 @@ async def on_prompt_reply(update: Update, context: XContext) -> None:
     text = (message.text or "").strip()
     if text:
         await _search(update, context, text)
+
+
+_MENU_KEYS = ("menu.stations", "menu.report", "menu.wishes", "menu.meetings", "menu.me")
+
+
+async def on_free_text(update: Update, context: XContext) -> None:
+    text = (update.effective_message.text or "").strip()
+    if text and await _service(context).search(text[:40], limit=1):
+        await _search(update, context, text)
+        return
+    await reply(
+        update,
+        context,
+        context.t("stations.ui.free_text_hint", query=text[:40], button=context.t("menu.stations")),
+        reply_markup=main_menu(context),
+    )
 
 
 async def _search(update: Update, context: XContext, text: str) -> None:
@@ -967,3 +985,7 @@ def register(app: Application) -> None:
     # Locations and venues anywhere (the 📍 menu button sends one), and typed coordinates in private.
     app.add_handler(MessageHandler((filters.LOCATION | filters.VENUE) & fresh, on_location))
     app.add_handler(MessageHandler(text & private & coordinates, on_coordinates))
+    # Last in line: any other text in private (no flow took it) is a station name or address to look
+    # up; when nothing matches, say what the bot can do instead of staying silent.
+    menu = filters.Text(sorted({label for key in _MENU_KEYS for label in core.catalog.all_languages(key)}))
+    app.add_handler(MessageHandler(text & private & ~menu, on_free_text))

@@ -292,3 +292,27 @@ async def test_one_cancel_leaves_two_open_flows(bot, tg):
     await chat.send("🙌 心愿墙")
     answer = await chat.expect_message()
     assert "心愿" in answer.text and "没看懂" not in answer.text, answer.text
+
+
+async def test_me_in_a_group_points_to_the_private_chat(bot, tg):
+    owner = tg.user(1040, "小周")
+    group = tg.group(-1005040, "小哥群", creator=owner)
+    await group.add_bot(by=owner)
+    await bot.settle()
+    chat = group.chat(owner)
+    chat.skip()
+    await chat.send("/me")
+    answer = await chat.expect_message(contains="私聊")
+    assert "志愿分" not in answer.text and answer.inline[0][1].endswith("?start=me")
+    private = tg.private(owner)
+    await private.send("/start me")
+    assert "志愿分" in (await private.expect_message()).text
+
+
+async def test_plain_text_in_private_searches_stations_or_says_what_to_do(bot, tg):
+    chat = tg.private(tg.user(1041, "小孙"))
+    await chat.send("/start")
+    await chat.expect_message()
+    await chat.send("还没提交吗 & <怎么办>")
+    hint = await chat.expect_message(contains="没有找到")
+    assert "还没提交吗 & <怎么办>" in hint.text and "📍" in hint.text

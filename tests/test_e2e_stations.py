@@ -136,10 +136,10 @@ async def test_empty_area_says_so_and_offers_wider_and_nearest(bot, tg):
     await add(bot, "远处驿站", 6000, 0)
     chat = await courier(tg)
     await chat.share_location(*HERE)
-    msg = await chat.expect_message(contains="3 公里 内没有找到驿站")
-    assert "最近的一个在 正北方向 6.0 公里" in msg.text and "远处驿站" in msg.text
+    msg = await chat.expect_message(contains="3 公里内没有找到驿站")
+    assert "最近的一个在正北方向 6.0 公里" in msg.text and "远处驿站" in msg.text
     await (await chat.press("🔎 扩大到 10 公里")).wait()
-    await chat.expect_edit(contains="离你最近的驿站（10 公里 内）")
+    await chat.expect_edit(contains="离你最近的驿站（10 公里内）")
 
 
 async def test_no_stations_at_all(bot, tg):
@@ -272,11 +272,12 @@ async def test_far_from_every_station_says_none_within_100_km(bot, tg):
     await add(bot, "远方驿站", 150_000, 0, facilities=("toilet",))
     chat = await courier(tg)
     await chat.share_location(*HERE)
-    msg = await chat.expect_message(contains="3 公里 内没有找到驿站")
-    assert "100 公里 内都没有驿站" in msg.text and "还没有任何驿站数据" not in msg.text
+    msg = await chat.expect_message(contains="3 公里内没有找到驿站")
+    assert "100 公里内都没有驿站" in msg.text and "还没有任何驿站数据" not in msg.text
+    assert not [label for label in msg.labels if "扩大" in label]  # 10 km would find nothing either
     await (await chat.press("🍱热饭")).wait()
     msg = await chat.expect_edit(contains="没有符合筛选")
-    assert "30 公里 内也没有符合筛选的驿站" in msg.text
+    assert "30 公里内也没有符合筛选的驿站" in msg.text
 
 
 async def test_group_stations_prompt_reply_and_private_link(bot, tg):
