@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -181,9 +181,11 @@ class TaskService:
     def format_time(self, when: dt.datetime, lang: str) -> str:
         local = when.astimezone(self.core.tz)
         t = self.core.t
+        this_year = local.year == self.core.clock.now().astimezone(self.core.tz).year
         return t(
             lang,
-            "tasks.time",
+            "tasks.time" if this_year else "tasks.time_year",
+            year=local.year,
             month=t(lang, "tasks.months").split(",")[local.month - 1],
             day=local.day,
             weekday=t(lang, "tasks.weekdays").split(",")[local.weekday()],
@@ -306,42 +308,55 @@ class TaskService:
 
     def validate(self, draft: TaskDraft) -> None:
         """Raise TaskInvalid for the first problem of a draft."""
+        problem = self.problem(draft)
+        if problem is not None:
+            raise problem
+
+    def problem(self, draft: TaskDraft, codes: Collection[str] | None = None) -> TaskInvalid | None:
+        """The first problem of a draft (only among `codes`, when given: one step's checks while the
+        draft is being typed); None when there is none. The one source of the posting rules."""
+        for found in self._problems(draft):
+            if codes is None or found.code in codes:
+                return found
+        return None
+
+    def _problems(self, draft: TaskDraft) -> Iterator[TaskInvalid]:
         now = self.core.clock.now()
         if not draft.title.strip():
-            raise TaskInvalid("title_empty")
+            yield TaskInvalid("title_empty")
         if len(draft.title) > TITLE_LIMIT:
-            raise TaskInvalid("title_too_long", limit=TITLE_LIMIT)
+            yield TaskInvalid("title_too_long", limit=TITLE_LIMIT)
         if len(draft.description) > DESCRIPTION_LIMIT:
-            raise TaskInvalid("description_too_long", limit=DESCRIPTION_LIMIT)
+            yield TaskInvalid("description_too_long", limit=DESCRIPTION_LIMIT)
         if len(draft.place_text) > PLACE_LIMIT:
-            raise TaskInvalid("place_too_long", limit=PLACE_LIMIT)
+            yield TaskInvalid("place_too_long", limit=PLACE_LIMIT)
         if len(draft.private_details or "") > DETAILS_LIMIT:
-            raise TaskInvalid("details_too_long", limit=DETAILS_LIMIT)
+            yield TaskInvalid("details_too_long", limit=DETAILS_LIMIT)
         if len(draft.area or "") > AREA_LIMIT:
-            raise TaskInvalid("area_too_long", limit=AREA_LIMIT)
+            yield TaskInvalid("area_too_long", limit=AREA_LIMIT)
         if (draft.lat is None) != (draft.lon is None) or (
             draft.lat is not None
             and draft.lon is not None
             and not (-90 <= draft.lat <= 90 and -180 <= draft.lon <= 180)
         ):
-            raise TaskInvalid("location_invalid")
+            yield TaskInvalid("location_invalid")
         if not draft.place_text.strip() and draft.lat is None:
-            raise TaskInvalid("place_missing")
+            yield TaskInvalid("place_missing")
         if draft.starts_at is None:
-            raise TaskInvalid("start_missing")
-        if draft.starts_at <= now:
-            raise TaskInvalid("start_past")
-        if draft.ends_at is not None and draft.ends_at <= draft.starts_at:
-            raise TaskInvalid("end_before_start")
+            yield TaskInvalid("start_missing")
+        elif draft.starts_at <= now:
+            yield TaskInvalid("start_past")
+        if draft.starts_at is not None and draft.ends_at is not None and draft.ends_at <= draft.starts_at:
+            yield TaskInvalid("end_before_start")
         if not 1 <= draft.slots <= MAX_SLOTS:
-            raise TaskInvalid("slots_range", max=MAX_SLOTS)
+            yield TaskInvalid("slots_range", max=MAX_SLOTS)
         if not 0 <= draft.points <= MAX_POINTS:
-            raise TaskInvalid("points_range", max=MAX_POINTS)
+            yield TaskInvalid("points_range", max=MAX_POINTS)
         if draft.claim_deadline is not None:
             if draft.claim_deadline <= now:
-                raise TaskInvalid("deadline_past")
-            if draft.claim_deadline >= draft.starts_at:
-                raise TaskInvalid("deadline_after_start")
+                yield TaskInvalid("deadline_past")
+            elif draft.starts_at is not None and draft.claim_deadline >= draft.starts_at:
+                yield TaskInvalid("deadline_after_start")
 
     async def publish(self, draft: TaskDraft, actor_id: int, group_chat_ids: Sequence[int] = ()) -> Task:
         """Validate and store the task; queue its card into each chosen group."""

@@ -28,6 +28,7 @@ from telegram.ext import (
 
 from bot.app import XContext
 from bot.authz import Perm
+from bot.meeting_input import InputError, parse_when
 from bot.notices import is_link
 from bot.tasks import Outcome, TaskDraft, TaskInvalid, TaskResult, TaskService, cb
 from bot.timeparse import parse_local_time
@@ -61,6 +62,8 @@ TITLE, DESCRIPTION, START, END, PLACE, AREA, SLOTS, POINTS, DEADLINE, DETAILS, P
 NEAR = 20
 DRAFT = "tasks"
 GROUPS = "tasks_groups"
+# Set when the preview sent the user back to one step: after it, straight back to the preview.
+FIXING = "tasks_fixing"
 SKIP = {"-", "—", "无", "跳过", "skip"}
 # Which step to go back to when the preview finds a problem.
 STEP_OF = {
@@ -441,6 +444,7 @@ def _drop(context: XContext) -> None:
     drafts = context.user_data.get("drafts", {})
     drafts.pop(DRAFT, None)
     drafts.pop(GROUPS, None)
+    drafts.pop(FIXING, None)
 
 
 def _chosen_groups(context: XContext) -> tuple[list[int], list[int]]:
@@ -482,6 +486,7 @@ async def new_task(update: Update, context: XContext) -> int:
         return ConversationHandler.END
     if not await require(update, context, Perm.TASKS_POST):
         return ConversationHandler.END
+    _drop(context)
     _save(context, TaskDraft())
     return await _ask(update, context, TITLE)
 
@@ -493,25 +498,68 @@ def _text(update: Update) -> str:
     return (update.effective_message.text or "").strip()
 
 
-async def got_title(update: Update, context: XContext) -> int:
-    draft = replace(_draft(context), title=_text(update))
+def _codes(step: int) -> set[str]:
+    return {code for code, at in STEP_OF.items() if at == step}
+
+
+async def _ask_step(update: Update, context: XContext, step: int) -> int:
+    values: dict[str, Any] = {}
+    if step == START:
+        values["tz"] = context.core.config.bot.timezone
+    if step == AREA:
+        values["areas"] = await _area_hint(update, context)
+    return await _ask(update, context, step, **values)
+
+
+async def _refuse(update: Update, context: XContext, step: int, problem: TaskInvalid) -> int:
+    await reply(update, context, context.t(f"tasks.invalid.{problem.code}", **problem.values))
+    return step
+
+
+async def _answered(update: Update, context: XContext, step: int, draft: TaskDraft) -> int:
+    """Check this step's answer with the service's rules; keep the user at the step when it is
+    wrong, else save it and go on (back to the preview when only this step was being fixed)."""
+    problem = _tasks(context).problem(draft, _codes(step))
+    if problem is not None:
+        return await _refuse(update, context, step, problem)
     _save(context, draft)
-    return await _ask(update, context, DESCRIPTION)
+    if context.user_data.setdefault("drafts", {}).pop(FIXING, None):
+        return await _preview(update, context)
+    return await _ask_step(update, context, step + 1)
+
+
+def _read_time(text: str, after: dt.datetime, tz: dt.tzinfo) -> tuple[dt.datetime | None, str]:
+    """(the time typed, after `after`) or (None, why not: "past", "too_far" or "when")."""
+    when = parse_local_time(text, after, tz)
+    if when is not None:
+        return when, ""
+    try:
+        parse_when(text, after.astimezone(tz).replace(tzinfo=None))
+    except InputError as exc:
+        return None, exc.code
+    except (ValueError, OverflowError):
+        return None, "when"
+    return None, "past"  # readable, yet refused: a moment that has just passed
+
+
+async def got_title(update: Update, context: XContext) -> int:
+    return await _answered(update, context, TITLE, replace(_draft(context), title=_text(update)))
 
 
 async def got_description(update: Update, context: XContext) -> int:
     text = _text(update)
-    _save(context, replace(_draft(context), description="" if text in SKIP else text))
-    return await _ask(update, context, START, tz=context.core.config.bot.timezone)
+    draft = replace(_draft(context), description="" if text in SKIP else text)
+    return await _answered(update, context, DESCRIPTION, draft)
 
 
 async def got_start(update: Update, context: XContext) -> int:
-    when = parse_local_time(_text(update), context.core.clock.now(), context.core.tz)
+    when, why = _read_time(_text(update), context.core.clock.now(), context.core.tz)
     if when is None:
+        if why == "past":
+            return await _refuse(update, context, START, TaskInvalid("start_past"))
         await reply(update, context, context.t("tasks.post.bad_time"))
         return START
-    _save(context, replace(_draft(context), starts_at=when))
-    return await _ask(update, context, END)
+    return await _answered(update, context, START, replace(_draft(context), starts_at=when))
 
 
 async def got_end(update: Update, context: XContext) -> int:
@@ -520,25 +568,26 @@ async def got_end(update: Update, context: XContext) -> int:
     end = None
     if text not in SKIP:
         assert draft.starts_at is not None
-        end = parse_local_time(text, draft.starts_at, context.core.tz)
+        # Read from the start of the start's day: "09:00" after a 10:30 start is refused, not
+        # silently moved to the next day (a typed date such as 12-02 09:00 still works).
+        day = draft.starts_at.astimezone(context.core.tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        end, _ = _read_time(text, day, context.core.tz)
         if end is None:
             await reply(update, context, context.t("tasks.post.bad_time"))
             return END
-    _save(context, replace(draft, ends_at=end))
-    return await _ask(update, context, PLACE)
+    return await _answered(update, context, END, replace(draft, ends_at=end))
 
 
 async def got_place(update: Update, context: XContext) -> int:
     message = update.effective_message
     draft = _draft(context)
     if message.location is not None:
-        values = {"lat": message.location.latitude, "lon": message.location.longitude}
+        values = {"place_text": "", "lat": message.location.latitude, "lon": message.location.longitude}
         if message.venue is not None:
             values["place_text"] = f"{message.venue.title} {message.venue.address}".strip()
     else:
-        values = {"place_text": _text(update)}
-    _save(context, replace(draft, **values))
-    return await _ask(update, context, AREA, areas=await _area_hint(update, context))
+        values = {"place_text": _text(update), "lat": None, "lon": None}
+    return await _answered(update, context, PLACE, replace(draft, **values))
 
 
 async def _area_hint(update: Update, context: XContext) -> str:
@@ -553,43 +602,46 @@ async def got_area(update: Update, context: XContext) -> int:
     if allowed is not None and area not in allowed:
         await reply(update, context, context.t("tasks.post.area_not_yours", areas="、".join(sorted(allowed))))
         return AREA
-    _save(context, replace(_draft(context), area=area))
-    return await _ask(update, context, SLOTS)
+    return await _answered(update, context, AREA, replace(_draft(context), area=area))
 
 
 async def got_slots(update: Update, context: XContext) -> int:
     slots = parse_int(_text(update))
-    if slots is None or slots < 1:
+    if slots is None:
         await reply(update, context, context.t("tasks.post.bad_number"))
         return SLOTS
-    _save(context, replace(_draft(context), slots=slots))
-    return await _ask(update, context, POINTS)
+    return await _answered(update, context, SLOTS, replace(_draft(context), slots=slots))
 
 
 async def got_points(update: Update, context: XContext) -> int:
     points = parse_int(_text(update))
-    if points is None or points < 0:
+    if points is None:
         await reply(update, context, context.t("tasks.post.bad_number"))
         return POINTS
-    _save(context, replace(_draft(context), points=points))
-    return await _ask(update, context, DEADLINE)
+    return await _answered(update, context, POINTS, replace(_draft(context), points=points))
 
 
 async def got_deadline(update: Update, context: XContext) -> int:
     text = _text(update)
     deadline = None
     if text not in SKIP:
-        deadline = parse_local_time(text, context.core.clock.now(), context.core.tz)
+        deadline, why = _read_time(text, context.core.clock.now(), context.core.tz)
         if deadline is None:
+            if why == "past":
+                return await _refuse(update, context, DEADLINE, TaskInvalid("deadline_past"))
             await reply(update, context, context.t("tasks.post.bad_time"))
             return DEADLINE
-    _save(context, replace(_draft(context), claim_deadline=deadline))
-    return await _ask(update, context, DETAILS)
+    return await _answered(update, context, DEADLINE, replace(_draft(context), claim_deadline=deadline))
 
 
 async def got_details(update: Update, context: XContext) -> int:
     text = _text(update)
-    _save(context, replace(_draft(context), private_details=None if text in SKIP else text))
+    draft = replace(_draft(context), private_details=None if text in SKIP else text)
+    problem = _tasks(context).problem(draft, _codes(DETAILS))
+    if problem is not None:
+        return await _refuse(update, context, DETAILS, problem)
+    _save(context, draft)
+    context.user_data.setdefault("drafts", {}).pop(FIXING, None)
     return await _preview(update, context)
 
 
@@ -609,9 +661,9 @@ async def _preview(update: Update, context: XContext) -> int:
         service.validate(draft)
     except TaskInvalid as exc:
         await reply(update, context, context.t(f"tasks.invalid.{exc.code}", **exc.values))
-        step = STEP_OF.get(exc.code, TITLE)
-        hint = await _area_hint(update, context)
-        return await _ask(update, context, step, tz=context.core.config.bot.timezone, areas=hint)
+        # Only that step again, then straight back here.
+        context.user_data.setdefault("drafts", {})[FIXING] = True
+        return await _ask_step(update, context, STEP_OF.get(exc.code, TITLE))
     candidates = await _groups_for(context, draft)
     _save_groups(context, candidates, candidates)
     await reply(update, context, service.preview(draft, context.lang), reply_markup=_preview_buttons(context))
@@ -790,8 +842,12 @@ async def _admin_view(context: XContext, count: TaskCount) -> tuple[str, InlineK
     if task.private_details:
         lines += ["", t("tasks.reminder.details", details=task.private_details)]
     if task.state in ("open", "full") and not started:
+        # Both ask for confirmation; 🔒 停止认领 is kept out of the first (top-left) place.
         rows.append(
-            [(t("tasks.button.close"), cb("sc", task.id)), (t("tasks.button.cancel_task"), cb("cx", task.id))]
+            [
+                (t("tasks.button.cancel_task"), cb("cx", task.id)),
+                (t("tasks.button.close"), cb("sca", task.id)),
+            ]
         )
     elif task.state == "closed" and not started:
         rows.append([(t("tasks.button.cancel_task"), cb("cx", task.id))])
@@ -838,6 +894,24 @@ async def mark(update: Update, context: XContext) -> None:
         else _outcome_text(context, result)[:200]
     )
     await _refresh_admin_view(update, context, task_id)
+
+
+async def ask_close(update: Update, context: XContext) -> None:
+    """🔒 停止认领 asks first (it cannot be undone)."""
+    query = update.callback_query
+    values = await _ids(update, context, 1)
+    if values is None:
+        return
+    count = await _managed_task(update, context, values[0])
+    if count is None:
+        return
+    await query.answer()
+    await reply(
+        update,
+        context,
+        context.t("tasks.manage.close_ask", title=count.task.title),
+        reply_markup=_markup([[(context.t("tasks.button.close_yes"), cb("sc", values[0]))]]),
+    )
 
 
 async def close_task(update: Update, context: XContext) -> None:
@@ -981,6 +1055,7 @@ def register(app: Application) -> None:
         ("as", answer_assignment),
         ("ad", admin_view),
         ("mk", mark),
+        ("sca", ask_close),
         ("sc", close_task),
         ("cx", ask_cancel),
         ("cxy", cancel_task),

@@ -349,3 +349,86 @@ async def test_captain_of_one_area_cannot_manage_a_task_without_area(bot, tg):
     await (await street_captain.press_data(f"tk:ad:{area_task}")).wait()
     view = await street_captain.expect_message(contains="名单")
     assert "王奶奶" in view.text
+
+
+async def answers(chat, *steps: tuple[str, str]) -> None:
+    """Each answer gets exactly one reply, containing the expected text (no step is skipped)."""
+    for answer, expected in steps:
+        if answer.startswith("button:"):
+            await (await chat.press(answer.removeprefix("button:"))).wait()
+        else:
+            await chat.send(answer)
+        got = await chat.expect_message()
+        assert expected in got.text, (answer, got.text)
+        await chat.expect_no_message(within=0.05)
+
+
+async def test_newtask_checks_each_answer_at_its_own_step(bot, tg):
+    await bot.grant(CAPTAIN, "captain")
+    _, captain = await started(tg, CAPTAIN, "李队长")
+    await captain.send("/newtask")
+    await captain.expect_message(contains="1/10")
+    await answers(
+        captain,
+        ("长" * 300, "标题太长了，最多 60 个字。"),
+        ("助老送餐", "2/10"),
+        ("-", "3/10"),
+        ("2026-11-20 10:00", "已经过去"),  # a past start says so (not "没看懂")
+        ("2026-11-25 09:00", "已经过去"),  # earlier today
+        ("11-27 10:30", "4/10"),
+        ("09:00", "结束时间要晚于开始时间"),  # not silently the next day
+        ("11-28 09:00", "5/10"),  # a typed date is taken as is
+        ("文新社区", "6/10"),
+        ("button:跳过", "7/10"),
+        ("+0", "1 到 500"),
+        ("+100000", "1 到 500"),
+        ("2", "8/10"),
+        ("-5", "0 到 1000"),
+        ("10", "9/10"),
+        ("2026-11-24 10:00", "已经过去"),
+        ("11-28 10:00", "早于开始时间"),
+        ("-", "10/10"),
+        ("王奶奶", "预览"),
+    )
+    preview = captain.state.bot_messages[-1].text
+    assert "11月27日（周五）10:30–11月28日（周六）09:00" in preview
+
+
+async def test_preview_reasks_only_the_failing_step(bot, tg):
+    await bot.grant(CAPTAIN, "captain")
+    _, captain = await started(tg, CAPTAIN, "李队长")
+    await captain.send("/newtask")
+    await captain.expect_message(contains="1/10")
+    await answers(
+        captain,
+        ("助老送餐", "2/10"),
+        ("-", "3/10"),
+        ("10:30", "4/10"),  # today, half an hour from now
+        ("-", "5/10"),
+        ("文新社区", "6/10"),
+        ("button:跳过", "7/10"),
+        ("2", "8/10"),
+        ("10", "9/10"),
+        ("-", "10/10"),
+    )
+    await bot.advance(hours=1)  # the start passes while the captain types
+    await captain.send("-")
+    assert "已经过去" in (await captain.expect_message()).text
+    assert "3/10" in (await captain.expect_message()).text
+    await answers(captain, ("11-27 10:30", "预览"))  # straight back: steps 4-10 are kept
+
+
+async def test_stop_claims_asks_first_and_is_not_top_left(bot, tg):
+    await bot.grant(CAPTAIN, "captain")
+    _, captain = await started(tg, CAPTAIN, "李队长")
+    task_id = await publish(bot)
+    await captain.send("/tasks")
+    await captain.expect_message(contains="我发布的心愿")
+    await (await captain.press(f"管理 #{task_id}")).wait()
+    view = await captain.expect_message(contains="名单")
+    assert view.labels[0] != "🔒 停止认领"
+    await (await captain.press("🔒 停止认领", message=view)).wait()
+    ask = await captain.expect_message(contains="确定停止认领")
+    assert (await store.get(bot.db, task_id)).state == "open"  # nothing happened yet
+    await (await captain.press("确定停止认领", message=ask)).wait()
+    assert (await store.get(bot.db, task_id)).state == "closed"

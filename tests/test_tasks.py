@@ -464,3 +464,19 @@ async def test_replanning_after_a_restart_adds_nothing(core, svc, tmp_path):
     assert await again.plan_reminders(task.id) == 1
     assert len(await rows(again.core, f"task:{task.id}:rem:")) == 2
     await db.close()
+
+
+def test_time_shows_the_year_only_outside_the_current_one(svc):
+    assert svc.format_time(dt.datetime(2026, 12, 1, 6, 30, tzinfo=dt.UTC), "zh") == "12月1日（周二）14:30"
+    assert svc.format_time(dt.datetime(2027, 1, 5, 6, 30, tzinfo=dt.UTC), "zh") == "2027年1月5日（周二）14:30"
+    assert "2027" in svc.format_time(dt.datetime(2027, 1, 5, 6, 30, tzinfo=dt.UTC), "en")
+    # The year is the local one: 31 Dec 2026 17:00 UTC is already 2027 in Shanghai.
+    assert "2027年" in svc.format_time(dt.datetime(2026, 12, 31, 17, 0, tzinfo=dt.UTC), "zh")
+
+
+def test_problem_checks_one_step_with_the_same_rules(svc):
+    half_typed = TaskDraft(title="长" * 300)
+    assert svc.problem(half_typed, {"title_empty", "title_too_long"}).code == "title_too_long"
+    assert svc.problem(TaskDraft(title="助老送餐"), {"title_empty", "title_too_long"}) is None
+    assert svc.problem(TaskDraft(slots=100000), {"slots_range"}).values == {"max": 500}
+    assert svc.problem(draft()) is None

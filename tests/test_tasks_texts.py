@@ -14,3 +14,22 @@ def test_every_outcome_is_worded():
     for lang in ("zh", "en"):
         assert len(catalog.t(lang, "tasks.months").split(",")) == 12
         assert len(catalog.t(lang, "tasks.weekdays").split(",")) == 7
+
+
+COUNTS = {"n", "count", "groups", "slots", "left", "taken", "points", "balance", "hours", "minutes"}
+COUNTS |= {"waiting", "place", "km", "delta", "days"}
+
+
+def test_english_counts_read_right_for_one():
+    """The catalog has no plural forms: texts with a count are worded so that 1 reads right."""
+    import re
+
+    from bot.i18n import placeholders
+
+    catalog = Catalog.load()
+    for key in [*catalog.keys("tasks."), *catalog.keys("points.")]:
+        template = catalog.texts["en"][key]
+        # Counts that can be 1 (`limit` and `max` are constants; names and titles are not counts).
+        values = {name: 1 if name in COUNTS else "X" for name in placeholders(template)}
+        text = template.format(**values)
+        assert not re.search(r"\b1 (?!h\b|min\b|km\b)[a-z]+s\b", text), (key, text)
