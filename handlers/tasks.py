@@ -180,9 +180,13 @@ def _item_lines(context: XContext, n: int, task: Task) -> list[str]:
     ]
 
 
-async def _wall_view(context: XContext, page: int) -> tuple[str, InlineKeyboardMarkup | None]:
+async def _wall_view(
+    context: XContext, page: int, *, private: bool = True
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    """The wall; in a group it is the same for everyone (soonest first: one courier's location
+    is neither shown nor used there, and Telegram allows asking for a location only in private)."""
     service = _tasks(context)
-    location, located_at = _location(context)
+    location, located_at = _location(context) if private else (None, None)
     wall = await service.wall(page, location=location, located_at=located_at)
     t = context.t
     if not wall.items:
@@ -209,13 +213,17 @@ async def _wall_view(context: XContext, page: int) -> tuple[str, InlineKeyboardM
     if wall.page + 1 < wall.pages:
         nav.append((t("tasks.button.next"), cb("pg", wall.page + 1)))
     rows.append(nav)
-    if not wall.by_distance:
+    if not wall.by_distance and private:
         rows.append([(t("tasks.button.near"), cb("near"))])
     return "\n".join(lines), _markup(rows)
 
 
+async def wishes_link(update: Update, context: XContext, _arg: str) -> None:
+    await wishes(update, context)
+
+
 async def wishes(update: Update, context: XContext) -> None:
-    text, markup = await _wall_view(context, 0)
+    text, markup = await _wall_view(context, 0, private=is_private(update))
     await reply(update, context, text, reply_markup=markup)
 
 
@@ -225,11 +233,13 @@ async def wall_page(update: Update, context: XContext) -> None:
     if values is None:
         return
     await query.answer()
-    text, markup = await _wall_view(context, values[0])
+    text, markup = await _wall_view(context, values[0], private=is_private(update))
     await query.edit_message_text(text, reply_markup=markup)
 
 
 async def ask_location(update: Update, context: XContext) -> int:
+    if not await private_only(update, context, "wishes"):
+        return ConversationHandler.END
     await update.callback_query.answer()
     keyboard = ReplyKeyboardMarkup(
         [[KeyboardButton(context.t("tasks.button.share_location"), request_location=True)]],
@@ -1042,6 +1052,7 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("wishes", wishes))
     app.add_handler(MessageHandler(menu_text(core.catalog, "menu.wishes"), wishes))
     deep_links(app)["mytasks"] = my_tasks_link
+    deep_links(app)["wishes"] = wishes_link
     deep_links(app)["tasks"] = managed_link
     app.add_handler(CommandHandler("mytasks", my_tasks))
     app.add_handler(CommandHandler("tasks", list_managed))

@@ -432,3 +432,27 @@ async def test_stop_claims_asks_first_and_is_not_top_left(bot, tg):
     assert (await store.get(bot.db, task_id)).state == "open"  # nothing happened yet
     await (await captain.press("确定停止认领", message=ask)).wait()
     assert (await store.get(bot.db, task_id)).state == "closed"
+
+
+async def test_wall_in_a_group_is_the_same_for_everyone(bot, tg):
+    """In a group: soonest first (no one's location used or shown), and no location request (Telegram
+    refuses request_location keyboards outside private chats)."""
+    await publish(
+        bot, title="近处", lat=30.275, lon=120.155, starts_at=bot.clock.now() + dt.timedelta(hours=5)
+    )
+    await publish(bot, title="早的", starts_at=bot.clock.now() + dt.timedelta(hours=2))
+    user, chat = await started(tg, 3090, "小冯")
+    await chat.share_location(30.2741, 120.1551)
+    await chat.expect_message()
+    group = tg.group(GROUP, "文新小哥群", creator=user)
+    await group.add_bot(by=user)
+    await bot.settle()
+    in_group = group.chat(user)
+    in_group.skip()
+    await in_group.send("/wishes")
+    wall = await in_group.expect_message(contains="心愿墙")
+    assert wall.text.index("早的") < wall.text.index("近处") and "公里" not in wall.text
+    assert not [label for label in wall.labels if "离我最近" in label]
+    forged = await (await in_group.press_data("tk:near", message_id=wall.message_id)).wait()
+    assert forged.show_alert and "私聊" in forged.text
+    assert not [c for c in tg.calls_to("sendMessage", GROUP) if not c.ok]

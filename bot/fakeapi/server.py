@@ -829,6 +829,12 @@ class FakeTelegram:
     ) -> JSONDict:
         """Create a bot message (validation done by caller except flood)."""
         chat = chat or self._writable_chat(params.get("chat_id"))
+        if chat.type != "private" and markup and "keyboard" in markup:
+            asks = [b for row in markup["keyboard"] for b in row if isinstance(b, dict)]
+            if any(b.get("request_location") for b in asks):
+                raise ApiError(400, "Bad Request: location can be requested in private chats only")
+            if any(b.get("request_contact") for b in asks):
+                raise ApiError(400, "Bad Request: phone number can be requested in private chats only")
         reply_to = self._reply_target(chat, params)
         self._flood_check(chat)
         data = self._base_message(chat, self.bot_user)
