@@ -68,6 +68,7 @@ ANY_FILTERED_RADIUS_M = 30_000.0
 """The same with quick filters: proving that no station matches means reading every station in the
 box, ~25 ms for 30 km around a city core at a million stations (~60 ms for 100 km)."""
 FLAG_REPEAT_HOURS = 24
+FLAG_NOTE_MAX = 300  # characters of a courier's explanation of a flag
 
 
 class StationInputError(ValueError):
@@ -443,6 +444,40 @@ class StationService:
                 )
                 await outbox.enqueue(tx, [message], now)
         return FlagResult(flag_id, False, chat)
+
+    async def add_flag_note(self, flag_id: int, user_id: int, note: str) -> bool:
+        """The courier's explanation of their flag ("which facility is broken"), sent on to the same
+        moderator chat. False when the flag is not theirs or already has one."""
+        note = note.strip()[:FLAG_NOTE_MAX]
+        if not note:
+            return False
+        now = self.core.clock.now()
+        async with self.core.db.transaction() as tx:
+            flag = await repo.set_flag_note(tx, flag_id, user_id, note)
+            if flag is None:
+                return False
+            station = await repo.get(tx, flag.station_id)
+            chat = self.moderator_chat(station.area if station else "")
+            if chat is not None and station is not None:
+                lang = self.core.config.bot.default_language
+                text = self.core.t(
+                    lang,
+                    "stations.flag.note_notice",
+                    reason=self.core.t(lang, f"stations.flag_reason.{flag.reason}"),
+                    name=station.name,
+                    station_id=station.id,
+                    note=note,
+                )
+                message = outbox.NewMessage(
+                    kind="station_flag",
+                    dedup_key=f"stflag:{flag_id}:note",
+                    chat_id=chat,
+                    payload={"method": "sendMessage", "params": {"text": text}},
+                    due_at=now,
+                    priority=0,
+                )
+                await outbox.enqueue(tx, [message], now)
+        return True
 
 
 def validate_fields(

@@ -18,6 +18,7 @@ field is being edited, a location or typed coordinates leave the edit and are se
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -80,6 +81,7 @@ _CODE = {v: k for k, v in _LETTER.items()}
 EDIT_FIELDS = ("name", "address", "opening_hours", "facilities", "phone", "location")
 TEXT_LIMITS = {"name": 60, "address": 120, "opening_hours": 120, "facilities": 300, "phone": 40}
 DRAFT = "stations"
+NOTE_REASONS = ("broken", "other")  # flags that ask for an optional explanation
 EDIT_VALUE, ADD_NAME, ADD_LOCATION, ADD_KIND, ADD_FACILITIES, ADD_HOURS, ADD_ADDRESS, ADD_AREA = range(8)
 SEARCH_LIMIT = 5
 EDIT_TIMEOUT = dt.timedelta(minutes=10)
@@ -516,6 +518,54 @@ async def flag_reason_pressed(update: Update, context: XContext) -> None:
         text = context.t("stations.ui.flag_done" if result.notified_chat else "stations.ui.flag_recorded")
     await query.answer()
     await query.edit_message_text(text)
+    if not result.duplicate and reason in NOTE_REASONS:
+        # The flag is already stored and on its way; an explanation is optional. A reply reaches the
+        # bot in a group too (privacy mode), hence ForceReply rather than a conversation step.
+        await reply(
+            update,
+            context,
+            context.t("stations.ui.flag_note_ask", flag_id=result.flag_id),
+            reply_markup=ForceReply(selective=True),
+        )
+
+
+_FLAG_REF = re.compile(r"#(\d{1,12})\s*$")
+
+
+async def on_flag_note(update: Update, context: XContext) -> None:
+    """A reply to the "want to say more?" prompt: the note goes to the same moderators."""
+    message = update.effective_message
+    target = message.reply_to_message
+    found = _FLAG_REF.search((target.text or "") if target else "")
+    if found is None:
+        return
+    added = await _service(context).add_flag_note(
+        int(found.group(1)), update.effective_user.id, message.text or ""
+    )
+    if added:
+        context.core.outbox.wake()
+    await reply(
+        update, context, context.t("stations.ui.flag_note_done" if added else "stations.ui.flag_note_stale")
+    )
+
+
+class _FlagNotePrompt(filters.MessageFilter):
+    """A reply to the bot's "want to say more about your station report?" prompt."""
+
+    def __init__(self, starts: set[str]) -> None:
+        super().__init__(name="FlagNotePrompt")
+        self.starts = starts
+
+    def filter(self, message: Message) -> bool:
+        target = message.reply_to_message
+        text = (target.text or "") if target is not None else ""
+        return bool(
+            target is not None
+            and target.from_user is not None
+            and target.from_user.is_bot
+            and _FLAG_REF.search(text)
+            and any(text.startswith(s) for s in self.starts)
+        )
 
 
 # -- moderators: activate, deactivate, edit, add ----------------------------------------------------
@@ -971,6 +1021,8 @@ def register(app: Application) -> None:
     app.add_handler(CallbackQueryHandler(flag_reason_pressed, pattern=r"^st:fr:"))
     app.add_handler(CallbackQueryHandler(toggle_pressed, pattern=r"^st:(on|off):"))
     app.add_handler(CallbackQueryHandler(stale_flow_button, pattern=r"^st:(ak|af|afd|skip|aa)"))
+    note_starts = {t.split("#")[0][:12] for t in core.catalog.all_languages("stations.ui.flag_note_ask")}
+    app.add_handler(MessageHandler(text & fresh & _FlagNotePrompt(note_starts), on_flag_note))
     # In groups: replies to the /stations prompt (they reach the bot under privacy mode).
     prompts = core.catalog.all_languages("stations.ui.group_ask")
     app.add_handler(

@@ -371,6 +371,16 @@ async def add_flag(
     )
 
 
+async def set_flag_note(db: Executor, flag_id: int, user_id: int, note: str) -> FlagRecord | None:
+    """Add the courier's explanation to their own flag, once (None: not theirs, or it has one)."""
+    row = await db.fetchone(
+        "UPDATE station_flags SET note = ? WHERE id = ? AND user_id = ? AND note = ''"
+        " RETURNING id, station_id, user_id, reason, note, created_at",
+        (note, flag_id, user_id),
+    )
+    return _flag(row) if row else None
+
+
 async def recent_flag(
     db: Executor, *, station_id: int, user_id: int, reason: str, since: dt.datetime
 ) -> FlagRecord | None:

@@ -167,6 +167,14 @@ async def test_flag_reaches_the_moderators(bot, tg):
     await chat.expect_edit(contains="已转告")
     notice = await mods.expect_message(contains="驿站反馈")
     assert "设施坏了" in notice.text and "北边驿站" in notice.text
+    # An optional explanation: a reply to the prompt reaches the same moderators, once.
+    ask = await chat.expect_message(contains="想说明一下吗")
+    await chat.send("微波炉坏了，插上没反应", reply_to=ask)
+    await chat.expect_message(contains="已把说明转给管理员")
+    more = await mods.expect_message(contains="驿站反馈补充")
+    assert "微波炉坏了" in more.text and "北边驿站" in more.text
+    await chat.send("再补一句", reply_to=ask)
+    await chat.expect_message(contains="已经有说明")
     await (
         await chat.press_data(
             f"st:fr:{notice.text.split('编号 ')[1].split('）')[0]}:broken", message_id=details.message_id
