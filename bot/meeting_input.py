@@ -5,7 +5,9 @@ Accepted (Chinese or Western forms, full-width digits and punctuation too):
 * start:    ``2026-12-07 14:30`` · ``12/7 14:30`` · ``12.7 14:30`` (month.day) · ``12月7日 14:30`` ·
             ``2026年12月7日下午2点半`` · ``明天中午1点`` · ``下周一 14:30`` · ``7 Dec 2pm`` ·
             ``tomorrow at 14:30`` · ``next monday 3pm``
-            (a date without a year means the next such date; a time is required; at most two years ahead)
+            (a date without a year means the next such date, but one that passed less than two months ago
+            is refused as past; a time alone that passed today means tomorrow; a time is required;
+            at most two years ahead)
 * duration: ``90`` (minutes) · ``90m`` · ``1.5h`` · ``1h30m`` · ``1小时30分钟`` · ``半小时``
 * offsets:  ``1d 1h`` · ``1天,1小时`` · ``30m`` · ``1440`` (minutes), separated by spaces or commas
 
@@ -80,6 +82,9 @@ _NOON = ("中午",)  # 中午1点 = 13:00, 中午12点 = 12:00
 _AM = ("上午", "早上", "早晨", "凌晨")
 #: How far ahead a typed time may be (a typo like 9999-12-31 must not be scheduled).
 MAX_AHEAD = relativedelta(years=2)
+#: A date without a year that passed less than this long ago is refused (InputError ``past_date``),
+#: not moved to next year; one further back means next year.
+RECENT_PAST = relativedelta(months=2)
 
 
 def _normalise(text: str) -> str:
@@ -107,6 +112,16 @@ def _minutes(text: str, *, allow_half: bool = True) -> int:
     if pos != len(s) or total <= 0 or total != int(total):
         raise InputError("duration")
     return int(total)
+
+
+#: Typed for "no place" (like other steps' "-"): the meeting is published without a 📍 line.
+_NO_PLACE = {"-", "--", "—", "——", "无", "没有", "none", "n/a"}
+
+
+def parse_place(text: str) -> str:
+    """A typed place, whitespace collapsed (at most 200 characters); "" for "-" (no place)."""
+    place = " ".join((text or "").split())[:200]
+    return "" if _normalise(place) in _NO_PLACE else place
 
 
 def parse_duration(text: str) -> int:
@@ -228,11 +243,19 @@ def parse_when(text: str, now_local: dt.datetime) -> dt.datetime:
         parsed = parsed.replace(tzinfo=None, second=0, microsecond=0)
         if weekday is not None and not next_week and parsed <= now_local:
             parsed += dt.timedelta(weeks=1)  # 周三 09:00 said on a Wednesday at 10:00 = next Wednesday
+        recently_passed = False
         if parsed <= now_local and not year_given:
-            parsed += relativedelta(years=1) if explicit_date else relativedelta(days=1)
+            if not explicit_date:
+                parsed += relativedelta(days=1)  # 9:00 said at 10:00 = tomorrow 09:00 (a time alone)
+            elif parsed > now_local - RECENT_PAST:
+                recently_passed = True  # 11-28 said on 11-29: a typo or a late entry, not next year
+            else:
+                parsed += relativedelta(years=1)  # 1-5 said in November = next January
         too_far = parsed > now_local + MAX_AHEAD
     except (ValueError, OverflowError):
         raise InputError("when") from None
+    if recently_passed:
+        raise InputError("past_date")
     if parsed <= now_local:
         raise InputError("past")
     if too_far:

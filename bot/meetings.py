@@ -31,6 +31,7 @@ from typing import Any
 from bot import holidays_cn
 from bot.core import Core
 from bot.ics import IcsMeeting, occurrence_ics, series_ics
+from bot.meeting_input import parse_place
 from bot.recurrence import (
     Occurrence,
     RecurrenceError,
@@ -497,7 +498,7 @@ class MeetingService:
             duration_minutes=duration,
             organizer_id=draft.organizer_id,
             rrule=sched.rrule,
-            place=draft.place.strip(),
+            place=parse_place(draft.place),
             lat=draft.lat,
             lon=draft.lon,
             reminder_offsets=self._offsets(draft.reminder_offsets),
@@ -538,12 +539,52 @@ class MeetingService:
             group = await groups_repo.get(self.core.db, chat_id)
             if group is not None and group.area and group.area not in area_set:
                 area_set.append(group.area)
+        return self._next_of(await repo.for_targets(self.core.db, chat_ids, area_set), limit, lang)
+
+    def _next_of(self, meetings: Sequence[MeetingRecord], limit: int, lang: str) -> list[Upcoming]:
         items = []
-        for meeting in await repo.for_targets(self.core.db, chat_ids, area_set):
+        for meeting in meetings:
             for occ in self.schedule_of(meeting).next_occurrences(self.now - self._running(meeting), limit):
                 items.append(Upcoming(meeting, occ, holidays_cn.holiday_name(occ.start.date(), lang)))
         items.sort(key=lambda u: (u.occurrence.start_utc, u.meeting.id))
         return items[:limit]
+
+    async def meeting_areas(self, meeting: MeetingRecord) -> set[str]:
+        """The areas a meeting is for: its areas and those of its groups ("" for a group without area)."""
+        areas = set(meeting.areas)
+        for chat_id in meeting.chat_ids:
+            group = await groups_repo.get(self.core.db, chat_id)
+            areas.add(group.area if group is not None and group.area else "")
+        return areas
+
+    async def visible_to(self, area: str | None) -> list[MeetingRecord]:
+        """Active meetings shown to a user in private: all of them for a user without an area, else
+        those of their area and those (partly) without an area."""
+        meetings = await repo.list_active(self.core.db)
+        if not area:
+            return meetings
+        visible = []
+        for meeting in meetings:
+            areas = await self.meeting_areas(meeting)
+            if not areas or area in areas or "" in areas:
+                visible.append(meeting)
+        return visible
+
+    async def upcoming_for_user(
+        self, area: str | None, *, limit: int = 5, lang: str = "zh"
+    ) -> list[Upcoming]:
+        """Next occurrences for a private listing (see ``visible_to``)."""
+        return self._next_of(await self.visible_to(area), limit, lang)
+
+    async def topic_targets_for_user(self, area: str | None) -> list[TopicTarget]:
+        """The next future occurrence of each meeting visible to this user, soonest first."""
+        targets = []
+        for meeting in await self.visible_to(area):
+            for occ in self.schedule_of(meeting).next_occurrences(self.now, 1):
+                if occ.start_utc > self.now:
+                    targets.append(TopicTarget(meeting, occ, self.topic_deadline(meeting, occ)))
+        targets.sort(key=lambda t: (t.occurrence.start_utc, t.meeting.id))
+        return targets
 
     @staticmethod
     def _running(meeting: MeetingRecord) -> dt.timedelta:
@@ -763,7 +804,8 @@ class MeetingService:
     ) -> MeetingRecord:
         """Change details (not times). The plan is redone: pending reminders are re-rendered, those of
         dropped offsets or groups withdrawn, new ones planned (a sent reminder is never sent again).
-        The target groups are told; groups no longer targeted are told it is not announced there now.
+        The target groups are told when the card changed (not for reminder times / topic deadline only);
+        groups no longer targeted are told it is not announced there now.
         """
         meeting = await self._require(meeting_id)
         retargeted = chat_ids is not None or areas is not None
@@ -777,7 +819,7 @@ class MeetingService:
         if title is not None:
             fields["title"] = self._title(title)
         if place is not None:
-            fields["place"] = place.strip()
+            fields["place"] = parse_place(place)
         if lat is not None and lon is not None:
             fields["lat"], fields["lon"] = lat, lon
         if reminder_offsets is not None:
@@ -798,7 +840,10 @@ class MeetingService:
                 )
         updated = await self._require(meeting.id)
         await self.plan_reminders(updated)
-        await self._notify(updated, "edited", lambda lang: self._changed_text(updated, lang))
+        # Reminder times and the topic deadline are not on the card: nothing visible changed, no notice.
+        lang = self.group_lang
+        if retargeted or self._changed_text(meeting, lang) != self._changed_text(updated, lang):
+            await self._notify(updated, "edited", lambda lang: self._changed_text(updated, lang))
         if retargeted:
             after = set(await self.target_chats(updated))
             await self._notify(
@@ -852,20 +897,26 @@ class MeetingService:
         return updated
 
     async def skip_occurrence(self, meeting_id: int, original: dt.datetime) -> MeetingRecord:
-        """Cancel one occurrence: its reminders are withdrawn and the groups told."""
+        """Cancel one occurrence: its reminders are withdrawn and the groups told. When it was the
+        only one left (a one-off meeting), the meeting ends (cancelled) and the groups are told so."""
         meeting = await self._require(meeting_id)
         occ = await self._require_occurrence(meeting, original)
-        self.schedule_of(meeting).skip(occ.original_start)  # validates
+        after = self.schedule_of(meeting).skip(occ.original_start)  # validates
+        last = not after.next_occurrences(self.now - self._running(meeting), 1)
         async with self.core.db.transaction() as tx:
             await repo.set_override(tx, meeting.id, occ.original_start, "skip", None, self.now)
             await repo.bump_revision(tx, meeting.id, self.now)
-        updated = await self._require(meeting.id)
-        await self.plan_reminders(updated)
+            if last:
+                await repo.cancel(tx, meeting.id, self.now)
+                await outbox_repo.cancel(tx, dedup_prefix=plan_prefix(meeting.id), now=self.now)
+        updated = await self._require(meeting.id, active=not last)
+        if not last:
+            await self.plan_reminders(updated)
         await self._notify(
             updated,
             "skip",
             lambda lang: self.tr(lang)(
-                "meetings.notice.skipped",
+                "meetings.notice.skipped_only" if last else "meetings.notice.skipped",
                 title=updated.title,
                 when=self.format_when(occ.start, updated.tz, lang),
             ),

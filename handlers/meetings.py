@@ -21,6 +21,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import logging
+import unicodedata
 from typing import Any
 
 from telegram import ForceReply, InlineKeyboardButton, InlineKeyboardMarkup, InputFile, Update
@@ -37,12 +38,13 @@ from telegram.ext import (
 from bot.app import XContext
 from bot.authz import Perm
 from bot.core import Core
-from bot.meeting_input import InputError, parse_duration, parse_offsets, parse_when
+from bot.meeting_input import InputError, parse_duration, parse_offsets, parse_place, parse_when
 from bot.meetings import (
     ANSWER_CODES,
     MeetingDraft,
     MeetingError,
     MeetingService,
+    TopicTarget,
     occ_code,
     occ_from_code,
 )
@@ -85,6 +87,7 @@ DRAFT = "meeting"
 LIST_LIMIT = 5
 DURATION_CHOICES = (60, 90, 120)
 NWEEKS_CHOICES = (2, 3, 4)
+MAX_NWEEKS = 52  #: every N weeks typed at that step: 1..52
 
 COMMANDS = [
     Command("meetings", "meetings.cmd.meetings"),
@@ -341,6 +344,31 @@ async def got_nweeks(update: Update, context: XContext) -> int:
     return await _after_rule(update, context)
 
 
+async def got_nweeks_text(update: Update, context: XContext) -> int:
+    """Every N weeks typed as a number (1-52) instead of tapping 2/3/4."""
+    draft = _draft(context)
+    text = unicodedata.normalize("NFKC", update.effective_message.text or "").strip()
+    if "start" not in draft:
+        await reply(update, context, context.t("meetings.ui.ask_when"))
+        return WHEN
+    if not text.isdigit() or not 1 <= int(text) <= MAX_NWEEKS:
+        await reply(update, context, context.t("meetings.ui.nweeks_typed"))
+        return NWEEKS
+    start = dt.datetime.fromisoformat(draft["start"])
+    draft["rrule"] = rrule_weekly(start.weekday(), int(text))
+    return await _after_rule(update, context)
+
+
+def _use_buttons(state: int) -> Any:
+    """Text typed at a step answered with buttons: say so and keep the step."""
+
+    async def hint(update: Update, context: XContext) -> int:
+        await reply(update, context, context.t("meetings.ui.use_buttons"))
+        return state
+
+    return hint
+
+
 async def got_rrule(update: Update, context: XContext) -> int:
     draft = _draft(context)
     text = (update.effective_message.text or "").strip()
@@ -453,7 +481,7 @@ async def got_place_text(update: Update, context: XContext) -> int:
             update, context, context.t("meetings.ui.place_got_location"), reply_markup=_keyboard(rows)
         )
         return PLACE
-    draft["place"] = " ".join((message.text or "").split())[:200]
+    draft["place"] = parse_place(message.text or "")
     return await _ask_targets(update, context)
 
 
@@ -754,8 +782,8 @@ async def meetings_command(update: Update, context: XContext) -> None:
     actor = actor_of(update)
     if is_private(update):
         record = await community(context).user(user.id) if user else None
-        areas = [record.area] if record and record.area else []
-        items = await service.upcoming(areas=areas, limit=LIST_LIMIT, lang=context.lang)
+        area = record.area if record and record.area else None
+        items = await service.upcoming_for_user(area, limit=LIST_LIMIT, lang=context.lang)
     else:
         items = await service.upcoming(chat_id=chat.id, limit=LIST_LIMIT, lang=context.lang)
     t = context.t
@@ -849,9 +877,10 @@ async def rsvp_pressed(update: Update, context: XContext) -> None:
 # -- topics ----------------------------------------------------------------------------------------------
 
 
-async def _topic_target(update: Update, context: XContext) -> tuple[int, dt.datetime] | None:
+async def _topic_target(update: Update, context: XContext) -> tuple[int, dt.datetime] | str | None:
     """The occurrence a topic from this user in this chat is for: the one whose button they pressed
-    last (if still upcoming), else the next one announced here / in their area."""
+    last (if still upcoming), else the next one announced here / visible to them in private
+    ("choose" when several meetings are visible in private: the user picks one first)."""
     service = _service(context)
     chosen = context.user_data.get("meeting_topic") if context.user_data is not None else None
     if isinstance(chosen, dict):
@@ -863,11 +892,27 @@ async def _topic_target(update: Update, context: XContext) -> tuple[int, dt.date
                 return meeting.id, original
     if is_private(update):
         record = await community(context).user(update.effective_user.id)
-        areas = [record.area] if record and record.area else []
-        target = await service.topic_target(areas=areas)
+        targets = await service.topic_targets_for_user(record.area if record and record.area else None)
+        if len(targets) > 1:
+            await _ask_topic_meeting(update, context, targets)
+            return "choose"
+        target = targets[0] if targets else None
     else:
         target = await service.topic_target(chat_id=update.effective_chat.id)
     return (target.meeting.id, target.occurrence.original_start) if target else None
+
+
+async def _ask_topic_meeting(update: Update, context: XContext, targets: list[TopicTarget]) -> None:
+    """Several meetings are open for topics: a button per meeting (the 💡 button of a reminder)."""
+    service = _service(context)
+    rows = []
+    for target in targets[:LIST_LIMIT]:
+        when = service.format_when(target.occurrence.start, target.meeting.tz, context.lang)
+        label = context.t("meetings.ui.topic_choice", title=target.meeting.title, when=when)
+        rows.append(
+            [(label, cb("mt", "topic", target.meeting.id, occ_code(target.occurrence.original_start)))]
+        )
+    await reply(update, context, context.t("meetings.ui.topic_choose"), reply_markup=_keyboard(rows))
 
 
 async def topic_command(update: Update, context: XContext) -> None:
@@ -875,7 +920,9 @@ async def topic_command(update: Update, context: XContext) -> None:
         return
     service = _service(context)
     target = await _topic_target(update, context)
-    if target is None:
+    if target == "choose":
+        return
+    if not isinstance(target, tuple):
         await reply(update, context, context.t("meetings.ui.topic_none"))
         return
     meeting = await service.get(target[0])
@@ -1068,12 +1115,13 @@ async def skip_pressed(update: Update, context: XContext) -> None:
         )
         return
     try:
-        await service.skip_occurrence(meeting.id, original)
+        updated = await service.skip_occurrence(meeting.id, original)
     except (MeetingError, RecurrenceError) as exc:
         await _error(update, context, exc)
         return
     await query.answer()
-    await query.edit_message_text(context.t("meetings.ui.skipped", when=when))
+    key = "meetings.ui.skipped" if updated.active else "meetings.ui.skipped_only"
+    await query.edit_message_text(context.t(key, when=when, title=meeting.title))
 
 
 async def cancel_pressed(update: Update, context: XContext) -> None:
@@ -1242,7 +1290,9 @@ async def _finish_edit(
     if query is not None:
         await query.answer()
         await query.edit_message_reply_markup(None)
-    await reply(update, context, context.t("meetings.ui.edited", title=updated.title))
+    quiet = set(fields) <= {"reminder_offsets", "topic_deadline_minutes"}  # not on the card: no notice
+    key = "meetings.ui.edited_quiet" if quiet else "meetings.ui.edited"
+    await reply(update, context, context.t(key, title=updated.title))
     return ConversationHandler.END
 
 
@@ -1280,7 +1330,7 @@ async def got_edit_place(update: Update, context: XContext) -> int:
         loc = message.location
         updated = await service.edit(meeting.id, lat=loc.latitude, lon=loc.longitude)
     else:
-        updated = await service.edit(meeting.id, place=" ".join((message.text or "").split())[:200])
+        updated = await service.edit(meeting.id, place=parse_place(message.text or ""))
     _drop(context)
     await reply(update, context, context.t("meetings.ui.edited", title=updated.title))
     return ConversationHandler.END
@@ -1367,8 +1417,14 @@ def register(app: Application) -> None:
         states={
             TITLE: [MessageHandler(text, got_title)],
             WHEN: [MessageHandler(text, got_when)],
-            RECUR: [CallbackQueryHandler(got_recur, pattern=r"^mt:nr:")],
-            NWEEKS: [CallbackQueryHandler(got_nweeks, pattern=r"^mt:nw:")],
+            RECUR: [
+                CallbackQueryHandler(got_recur, pattern=r"^mt:nr:"),
+                MessageHandler(text, _use_buttons(RECUR)),
+            ],
+            NWEEKS: [
+                CallbackQueryHandler(got_nweeks, pattern=r"^mt:nw:"),
+                MessageHandler(text, got_nweeks_text),
+            ],
             RRULE: [MessageHandler(text, got_rrule)],
             DURATION: [
                 CallbackQueryHandler(got_duration_button, pattern=r"^mt:du:"),
@@ -1383,6 +1439,7 @@ def register(app: Application) -> None:
             TARGETS: [
                 CallbackQueryHandler(toggle_target, pattern=r"^mt:t[ga]:"),
                 CallbackQueryHandler(targets_done, pattern=r"^mt:td$"),
+                MessageHandler(text, _use_buttons(TARGETS)),
             ],
             OFFSETS: [
                 CallbackQueryHandler(offsets_default, pattern=r"^mt:rm:default$"),
@@ -1396,6 +1453,7 @@ def register(app: Application) -> None:
                 CallbackQueryHandler(confirmed, pattern=r"^mt:ok$"),
                 CallbackQueryHandler(discarded, pattern=r"^mt:no$"),
                 CallbackQueryHandler(tz_pressed, pattern=r"^mt:tz$"),
+                MessageHandler(text, _use_buttons(CONFIRM)),
             ],
             TIMEZONE: [
                 CallbackQueryHandler(tz_default, pattern=r"^mt:tz:default$"),

@@ -646,10 +646,10 @@ async def test_edit_reminder_offsets_and_topic_deadline_from_the_manage_menu(bot
     await mod.send("后天")  # unreadable: explained, the step kept
     await mod.expect_message(contains="没看懂提醒时间")
     await mod.send("1天 2小时")
-    await mod.expect_message(contains="已更新")
+    done = await mod.expect_message(contains="已更新")
+    assert "不另行通知" in done.text
     await bot.settle()
-    notice = await reader.expect_message(contains="更新")
-    assert "小哥议事会" in notice.text
+    await reader.expect_no_message()  # reminder times are not on the card: the groups are not told
     assert (await meetings_repo.get(bot.db, meeting.id)).reminder_offsets == (1440, 120)
     sent = await outbox_repo.get_by_key(bot.db, reminder_key(meeting.id, FIRST, 1440, GROUP_ID))
     old = await outbox_repo.get_by_key(bot.db, reminder_key(meeting.id, FIRST, 60, GROUP_ID))
@@ -673,6 +673,8 @@ async def test_edit_reminder_offsets_and_topic_deadline_from_the_manage_menu(bot
     assert "现在：开会前20小时" in ask.text
     await mod.send("2天")
     await mod.expect_message(contains="已更新")
+    await bot.settle()
+    assert not [m for m in reader.messages if "有更新" in (m.text or "")]
     assert (await meetings_repo.get(bot.db, meeting.id)).topic_deadline_minutes == 2 * 1440
     digest = await outbox_repo.get_by_key(
         bot.db, f"mtg:{meeting.id}:{second:%Y-%m-%dT%H:%MZ}:topics:{MOD_ID}"
@@ -743,3 +745,126 @@ async def test_reschedule_shows_holiday_flags_at_once(bot, tg):
     oct5 = dt.datetime(2026, 10, 5, 6, 30, tzinfo=UTC)
     row = await outbox_repo.get_by_key(bot.db, reminder_key(meeting.id, oct5, 60, GROUP_ID))
     assert row.state == "cancelled"
+
+
+async def test_private_listing_and_topics_without_a_user_area(bot, tg):
+    from storage import users as users_repo
+
+    mod, _group, _reader = await setup_world(bot, tg)
+    other_id = -100299
+    owner = tg.user(OWNER_ID + 50, "别的群主", started=True)
+    other = tg.group(other_id, "西溪小哥群", creator=owner)
+    await other.add_bot(by=owner)
+    await bot.settle()
+    await groups_repo.set_area(bot.db, other_id, "西溪街道", bot.clock.now())
+    await weekly_meeting(bot)
+    await weekly_meeting(
+        bot, title="西溪议事会", chat_ids=(other_id,), first_start=dt.datetime(2026, 12, 1, 9, 0)
+    )
+
+    # A courier in private, no area on record: every upcoming meeting, via /meetings and the menu button.
+    courier = tg.private(tg.user(2110, "阿强", started=True))
+    await courier.send("/meetings")
+    listing = await courier.expect_message(contains="近期议事会")
+    assert "小哥议事会" in listing.text and "西溪议事会" in listing.text
+    await courier.send("🗓 议事会")
+    listing = await courier.expect_message(contains="近期议事会")
+    assert "西溪议事会" in listing.text
+
+    # The organizer (no area either) sees their meeting too.
+    mod.skip()
+    await mod.send("/meetings")
+    listing = await mod.expect_message(contains="近期议事会")
+    assert "小哥议事会" in listing.text
+
+    # /topic in private with several meetings: choose first, then the topic goes to that one.
+    await courier.send("/topic 东门能否临时停车")
+    choose = await courier.expect_message(contains="哪一场")
+    assert any("西溪议事会" in label for label in choose.labels)
+    label = next(label for label in choose.labels if "西溪议事会" in label)
+    hint = await (await courier.press(label, message=choose)).wait()
+    assert hint.show_alert and "西溪议事会" in hint.text
+    await courier.send("/topic 东门能否临时停车")
+    saved = await courier.expect_message(contains="已收到你的议题")
+    assert "西溪议事会" in saved.text
+
+    # With an area: that area's meetings (and area-less ones), not the other area's.
+    await users_repo.set_area(bot.db, 2110, AREA)
+    await courier.send("/meetings")
+    listing = await courier.expect_message(contains="近期议事会")
+    assert "小哥议事会" in listing.text and "西溪议事会" not in listing.text
+    courier.skip()
+    await courier.send("/topic 电梯能否让骑手先上")
+    saved = await courier.expect_message(contains="已收到你的议题")
+    assert "小哥议事会" in saved.text
+
+
+async def test_skipping_a_one_off_cancels_it_and_a_dash_place_is_no_place(bot, tg):
+    mod, _group, reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot, rrule=None, place="-")
+    assert meeting.place == ""
+    await open_manage(mod)
+    await (await mod.press("⏭ 跳过下一次")).wait()
+    await mod.expect_message(contains="确定取消")
+    await (await mod.press("确定跳过")).wait()
+    done = await mod.expect_edit(contains="已取消")
+    assert "议事会已结束" in done.text
+    await bot.settle()
+    notice = await reader.expect_message(contains="取消")
+    assert "其余照常" not in notice.text and "小哥议事会" in notice.text
+    assert not (await meetings_repo.get(bot.db, meeting.id)).active
+    # it left the manage list
+    mod.skip()
+    await mod.send("/meetings")
+    listing = await mod.expect_message(contains="议事会")
+    assert "⚙️ 管理：小哥议事会" not in listing.labels
+
+
+async def test_place_typed_as_dash_is_published_without_a_place(bot, tg):
+    mod, _group, reader = await setup_world(bot, tg)
+    await mod.send("/newmeeting")
+    await mod.expect_message(contains="第 1 步")
+    await mod.send("小哥议事会")
+    await mod.expect_message(contains="第 2 步")
+    await mod.send("11月30日 14:30")
+    await mod.expect_message(contains="多久开一次")
+    await mod.send("每周")  # typed at a button-only step: a hint, the step kept
+    await mod.expect_message(contains="请点上面的按钮")
+    await (await mod.press("只开这一次")).wait()
+    await mod.expect_message(contains="第 4 步")
+    await (await mod.press("90分钟")).wait()
+    await mod.expect_message(contains="第 5 步")
+    await mod.send("-")
+    await mod.expect_message(contains="第 6 步")
+    await mod.send("蒋村小哥群")  # typed instead of tapping: a hint, the step kept
+    await mod.expect_message(contains="请点上面的按钮")
+    await (await mod.press("⬜ 蒋村小哥群")).wait()
+    await (await mod.press("完成")).wait()
+    await mod.expect_message(contains="第 7 步")
+    await (await mod.press("默认：1天 + 1小时")).wait()
+    await mod.expect_message(contains="第 8 步")
+    await (await mod.press("默认：提前20小时")).wait()
+    preview = await mod.expect_message(contains="请确认")
+    assert "📍" not in preview.text
+    await (await mod.press("✅ 确认发布")).wait()
+    await mod.expect_message(contains="已安排")
+    announcement = await reader.expect_message(contains="小哥议事会")
+    assert "📍" not in announcement.text
+    (meeting,) = await meetings_repo.list_active(bot.db)
+    assert meeting.place == ""
+
+
+async def test_every_n_weeks_accepts_a_typed_number(bot, tg):
+    mod, _group, _reader = await setup_world(bot, tg)
+    await mod.send("/newmeeting")
+    await mod.expect_message(contains="第 1 步")
+    await mod.send("小哥议事会")
+    await mod.expect_message(contains="第 2 步")
+    await mod.send("11月30日 14:30")
+    await mod.expect_message(contains="多久开一次")
+    await (await mod.press("每隔几周……")).wait()
+    await mod.expect_edit(contains="每几周")
+    await mod.send("60")
+    await mod.expect_message(contains="1 到 52")
+    await mod.send("6")
+    await mod.expect_message(contains="第 4 步")

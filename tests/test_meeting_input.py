@@ -74,7 +74,7 @@ def test_parse_when_english(text: str, expected: dt.datetime) -> None:
         ("7.12", None),
         ("7.12 9:00", dt.datetime(2026, 7, 12, 9, 0)),
         ("2026.12.7 14:30", dt.datetime(2026, 12, 7, 14, 30)),
-        ("3.1 14:30", dt.datetime(2027, 3, 1, 14, 30)),  # passed this year: next year
+        ("1.2 14:30", dt.datetime(2027, 1, 2, 14, 30)),  # passed two months ago: next year
     ],
 )
 def test_parse_when_dotted_month_day(text: str, expected: dt.datetime | None) -> None:
@@ -187,3 +187,29 @@ def test_parse_offsets_errors(text: str) -> None:
     with pytest.raises(InputError) as err:
         parse_offsets(text)
     assert err.value.code == "offsets"
+
+
+@pytest.mark.parametrize(
+    ("text", "now", "code"),
+    [
+        ("11-28 10:00", dt.datetime(2026, 11, 29, 9, 0), "past_date"),  # yesterday: not 2027-11-28
+        ("11月28日 10:00", dt.datetime(2026, 11, 29, 9, 0), "past_date"),
+        ("3.1 14:30", MARCH, "past_date"),
+        ("11-25 9:00", NOW, "past_date"),  # today's date, an hour ago
+        ("10-1 9:00", NOW, "past_date"),  # under two months ago
+    ],
+)
+def test_recently_passed_date_without_year_is_refused(text: str, now: dt.datetime, code: str) -> None:
+    with pytest.raises(InputError) as err:
+        parse_when(text, now)
+    assert err.value.code == code
+    catalog = Catalog.load()
+    assert "这个时间已经过去了" in catalog.t("zh", "meetings.input.past_date")
+
+
+def test_date_without_year_further_back_means_next_year() -> None:
+    late_november = dt.datetime(2026, 11, 29, 9, 0)
+    assert parse_when("1-5 10:00", late_november) == dt.datetime(2027, 1, 5, 10, 0)
+    assert parse_when("9-1 10:00", late_november) == dt.datetime(2027, 9, 1, 10, 0)
+    # a time alone that passed today is tomorrow (deliberate rule, see test_parse_when_english)
+    assert parse_when("8:00", late_november) == dt.datetime(2026, 11, 30, 8, 0)

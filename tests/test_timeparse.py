@@ -38,7 +38,8 @@ def test_parse_local_time(text: str, local: dt.datetime) -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["9999-12-31 23:59", "2030-01-01 10:00", "hello", "14pm", "2025-01-01 10:00"]
+    "text",
+    ["9999-12-31 23:59", "2030-01-01 10:00", "hello", "14pm", "2025-01-01 10:00", "3.1 14:30", "3-3 9:00"],
 )
 def test_unreadable_past_or_far_is_none(text: str) -> None:
     assert parse_local_time(text, NOW, SH) is None
