@@ -158,7 +158,15 @@ class BroadcastService:
         if draft.audience == "subscribers":
             return await users_repo.reachable_subscribers(db)
         areas = draft.areas if draft.audience == "areas" else None
-        return [g.chat_id for g in await groups_repo.list_active(db, areas)]
+        return await self.group_audience(areas)
+
+    async def group_audience(self, areas: list[str] | None = None) -> list[int]:
+        """Active courier groups (of `areas`, or all): never the moderators' own chats, which see
+        notices as they are composed and would only get a copy."""
+        bot = self.core.config.bot
+        moderators = {bot.moderator_chat_id, *bot.area_moderator_chats.values()}
+        groups = await groups_repo.list_active(self.core.db, areas)
+        return [g.chat_id for g in groups if g.chat_id not in moderators]
 
     async def plan(self, draft: Draft) -> Plan:
         self.validate(draft)

@@ -116,7 +116,7 @@ async def _ask_audience(update: Update, context: XContext) -> int:
     allowed = await core.authz.areas_for(update.effective_user.id, Perm.BROADCAST_SEND)
     rows = []
     if allowed is None:
-        groups = await community(context).active_groups()
+        groups = await _service(context).group_audience()
         subscribers = await community(context).subscribers()
         rows.append(
             [

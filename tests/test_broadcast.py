@@ -370,3 +370,19 @@ async def test_progress_edits_are_paced_and_never_go_backwards(bot, tg):
     # since the pace is one edit a minute.
     assert len(edits) == 2, edits
     assert "已发送完毕" in edits[-1]
+
+
+async def test_all_groups_leaves_out_the_moderators_chat(bot, tg):
+    from tests.conftest import MODERATOR_CHAT_ID
+
+    await make_groups(tg, bot, 2)
+    owner = tg.user(OWNER, "群主")
+    mods = tg.group(MODERATOR_CHAT_ID, "版主群", creator=owner)
+    await mods.add_bot(by=owner)
+    await bot.settle()
+    chat = await moderator(tg, bot)
+    await compose(chat, "台风蓝色预警", "所有群（2 个）")  # the moderators' chat is not counted
+    await (await chat.press("✅ 发送")).wait()
+    await bot.settle()
+    assert delivered(tg, MODERATOR_CHAT_ID, "台风蓝色预警") == []
+    assert len(delivered(tg, -1002000000000, "台风蓝色预警")) == 1
