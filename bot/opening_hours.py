@@ -16,7 +16,8 @@ The subset (https://wiki.openstreetmap.org/wiki/Key:opening_hours covers the ful
 * ``off`` (or ``closed``) closes the selected days.
 * A later rule replaces the earlier ones for the days it selects (``Mo-Su 08:00-20:00; Su off`` is
   closed on Sundays). Upper/lower case, full-width characters (``；``, ``：``, ``，``) and dashes
-  (``–``, ``~``, ``至``) are tolerated.
+  (``–``, ``~``, ``至``) are tolerated, and so is Chinese as station keepers write it: ``周一至周五
+  9:00-21:00，周末 10:00-18:00``, ``工作日``, ``每天``, ``星期六``, ``节假日休息``.
 
 Not supported (a clear ``OpeningHoursError``): months, dates, week numbers, ``SH``, ``sunrise``,
 open ends (``18:00+``), comments, and ``||`` fallback rules.
@@ -192,8 +193,32 @@ def _parse_cached(text: str) -> OpeningHours:
     return OpeningHours.parse(text)
 
 
+# Chinese as station keepers write it ("周一至周五 9:00-21:00，周末 10:00-18:00"), longest words first.
+_CHINESE_WORDS = [
+    ("法定节假日", "PH"),
+    ("节假日", "PH"),
+    ("工作日", "Mo-Fr"),
+    ("周末", "Sa,Su"),
+    ("每天", "Mo-Su"),
+    ("每日", "Mo-Su"),
+    ("天天", "Mo-Su"),
+    ("不营业", "off"),
+    ("休息", "off"),
+    ("关门", "off"),
+]
+_CHINESE_DAY = re.compile(r"(?:星期|礼拜|周)([一二三四五六日天])")
+_CHINESE_DAY_CODE = {"一": "Mo", "二": "Tu", "三": "We", "四": "Th", "五": "Fr", "六": "Sa", "日": "Su", "天": "Su"}
+# After a time, a comma that starts a new day selector separates rules (", 周末 ..." -> "; Sa,Su ...").
+_RULE_COMMA = re.compile(r"(?<=\d)\s*,\s*(?=(?:Mo|Tu|We|Th|Fr|Sa|Su|PH)\b)")
+
+
 def _normalise(text: str) -> str:
-    norm = unicodedata.normalize("NFKC", text).translate(_DASHES)
+    norm = unicodedata.normalize("NFKC", text).translate(_DASHES).replace("、", ",")
+    for word, code in _CHINESE_WORDS:
+        norm = norm.replace(word, f" {code} ")
+    norm = _CHINESE_DAY.sub(lambda m: f" {_CHINESE_DAY_CODE[m.group(1)]} ", norm)
+    norm = re.sub(r"\s*([-,])\s*", r"\1", norm)  # "Mo - Fr" -> "Mo-Fr" after the word swaps
+    norm = _RULE_COMMA.sub("; ", norm)
     return re.sub(r"\s+", " ", norm).strip()
 
 

@@ -144,3 +144,22 @@ def test_errors_have_reasons(text, reason):
         parse_opening_hours(text)
     assert reason in err.value.reason
     assert isinstance(err.value, ValueError)
+
+
+@pytest.mark.parametrize(
+    ("text", "same_as"),
+    [
+        ("周一至周五 9:00-21:00，周末 10:00-18:00", "Mo-Fr 09:00-21:00; Sa,Su 10:00-18:00"),
+        ("工作日 9:00-18:00", "Mo-Fr 09:00-18:00"),
+        ("每天 8:00-22:00", "Mo-Su 08:00-22:00"),
+        ("星期六、星期日 10:00-16:00", "Sa,Su 10:00-16:00"),
+        ("周一-周五 08:00-12:00,13:00-18:00；节假日休息", "Mo-Fr 08:00-12:00,13:00-18:00; PH off"),
+        ("礼拜天 9:00-12:00", "Su 09:00-12:00"),
+    ],
+)
+def test_chinese_as_station_keepers_write_it(text: str, same_as: str) -> None:
+    ours, osm = parse_opening_hours(text), parse_opening_hours(same_as)
+    start = dt.datetime(2026, 11, 23, 0, 0)  # a Monday
+    for hour in range(0, 24 * 7, 1):
+        at = start + dt.timedelta(hours=hour, minutes=30)
+        assert ours.is_open(at) == osm.is_open(at), (text, at)
