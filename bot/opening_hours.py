@@ -207,7 +207,16 @@ _CHINESE_WORDS = [
     ("关门", "off"),
 ]
 _CHINESE_DAY = re.compile(r"(?:星期|礼拜|周)([一二三四五六日天])")
-_CHINESE_DAY_CODE = {"一": "Mo", "二": "Tu", "三": "We", "四": "Th", "五": "Fr", "六": "Sa", "日": "Su", "天": "Su"}
+_CHINESE_DAY_CODE = {
+    "一": "Mo",
+    "二": "Tu",
+    "三": "We",
+    "四": "Th",
+    "五": "Fr",
+    "六": "Sa",
+    "日": "Su",
+    "天": "Su",
+}
 # After a time, a comma that starts a new day selector separates rules (", 周末 ..." -> "; Sa,Su ...").
 _RULE_COMMA = re.compile(r"(?<=\d)\s*,\s*(?=(?:Mo|Tu|We|Th|Fr|Sa|Su|PH)\b)")
 

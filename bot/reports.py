@@ -993,6 +993,66 @@ class ReportService:
         """
         return await repo.access_hotspots(self.db, category=rc.ACCESS, since=since, area=area, limit=limit)
 
+    async def reporter_view(self, report_id: int, user_id: int, lang: str) -> str | None:
+        """The reporter's own view of their report: its content and its history of status changes with
+        the moderators' notes. None unless `user_id` filed it. Never names moderators, supporters or
+        any other reporter (the "+1" voices appear as a count only)."""
+        report = await repo.get(self.db, report_id)
+        if report is None or report.reporter_id != user_id:
+            return None
+        t, catalog = self.core.t, self.core.catalog
+        lines = [
+            t(
+                lang,
+                "reports.card.title",
+                ref=report.ref,
+                kind=rc.kind_label(catalog, lang, report.kind),
+                category=rc.category_label(catalog, lang, report.kind, report.category),
+            ),
+            t(lang, "reports.card.status", status=t(lang, f"reports.status.{report.status}")),
+        ]
+        if report.status == "duplicate" and report.duplicate_of:
+            original = await repo.get(self.db, report.duplicate_of)
+            if original is not None:
+                lines.append(t(lang, "reports.card.duplicate_of", ref=original.ref))
+        if report.description:
+            lines.append(t(lang, "reports.card.description", text=report.description))
+        if report.voice_file_id:
+            lines.append(t(lang, "reports.my.voice"))
+        photo_count = len(await repo.photos(self.db, report.id))
+        if photo_count:
+            lines.append(t(lang, "reports.my.photos", count=photo_count))
+        if report.compound:
+            lines.append(t(lang, "reports.card.compound", compound=report.compound))
+        if report.property_company:
+            lines.append(t(lang, "reports.card.property", company=report.property_company))
+        if report.place_text:
+            lines.append(t(lang, "reports.card.place", place=report.place_text))
+        if report.lat is not None and report.lon is not None:
+            lines.append(t(lang, "reports.card.coords", lat=f"{report.lat:.5f}", lon=f"{report.lon:.5f}"))
+        if report.kind == rc.GRIEVANCE:
+            key = "reports.flow.summary_anonymous" if report.anonymous else "reports.flow.summary_named"
+            lines.append(t(lang, key))
+        if report.supporters:
+            lines.append(t(lang, "reports.card.supporters", count=report.supporters))
+        lines += ["", t(lang, "reports.my.history_title")]
+        for event in await repo.events(self.db, report.id):
+            if event.action == "support":
+                continue  # another courier's "+1": not theirs to see
+            when = self._local(event.at)
+            if event.action == "confirm":
+                lines.append(t(lang, "reports.my.history_confirm", time=when))
+                continue
+            if event.to_status is None:
+                continue
+            status = t(lang, f"reports.status.{event.to_status}")
+            key = {"submit": "history_submit", "reopen": "history_reopen"}.get(event.action, "history_line")
+            lines.append(t(lang, f"reports.my.{key}", time=when, status=status))
+            if event.note and event.action in MODERATOR_ACTIONS and event.action != "duplicate":
+                lines.append(t(lang, "reports.my.history_note", note=event.note))
+        text = "\n".join(lines)
+        return text if len(text) <= 4000 else text[:3999] + "…"
+
     def list_line(self, report: ReportRecord, lang: str) -> str:
         """One line of /myreports or /reports. Never names the reporter."""
         return self.core.t(

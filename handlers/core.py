@@ -353,7 +353,7 @@ async def _change_role(update: Update, context: XContext, *, grant: bool) -> Non
     if not rest:
         await reply(update, context, usage)
         return
-    role_name, area = rest[0].lower(), " ".join(rest[1:]).strip()
+    role_name, area = _role_code(context, rest[0]), " ".join(rest[1:]).strip()
     if role_name not in {r.value for r in GRANTABLE}:
         await reply(update, context, context.t("roles.unknown_role", role=role_name))
         return
@@ -512,6 +512,27 @@ def register_first(app: Application) -> None:
     app.add_handler(ChatMemberHandler(bot_membership, ChatMemberHandler.MY_CHAT_MEMBER), group=-5)
     app.add_handler(ChatMemberHandler(member_changed, ChatMemberHandler.CHAT_MEMBER), group=-5)
     app.add_handler(MessageHandler(filters.StatusUpdate.MIGRATE, group_migrated), group=-5)
+
+
+# Short Chinese names people use besides the catalog's labels (社区管理员, 志愿队长, 驿站管理员).
+_ROLE_ALIASES = {
+    "管理员": "moderator",
+    "版主": "moderator",
+    "社工": "moderator",
+    "队长": "captain",
+    "站长": "station_keeper",
+}
+
+
+def _role_code(context: XContext, typed: str) -> str:
+    """`moderator`, or its label in any language (社区管理员, Moderator), or a common short name (队长)."""
+    word = typed.strip().lower()
+    for role in GRANTABLE:
+        if word == role.value or word in {
+            x.lower() for x in context.core.catalog.all_languages(f"role.{role.value}")
+        }:
+            return role.value
+    return _ROLE_ALIASES.get(word, word)
 
 
 async def me_link(update: Update, context: XContext, _arg: str) -> None:

@@ -5,10 +5,13 @@
   company] -> photos -> location or place -> [grievance: anonymity] -> [hazard near an open one:
   "the same?"] -> summary with 提交 / 修改 / 取消. `/cancel` anywhere.
 * Entry: /report, the 📝 menu button, the deep link `/start report[_<group id>]` that `/report` in a
-  group answers with, and the quick path (a photo, then a shared location, becomes a hazard draft).
+  group answers with, and the quick path (a photo, then a shared location within QUICK_WINDOW, becomes
+  a hazard draft; later a location goes to 📍 nearest stations and the stale draft is dropped).
 * Moderators: the card buttons (rp:st:<id>:<action>) with ForceReply prompts for notes and the
   duplicate's reference, `/reports` (filters, hotspots, `/reports H-0042` for a card).
-* Couriers: `/myreports`, and the 是/没有 answer to "已解决了吗?" (rp:fb:<id>:y|n).
+* Couriers: `/myreports` (an unsubmitted draft, rp:dr:open; a button per report, rp:my:<id>, or
+  `/myreports H-0001`: their own report with its history), and the 是/没有 answer to "已解决了吗?"
+  (rp:fb:<id>:y|n).
 
 Callback data is never trusted: every press re-reads the report and re-checks the role and state;
 ids are parsed as short ASCII numbers. Every step re-checks its draft (`_step`): a draft dropped
@@ -20,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import functools
 import logging
 import math
@@ -105,6 +109,10 @@ DRAFT = "reports"
 COMPOUND_LIMIT = 60
 PAGE_SIZE = 10
 ESCALATION_INTERVAL_SECONDS = 600
+# The quick path (a photo, then a location) waits this long for the location (measured with core.clock);
+# after that a shared location belongs to other features again (📍 nearest stations) and the photo's
+# draft is dropped.
+QUICK_WINDOW = dt.timedelta(minutes=10)
 # Callback prefixes that only mean something inside the filing conversation.
 FLOW_PATTERN = r"^rp:(k|c|ph|sk|an|dup|sum|ed):"
 # Ids in callback data and deep links: ASCII digits only (str.isdigit() also takes '²', which int()
@@ -136,6 +144,35 @@ def _save(context: XContext, draft: ReportDraft, **extra: Any) -> None:
 
 def _drop(context: XContext) -> None:
     drop_draft(context, DRAFT)
+
+
+def _quick_fresh(state: Any, now: dt.datetime) -> bool:
+    """A quick-path draft (photo first) still waits for its location: within QUICK_WINDOW of the photo."""
+    if not isinstance(state, dict) or not state.get("quick"):
+        return False
+    try:
+        since = dt.datetime.fromisoformat(str(state.get("quick_at")))
+    except ValueError:
+        return False  # an older draft without a time: it has waited long enough
+    if since.tzinfo is None:
+        return False
+    return dt.timedelta(0) <= now - since <= QUICK_WINDOW
+
+
+class _QuickPending(filters.MessageFilter):
+    """The sender has a fresh quick-path photo waiting for its location (reads the app's user_data:
+    a filter sees no context). Without it a shared location is left to other features."""
+
+    def __init__(self, app: Application, core: Core) -> None:
+        super().__init__(name="QuickPending")
+        self._app, self._core = app, core
+
+    def filter(self, message: Message) -> bool:
+        user = message.from_user
+        data = self._app.user_data.get(user.id) if user is not None else None
+        drafts = data.get("drafts") if isinstance(data, dict) else None
+        state = drafts.get(DRAFT) if isinstance(drafts, dict) else None
+        return _quick_fresh(state, self._core.clock.now())
 
 
 def _parse_id(text: str) -> int | None:
@@ -301,17 +338,37 @@ async def quick_photo(update: Update, context: XContext) -> str | int:
     if caption and refused is None:
         draft.description = caption
     _drop(context)
-    _save(context, draft, quick=True, editing=False, caption_refused=refused is not None)
+    _save(
+        context,
+        draft,
+        quick=True,
+        quick_at=context.core.clock.now().isoformat(),
+        editing=False,
+        caption_refused=refused is not None,
+    )
     if refused is not None:
         # The photo stays; the courier learns why the caption is not the description and how to add one.
         await reply(update, context, context.t("reports.flow.caption_refused", **refused.values))
     await reply(
         update,
         context,
-        context.t("reports.flow.quick_photo"),
-        reply_markup=_location_keyboard(context, skip=False),
+        context.t("reports.flow.quick_photo", minutes=_quick_minutes()),
+        reply_markup=_quick_keyboard(context),
     )
     return QUICK_LOCATION
+
+
+def _quick_minutes() -> int:
+    return int(QUICK_WINDOW.total_seconds() // 60)
+
+
+def _quick_keyboard(context: XContext) -> ReplyKeyboardMarkup:
+    """The quick path's choice: 📍 send the location, or ❌ cancel the photo's draft."""
+    rows = [
+        [KeyboardButton(context.t("reports.flow.share_location"), request_location=True)],
+        [KeyboardButton(context.t("reports.flow.cancel"))],
+    ]
+    return ReplyKeyboardMarkup(rows, resize_keyboard=True, one_time_keyboard=True)
 
 
 # -- kind and category ----------------------------------------------------------------------------
@@ -413,6 +470,28 @@ async def description_voice(update: Update, context: XContext) -> str | int:
 
 
 @_step()
+async def description_photo(update: Update, context: XContext) -> str | int:
+    """A photo at the description step: its caption is the description, the photo the first photo."""
+    message = update.effective_message
+    service = _service(context)
+    caption = (message.caption or "").strip()
+    refusal = service.check_description(caption) if caption else None
+    if refusal is not None:
+        await reply(update, context, _refusal(context, refusal))
+        return DESCRIPTION  # nothing kept: the courier sends it again with a shorter caption
+    draft = _draft(context)
+    if service.can_add_photo(draft) is None:
+        draft.photos.append(message.photo[-1].file_id)
+    if not caption:
+        _save(context, draft)
+        await reply(update, context, context.t("reports.flow.photo_kept_need_description"))
+        return DESCRIPTION
+    draft.description = caption
+    _save(context, draft)
+    return await _after_description(update, context, draft)
+
+
+@_step()
 async def description_other(update: Update, context: XContext) -> str:
     await reply(update, context, context.t("reports.flow.need_text_or_voice"))
     return DESCRIPTION
@@ -493,10 +572,14 @@ def _photos_keyboard(context: XContext, draft: ReportDraft) -> InlineKeyboardMar
 async def _ask_photos(update: Update, context: XContext) -> str:
     draft = _draft(context)
     limit = context.core.config.reports.max_photos
+    if draft.photos:  # e.g. a photo with its caption as the description
+        text = context.t("reports.flow.photo_added", count=len(draft.photos), limit=limit)
+    else:
+        text = context.t("reports.flow.ask_photos", limit=limit)
     await reply(
         update,
         context,
-        context.t("reports.flow.ask_photos", limit=limit),
+        text,
         reply_markup=_photos_keyboard(context, draft),
     )
     return PHOTOS
@@ -512,6 +595,7 @@ async def photo_received(update: Update, context: XContext) -> str | int:
         return await _after_photos(update, context)
     draft.photos.append(update.effective_message.photo[-1].file_id)
     _save(context, draft)
+    await _photo_caption(update, context, draft)
     limit = context.core.config.reports.max_photos
     if len(draft.photos) >= limit:
         return await _after_photos(update, context)
@@ -522,6 +606,24 @@ async def photo_received(update: Update, context: XContext) -> str | int:
         reply_markup=_photos_keyboard(context, draft),
     )
     return PHOTOS
+
+
+async def _photo_caption(update: Update, context: XContext, draft: ReportDraft) -> None:
+    """A caption at the photo step: the description when there is none yet; else say it was not added."""
+    caption = (update.effective_message.caption or "").strip()
+    if not caption:
+        return
+    if draft.description:
+        await reply(update, context, context.t("reports.flow.caption_not_added"))
+        return
+    refused = _service(context).check_description(caption)
+    if refused is not None:
+        _state(context)["caption_refused"] = True
+        await reply(update, context, context.t("reports.flow.caption_refused", **refused.values))
+        return
+    draft.description = caption
+    _save(context, draft)
+    await reply(update, context, context.t("reports.flow.caption_as_description"))
 
 
 @_step()
@@ -561,7 +663,8 @@ async def _ask_location(update: Update, context: XContext) -> str:
     draft = _draft(context)
     optional = draft.kind == rc.GRIEVANCE
     key = "reports.flow.ask_location_optional" if optional else "reports.flow.ask_location"
-    await reply(update, context, context.t(key), reply_markup=_location_keyboard(context, skip=True))
+    # A hazard needs a place: only what is allowed is offered (share the location or type a place).
+    await reply(update, context, context.t(key), reply_markup=_location_keyboard(context, skip=optional))
     return LOCATION
 
 
@@ -652,8 +755,24 @@ async def _after_location(update: Update, context: XContext) -> str | int:
 # -- quick path: the location after the photo -----------------------------------------------------
 
 
+async def _quick_gone(update: Update, context: XContext) -> int | None:
+    """The photo waited longer than QUICK_WINDOW: drop its draft, say so once, leave the flow."""
+    if _quick_fresh(_state(context), context.core.clock.now()):
+        return None
+    _drop(context)
+    await reply(
+        update,
+        context,
+        context.t("reports.flow.quick_expired", minutes=_quick_minutes()),
+        reply_markup=main_menu(context),
+    )
+    return ConversationHandler.END
+
+
 @_step(category=False)
 async def quick_location(update: Update, context: XContext) -> str | int:
+    if (gone := await _quick_gone(update, context)) is not None:
+        return gone
     if not await _take_location(update, context):
         return QUICK_LOCATION
     await _ask_category(update, context, _draft(context), edit=False)
@@ -662,15 +781,26 @@ async def quick_location(update: Update, context: XContext) -> str | int:
 
 @_step(category=False)
 async def quick_place(update: Update, context: XContext) -> str | int:
+    if (gone := await _quick_gone(update, context)) is not None:
+        return gone
     if not await _take_place(update, context):
         return QUICK_LOCATION
     await _ask_category(update, context, _draft(context), edit=False)
     return CATEGORY
 
 
+async def quick_cancel(update: Update, context: XContext) -> int:
+    """The ❌ 取消 button under the photo's prompt: drop just this draft."""
+    _drop(context)
+    await reply(update, context, context.t("cancel.done"), reply_markup=main_menu(context))
+    return ConversationHandler.END
+
+
 @_step(category=False)
-async def quick_photo_more(update: Update, context: XContext) -> str:
+async def quick_photo_more(update: Update, context: XContext) -> str | int:
     """More photos before the location (an album arrives as one update per photo)."""
+    if not _quick_fresh(_state(context), context.core.clock.now()):
+        return await quick_photo(update, context)  # a new photo long after the old one: start afresh
     message = update.effective_message
     draft = _draft(context)
     refusal = _service(context).can_add_photo(draft)
@@ -683,19 +813,21 @@ async def quick_photo_more(update: Update, context: XContext) -> str:
         await reply(
             update,
             context,
-            context.t("reports.flow.quick_photo"),
-            reply_markup=_location_keyboard(context, skip=False),
+            context.t("reports.flow.quick_photo", minutes=_quick_minutes()),
+            reply_markup=_quick_keyboard(context),
         )
     return QUICK_LOCATION
 
 
 @_step(category=False)
-async def quick_other(update: Update, context: XContext) -> str:
+async def quick_other(update: Update, context: XContext) -> str | int:
+    if (gone := await _quick_gone(update, context)) is not None:
+        return gone
     await reply(
         update,
         context,
         context.t("reports.flow.need_location"),
-        reply_markup=_location_keyboard(context, skip=False),
+        reply_markup=_quick_keyboard(context),
     )
     return QUICK_LOCATION
 
@@ -898,7 +1030,7 @@ async def summary_action(update: Update, context: XContext) -> str | int:
     return ConversationHandler.END
 
 
-async def _ask_edit(update: Update, context: XContext) -> str:
+async def _ask_edit(update: Update, context: XContext, *, fresh: bool = False) -> str:
     draft = _draft(context)
     fields = ["category", "description", "photos", "location"]
     if draft.kind == rc.GRIEVANCE:
@@ -909,7 +1041,7 @@ async def _ask_edit(update: Update, context: XContext) -> str:
     rows = [buttons[i : i + 3] for i in range(0, len(buttons), 3)]
     rows.append([(context.t("reports.flow.back"), cb("rp", "ed", "back"))])
     query = update.callback_query
-    if query is not None:
+    if query is not None and not fresh:
         await query.edit_message_text(context.t("reports.flow.ask_edit"), reply_markup=_inline(rows))
     else:
         await reply(update, context, context.t("reports.flow.ask_edit"), reply_markup=_inline(rows))
@@ -960,6 +1092,53 @@ async def edit_chosen(update: Update, context: XContext) -> str | int:
 async def press_button(update: Update, context: XContext) -> None:
     """Typing where a button was expected: say so, keep the draft and the state."""
     await reply(update, context, context.t("reports.flow.press_button"))
+
+
+@_step()
+async def summary_nudge(update: Update, context: XContext) -> str | int:
+    """Typing or a photo at the summary: the card may be far up, so send it again with its buttons."""
+    await reply(update, context, context.t("reports.flow.summary_pending"))
+    return await _summary(update, context)
+
+
+@_step()
+async def edit_nudge(update: Update, context: XContext) -> str:
+    """Typing while "要修改哪一项？" waits: send the choice again."""
+    await reply(update, context, context.t("reports.flow.press_button_below"))
+    return await _ask_edit(update, context, fresh=True)
+
+
+def _pending_draft(context: XContext) -> ReportDraft | None:
+    """The courier's unsubmitted draft worth mentioning (kind chosen; not a photo that waited too long)."""
+    if not _draft_ready(context, kind=True, category=False):
+        return None
+    draft, state = _draft(context), _state(context)
+    waiting = state.get("quick") and not draft.has_location and not draft.place_text
+    if waiting and not _quick_fresh(state, context.core.clock.now()):
+        return None
+    return draft
+
+
+async def open_draft(update: Update, context: XContext) -> str | int:
+    """The 📝 打开草稿 button under /myreports: show the unsubmitted draft where it stands."""
+    query = update.callback_query
+    draft = _pending_draft(context)
+    if draft is None:
+        await query.answer(stale_button_text(context), show_alert=True)
+        with contextlib.suppress(BadRequest):
+            await query.edit_message_reply_markup(None)
+        return ConversationHandler.END
+    await query.answer()
+    state = _state(context)
+    if state.get("quick") and not draft.has_location and not draft.place_text:
+        await reply(
+            update,
+            context,
+            context.t("reports.flow.quick_photo", minutes=_quick_minutes()),
+            reply_markup=_quick_keyboard(context),
+        )
+        return QUICK_LOCATION
+    return await _summary(update, context)
 
 
 # -- moderator card buttons -----------------------------------------------------------------------
@@ -1152,18 +1331,62 @@ async def my_reports(update: Update, context: XContext) -> None:
             reply_markup=open_private_button(context, "myreports", "reports.my.open_private"),
         )
         return
+    args = list(context.args or [])
+    if len(args) == 1 and rc.parse_ref(args[0]) is not None:
+        await _send_my_report(update, context, args[0])
+        return
     await _send_my_reports(update, context)
 
 
 async def _send_my_reports(update: Update, context: XContext) -> None:
     service = _service(context)
     items = await service.my_reports(update.effective_user.id, limit=PAGE_SIZE)
+    draft = _pending_draft(context)
+    lines: list[str] = []
+    rows: list[list[tuple[str, str]]] = []
+    if draft is not None and draft.kind is not None:
+        kind = rc.kind_label(context.core.catalog, context.lang, draft.kind)
+        lines += [context.t("reports.my.draft", kind=kind), ""]
+        rows.append([(context.t("reports.my.open_draft"), cb("rp", "dr", "open"))])
     if not items:
-        await reply(update, context, context.t("reports.my.empty"))
+        lines.append(context.t("reports.my.empty"))
+    else:
+        lines.append(context.t("reports.my.title", count=len(items)))
+        lines.extend(service.list_line(r, context.lang) for r in items)
+        lines += ["", context.t("reports.my.buttons_hint")]
+        refs = [(r.ref, cb("rp", "my", r.id)) for r in items]
+        rows += [refs[i : i + 4] for i in range(0, len(refs), 4)]
+    await reply(update, context, "\n".join(lines), reply_markup=_inline(rows) if rows else None)
+
+
+async def _send_my_report(update: Update, context: XContext, ref: str) -> None:
+    """`/myreports H-0001`: the courier's own report with its history (nothing about others)."""
+    service = _service(context)
+    report = await service.get_by_ref(ref)
+    text = (
+        await service.reporter_view(report.id, update.effective_user.id, context.lang)
+        if report is not None
+        else None
+    )
+    if text is None:  # unknown, or someone else's: the same answer either way
+        await reply(update, context, context.t("reports.my.unknown_ref", ref=ref[:20]))
         return
-    lines = [context.t("reports.my.title", count=len(items))]
-    lines.extend(service.list_line(r, context.lang) for r in items)
-    await reply(update, context, "\n".join(lines))
+    await reply(update, context, text)
+
+
+async def my_report_button(update: Update, context: XContext) -> None:
+    """A reference button under /myreports (rp:my:<id>): re-read it, only the reporter sees it."""
+    query = update.callback_query
+    pieces = _parse(query.data, 3)
+    report_id = _parse_id(pieces[2]) if pieces is not None else None
+    text = None
+    if report_id is not None and is_private(update):
+        text = await _service(context).reporter_view(report_id, update.effective_user.id, context.lang)
+    if text is None:
+        await _stale(update, context)
+        return
+    await query.answer()
+    await reply(update, context, text)
 
 
 async def my_reports_link(update: Update, context: XContext, _arg: str) -> None:
@@ -1389,11 +1612,13 @@ def register(app: Application) -> None:
     other_in = ~filters.COMMAND & ~menu & ~filters.StatusUpdate.ALL & ~filters.LOCATION & fresh
     location_in = filters.LOCATION & filters.UpdateType.MESSAGE
     skip_words = filters.Text(sorted(core.catalog.all_languages("reports.flow.skip")))
+    cancel_words = filters.Text(sorted(core.catalog.all_languages("reports.flow.cancel")))
 
     # Moderator and reporter buttons first: they are not part of any conversation.
     app.add_handler(CallbackQueryHandler(card_button, pattern=rf"^{CB_STATUS}:"))
     app.add_handler(CallbackQueryHandler(feedback_button, pattern=rf"^{CB_FEEDBACK}:"))
     app.add_handler(CallbackQueryHandler(list_button, pattern=r"^rp:ls:"))
+    app.add_handler(CallbackQueryHandler(my_report_button, pattern=r"^rp:my:"))
     app.add_handler(
         MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND & fresh & _PromptReply(), prompt_reply)
     )
@@ -1410,13 +1635,18 @@ def register(app: Application) -> None:
         # Not re-entrant through the entry points: a photo inside the flow must not restart it
         # (the quick path). /report, the menu button and the deep link restart it as fallbacks.
         allow_reentry=False,
-        entry_points=[*restart, MessageHandler(private & filters.PHOTO, quick_photo)],
+        entry_points=[
+            *restart,
+            MessageHandler(private & filters.PHOTO, quick_photo),
+            CallbackQueryHandler(open_draft, pattern=r"^rp:dr:open$"),
+        ],
         states={
             KIND: [CallbackQueryHandler(kind_chosen, pattern=r"^rp:k:"), buttons_expected],
             CATEGORY: [CallbackQueryHandler(category_chosen, pattern=r"^rp:c:"), buttons_expected],
             DESCRIPTION: [
                 MessageHandler(private & text_in, description_text),
                 MessageHandler(private & filters.VOICE, description_voice),
+                MessageHandler(private & filters.PHOTO, description_photo),
                 MessageHandler(private & other_in, description_other),
             ],
             COMPOUND: [
@@ -1440,23 +1670,29 @@ def register(app: Application) -> None:
                 MessageHandler(private & other_in, location_other),
             ],
             QUICK_LOCATION: [
-                MessageHandler(private & location_in, quick_location),
+                # Only while the photo is fresh: later a location goes to 📍 nearest stations.
+                MessageHandler(private & location_in & _QuickPending(app, core), quick_location),
                 MessageHandler(private & filters.PHOTO, quick_photo_more),
+                MessageHandler(private & cancel_words, quick_cancel),
                 MessageHandler(private & text_in & ~skip_words, quick_place),
                 MessageHandler(private & other_in, quick_other),
             ],
             ANONYMITY: [CallbackQueryHandler(anonymity_chosen, pattern=r"^rp:an:"), buttons_expected],
             DUPLICATE: [CallbackQueryHandler(duplicate_answer, pattern=r"^rp:dup:"), buttons_expected],
-            SUMMARY: [CallbackQueryHandler(summary_action, pattern=r"^rp:sum:"), buttons_expected],
+            SUMMARY: [
+                CallbackQueryHandler(summary_action, pattern=r"^rp:sum:"),
+                MessageHandler(private & other_in, summary_nudge),
+            ],
             EDIT: [
                 CallbackQueryHandler(edit_chosen, pattern=r"^rp:ed:"),
                 CallbackQueryHandler(summary_action, pattern=r"^rp:sum:"),
-                buttons_expected,
+                MessageHandler(private & other_in, edit_nudge),
             ],
         },
         fallbacks=[
             cancel_fallback(DRAFT),
             *restart,
+            CallbackQueryHandler(open_draft, pattern=r"^rp:dr:open$"),
             CallbackQueryHandler(summary_action, pattern=r"^rp:sum:x$"),
             CallbackQueryHandler(_stale, pattern=FLOW_PATTERN),
         ],

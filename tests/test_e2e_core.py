@@ -99,6 +99,12 @@ async def test_grant_by_reply_and_refusal(bot, tg):
     await admin_chat.send("/revoke 1007 moderator 蒋村街道")
     await admin_chat.expect_message(contains="撤销")
     assert await bot.core.authz.roles_of(1007) == []
+    # Roles may be named as the bot shows them, or by their common short names.
+    await admin_chat.send("/grant 1007 队长 蒋村街道")
+    await admin_chat.expect_message(contains="志愿队长")
+    await admin_chat.send("/grant 1007 社区管理员")
+    await admin_chat.expect_message(contains="社区管理员")
+    assert sorted(r.value for r, _ in await bot.core.authz.roles_of(1007)) == ["captain", "moderator"]
 
 
 async def test_group_added_removed_migrated_and_area(bot, tg):

@@ -611,7 +611,10 @@ async def test_steps_without_their_draft_end_the_flow(bot, tg, caplog):
     await chat.send_photo()
     await chat.expect_message(contains="收到照片")
     wipe()
+    # Without its draft the location is left to 📍 nearest stations; a typed place ends the flow.
     await chat.share_location(LAT, LON)
+    assert "驿站" in (await chat.expect_message()).text
+    await chat.send("文三路")
     await chat.expect_message(contains="草稿已失效")
     # The flow really ended: a new one starts cleanly.
     await chat.send("/report")
@@ -752,3 +755,137 @@ async def test_category_change_at_summary_asks_duplicate_again(bot, tg):
     await (await chat.press("是同一个")).wait()
     await chat.expect_message(contains=f"已为 {theirs.ref} +1")
     assert (await w.service.get(theirs.id)).supporters == 1
+
+
+async def test_quick_photo_waits_briefly_then_location_goes_to_stations(bot, tg):
+    w = await World(bot, tg).setup()
+    chat = w.courier
+    await chat.send("/start")
+    await chat.expect_message(contains="你好")
+    await chat.send_photo()
+    prompt = await chat.expect_message(contains="收到照片")
+    assert "10 分钟" in prompt.text
+    assert prompt.button("📍 发送位置").get("request_location") is True
+    assert "❌ 取消" in prompt.labels
+    await bot.advance(minutes=11)
+    # Too late for the photo: the location asks for the nearest stations.
+    await chat.share_location(LAT, LON)
+    answer = await chat.expect_message()
+    assert "驿站" in answer.text and "位置已记录" not in answer.text
+    # Typed text is no hazard place: the stale draft is dropped, said once.
+    await chat.send("文三路")
+    gone = await chat.expect_message(contains="已自动清除")
+    assert "地点已记录" not in gone.text
+    assert "reports" not in (bot.app.user_data.get(COURIER_ID) or {}).get("drafts", {})
+
+
+async def test_quick_photo_cancel_button(bot, tg):
+    w = await World(bot, tg).setup()
+    chat = w.courier
+    await chat.send_photo()
+    await chat.expect_message(contains="收到照片")
+    await chat.send("❌ 取消")
+    await chat.expect_message(contains="已取消")
+    await chat.share_location(LAT, LON)
+    assert "驿站" in (await chat.expect_message()).text
+
+
+async def test_unsubmitted_summary_is_shown_again_and_listed(bot, tg):
+    w = await World(bot, tg).setup()
+    chat = w.courier
+    await _file_hazard(chat, photos=0)
+    await chat.expect_message(contains="请确认")
+    # Typing or a photo at the summary: the card comes again, with its buttons.
+    await chat.send("好了吗")
+    await chat.expect_message(contains="还没有提交")
+    card = await chat.expect_message(contains="请确认")
+    assert "✅ 提交" in [label for label, _ in card.inline]
+    await chat.send_photo()
+    await chat.expect_message(contains="还没有提交")
+    await chat.expect_message(contains="请确认")
+    # /myreports mentions the draft and opens it.
+    await chat.send("/myreports")
+    mine = await chat.expect_message(contains="还没提交的反映草稿")
+    assert "你还没有反映过问题" in mine.text
+    await (await chat.press("打开草稿", message=mine)).wait()
+    again = await chat.expect_message(contains="请确认")
+    await (await chat.press("提交", message=again)).wait()
+    await chat.expect_message(contains="H-0001")
+    await chat.send("/myreports")
+    mine = await chat.expect_message(contains="我反映的问题")
+    assert "草稿" not in mine.text
+    # The old draft button is dead now.
+    answer = await (await chat.press_data("rp:dr:open")).wait()
+    assert answer.show_alert
+
+
+async def _to_description(chat):
+    await chat.send("/report")
+    await chat.expect_message(contains="要反映什么")
+    await (await chat.press("隐患随手拍")).wait()
+    await chat.expect_edit(contains="请选择分类")
+    await (await chat.press("道路破损")).wait()
+    await chat.expect_message(contains="请简单描述")
+
+
+async def test_photo_with_caption_at_description_step(bot, tg):
+    w = await World(bot, tg).setup()
+    chat = w.courier
+    await _to_description(chat)
+    await chat.send_photo(caption="文三路有个大坑")
+    step = await chat.expect_message(contains="第 1 张")
+    assert [label for label, _ in step.inline] == ["完成"]
+    # A caption at the photo step when there already is a description: said, not lost silently.
+    await chat.send_photo(caption="另一句")
+    await chat.expect_message(contains="没有加入描述")
+    await chat.expect_message(contains="第 2 张")
+    await (await chat.press("完成")).wait()
+    ask = await chat.expect_message(contains="在哪里")
+    # A hazard needs a place: no 跳过 button.
+    assert "跳过" not in ask.labels and "📍 发送位置" in ask.labels
+    await chat.share_location(LAT, LON)
+    await chat.expect_message(contains="位置已记录")
+    summary = await chat.expect_message(contains="请确认")
+    assert "文三路有个大坑" in summary.text and "照片 2 张" in summary.text and "另一句" not in summary.text
+
+
+async def test_caption_at_photo_step_fills_an_empty_description(bot, tg):
+    w = await World(bot, tg).setup()
+    chat = w.courier
+    await _to_description(chat)
+    await chat.send_voice()
+    await chat.expect_message(contains="照片")
+    await chat.send_photo(caption="井盖不见了")
+    await chat.expect_message(contains="作为描述保存")
+    await chat.expect_message(contains="第 1 张")
+    await (await chat.press("完成")).wait()
+    await chat.expect_message(contains="在哪里")
+    await chat.send("文一路")
+    await chat.expect_message(contains="地点已记录")
+    summary = await chat.expect_message(contains="请确认")
+    assert "井盖不见了" in summary.text and "语音" in summary.text
+
+
+async def test_myreports_shows_own_report_with_history(bot, tg):
+    w = await World(bot, tg).setup()
+    ref, card = await _filed(w, w.courier)
+    await (await w.mod.press("受理", message=card)).wait()
+    await w.mod.expect_edit(contains="已受理", message_id=card.message_id)
+    await (await w.mod.press("已解决", message=card)).wait()
+    prompt = await w.mod.expect_message(contains="写一句说明")
+    await w.mod.reply_to(prompt, "已联系市政修补")
+    await bot.settle()
+    await w.courier.send("/myreports")
+    mine = await w.courier.expect_message(contains="我反映的问题")
+    await (await w.courier.press(ref, message=mine)).wait()
+    view = await w.courier.expect_message(contains="进展记录")
+    assert ref in view.text and "已受理" in view.text and "已解决" in view.text
+    assert "已联系市政修补" in view.text and "社工小林" not in view.text
+    # The compact form, and nothing about other couriers' reports.
+    await w.courier.send(f"/myreports {ref}")
+    assert "进展记录" in (await w.courier.expect_message(contains=ref)).text
+    await w.other.send(f"/myreports {ref}")
+    assert "找不到" in (await w.other.expect_message()).text
+    report = await w.service.get_by_ref(ref)
+    answer = await (await w.other.press_data(f"rp:my:{report.id}")).wait()
+    assert answer.show_alert and "过期" in answer.text

@@ -685,3 +685,19 @@ def test_cli_export(tmp_path):
     assert data.startswith(b"\xef\xbb\xbf")
     text = data.decode("utf-8-sig")
     assert "G-0001" in text and "匿名" in text and "wangxg" not in text
+
+
+async def test_reporter_view_history_notes_and_nothing_about_others(svc, clock):
+    report = await svc.submit(COURIER, grievance(anonymous=True))
+    await svc.add_supporter(report.id, OTHER)
+    clock.advance(minutes=5)
+    await svc.transition(report.id, "ack", MOD_A)
+    await svc.transition(report.id, "resolve", MOD_A, note="已与物业沟通")
+    text = await svc.reporter_view(report.id, COURIER, "zh")
+    assert text is not None
+    assert "G-0001" in text and "提交" in text and "已受理" in text and "已解决" in text
+    assert "已与物业沟通" in text and "匿名" in text and "另有 1 人" in text
+    assert "老张" not in text and "zhang" not in text and "社工" not in text
+    # Only the reporter sees it; a supporter or anyone else gets nothing.
+    assert await svc.reporter_view(report.id, OTHER, "zh") is None
+    assert await svc.reporter_view(report.id + 99, COURIER, "zh") is None
