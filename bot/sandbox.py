@@ -100,8 +100,17 @@ class Sandbox:
         self._seen = len(self.tg.calls)
 
     async def _load_stations(self, core: Any) -> None:
-        if not self.stations or not Path(self.stations).is_file():
+        if not self.stations:
             return
+        path = Path(self.stations)
+        if not path.is_file() and not path.is_absolute():
+            # The default (data/stations.demo.csv) names the project's file: find it from anywhere.
+            shipped = Path(__file__).resolve().parents[1] / path
+            path = shipped if shipped.is_file() else path
+        if not path.is_file():
+            self.say(f"(no stations file at {self.stations}: station search will find nothing)")
+            return
+        self.stations = str(path)
         try:
             module = importlib.import_module("bot.station_import")
         except ImportError:
