@@ -357,13 +357,7 @@ class MeetingService:
         self, meeting: MeetingRecord, occ: Occurrence, offset: int, lang: str
     ) -> dict[str, Any]:
         t = self.tr(lang)
-        rsvp_row = [
-            {
-                "text": t(f"meetings.rsvp.button_{answer}"),
-                "callback_data": rsvp_data(meeting.id, occ.original_start, answer),
-            }
-            for answer in repo.ANSWERS
-        ]
+        rsvp_row = self.rsvp_row(meeting, occ, lang)
         more_row = [{"text": t("meetings.button.calendar"), "callback_data": ics_data(meeting.id)}]
         if self._topics_open_at(meeting, occ, offset):
             more_row.insert(
@@ -374,6 +368,27 @@ class MeetingService:
                 },
             )
         return {"inline_keyboard": [rsvp_row, more_row]}
+
+    def rsvp_row(
+        self, meeting: MeetingRecord, occ: Occurrence, lang: str, n: int | None = None
+    ) -> list[dict[str, str]]:
+        """The RSVP buttons of one occurrence (the reminders', the announcement's, /meetings' items);
+        with ``n``, labelled with the item's number in a list."""
+        t = self.tr(lang)
+        row = []
+        for answer in repo.ANSWERS:
+            label = t(f"meetings.rsvp.button_{answer}")
+            if n is not None:
+                label = t("meetings.rsvp.button_numbered", n=n, answer=label)
+            row.append({"text": label, "callback_data": rsvp_data(meeting.id, occ.original_start, answer)})
+        return row
+
+    def announcement_markup(self, meeting: MeetingRecord, lang: str) -> dict[str, Any] | None:
+        """RSVP buttons for the next occurrence on the announcement of a new meeting."""
+        occ = self._next(meeting)
+        if occ is None:
+            return None
+        return {"inline_keyboard": [self.rsvp_row(meeting, occ, lang)]}
 
     def card_text(self, meeting: MeetingRecord, occ: Occurrence | None, lang: str) -> str:
         """The meeting as listed by /meetings and announced when scheduled."""
@@ -511,7 +526,10 @@ class MeetingService:
         meeting = await self._require(meeting_id)
         planned = await self.plan_reminders(meeting)
         await self._notify(
-            meeting, "created", lambda lang: self.card_text(meeting, self._next(meeting), lang)
+            meeting,
+            "created",
+            lambda lang: self.card_text(meeting, self._next(meeting), lang),
+            markup=lambda lang: self.announcement_markup(meeting, lang),
         )
         log.info("meeting %s scheduled by %s: %s", meeting.id, meeting.organizer_id, meeting.rrule or "once")
         return Scheduled(meeting, self.schedule_of(meeting), self.holiday_flags(meeting), planned)
@@ -762,23 +780,32 @@ class MeetingService:
     # -- changes -------------------------------------------------------------------------------------
 
     async def _notify(
-        self, meeting: MeetingRecord, what: str, render: Any, chats: Sequence[int] | None = None
+        self,
+        meeting: MeetingRecord,
+        what: str,
+        render: Any,
+        chats: Sequence[int] | None = None,
+        markup: Any = None,
     ) -> int:
         """Enqueue a notice (rendered per language) to the target groups (or ``chats``), once per
-        revision."""
+        revision; ``markup`` (lang -> reply_markup dict or None) adds buttons."""
         if chats is None:
             chats = await self.target_chats(meeting)
         if not chats:
             return 0
         lang = self.group_lang
         text = render(lang)
+        params: dict[str, Any] = {"text": text}
+        keyboard = markup(lang) if markup is not None else None
+        if keyboard:
+            params["reply_markup"] = keyboard
         now = self.now
         messages = [
             NewMessage(
                 KIND_NOTICE,
                 f"mtgn:{meeting.id}:{meeting.revision}:{what}:{chat_id}",
                 chat_id,
-                {"method": "sendMessage", "params": {"text": text}},
+                {"method": "sendMessage", "params": params},
                 now,
                 priority=3,
                 expires_at=now + dt.timedelta(days=1),

@@ -48,6 +48,7 @@ class PointsResult:
     outcome: PointsOutcome
     balance: int | None = None
     code: RedeemCode | None = None
+    replaced: int = 0  #: live codes of the user that a new code made invalid
 
     @property
     def ok(self) -> bool:
@@ -162,7 +163,7 @@ class PointsService:
 
     async def request_code(self, user_id: int, points: int) -> PointsResult:
         """A one-time code to redeem `points` at a station, valid `tasks.redeem_code_minutes`.
-        A new code replaces the user's earlier live ones."""
+        A new code replaces the user's earlier live ones (counted in `replaced`, so the user is told)."""
         if points < 1:
             return PointsResult(PointsOutcome.INVALID_AMOUNT)
         now = self.core.clock.now()
@@ -170,7 +171,7 @@ class PointsService:
             balance = await ledger.balance(tx, user_id)
             if points > balance:
                 return PointsResult(PointsOutcome.INSUFFICIENT, balance)
-            await ledger.expire_codes_of(tx, user_id, now)
+            replaced = await ledger.expire_codes_of(tx, user_id, now)
             while True:
                 code = f"{secrets.randbelow(10**CODE_DIGITS):0{CODE_DIGITS}d}"
                 if not await ledger.code_is_live(tx, code, now):
@@ -183,7 +184,7 @@ class PointsService:
                 expires_at=now + dt.timedelta(minutes=self.core.config.tasks.redeem_code_minutes),
                 now=now,
             )
-            return PointsResult(PointsOutcome.OK, balance, row)
+            return PointsResult(PointsOutcome.OK, balance, row, replaced=replaced)
 
     async def confirm_code(self, code: str, actor_id: int) -> PointsResult:
         """The station confirms a code: deducts its points exactly once, never below zero."""

@@ -207,12 +207,18 @@ class TaskService:
         )
         return self.core.t(lang, "tasks.time_span", start=start, end=end)
 
-    def map_row(self, task: Task, lang: str) -> list[list[Button]]:
-        """A row with a link that opens Amap at the task's pin (none when it has no location)."""
+    def map_row(self, task: Task, lang: str, n: int | None = None) -> list[list[Button]]:
+        """A row with a link that opens Amap at the task's pin (none when it has no location);
+        with `n`, labelled for item n of a list."""
         if task.lat is None or task.lon is None:
             return []
         url = amap_marker_url(LatLon(task.lat, task.lon), task.place_text or task.title)
-        return [[(self.core.t(lang, "tasks.button.map"), url)]]
+        label = (
+            self.core.t(lang, "tasks.button.map")
+            if n is None
+            else self.core.t(lang, "tasks.button.map_n", n=n)
+        )
+        return [[(label, url)]]
 
     def _place(self, task: Task | TaskDraft, lang: str) -> str:
         if task.place_text:
@@ -230,8 +236,16 @@ class TaskService:
     def _takes_claims(self, task: Task, at: dt.datetime | None) -> bool:
         return task.state in TAKING and (at or self.core.clock.now()) < self.claims_close_at(task)
 
-    def card_text(self, count: TaskCount, lang: str | None = None, at: dt.datetime | None = None) -> str:
-        """The public card (group cards, the wall) as of `at` (now): never the private details."""
+    def card_text(
+        self,
+        count: TaskCount,
+        lang: str | None = None,
+        at: dt.datetime | None = None,
+        *,
+        holder: bool = False,
+    ) -> str:
+        """The public card (group cards, the wall) as of `at` (now): never the private details.
+        `holder`: shown to a courier holding a place (a full task is not offered to them for the waitlist)."""
         lang = lang or self.core.config.bot.default_language
         task = count.task
         t = self.core.t
@@ -253,7 +267,7 @@ class TaskService:
         elif count.left > 0:
             lines.append(t(lang, "tasks.card.slots_left", left=count.left, slots=task.slots))
         else:
-            lines.append(t(lang, "tasks.card.full", slots=task.slots))
+            lines.append(t(lang, "tasks.card.full_held" if holder else "tasks.card.full", slots=task.slots))
         if task.description:
             lines += ["", task.description]
         return "\n".join(lines)
@@ -468,6 +482,10 @@ class TaskService:
             place = await self._waitlist_place(db, claim) if claim.state == "waitlisted" else None
             result.append(MyTask(claim, count, place))
         return result
+
+    async def claim_states(self, user_id: int) -> dict[int, str]:
+        """The user's active claim per task: task id -> "claimed" / "waitlisted" / "assigned_pending"."""
+        return {c.task_id: c.state for c in await store.user_claims(self.core.db, user_id, ACTIVE_CLAIMS)}
 
     async def managed(self, actor_id: int) -> list[TaskCount]:
         """The live tasks a captain posted."""

@@ -220,16 +220,18 @@ async def lang_chosen(update: Update, context: XContext) -> None:
 
 async def cancel_command(update: Update, context: XContext) -> None:
     """/cancel outside any conversation (conversations handle it themselves: `cancel_fallback`)."""
+    cleared = end_all_conversations(update, context)  # e.g. a moderator's pending note
     await reply(
         update,
         context,
-        context.t("cancel.nothing"),
+        context.t("cancel.done" if cleared else "cancel.nothing"),
         reply_markup=main_menu(context) if is_private(update) else None,
     )
 
 
-def end_all_conversations(update: Update, context: XContext) -> None:
-    """Leave every flow this user has open in this chat, and drop their drafts.
+def end_all_conversations(update: Update, context: XContext) -> bool:
+    """Leave every flow this user has open in this chat, and drop their drafts (True when something
+    a feature waited for outside a conversation, such as a pending note, was dropped too).
 
     A courier may have started a second flow before finishing the first (/newmeeting, then
     /broadcast): one /cancel must leave both, or the forgotten one would take the next menu button as
@@ -250,6 +252,17 @@ def end_all_conversations(update: Update, context: XContext) -> None:
     drafts = context.user_data.get("drafts") if context.user_data is not None else None
     if isinstance(drafts, dict):
         drafts.clear()
+    cleared = False
+    if context.user_data is not None:
+        for key in cancel_keys(context.application):
+            cleared = context.user_data.pop(key, None) is not None or cleared
+    return cleared
+
+
+def cancel_keys(app: Application) -> set[str]:
+    """user_data keys a /cancel also clears: features register what they wait for outside a
+    ConversationHandler (e.g. a moderator's pending note), so /cancel leaves that too."""
+    return app.bot_data.setdefault("cancel_keys", set())
 
 
 async def cancel_conversation(update: Update, context: XContext, draft: str | None = None) -> int:

@@ -1,5 +1,5 @@
 """Council meetings (议事会): /newmeeting (moderators' scheduling conversation), /meetings (upcoming,
-加入日历, manage), RSVP buttons on reminders, /topic, holiday skip/move buttons, outcome notes.
+加入日历, RSVP per item, manage), RSVP buttons on reminders and announcements, /topic, holiday skip/move buttons, outcome notes.
 
 Rules live in bot/meetings.py (MeetingService); this module parses updates and renders replies.
 Callback data is never trusted: the meeting is re-read and the actor's right re-checked on every press.
@@ -805,6 +805,8 @@ async def meetings_command(update: Update, context: XContext) -> None:
                     )
                 ]
             )
+            rsvp = service.rsvp_row(item.meeting, item.occurrence, context.lang, n=n)
+            rows.append([(b["text"], b["callback_data"]) for b in rsvp])
         series = {item.meeting.id: item.meeting for item in items if item.meeting.rrule}
         for meeting in series.values():
             rows.append([(t("meetings.ui.ics_series", title=meeting.title), cb("mt", "ics", meeting.id))])

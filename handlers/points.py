@@ -110,17 +110,16 @@ async def redeem(update: Update, context: XContext) -> None:
         await reply(update, context, _points_text(context, result))
         return
     code = result.code
-    await reply(
-        update,
-        context,
-        context.t(
-            "points.redeem.code",
-            code=code.code,
-            points=code.points,
-            minutes=context.core.config.tasks.redeem_code_minutes,
-            until=code.expires_at.astimezone(context.core.tz).strftime("%H:%M"),
-        ),
+    text = context.t(
+        "points.redeem.code",
+        code=code.code,
+        points=code.points,
+        minutes=context.core.config.tasks.redeem_code_minutes,
+        until=code.expires_at.astimezone(context.core.tz).strftime("%H:%M"),
     )
+    if result.replaced:  # the earlier code stops working now: say so, or it seems to expire early
+        text += "\n" + context.t("points.redeem.replaced")
+    await reply(update, context, text)
 
 
 async def adjust(update: Update, context: XContext) -> None:

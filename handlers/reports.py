@@ -35,8 +35,10 @@ from telegram import (
     ForceReply,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InputMediaPhoto,
     KeyboardButton,
     Message,
+    MessageEntity,
     ReplyKeyboardMarkup,
     Update,
 )
@@ -81,7 +83,7 @@ from handlers.common import (
     require,
     stale_button_text,
 )
-from handlers.core import cancel_conversation, cancel_fallback, deep_links
+from handlers.core import cancel_conversation, cancel_fallback, cancel_keys, deep_links
 from storage.reports import STATUSES
 
 log = logging.getLogger(__name__)
@@ -1179,17 +1181,8 @@ async def card_button(update: Update, context: XContext) -> None:
     if action in NOTE_REQUIRED or action == "duplicate":
         key = "reports.mod.ask_duplicate_ref" if action == "duplicate" else "reports.mod.ask_note"
         status = context.t(f"reports.status.{target}")
-        prompt = await context.bot.send_message(
-            update.effective_chat.id,
-            context.t(key, ref=report.ref, status=status),
-            reply_markup=ForceReply(),
-        )
-        prompts = context.user_data.setdefault("rp_prompts", {})
-        prompts[f"{prompt.chat_id}:{prompt.message_id}"] = {
-            "report": report.id,
-            "action": action,
-            "card": list(card_ref) if card_ref else None,
-        }
+        pending = {"report": report.id, "action": action, "card": list(card_ref) if card_ref else None}
+        await _send_prompt(update, context, context.t(key, ref=report.ref, status=status), pending)
         await query.answer(context.t("reports.mod.asked"))
         return
     outcome = await service.transition(report.id, action, update.effective_user.id, edited_card=card_ref)
@@ -1240,10 +1233,79 @@ async def _edit_card(context: XContext, card_ref: tuple[int, int] | None, report
         )
 
 
+PROMPTS = "rp_prompts"
+MAX_PROMPTS = 20
+
+
+def _utf16_len(text: str) -> int:
+    return len(text.encode("utf-16-le")) // 2
+
+
+async def _send_prompt(update: Update, context: XContext, text: str, pending: dict[str, Any]) -> None:
+    """A ✍️ prompt (or a retry after an error) as ForceReply(selective=True), remembered as pending.
+
+    Selective targets the moderator: the retry replies to their message; the first prompt (after a
+    button press) mentions them in a group. Every prompt of one pending action shares its "pid", so a
+    reply to the first prompt or to an error answer counts for the same action.
+    """
+    chat = update.effective_chat
+    user = update.effective_user
+    message = update.message
+    kwargs: dict[str, Any] = {"reply_markup": ForceReply(selective=True)}
+    if message is not None:
+        kwargs["reply_to_message_id"] = message.message_id
+        kwargs["allow_sending_without_reply"] = True
+    elif chat.type != "private" and user is not None:
+        name = user.full_name or str(user.id)
+        kwargs["entities"] = [
+            MessageEntity(MessageEntity.TEXT_MENTION, _utf16_len(text) + 1, _utf16_len(name), user=user)
+        ]
+        text = f"{text}\n{name}"
+    sent = await context.bot.send_message(chat.id, text, **kwargs)
+    prompts = context.user_data.setdefault(PROMPTS, {})
+    entry = dict(pending)
+    entry["chat"] = sent.chat_id
+    entry.setdefault("pid", f"{sent.chat_id}:{sent.message_id}")
+    prompts[f"{sent.chat_id}:{sent.message_id}"] = entry
+    for old in list(prompts)[:-MAX_PROMPTS]:
+        prompts.pop(old, None)
+
+
+def _user_prompts(app: Application, message: Message) -> dict[str, Any]:
+    user = message.from_user
+    data = app.user_data.get(user.id) if user is not None else None
+    prompts = data.get(PROMPTS) if isinstance(data, dict) else None
+    return prompts if isinstance(prompts, dict) else {}
+
+
+def _pending_for(prompts: dict[str, Any], message: Message) -> tuple[str, dict[str, Any]] | None:
+    """The pending action a message answers: a reply to one of its prompts (or error answers), or in
+    a private chat any plain text for the latest pending action there."""
+    target = message.reply_to_message
+    if target is not None:
+        key = f"{target.chat_id}:{target.message_id}"
+        if key in prompts:
+            return key, prompts[key]
+    if message.chat.type == "private":
+        for key in reversed(list(prompts)):
+            entry = prompts[key]
+            if isinstance(entry, dict) and entry.get("chat") == message.chat_id:
+                return key, entry
+    return None
+
+
 class _PromptReply(filters.MessageFilter):
-    """A text reply to one of the bot's ✍️ prompts (note, duplicate reference)."""
+    """A text answer to a ✍️ prompt: a reply to one of the sender's prompts or error answers, a reply to
+    any ✍️ prompt of the bot (answered as stale if it is not theirs), or in a private chat plain text
+    while the sender has a pending prompt there (reads the app's user_data: a filter sees no context)."""
+
+    def __init__(self, app: Application) -> None:
+        super().__init__(name="PromptReply")
+        self._app = app
 
     def filter(self, message: Message) -> bool:
+        if _pending_for(_user_prompts(self._app, message), message) is not None:
+            return True
         target = message.reply_to_message
         return bool(
             target is not None
@@ -1253,20 +1315,25 @@ class _PromptReply(filters.MessageFilter):
         )
 
 
+def _drop_pending(prompts: dict[str, Any], pid: Any) -> None:
+    for key in [k for k, v in prompts.items() if isinstance(v, dict) and v.get("pid") == pid]:
+        prompts.pop(key, None)
+
+
 async def prompt_reply(update: Update, context: XContext) -> None:
-    """The moderator's note (resolve, reject) or the duplicate's reference, as a reply to the prompt."""
+    """The moderator's note (resolve, reject) or the duplicate's reference, answering the prompt."""
     message = update.effective_message
-    target = message.reply_to_message
-    prompts = context.user_data.setdefault("rp_prompts", {})
-    key = f"{target.chat_id}:{target.message_id}"
-    prompt = prompts.get(key)
-    if prompt is None:
+    prompts = context.user_data.setdefault(PROMPTS, {})
+    found = _pending_for(prompts, message)
+    if found is None:
         await reply(update, context, context.t("reports.mod.prompt_stale"))
         return
+    key, prompt = found
+    pid = prompt.get("pid", key)
     service = _service(context)
     report = await service.get(int(prompt["report"]))
     if report is None:
-        prompts.pop(key, None)
+        _drop_pending(prompts, pid)
         await reply(update, context, context.t("reports.mod.prompt_stale"))
         return
     if not await require(update, context, Perm.REPORTS_HANDLE, report.area or ""):
@@ -1290,8 +1357,11 @@ async def prompt_reply(update: Update, context: XContext) -> None:
         "duplicate_self",
         "duplicate_needs_ref",
     )
-    if not retry:
-        prompts.pop(key, None)
+    if retry:
+        # The error is itself a prompt: a reply to it (or, privately, plain text) is the retry.
+        await _send_prompt(update, context, _refusal(context, outcome.refusal), {**prompt, "pid": pid})
+        return
+    _drop_pending(prompts, pid)
     await _answer_outcome(update, context, outcome, card_ref)
 
 
@@ -1451,14 +1521,39 @@ async def reports_command(update: Update, context: XContext) -> None:
             return
         if not await require(update, context, Perm.REPORTS_HANDLE, report.area or ""):
             return
-        params = await service.card(report)
-        sent = await reply(update, context, params["text"], reply_markup=_markup(params["reply_markup"]))
-        if sent is not None:
-            await service.record_card(report.id, sent.chat_id, sent.message_id)
+        await _send_card(update, context, report)
         return
     context.user_data["rp_filter"] = _parse_filter_args(context, args)
     text, keyboard = await _render_list(update, context)
     await reply(update, context, text, reply_markup=keyboard)
+
+
+async def _send_card(update: Update, context: XContext, report: Any) -> None:
+    """A report's photos (one album, or one photo), voice and map pin, then its card with the buttons."""
+    chat_id = update.effective_chat.id
+    bot = context.bot
+    service = _service(context)
+    photos = await service.photos(report.id)
+    if len(photos) == 1:
+        await bot.send_photo(chat_id, photos[0], caption=report.ref)
+    elif photos:
+        for start in range(0, len(photos), 10):
+            chunk = photos[start : start + 10]
+            if len(chunk) == 1:
+                await bot.send_photo(chat_id, chunk[0], caption=report.ref)
+            else:
+                media = [
+                    InputMediaPhoto(file_id, caption=report.ref if start + i == 0 else None)
+                    for i, file_id in enumerate(chunk)
+                ]
+                await bot.send_media_group(chat_id, media)
+    if report.voice_file_id:
+        await bot.send_voice(chat_id, report.voice_file_id, caption=report.ref)
+    if report.lat is not None and report.lon is not None:
+        await bot.send_location(chat_id, latitude=report.lat, longitude=report.lon)
+    params = await service.card(report)
+    sent = await bot.send_message(chat_id, params["text"], reply_markup=_markup(params["reply_markup"]))
+    await service.record_card(report.id, sent.chat_id, sent.message_id)
 
 
 async def list_button(update: Update, context: XContext) -> None:
@@ -1470,6 +1565,18 @@ async def list_button(update: Update, context: XContext) -> None:
     if not await require(update, context, Perm.REPORTS_HANDLE):
         return
     _, _, dimension, value = pieces
+    if dimension == "o":
+        # A report's button under the list: re-read it, re-check the moderator's area.
+        report_id = _parse_id(value)
+        report = await _service(context).get(report_id) if report_id is not None else None
+        if report is None:
+            await _stale(update, context)
+            return
+        if not await require(update, context, Perm.REPORTS_HANDLE, report.area or ""):
+            return
+        await query.answer()
+        await _send_card(update, context, report)
+        return
     current = _filters(context)
     if dimension == "k" and value in _KIND_CODES:
         current.update(k=value, p=0)
@@ -1549,7 +1656,9 @@ async def _render_list(update: Update, context: XContext) -> tuple[str, InlineKe
     status_buttons = [
         (mark(current["s"] == "open", t("reports.mod.filter_open")), cb("rp", "ls", "s", "open"))
     ] + [(mark(current["s"] == s, t(f"reports.status.{s}")), cb("rp", "ls", "s", s)) for s in STATUSES]
-    rows = [kind_row, status_buttons[:4], status_buttons[4:]]
+    refs = [(r.ref, cb("rp", "ls", "o", r.id)) for r in items]
+    rows = [refs[i : i + 5] for i in range(0, len(refs), 5)]
+    rows += [kind_row, status_buttons[:4], status_buttons[4:]]
     nav = []
     if page > 0:
         nav.append((t("reports.mod.prev"), cb("rp", "ls", "p", page - 1)))
@@ -1595,6 +1704,7 @@ async def _startup(core: Core, app: Application) -> None:
 
 def register(app: Application) -> None:
     core: Core = app.bot_data["core"]
+    cancel_keys(app).add(PROMPTS)  # /cancel also drops a moderator's pending note
     service = core.service(ReportService)
     if core.outbox is not None:
         service.install(core.outbox)
@@ -1620,7 +1730,7 @@ def register(app: Application) -> None:
     app.add_handler(CallbackQueryHandler(list_button, pattern=r"^rp:ls:"))
     app.add_handler(CallbackQueryHandler(my_report_button, pattern=r"^rp:my:"))
     app.add_handler(
-        MessageHandler(filters.REPLY & filters.TEXT & ~filters.COMMAND & fresh & _PromptReply(), prompt_reply)
+        MessageHandler(filters.TEXT & ~filters.COMMAND & ~menu & fresh & _PromptReply(app), prompt_reply)
     )
 
     restart = [

@@ -180,14 +180,22 @@ def _item_lines(context: XContext, n: int, task: Task) -> list[str]:
     ]
 
 
+def _map_buttons(context: XContext, task: Task, n: int) -> list[tuple[str, str]]:
+    """The 🗺 link of a numbered list item with a pin (none without one)."""
+    return [button for row in _tasks(context).map_row(task, context.lang, n=n) for button in row]
+
+
 async def _wall_view(
-    context: XContext, page: int, *, private: bool = True
+    context: XContext, page: int, *, private: bool = True, user_id: int | None = None
 ) -> tuple[str, InlineKeyboardMarkup | None]:
     """The wall; in a group it is the same for everyone (soonest first: one courier's location
-    is neither shown nor used there, and Telegram allows asking for a location only in private)."""
+    is neither shown nor used there, and Telegram allows asking for a location only in private).
+    In private (`user_id`), the tasks the viewer claimed or waits for are marked, with a withdraw
+    button instead of 认领 / 候补."""
     service = _tasks(context)
     location, located_at = _location(context) if private else (None, None)
     wall = await service.wall(page, location=location, located_at=located_at)
+    mine = await service.claim_states(user_id) if private and user_id is not None else {}
     t = context.t
     if not wall.items:
         return t("tasks.wall.empty"), None
@@ -201,12 +209,20 @@ async def _wall_view(
         lines += _item_lines(context, n, task)
         if item.distance_m is not None:
             lines.append(t("tasks.wall.distance", km=f"{item.distance_m / 1000:.1f}"))
+        state = mine.get(task.id)
         if item.count.left:
             lines.append(t("tasks.wall.left", left=item.count.left, slots=task.slots))
-            rows.append([(t("tasks.button.claim_n", n=n), cb("cl", task.id))])
-        else:
+        elif state != "claimed":  # a holder is not offered the waitlist
             lines.append(t("tasks.wall.full", waiting=item.count.waiting))
-            rows.append([(t("tasks.button.waitlist_n", n=n), cb("wl", task.id))])
+        if state in ("claimed", "waitlisted"):
+            lines.append(t("tasks.wall.yours" if state == "claimed" else "tasks.wall.yours_waiting"))
+            # "w<page>": pressed on the wall, which is then redrawn at that page.
+            row = [(t("tasks.button.withdraw_n", n=n), cb("wd", task.id, f"w{wall.page}"))]
+        elif item.count.left:
+            row = [(t("tasks.button.claim_n", n=n), cb("cl", task.id))]
+        else:
+            row = [(t("tasks.button.waitlist_n", n=n), cb("wl", task.id))]
+        rows.append(row + _map_buttons(context, task, n))
     nav = []
     if wall.page > 0:
         nav.append((t("tasks.button.prev"), cb("pg", wall.page - 1)))
@@ -223,7 +239,7 @@ async def wishes_link(update: Update, context: XContext, _arg: str) -> None:
 
 
 async def wishes(update: Update, context: XContext) -> None:
-    text, markup = await _wall_view(context, 0, private=is_private(update))
+    text, markup = await _wall_view(context, 0, private=is_private(update), user_id=update.effective_user.id)
     await reply(update, context, text, reply_markup=markup)
 
 
@@ -233,7 +249,9 @@ async def wall_page(update: Update, context: XContext) -> None:
     if values is None:
         return
     await query.answer()
-    text, markup = await _wall_view(context, values[0], private=is_private(update))
+    text, markup = await _wall_view(
+        context, values[0], private=is_private(update), user_id=update.effective_user.id
+    )
     await query.edit_message_text(text, reply_markup=markup)
 
 
@@ -257,7 +275,7 @@ async def location_given(update: Update, context: XContext) -> int:
         "lon": location.longitude,
         "at": context.core.clock.now().isoformat(),
     }
-    text, markup = await _wall_view(context, 0)
+    text, markup = await _wall_view(context, 0, user_id=update.effective_user.id)
     if is_private(update):
         await reply(update, context, context.t("tasks.wall.sorted"), reply_markup=main_menu(context))
     await reply(update, context, text, reply_markup=markup)
@@ -284,7 +302,7 @@ async def _claimed_message(context: XContext, task_id: int, user_id: int) -> str
     lines = [
         _outcome_text(context, TaskResult(Outcome.CLAIMED, count.task)),
         "",
-        service.card_text(count, context.lang),
+        service.card_text(count, context.lang, holder=True),
     ]
     details = await service.private_details(task_id, user_id)
     if details:
@@ -345,8 +363,12 @@ async def withdraw(update: Update, context: XContext) -> None:
     result = await _tasks(context).withdraw(values[0], user_id)
     if result.outcome is Outcome.OK:
         await query.answer(context.t("tasks.withdrawn"), show_alert=True)
-        if _args(query.data)[1:] == ["m"]:
+        where = _args(query.data)[1:]
+        if where == ["m"]:
             text, markup = await _my_tasks_view(context, user_id)
+            await query.edit_message_text(text, reply_markup=markup)
+        elif len(where) == 1 and where[0][:1] == "w" and where[0][1:].isdigit():
+            text, markup = await _wall_view(context, int(where[0][1:]), user_id=user_id)
             await query.edit_message_text(text, reply_markup=markup)
         else:
             await query.edit_message_reply_markup(None)
@@ -406,9 +428,10 @@ async def _my_tasks_view(context: XContext, user_id: int) -> tuple[str, InlineKe
             details = await service.private_details(task.id, user_id)
             if details:
                 lines.append(t("tasks.reminder.details", details=details))
+        pin = _map_buttons(context, task, n)
         if item.claim.state in ("claimed", "waitlisted"):
             # "m": pressed in this list, which is then redrawn (elsewhere the button just goes away).
-            rows.append([(t("tasks.button.withdraw_n", n=n), cb("wd", task.id, "m"))])
+            rows.append([(t("tasks.button.withdraw_n", n=n), cb("wd", task.id, "m")), *pin])
         elif item.claim.state == "assigned_pending":
             rows.append(
                 [
@@ -416,6 +439,10 @@ async def _my_tasks_view(context: XContext, user_id: int) -> tuple[str, InlineKe
                     (t("tasks.button.decline"), cb("as", task.id, "n")),
                 ]
             )
+            if pin:
+                rows.append(pin)
+        elif pin:
+            rows.append(pin)
     return "\n".join(lines), _markup(rows)
 
 

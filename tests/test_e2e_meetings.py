@@ -868,3 +868,33 @@ async def test_every_n_weeks_accepts_a_typed_number(bot, tg):
     await mod.expect_message(contains="1 到 52")
     await mod.send("6")
     await mod.expect_message(contains="第 4 步")
+
+
+async def test_rsvp_on_announcement_and_meetings_list(bot, tg):
+    _mod, group, reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot)
+    # The announcement in the group carries RSVP buttons for the next occurrence.
+    announcement = await reader.expect_message(contains="小哥议事会")
+    data = [d for _, d in announcement.inline]
+    assert f"mt:rsvp:{meeting.id}:{occ_code(FIRST)}:y" in data
+    a = group.chat(tg.user(2121, "阿强"))
+    answer = await (await a.press("✅ 参加", message=announcement)).wait()
+    assert "已记录" in answer.text and "参加" in answer.text
+    counts = await meetings_repo.rsvp_counts(bot.db, meeting.id, FIRST)
+    assert counts["yes"] == 1
+
+    # The private /meetings list: RSVP buttons per item, the same answers as the reminders'.
+    courier = tg.private(tg.user(2122, "小李", started=True))
+    await courier.send("/meetings")
+    listing = await courier.expect_message(contains="近期议事会")
+    assert f"mt:rsvp:{meeting.id}:{occ_code(FIRST)}:m" in [d for _, d in listing.inline]
+    saved = await (await courier.press("1. ❓ 待定", message=listing)).wait()
+    assert "已记录" in saved.text and "待定" in saved.text
+    again = await (await courier.press("1. ❓ 待定", message=listing)).wait()
+    assert "已经回复过" in again.text
+    counts = await meetings_repo.rsvp_counts(bot.db, meeting.id, FIRST)
+    assert counts == {"yes": 1, "no": 0, "maybe": 1}
+    # The reminder later shows the answers given there.
+    await at(bot, FIRST - dt.timedelta(days=1))
+    day = await reader.expect_message(contains=REMINDER)
+    assert "✅ 参加 1 · ❌ 不参加 0 · ❓ 待定 1" in day.text

@@ -889,3 +889,94 @@ async def test_myreports_shows_own_report_with_history(bot, tg):
     report = await w.service.get_by_ref(ref)
     answer = await (await w.other.press_data(f"rp:my:{report.id}")).wait()
     assert answer.show_alert and "过期" in answer.text
+
+
+# -- moderator prompts and the /reports card --------------------------------------------------------
+
+
+async def test_prompt_is_selective_and_an_error_answer_takes_the_retry(bot, tg):
+    w = await World(bot, tg).setup()
+    first, _ = await _filed(w, w.courier)
+    second, card = await _filed(w, w.courier, description="另一个坑在文二路")
+    await (await w.mod.press("标记重复", message=card)).wait()
+    prompt = await w.mod.expect_message(contains="重复的那条反映的编号")
+    assert prompt.markup == {"force_reply": True, "selective": True}
+    assert any(e.get("type") == "text_mention" for e in prompt.entities)
+    await w.mod.reply_to(prompt, "G-9999")
+    error = await w.mod.expect_message(contains="找不到编号")
+    assert (error.markup or {}).get("force_reply") is True
+    await w.mod.reply_to(error, second)  # a reply to the error answer is the retry
+    again = await w.mod.expect_message(contains="不能标记为与自己重复")
+    assert (again.markup or {}).get("force_reply") is True
+    await w.mod.reply_to(again, first)
+    await w.mod.expect_message(contains="已标记为「重复」")
+    await w.mod.expect_edit(contains=f"与 {first} 为同一问题", message_id=card.message_id)
+    # Done: the prompt and its error answers are no longer pending.
+    await w.mod.reply_to(prompt, first)
+    await w.mod.expect_message(contains="已失效")
+    events = await w.service.events((await w.service.get_by_ref(second)).id)
+    assert [e.action for e in events].count("duplicate") == 1
+
+
+async def test_private_chat_plain_text_answers_the_pending_prompt(bot, tg):
+    w = await World(bot, tg).setup()
+    ref, group_card = await _filed(w, w.courier)
+    mod = tg.private(w.mod_user)
+    await mod.send(f"/reports {ref}")
+    card = await mod.expect_message(contains="状态：")
+    await (await mod.press("驳回", message=card)).wait()
+    prompt = await mod.expect_message(contains="请回复这条消息")
+    assert (prompt.markup or {}).get("selective") is True
+    await mod.send("说" * 1000)  # plain text, too long: the error is a prompt again
+    error = await mod.expect_message(contains="说明太长了")
+    assert (error.markup or {}).get("force_reply") is True
+    # Meanwhile another moderator acts: the plain-text retry changes nothing twice.
+    await (await w.mod2.press("受理", message=group_card)).wait()
+    await mod.send("经核实不属实")
+    await mod.expect_message(contains="已标记为「已驳回」")
+    await w.mod2.expect_edit(contains="状态：已驳回", message_id=group_card.message_id)
+    events = await w.service.events((await w.service.get_by_ref(ref)).id)
+    assert [e.action for e in events] == ["submit", "ack", "reject"]
+    # Nothing pending any more: plain text is not taken as a note.
+    await mod.send("随便说一句")
+    await w.courier.expect_message(contains="未予受理")
+    events = await w.service.events((await w.service.get_by_ref(ref)).id)
+    assert [e.action for e in events] == ["submit", "ack", "reject"]
+
+
+async def test_reports_card_comes_with_photos_pin_and_list_buttons(bot, tg):
+    w = await World(bot, tg).setup()
+    ref, _ = await _filed(w, w.courier, photos=2)
+    mod = tg.private(w.mod_user)
+    await mod.send(f"/reports {ref}")
+    card = await mod.expect_message(contains="状态：")
+    assert "见上方" not in card.text and "照片 2 张" in card.text
+    kinds = [m.kind for m in mod.messages]
+    assert kinds.count("photo") == 2 and kinds.count("location") == 1
+    assert next(m for m in mod.messages if m.kind == "location").location == pytest.approx((LAT, LON))
+    assert "受理" in card.labels
+    await mod.send("/reports")
+    listing = await mod.expect_message(contains="反映列表")
+    assert ref in listing.labels
+    await (await mod.press(ref, message=listing)).wait()
+    opened = await mod.expect_message(contains="状态：")
+    assert ref in opened.text and "受理" in opened.labels
+    await (await mod.press("受理", message=opened)).wait()
+    await mod.expect_edit(contains="状态：已受理", message_id=opened.message_id)
+
+
+async def test_cancel_drops_a_pending_moderator_note(bot, tg):
+    w = await World(bot, tg).setup()
+    ref, _ = await _filed(w, w.courier)
+    mod = tg.private(w.mod_user)
+    await mod.send(f"/reports {ref}")
+    card = await mod.expect_message(contains="状态：")
+    await (await mod.press("驳回", message=card)).wait()
+    await mod.expect_message(contains="请回复这条消息")
+    await mod.send("/cancel")
+    await mod.expect_message()
+    await mod.send("文三路")  # later plain text is no longer taken as the rejection note
+    await mod.expect_message()
+    report = await w.service.get_by_ref(ref)
+    assert report.status not in ("rejected",)
+    assert [e.action for e in await w.service.events(report.id)] == ["submit"]

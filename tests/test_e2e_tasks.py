@@ -456,3 +456,46 @@ async def test_wall_in_a_group_is_the_same_for_everyone(bot, tg):
     forged = await (await in_group.press_data("tk:near", message_id=wall.message_id)).wait()
     assert forged.show_alert and "私聊" in forged.text
     assert not [c for c in tg.calls_to("sendMessage", GROUP) if not c.ok]
+
+
+async def test_wall_marks_my_claim_with_withdraw_and_pins_have_a_map_button(bot, tg):
+    await publish(bot, title="送药", slots=1, place_text="", lat=30.2741, lon=120.1551)
+    _, chat = await started(tg, 3020, "小吴")
+    await chat.send("/wishes")
+    wall = await chat.expect_message(contains="送药")
+    assert "见地图定位" in wall.text and "🗺 地图 1" in wall.labels
+    assert dict(wall.inline)["🗺 地图 1"].startswith("https://")
+    await (await chat.press("🙋 认领 1", message=wall)).wait()
+    claimed = await chat.expect_message(contains="认领成功")
+    assert "可以候补" not in claimed.text and "你已占一个名额" in claimed.text
+
+    # The wall again: the task is marked as mine, with withdraw instead of 认领 / 候补.
+    await chat.send("/wishes")
+    again = await chat.expect_message(contains="送药")
+    assert "✅ 你已认领" in again.text and "可以候补" not in again.text and "候补中" not in again.text
+    assert "取消认领 1" in again.labels
+    assert not [label for label in again.labels if "认领 1" in label and label.startswith("🙋")]
+    assert not [label for label in again.labels if "候补" in label]
+
+    # /mytasks: the pin-only task has its map link next to it.
+    await chat.send("/mytasks")
+    mine = await chat.expect_message(contains="我认领的心愿")
+    assert "见地图定位" in mine.text and "🗺 地图 1" in mine.labels
+
+    # Withdrawing from the wall redraws it: 认领 is offered again.
+    await (await chat.press("取消认领 1", message=again)).wait()
+    redrawn = await chat.expect_edit(message_id=again.message_id)
+    assert "🙋 认领 1" in redrawn.labels and "你已认领" not in redrawn.text
+
+
+async def test_second_redeem_code_says_the_first_is_void(bot, tg):
+    await ledger.append(
+        bot.db, user_id=3060, delta=10, reason="task_done", area=None, now=bot.clock.now(), idem_key=None
+    )
+    _, courier = await started(tg, 3060, "小卫")
+    await courier.send("/redeem 5")
+    first = await courier.expect_message(contains="兑换码")
+    assert "作废" not in first.text
+    await courier.send("/redeem 5")
+    second = await courier.expect_message(contains="兑换码")
+    assert "之前的兑换码已作废" in second.text

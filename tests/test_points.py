@@ -164,3 +164,11 @@ async def test_redeem_two_codes_cannot_overdraw(core, svc):
     refused = await svc.confirm_code(code.code, MOD)
     assert (refused.outcome, refused.balance) == (PointsOutcome.INSUFFICIENT, 5)
     assert await svc.balance(1) == 5
+
+
+async def test_new_code_says_how_many_live_codes_it_replaced(core, svc):
+    await credit(core, 1, 10)
+    assert (await svc.request_code(1, 5)).replaced == 0
+    assert (await svc.request_code(1, 5)).replaced == 1
+    core.clock.advance(minutes=30)  # the last one expired by itself: nothing live is replaced
+    assert (await svc.request_code(1, 5)).replaced == 0
