@@ -649,6 +649,41 @@ class ReportService:
         """A card the handler sent itself (e.g. /reports detail) is kept up to date too."""
         await repo.add_card(self.db, report_id, chat_id, message_id, self._now())
 
+    async def _body_lines(self, ex: Executor, report: ReportRecord, lang: str, *, media: str) -> list[str]:
+        """What a report says (title, status, text, media, place): shared by the moderators' card
+        (`media="card"`) and the reporter's own view (`media="my"`), which word the media lines."""
+        t = self.core.t
+        lines = [
+            t(
+                lang,
+                "reports.card.title",
+                ref=report.ref,
+                kind=rc.kind_label(self.core.catalog, lang, report.kind),
+                category=rc.category_label(self.core.catalog, lang, report.kind, report.category),
+            ),
+            t(lang, "reports.card.status", status=t(lang, f"reports.status.{report.status}")),
+        ]
+        if report.status == "duplicate" and report.duplicate_of:
+            original = await repo.get(ex, report.duplicate_of)
+            if original is not None:
+                lines.append(t(lang, "reports.card.duplicate_of", ref=original.ref))
+        if report.description:
+            lines.append(t(lang, "reports.card.description", text=report.description))
+        if report.voice_file_id:
+            lines.append(t(lang, f"reports.{media}.voice"))
+        photo_count = len(await repo.photos(ex, report.id))
+        if photo_count:
+            lines.append(t(lang, f"reports.{media}.photos", count=photo_count))
+        if report.compound:
+            lines.append(t(lang, "reports.card.compound", compound=report.compound))
+        if report.property_company:
+            lines.append(t(lang, "reports.card.property", company=report.property_company))
+        if report.place_text:
+            lines.append(t(lang, "reports.card.place", place=report.place_text))
+        if report.lat is not None and report.lon is not None:
+            lines.append(t(lang, "reports.card.coords", lat=f"{report.lat:.5f}", lon=f"{report.lon:.5f}"))
+        return lines
+
     async def _queue_card(
         self,
         ex: Executor,
@@ -784,35 +819,7 @@ class ReportService:
         lines: list[str] = []
         if header is not None:
             lines.append(t(lang, header[0], **header[1]))
-        lines.append(
-            t(
-                lang,
-                "reports.card.title",
-                ref=report.ref,
-                kind=rc.kind_label(self.core.catalog, lang, report.kind),
-                category=rc.category_label(self.core.catalog, lang, report.kind, report.category),
-            )
-        )
-        lines.append(t(lang, "reports.card.status", status=t(lang, f"reports.status.{report.status}")))
-        if report.status == "duplicate" and report.duplicate_of:
-            original = await repo.get(ex, report.duplicate_of)
-            if original is not None:
-                lines.append(t(lang, "reports.card.duplicate_of", ref=original.ref))
-        if report.description:
-            lines.append(t(lang, "reports.card.description", text=report.description))
-        if report.voice_file_id:
-            lines.append(t(lang, "reports.card.voice"))
-        photo_count = len(await repo.photos(ex, report.id))
-        if photo_count:
-            lines.append(t(lang, "reports.card.photos", count=photo_count))
-        if report.compound:
-            lines.append(t(lang, "reports.card.compound", compound=report.compound))
-        if report.property_company:
-            lines.append(t(lang, "reports.card.property", company=report.property_company))
-        if report.place_text:
-            lines.append(t(lang, "reports.card.place", place=report.place_text))
-        if report.lat is not None and report.lon is not None:
-            lines.append(t(lang, "reports.card.coords", lat=f"{report.lat:.5f}", lon=f"{report.lon:.5f}"))
+        lines += await self._body_lines(ex, report, lang, media="card")
         if report.area:
             lines.append(t(lang, "reports.card.area", area=report.area))
         lines.append(t(lang, "reports.card.reporter", name=await self._reporter_name(ex, report, lang)))
@@ -1000,36 +1007,8 @@ class ReportService:
         report = await repo.get(self.db, report_id)
         if report is None or report.reporter_id != user_id:
             return None
-        t, catalog = self.core.t, self.core.catalog
-        lines = [
-            t(
-                lang,
-                "reports.card.title",
-                ref=report.ref,
-                kind=rc.kind_label(catalog, lang, report.kind),
-                category=rc.category_label(catalog, lang, report.kind, report.category),
-            ),
-            t(lang, "reports.card.status", status=t(lang, f"reports.status.{report.status}")),
-        ]
-        if report.status == "duplicate" and report.duplicate_of:
-            original = await repo.get(self.db, report.duplicate_of)
-            if original is not None:
-                lines.append(t(lang, "reports.card.duplicate_of", ref=original.ref))
-        if report.description:
-            lines.append(t(lang, "reports.card.description", text=report.description))
-        if report.voice_file_id:
-            lines.append(t(lang, "reports.my.voice"))
-        photo_count = len(await repo.photos(self.db, report.id))
-        if photo_count:
-            lines.append(t(lang, "reports.my.photos", count=photo_count))
-        if report.compound:
-            lines.append(t(lang, "reports.card.compound", compound=report.compound))
-        if report.property_company:
-            lines.append(t(lang, "reports.card.property", company=report.property_company))
-        if report.place_text:
-            lines.append(t(lang, "reports.card.place", place=report.place_text))
-        if report.lat is not None and report.lon is not None:
-            lines.append(t(lang, "reports.card.coords", lat=f"{report.lat:.5f}", lon=f"{report.lon:.5f}"))
+        t = self.core.t
+        lines = await self._body_lines(self.db, report, lang, media="my")
         if report.kind == rc.GRIEVANCE:
             key = "reports.flow.summary_anonymous" if report.anonymous else "reports.flow.summary_named"
             lines.append(t(lang, key))

@@ -933,8 +933,8 @@ async def mark(update: Update, context: XContext) -> None:
     await _refresh_admin_view(update, context, task_id)
 
 
-async def ask_close(update: Update, context: XContext) -> None:
-    """🔒 停止认领 asks first (it cannot be undone)."""
+async def _ask_first(update: Update, context: XContext, what: str, action: str) -> None:
+    """A step that cannot be undone asks first: `tasks.manage.<what>_ask`, button `<what>_yes`."""
     query = update.callback_query
     values = await _ids(update, context, 1)
     if values is None:
@@ -946,9 +946,14 @@ async def ask_close(update: Update, context: XContext) -> None:
     await reply(
         update,
         context,
-        context.t("tasks.manage.close_ask", title=count.task.title),
-        reply_markup=_markup([[(context.t("tasks.button.close_yes"), cb("sc", values[0]))]]),
+        context.t(f"tasks.manage.{what}_ask", title=count.task.title),
+        reply_markup=_markup([[(context.t(f"tasks.button.{what}_yes"), cb(action, values[0]))]]),
     )
+
+
+async def ask_close(update: Update, context: XContext) -> None:
+    """🔒 停止认领 (it cannot be undone)."""
+    await _ask_first(update, context, "close", "sc")
 
 
 async def close_task(update: Update, context: XContext) -> None:
@@ -966,20 +971,7 @@ async def close_task(update: Update, context: XContext) -> None:
 
 
 async def ask_cancel(update: Update, context: XContext) -> None:
-    query = update.callback_query
-    values = await _ids(update, context, 1)
-    if values is None:
-        return
-    count = await _managed_task(update, context, values[0])
-    if count is None:
-        return
-    await query.answer()
-    await reply(
-        update,
-        context,
-        context.t("tasks.manage.cancel_ask", title=count.task.title),
-        reply_markup=_markup([[(context.t("tasks.button.cancel_yes"), cb("cxy", values[0]))]]),
-    )
+    await _ask_first(update, context, "cancel", "cxy")
 
 
 async def cancel_task(update: Update, context: XContext) -> None:
