@@ -70,6 +70,8 @@ _RELATIVE_DAYS = (
     (re.compile(r"后天|\b(?:the\s+)?day\s+after\s+tomorrow\b"), 2),
     (re.compile(r"明天|\b(?:tomorrow|tmrw?|tmw)\b"), 1),
     (re.compile(r"今天|\b(?:today|tonight)\b"), 0),
+    (re.compile(r"前天|\bday\s+before\s+yesterday\b"), -2),  # read, then refused as past
+    (re.compile(r"昨天|\byesterday\b"), -1),
 )
 #: "2pm", "2:30 pm", "12 a.m." (English 12-hour clock).
 _EN_CLOCK = re.compile(r"(?<![\d:])(\d{1,2})(?::(\d{2}))?\s*([ap])\.?m\.?(?![a-z])")

@@ -88,6 +88,18 @@ async def track(update: Update, context: XContext) -> None:
         and update.my_chat_member is None
     ):
         await community(context).seen_group(chat.id, chat.title or "", chat.type)
+    message = update.message
+    if (
+        message is not None
+        and chat is not None
+        and chat.type == ChatType.PRIVATE
+        and (message.text or "").startswith("/")
+        and context.user_data is not None
+    ):
+        # A new command in private starts something else: what features waited for outside a
+        # conversation (a moderator's note) is dropped, so later text is never taken for it.
+        for key in cancel_keys(context.application):
+            context.user_data.pop(key, None)
     default = core.config.bot.default_language
     if record is not None:
         context.lang = resolve_language(record.lang, record.language_code, default)

@@ -1265,6 +1265,7 @@ async def _send_prompt(update: Update, context: XContext, text: str, pending: di
     prompts = context.user_data.setdefault(PROMPTS, {})
     entry = dict(pending)
     entry["chat"] = sent.chat_id
+    entry["at"] = context.core.clock.now().isoformat()
     entry.setdefault("pid", f"{sent.chat_id}:{sent.message_id}")
     prompts[f"{sent.chat_id}:{sent.message_id}"] = entry
     for old in list(prompts)[:-MAX_PROMPTS]:
@@ -1278,9 +1279,16 @@ def _user_prompts(app: Application, message: Message) -> dict[str, Any]:
     return prompts if isinstance(prompts, dict) else {}
 
 
-def _pending_for(prompts: dict[str, Any], message: Message) -> tuple[str, dict[str, Any]] | None:
+PLAIN_ANSWER_WINDOW = dt.timedelta(minutes=10)
+
+
+def _pending_for(
+    prompts: dict[str, Any], message: Message, now: dt.datetime
+) -> tuple[str, dict[str, Any]] | None:
     """The pending action a message answers: a reply to one of its prompts (or error answers), or in
-    a private chat any plain text for the latest pending action there."""
+    a private chat plain text for the latest pending action there, if it was asked for within
+    PLAIN_ANSWER_WINDOW (later text is something else: a search, another flow). Any command in the
+    private chat drops what is pending (core.track, through cancel_keys)."""
     target = message.reply_to_message
     if target is not None:
         key = f"{target.chat_id}:{target.message_id}"
@@ -1290,7 +1298,11 @@ def _pending_for(prompts: dict[str, Any], message: Message) -> tuple[str, dict[s
         for key in reversed(list(prompts)):
             entry = prompts[key]
             if isinstance(entry, dict) and entry.get("chat") == message.chat_id:
-                return key, entry
+                try:
+                    asked = dt.datetime.fromisoformat(str(entry.get("at")))
+                except ValueError:
+                    return None
+                return (key, entry) if now - asked <= PLAIN_ANSWER_WINDOW else None
     return None
 
 
@@ -1304,7 +1316,10 @@ class _PromptReply(filters.MessageFilter):
         self._app = app
 
     def filter(self, message: Message) -> bool:
-        if _pending_for(_user_prompts(self._app, message), message) is not None:
+        if (
+            _pending_for(_user_prompts(self._app, message), message, self._app.bot_data["core"].clock.now())
+            is not None
+        ):
             return True
         target = message.reply_to_message
         return bool(
@@ -1324,7 +1339,7 @@ async def prompt_reply(update: Update, context: XContext) -> None:
     """The moderator's note (resolve, reject) or the duplicate's reference, answering the prompt."""
     message = update.effective_message
     prompts = context.user_data.setdefault(PROMPTS, {})
-    found = _pending_for(prompts, message)
+    found = _pending_for(prompts, message, context.core.clock.now())
     if found is None:
         await reply(update, context, context.t("reports.mod.prompt_stale"))
         return
@@ -1534,9 +1549,9 @@ async def _send_card(update: Update, context: XContext, report: Any) -> None:
     bot = context.bot
     service = _service(context)
     photos = await service.photos(report.id)
-    if len(photos) == 1:
-        await bot.send_photo(chat_id, photos[0], caption=report.ref)
-    elif photos:
+    try:
+        # Media first; a file Telegram no longer knows (e.g. from another bot token) must not cost
+        # the moderator the card itself.
         for start in range(0, len(photos), 10):
             chunk = photos[start : start + 10]
             if len(chunk) == 1:
@@ -1547,8 +1562,10 @@ async def _send_card(update: Update, context: XContext, report: Any) -> None:
                     for i, file_id in enumerate(chunk)
                 ]
                 await bot.send_media_group(chat_id, media)
-    if report.voice_file_id:
-        await bot.send_voice(chat_id, report.voice_file_id, caption=report.ref)
+        if report.voice_file_id:
+            await bot.send_voice(chat_id, report.voice_file_id, caption=report.ref)
+    except BadRequest as exc:
+        log.warning("report %s: media not sent (%s)", report.ref, exc.message)
     if report.lat is not None and report.lon is not None:
         await bot.send_location(chat_id, latitude=report.lat, longitude=report.lon)
     params = await service.card(report)

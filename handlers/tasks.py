@@ -12,6 +12,7 @@ re-checks task and claim state, `require` checks the role for the task's area.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import replace
 from typing import Any
 
@@ -565,6 +566,12 @@ async def _answered(update: Update, context: XContext, step: int, draft: TaskDra
     return await _ask_step(update, context, step + 1)
 
 
+_BARE_TIME = re.compile(
+    r"^\s*(?:上午|下午|中午|晚上)?\s*\d{1,2}(?:\s*[:：点时]\s*(?:\d{1,2}|半)?)?\s*(?:分|am|pm)?\s*$",
+    re.IGNORECASE,
+)
+
+
 def _read_time(text: str, after: dt.datetime, tz: dt.tzinfo) -> tuple[dt.datetime | None, str]:
     """(the time typed, after `after`) or (None, why not: "past", "too_far" or "when")."""
     when = parse_local_time(text, after, tz)
@@ -605,10 +612,15 @@ async def got_end(update: Update, context: XContext) -> int:
     end = None
     if text not in SKIP:
         assert draft.starts_at is not None
-        # Read from the start of the start's day: "09:00" after a 10:30 start is refused, not
-        # silently moved to the next day (a typed date such as 12-02 09:00 still works).
-        day = draft.starts_at.astimezone(context.core.tz).replace(hour=0, minute=0, second=0, microsecond=0)
-        end, _ = _read_time(text, day, context.core.tz)
+        # A bare time ("12:00") is read on the start's day: "09:00" after a 10:30 start is refused,
+        # not silently moved to the next day. Anything with a day in it ("明天 12:00", "12-02 09:00")
+        # is read from now, as the courier means it.
+        tz = context.core.tz
+        if _BARE_TIME.match(text):
+            base = draft.starts_at.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
+        else:
+            base = context.core.clock.now()
+        end, _ = _read_time(text, base, tz)
         if end is None:
             await reply(update, context, context.t("tasks.post.bad_time"))
             return END

@@ -980,3 +980,37 @@ async def test_cancel_drops_a_pending_moderator_note(bot, tg):
     report = await w.service.get_by_ref(ref)
     assert report.status not in ("rejected",)
     assert [e.action for e in await w.service.events(report.id)] == ["submit"]
+
+
+async def test_forgotten_note_prompt_never_takes_later_text(bot, tg):
+    """A moderator ignores the note prompt in private: a later command, or text after 10 minutes, is
+    never recorded as the note (the report keeps its state)."""
+    w = await World(bot, tg).setup()
+    ref, _ = await _filed(w, w.courier)
+    mod = tg.private(w.mod_user)
+    await mod.send(f"/reports {ref}")
+    card = await mod.expect_message(contains="状态：")
+    await (await mod.press("驳回", message=card)).wait()
+    await mod.expect_message(contains="请回复这条消息")
+    await mod.send("/help")
+    await mod.expect_message()
+    await mod.send("文二路井盖松动很危险")
+    await mod.expect_message()
+    report = await w.service.get_by_ref(ref)
+    assert [e.action for e in await w.service.events(report.id)] == ["submit"]
+    await (await mod.press("驳回", message=card)).wait()
+    await mod.expect_message(contains="请回复这条消息")
+    await bot.advance(minutes=11)
+    await mod.send("翠苑驿站")
+    await mod.expect_message()
+    assert [e.action for e in await w.service.events(report.id)] == ["submit"]
+
+
+async def test_card_still_comes_when_a_photo_is_unknown_to_telegram(bot, tg):
+    w = await World(bot, tg).setup()
+    ref, _ = await _filed(w, w.courier, photos=1)
+    await bot.db.execute("UPDATE report_photos SET file_id = 'gone-file-id'")
+    mod = tg.private(w.mod_user)
+    await mod.send(f"/reports {ref}")
+    card = await mod.expect_message(contains="状态：")
+    assert "受理" in card.labels

@@ -499,3 +499,26 @@ async def test_second_redeem_code_says_the_first_is_void(bot, tg):
     await courier.send("/redeem 5")
     second = await courier.expect_message(contains="兑换码")
     assert "之前的兑换码已作废" in second.text
+
+
+async def test_relative_days_in_start_and_end_read_from_now(bot, tg):
+    await bot.grant(CAPTAIN, "captain")
+    _, captain = await started(tg, CAPTAIN, "李队长")
+    await captain.send("/newtask")
+    await captain.expect_message(contains="1/10")
+    await answers(
+        captain,
+        ("助老送餐", "2/10"),
+        ("-", "3/10"),
+        ("昨天 10:00", "已经过去"),
+        ("明天 10:00", "4/10"),
+        ("明天 12:00", "5/10"),  # tomorrow as the courier means it, not the day after the start
+        ("文新社区", "6/10"),
+        ("button:跳过", "7/10"),
+        ("2", "8/10"),
+        ("10", "9/10"),
+        ("-", "10/10"),
+        ("王奶奶", "预览"),
+    )
+    preview = captain.state.bot_messages[-1].text
+    assert "10:00–12:00" in preview and "11月27日" not in preview
