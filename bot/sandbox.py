@@ -247,7 +247,11 @@ class Sandbox:
             elif line == "/doc":
                 await chat.send_document()
             else:
-                await chat.send(line)
+                # Like a Telegram app: when the bot's newest message asks for a reply (ForceReply),
+                # what you type next is sent as that reply (needed in groups under privacy mode).
+                recent = [m for m in chat.messages if not m.deleted][-3:]
+                asking = [m for m in recent if (m.markup or {}).get("force_reply")]
+                await chat.send(line, reply_to=asking[-1] if asking else None)
         except (ValueError, IndexError):
             self.say("(could not read that; type :help)")
             return True

@@ -1,6 +1,7 @@
 """`xiaoge-bot run` when things around it are wrong: one clear line and an exit, never a hang."""
 
 import socket
+from pathlib import Path
 
 from tests.test_cli import run_cli, write_config
 
@@ -59,3 +60,22 @@ def test_sandbox_role_does_not_carry_over_between_runs(tmp_path):
     )
     assert second.returncode == 0, second.stderr
     assert "通知内容" not in second.stdout and "没有权限" in second.stdout
+
+
+def test_sandbox_answers_a_reply_prompt_in_the_group(tmp_path):
+    """The bot asks for a reply in groups (privacy mode); the sandbox sends the next line as that reply."""
+    cfg = write_config(tmp_path)
+    demo = str(Path(__file__).resolve().parents[1] / "data" / "stations.demo.csv")
+    result = run_cli(
+        "sandbox",
+        "--config",
+        str(cfg),
+        "--role",
+        "courier",
+        "--stations",
+        demo,
+        stdin=":group\n/stations\n文三路\n:quit\n",
+    )
+    assert result.returncode == 0, result.stderr
+    assert "请回复这条消息" in result.stdout
+    assert "文三路" in result.stdout.split("请回复这条消息", 1)[1].split("文三路", 1)[1]
