@@ -392,7 +392,12 @@ async def _change_role(update: Update, context: XContext, *, grant: bool) -> Non
     }
     if grant:
         changed = await community(context).grant(target_id, role_name, area, update.effective_user.id)
-        await reply(update, context, context.t("roles.granted" if changed else "roles.already", **values))
+        text = context.t("roles.granted" if changed else "roles.already", **values)
+        known = [name for name, _count in await community(context).areas()]
+        if area and area not in known:
+            # Areas are free text: a typo (蒋村 for 蒋村街道) would silently make a new, empty area.
+            text += "\n" + context.t("roles.new_area", area=area, known="、".join(known) or "-")
+        await reply(update, context, text)
         if changed:
             await _tell_grantee(context, target_id, role_name, area)
     else:
