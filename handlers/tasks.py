@@ -651,6 +651,16 @@ async def got_area(update: Update, context: XContext) -> int:
     if allowed is not None and area not in allowed:
         await reply(update, context, context.t("tasks.post.area_not_yours", areas="、".join(sorted(allowed))))
         return AREA
+    known = [name for name, _count in await community(context).areas()]
+    if area and area not in known and context.user_data.get("tasks_area_warned") != area:
+        # Free text: a typo (蒋村 for 蒋村街道) would find no group to post the card to. Ask once;
+        # the same answer again is taken as meant.
+        context.user_data["tasks_area_warned"] = area
+        await reply(
+            update, context, context.t("tasks.post.area_no_groups", area=area, known="、".join(known) or "-")
+        )
+        return AREA
+    context.user_data.pop("tasks_area_warned", None)
     return await _answered(update, context, AREA, replace(_draft(context), area=area))
 
 

@@ -522,3 +522,26 @@ async def test_relative_days_in_start_and_end_read_from_now(bot, tg):
     )
     preview = captain.state.bot_messages[-1].text
     assert "10:00–12:00" in preview and "11月27日" not in preview
+
+
+async def test_an_area_no_group_has_is_questioned_once(bot, tg):
+    await bot.grant(CAPTAIN, "captain")
+    captain_user, captain = await started(tg, CAPTAIN, "李队长")
+    group = tg.group(GROUP, "文新小哥群", creator=captain_user)
+    await group.add_bot(by=captain_user)
+    await bot.settle()
+    from storage import groups as groups_repo
+
+    await groups_repo.set_area(bot.db, GROUP, "文新街道", bot.clock.now())
+    await captain.send("/newtask")
+    await captain.expect_message(contains="1/10")
+    await answers(
+        captain,
+        ("助老送餐", "2/10"),
+        ("-", "3/10"),
+        ("明天 10:00", "4/10"),
+        ("-", "5/10"),
+        ("文新社区", "6/10"),
+        ("文新", "还没有群的片区是「文新」"),  # a typo: questioned, the step kept
+        ("文新街道", "7/10"),  # an area groups carry: taken at once
+    )
