@@ -383,12 +383,23 @@ class MeetingService:
             row.append({"text": label, "callback_data": rsvp_data(meeting.id, occ.original_start, answer)})
         return row
 
-    def announcement_markup(self, meeting: MeetingRecord, lang: str) -> dict[str, Any] | None:
-        """RSVP buttons for the next occurrence on the announcement of a new meeting."""
-        occ = self._next(meeting)
+    def announcement_markup(
+        self, meeting: MeetingRecord, lang: str, occ: Occurrence | None = None
+    ) -> dict[str, Any] | None:
+        """RSVP buttons for the next occurrence (or ``occ``) on the announcement of a new meeting."""
+        occ = occ or self._next(meeting)
         if occ is None:
             return None
         return {"inline_keyboard": [self.rsvp_row(meeting, occ, lang)]}
+
+    def announcement_text(
+        self, meeting: MeetingRecord, occ: Occurrence | None, counts: dict[str, int], lang: str
+    ) -> str:
+        """The announcement of a new meeting: its card and the RSVP counts of ``occ`` (kept live)."""
+        text = self.card_text(meeting, occ, lang)
+        if occ is None:
+            return text
+        return f"{text}\n{self.counts_line(counts, lang)}"
 
     def card_text(self, meeting: MeetingRecord, occ: Occurrence | None, lang: str) -> str:
         """The meeting as listed by /meetings and announced when scheduled."""
@@ -525,11 +536,18 @@ class MeetingService:
             meeting_id = await repo.create(tx, new, self.now)
         meeting = await self._require(meeting_id)
         planned = await self.plan_reminders(meeting)
+        occ = self._next(meeting)
+        counts = (
+            await repo.rsvp_counts(self.core.db, meeting.id, occ.original_start)
+            if occ is not None
+            else dict.fromkeys(repo.ANSWERS, 0)
+        )
         await self._notify(
             meeting,
             "created",
-            lambda lang: self.card_text(meeting, self._next(meeting), lang),
-            markup=lambda lang: self.announcement_markup(meeting, lang),
+            lambda lang: self.announcement_text(meeting, occ, counts, lang),
+            markup=lambda lang: self.announcement_markup(meeting, lang, occ),
+            announces=occ,
         )
         log.info("meeting %s scheduled by %s: %s", meeting.id, meeting.organizer_id, meeting.rrule or "once")
         return Scheduled(meeting, self.schedule_of(meeting), self.holiday_flags(meeting), planned)
@@ -786,9 +804,11 @@ class MeetingService:
         render: Any,
         chats: Sequence[int] | None = None,
         markup: Any = None,
+        announces: Occurrence | None = None,
     ) -> int:
         """Enqueue a notice (rendered per language) to the target groups (or ``chats``), once per
-        revision; ``markup`` (lang -> reply_markup dict or None) adds buttons."""
+        revision; ``markup`` (lang -> reply_markup dict or None) adds buttons. With ``announces``, the
+        rows are linked to that occurrence, so its RSVP counts are kept live on them."""
         if chats is None:
             chats = await self.target_chats(meeting)
         if not chats:
@@ -812,9 +832,23 @@ class MeetingService:
             )
             for chat_id in chats
         ]
-        count = await outbox_repo.enqueue(self.core.db, messages, now)
+        async with self.core.db.transaction() as tx:
+            if announces is not None:
+                keys = [(m.dedup_key, m.chat_id) for m in messages]
+                await repo.link_announcements(tx, meeting.id, announces.original_start, keys)
+            count = await outbox_repo.enqueue(tx, messages, now)
         self._wake_outbox()
         return count
+
+    async def on_notice_done(self, row: Any, outcome: str, result: dict[str, Any] | None) -> None:
+        """`Outbox.on_done(KIND_NOTICE, ...)` hook: a sent announcement is recorded so that RSVP
+        answers edit it (other notices are not linked and are left alone)."""
+        if outcome == "sent" and result and result.get("message_id"):
+            await repo.announcement_sent(self.core.db, row.dedup_key, row.chat_id, int(result["message_id"]))
+
+    def install(self, outbox: Any) -> None:
+        """Register the outbox hooks of meetings (call once at start-up)."""
+        outbox.on_done(KIND_NOTICE, self.on_notice_done)
 
     async def edit(
         self,
@@ -1032,6 +1066,7 @@ class MeetingService:
         edits: list[MessageEdit] = []
         if changed:
             edits = await self._rerender_reminders(meeting, occ, counts)
+            edits += await self._rerender_announcements(meeting, occ, counts)
         return RsvpResult(changed, answer, counts, edits)
 
     async def _rerender_reminders(
@@ -1047,6 +1082,23 @@ class MeetingService:
                 await outbox_repo.set_payload(self.core.db, reminder.dedup_key, payload, self.now)
             elif reminder.state == "sent" and reminder.message_id is not None:
                 edits.append(MessageEdit(reminder.chat_id, reminder.message_id, text, markup))
+        return edits
+
+    async def _rerender_announcements(
+        self, meeting: MeetingRecord, occ: Occurrence, counts: dict[str, int]
+    ) -> list[MessageEdit]:
+        """The announcements of ``occ`` with the new counts: pending ones get a fresh payload, sent ones
+        an edit (paced through the outbox by `queue_edits`, like the reminders')."""
+        lang = self.group_lang
+        text = self.announcement_text(meeting, occ, counts, lang)
+        markup = self.announcement_markup(meeting, lang, occ) or {}
+        edits = []
+        for item in await repo.announcements_of(self.core.db, meeting.id, occ.original_start):
+            if item.state == "pending":
+                payload = {"method": "sendMessage", "params": {"text": text, "reply_markup": markup}}
+                await outbox_repo.set_payload(self.core.db, item.dedup_key, payload, self.now)
+            elif item.state == "sent" and item.message_id is not None:
+                edits.append(MessageEdit(item.chat_id, item.message_id, text, markup))
         return edits
 
     async def queue_edits(self, edits: Sequence[MessageEdit], *, skip: tuple[int, int] | None = None) -> int:

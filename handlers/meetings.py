@@ -1404,7 +1404,11 @@ async def _on_startup(core: Core, app: Application) -> None:
 
 
 def register(app: Application) -> None:
-    catalog = app.bot_data["core"].catalog
+    core = app.bot_data["core"]
+    catalog = core.catalog
+    if core.outbox is not None:
+        # An announcement posted into a group: remember its message so RSVP answers update its counts.
+        core.service(MeetingService).install(core.outbox)
     private = filters.ChatType.PRIVATE
     text = filters.TEXT & ~filters.COMMAND & private
     conversation = ConversationHandler(

@@ -421,3 +421,50 @@ async def reminders_of(db: Executor, meeting_id: int, occurrence: dt.datetime) -
         (meeting_id, to_db(occurrence)),
     )
     return [SentReminder(r[0], r[1], r[2], r[3], r[4]) for r in rows]
+
+
+# -- Announcement links -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Announcement:
+    dedup_key: str
+    chat_id: int
+    state: str  # the outbox row's state
+    message_id: int | None
+
+
+async def link_announcements(
+    db: Executor, meeting_id: int, occurrence: dt.datetime, keys: Iterable[tuple[str, int]]
+) -> None:
+    """Remember which outbox rows (dedup_key, chat_id) announce ``occurrence`` of the meeting."""
+    for dedup_key, chat_id in keys:
+        await db.execute(
+            "INSERT INTO meeting_announcements(dedup_key, meeting_id, occurrence, chat_id)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT(dedup_key) DO NOTHING",
+            (dedup_key, meeting_id, to_db(occurrence), chat_id),
+        )
+
+
+async def announcement_sent(db: Executor, dedup_key: str, chat_id: int, message_id: int) -> bool:
+    """Record the sent message of an announcement; False when ``dedup_key`` is no announcement."""
+    changed = await db.execute(
+        "UPDATE meeting_announcements SET chat_id = ?, message_id = ? WHERE dedup_key = ?",
+        (chat_id, message_id, dedup_key),
+    )
+    return changed > 0
+
+
+async def announcements_of(db: Executor, meeting_id: int, occurrence: dt.datetime) -> list[Announcement]:
+    """The announcements of one occurrence with their outbox state and sent message id."""
+    rows = await db.fetchall(
+        """
+        SELECT a.dedup_key, COALESCE(CASE WHEN a.message_id IS NULL THEN o.chat_id END, a.chat_id),
+            o.state, a.message_id
+        FROM meeting_announcements a JOIN outbox o ON o.dedup_key = a.dedup_key
+        WHERE a.meeting_id = ? AND a.occurrence = ?
+        ORDER BY a.chat_id
+        """,
+        (meeting_id, to_db(occurrence)),
+    )
+    return [Announcement(r[0], r[1], r[2], r[3]) for r in rows]

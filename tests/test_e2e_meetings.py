@@ -898,3 +898,35 @@ async def test_rsvp_on_announcement_and_meetings_list(bot, tg):
     await at(bot, FIRST - dt.timedelta(days=1))
     day = await reader.expect_message(contains=REMINDER)
     assert "✅ 参加 1 · ❌ 不参加 0 · ❓ 待定 1" in day.text
+
+
+async def test_announcement_shows_live_rsvp_counts(bot, tg):
+    _mod, group, reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot)
+    announcement = await reader.expect_message(contains="小哥议事会")
+    assert "✅ 参加 0 · ❌ 不参加 0 · ❓ 待定 0" in announcement.text
+    # Two members answer on the announcement: it is edited with the counts, buttons kept.
+    a = group.chat(tg.user(2131, "阿强"))
+    b = group.chat(tg.user(2132, "阿珍"))
+    await (await a.press("✅ 参加", message=announcement)).wait()
+    first = await reader.expect_edit(
+        contains="✅ 参加 1 · ❌ 不参加 0 · ❓ 待定 0", message_id=announcement.message_id
+    )
+    assert f"mt:rsvp:{meeting.id}:{occ_code(FIRST)}:y" in [d for _, d in first.inline]
+    await (await b.press("❓ 待定", message=announcement)).wait()
+    await reader.expect_edit(
+        contains="✅ 参加 1 · ❌ 不参加 0 · ❓ 待定 1", message_id=announcement.message_id
+    )
+    # An answer given elsewhere (the private /meetings list) reaches the announcement through the outbox.
+    courier = tg.private(tg.user(2133, "小李", started=True))
+    await courier.send("/meetings")
+    listing = await courier.expect_message(contains="近期议事会")
+    await (await courier.press("1. ❌ 不参加", message=listing)).wait()
+    await bot.settle()
+    await reader.expect_edit(
+        contains="✅ 参加 1 · ❌ 不参加 1 · ❓ 待定 1", message_id=announcement.message_id
+    )
+    # The reminder later shows the same counts.
+    await at(bot, FIRST - dt.timedelta(days=1))
+    day = await reader.expect_message(contains=REMINDER)
+    assert "✅ 参加 1 · ❌ 不参加 1 · ❓ 待定 1" in day.text
