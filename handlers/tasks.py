@@ -11,6 +11,7 @@ re-checks task and claim state, `require` checks the role for the task's area.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import re
 from dataclasses import replace
@@ -46,7 +47,7 @@ from handlers.common import (
     reply,
     require,
 )
-from handlers.core import cancel_conversation, cancel_fallback, deep_links
+from handlers.core import cancel_conversation, cancel_fallback, cancel_keys, deep_links
 from storage.tasks import Task, TaskCount
 
 COMMANDS = [
@@ -62,6 +63,7 @@ TITLE, DESCRIPTION, START, END, PLACE, AREA, SLOTS, POINTS, DEADLINE, DETAILS, P
 # Nearest-first conversation state.
 NEAR = 20
 DRAFT = "tasks"
+AREA_WARNED = "tasks_area_warned"  # user_data: the unknown area the captain was asked about once
 GROUPS = "tasks_groups"
 # Set when the preview sent the user back to one step: after it, straight back to the preview.
 FIXING = "tasks_fixing"
@@ -525,6 +527,7 @@ async def new_task(update: Update, context: XContext) -> int:
     if not await require(update, context, Perm.TASKS_POST):
         return ConversationHandler.END
     _drop(context)
+    context.user_data.pop(AREA_WARNED, None)  # a question about an earlier draft's area is void
     _save(context, TaskDraft())
     return await _ask(update, context, TITLE)
 
@@ -640,8 +643,12 @@ async def got_place(update: Update, context: XContext) -> int:
 
 
 async def _area_hint(update: Update, context: XContext) -> str:
+    """The areas a captain may pick: theirs, or (unscoped) the areas groups carry today."""
     areas = await context.core.authz.areas_for(update.effective_user.id, Perm.TASKS_POST)
-    return "、".join(sorted(areas)) if areas else context.t("tasks.post.any_area")
+    if areas:
+        return "、".join(sorted(areas))
+    known = [name for name, _count in await community(context).areas()]
+    return "、".join(known) if known else context.t("tasks.post.any_area")
 
 
 async def got_area(update: Update, context: XContext) -> int:
@@ -652,15 +659,15 @@ async def got_area(update: Update, context: XContext) -> int:
         await reply(update, context, context.t("tasks.post.area_not_yours", areas="、".join(sorted(allowed))))
         return AREA
     known = [name for name, _count in await community(context).areas()]
-    if area and area not in known and context.user_data.get("tasks_area_warned") != area:
+    if area and area not in known and context.user_data.get(AREA_WARNED) != area:
         # Free text: a typo (蒋村 for 蒋村街道) would find no group to post the card to. Ask once;
         # the same answer again is taken as meant.
-        context.user_data["tasks_area_warned"] = area
+        context.user_data[AREA_WARNED] = area
         await reply(
             update, context, context.t("tasks.post.area_no_groups", area=area, known="、".join(known) or "-")
         )
         return AREA
-    context.user_data.pop("tasks_area_warned", None)
+    context.user_data.pop(AREA_WARNED, None)
     return await _answered(update, context, AREA, replace(_draft(context), area=area))
 
 
@@ -969,8 +976,23 @@ async def _ask_first(update: Update, context: XContext, what: str, action: str) 
         update,
         context,
         context.t(f"tasks.manage.{what}_ask", title=count.task.title),
-        reply_markup=_markup([[(context.t(f"tasks.button.{what}_yes"), cb(action, values[0]))]]),
+        reply_markup=_markup(
+            [
+                [
+                    (context.t(f"tasks.button.{what}_yes"), cb(action, values[0])),
+                    (context.t("tasks.button.keep"), cb("keep")),
+                ]
+            ]
+        ),
     )
+
+
+async def keep_pressed(update: Update, context: XContext) -> None:
+    """ "No, keep it" under a confirm-first question: nothing changes, the question goes away."""
+    query = update.callback_query
+    await query.answer(context.t("tasks.manage.kept"))
+    with contextlib.suppress(BadRequest):
+        await query.edit_message_reply_markup(None)
 
 
 async def ask_close(update: Update, context: XContext) -> None:
@@ -1092,6 +1114,7 @@ def register(app: Application) -> None:
     app.add_handler(near)
     app.add_handler(CommandHandler("wishes", wishes))
     app.add_handler(MessageHandler(menu_text(core.catalog, "menu.wishes"), wishes))
+    cancel_keys(app).add(AREA_WARNED)
     deep_links(app)["mytasks"] = my_tasks_link
     deep_links(app)["wishes"] = wishes_link
     deep_links(app)["tasks"] = managed_link
@@ -1111,6 +1134,7 @@ def register(app: Application) -> None:
         ("sc", close_task),
         ("cx", ask_cancel),
         ("cxy", cancel_task),
+        ("keep", keep_pressed),
     ):
         app.add_handler(CallbackQueryHandler(callback, pattern=rf"^tk:{action}(:|$)"))
     # Buttons of a finished posting conversation.

@@ -430,6 +430,10 @@ async def test_stop_claims_asks_first_and_is_not_top_left(bot, tg):
     await (await captain.press("🔒 停止认领", message=view)).wait()
     ask = await captain.expect_message(contains="确定停止认领")
     assert (await store.get(bot.db, task_id)).state == "open"  # nothing happened yet
+    kept = await (await captain.press("↩️ 不了，保持原样", message=ask)).wait()
+    assert "保持原样" in kept.text and (await store.get(bot.db, task_id)).state == "open"
+    await (await captain.press("🔒 停止认领", message=view)).wait()
+    ask = await captain.expect_message(contains="确定停止认领")
     await (await captain.press("确定停止认领", message=ask)).wait()
     assert (await store.get(bot.db, task_id)).state == "closed"
 
@@ -544,4 +548,25 @@ async def test_an_area_no_group_has_is_questioned_once(bot, tg):
         ("文新社区", "6/10"),
         ("文新", "还没有群的片区是「文新」"),  # a typo: questioned, the step kept
         ("文新街道", "7/10"),  # an area groups carry: taken at once
+    )
+    # A question left open by an abandoned draft does not let the same typo through next time.
+    await captain.send("/newtask")
+    await captain.expect_message(contains="1/10")
+    await answers(captain, ("助老送餐", "2/10"), ("-", "3/10"), ("明天 10:00", "4/10"), ("-", "5/10"))
+    await captain.send("文新社区")
+    assert "文新街道" in (await captain.expect_message(contains="6/10")).text  # the areas in use
+    await captain.send("文新")
+    await captain.expect_message(contains="还没有群的片区是「文新」")
+    await captain.send("/cancel")
+    await captain.expect_message(contains="已取消")
+    await captain.send("/newtask")
+    await captain.expect_message(contains="1/10")
+    await answers(
+        captain,
+        ("助老送餐", "2/10"),
+        ("-", "3/10"),
+        ("明天 10:00", "4/10"),
+        ("-", "5/10"),
+        ("文新社区", "6/10"),
+        ("文新", "还没有群的片区是「文新」"),
     )
