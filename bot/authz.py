@@ -136,6 +136,19 @@ class Authorizer:
                 return Decision(True, "ok", "group_admin")
         return Decision(False, "area" if wrong_area else "role")
 
+    async def covers(
+        self, user_id: int, perm: Perm, areas: list[str], *, owner_id: int | None = None
+    ) -> bool:
+        """May the user act (with `perm`) on something that reaches `areas` ([] = everywhere)?
+
+        Unscoped grants and the owner may; a grant scoped to some areas only when every area the thing
+        reaches is one of them (a notice to all groups is beyond a street's moderator).
+        """
+        scoped = await self.areas_for(user_id, perm)
+        if scoped is None or (owner_id is not None and owner_id == user_id):
+            return True
+        return bool(areas) and set(areas) <= scoped
+
     async def areas_for(self, user_id: int, perm: Perm) -> set[str] | None:
         """Areas where the user holds `perm`: None means everywhere, an empty set nowhere."""
         if self.is_admin(user_id):

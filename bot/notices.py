@@ -64,7 +64,8 @@ def notice(
     markup: dict[str, Any] | None = None,
     expires_at: dt.datetime | None = None,
 ) -> NewMessage:
-    """A message to one person's private chat, sent as soon as possible (priority 0)."""
+    """A message to one chat (a person's private chat, or a moderators' chat), sent as soon as
+    possible (priority 0)."""
     return NewMessage(
         kind=kind,
         dedup_key=dedup_key,

@@ -37,6 +37,7 @@ from bot.geo import (
     riding_minutes,
 )
 from bot.i18n import Catalog
+from bot.notices import notice
 from bot.opening_hours import OpeningHoursError, Status, parse_opening_hours
 from storage import outbox
 from storage import stations as repo
@@ -434,13 +435,8 @@ class StationService:
                     user=who,
                     note=note or self.core.t(lang, "stations.flag.no_note"),
                 )
-                message = outbox.NewMessage(
-                    kind="station_flag",
-                    dedup_key=f"stflag:{flag_id}",
-                    chat_id=chat,
-                    payload={"method": "sendMessage", "params": {"text": text}},
-                    due_at=now,
-                    priority=0,
+                message = notice(
+                    kind="station_flag", dedup_key=f"stflag:{flag_id}", user_id=chat, text=text, now=now
                 )
                 await outbox.enqueue(tx, [message], now)
         return FlagResult(flag_id, False, chat)
@@ -468,13 +464,8 @@ class StationService:
                     station_id=station.id,
                     note=note,
                 )
-                message = outbox.NewMessage(
-                    kind="station_flag",
-                    dedup_key=f"stflag:{flag_id}:note",
-                    chat_id=chat,
-                    payload={"method": "sendMessage", "params": {"text": text}},
-                    due_at=now,
-                    priority=0,
+                message = notice(
+                    kind="station_flag", dedup_key=f"stflag:{flag_id}:note", user_id=chat, text=text, now=now
                 )
                 await outbox.enqueue(tx, [message], now)
         return True

@@ -373,10 +373,8 @@ async def stale_in_conversation(update: Update, context: XContext) -> int | None
 
 async def _may_manage(context: XContext, user_id: int, b: Broadcast) -> bool:
     """A moderator of some areas sees and stops their own notices and those to their areas only."""
-    areas = await context.core.authz.areas_for(user_id, Perm.BROADCAST_SEND)
-    if areas is None or b.author_id == user_id:
-        return True
-    return b.audience == "areas" and bool(b.areas) and set(b.areas) <= areas
+    reach = b.areas if b.audience == "areas" else []  # "all groups" or subscribers reach everywhere
+    return await context.core.authz.covers(user_id, Perm.BROADCAST_SEND, reach, owner_id=b.author_id)
 
 
 async def list_broadcasts(update: Update, context: XContext) -> None:

@@ -921,15 +921,22 @@ async def _admin_view(context: XContext, count: TaskCount) -> tuple[str, InlineK
     return "\n".join(lines), _markup(rows)
 
 
-async def admin_view(update: Update, context: XContext) -> None:
-    query = update.callback_query
+async def _pressed_on_managed_task(update: Update, context: XContext) -> TaskCount | None:
+    """A captain's button carrying a task id: the task once id, role and area check out (the press is
+    answered), else None (a refusal was sent)."""
     values = await _ids(update, context, 1)
     if values is None:
-        return
+        return None
     count = await _managed_task(update, context, values[0])
+    if count is not None:
+        await update.callback_query.answer()
+    return count
+
+
+async def admin_view(update: Update, context: XContext) -> None:
+    count = await _pressed_on_managed_task(update, context)
     if count is None:
         return
-    await query.answer()
     text, markup = await _admin_view(context, count)
     await reply(update, context, text, reply_markup=markup)
 
@@ -964,14 +971,9 @@ async def mark(update: Update, context: XContext) -> None:
 
 async def _ask_first(update: Update, context: XContext, what: str, action: str) -> None:
     """A step that cannot be undone asks first: `tasks.manage.<what>_ask`, button `<what>_yes`."""
-    query = update.callback_query
-    values = await _ids(update, context, 1)
-    if values is None:
-        return
-    count = await _managed_task(update, context, values[0])
+    count = await _pressed_on_managed_task(update, context)
     if count is None:
         return
-    await query.answer()
     await reply(
         update,
         context,
@@ -979,7 +981,7 @@ async def _ask_first(update: Update, context: XContext, what: str, action: str) 
         reply_markup=_markup(
             [
                 [
-                    (context.t(f"tasks.button.{what}_yes"), cb(action, values[0])),
+                    (context.t(f"tasks.button.{what}_yes"), cb(action, count.task.id)),
                     (context.t("tasks.button.keep"), cb("keep")),
                 ]
             ]
