@@ -30,9 +30,9 @@ from telegram.error import RetryAfter
 from telegram.ext import AIORateLimiter, ApplicationBuilder
 
 from bot.broadcast import BroadcastService, Draft
-from bot.config import parse_config
-from bot.fakeapi import FakeTelegram, TelegramDriver
-from bot.runtime import Runtime
+from bot.core.config import parse_config
+from bot.core.runtime import Runtime
+from fakeapi import FakeTelegram, TelegramDriver
 from storage import groups as groups_repo
 
 TEXT = "【通知】今晚 20:00 小哥学堂：电动车安全与保险理赔"

@@ -38,13 +38,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from geopy.distance import geodesic
 
-from bot import facilities as fac
-from bot.clock import FakeClock
-from bot.config import Config
-from bot.core import Core
-from bot.geo import EARTH_RADIUS_M
-from bot.i18n import Catalog
-from bot.stations import StationService
+from bot.core.clock import FakeClock
+from bot.core.config import Config
+from bot.core.container import Core
+from bot.core.i18n import Catalog
+from bot.kit.geo import EARTH_RADIUS_M
+from bot.stations import facilities as fac
+from bot.stations.service import StationService
 from storage import stations as repo
 from storage.db import Database
 

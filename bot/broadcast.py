@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.core import Core
+from bot.core.container import Core
 from storage import broadcasts as repo
 from storage import groups as groups_repo
 from storage import outbox as outbox_repo

@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
-from bot.config import Config, ConfigError, load_config, token_looks_valid
+from bot.core.config import Config, ConfigError, load_config, token_looks_valid
 
 log = logging.getLogger("xiaoge")
 
@@ -74,7 +74,7 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
     async def main() -> int:
         from telegram.error import InvalidToken, TelegramError
 
-        from bot.runtime import Runtime
+        from bot.core.runtime import Runtime
 
         try:
             async with Runtime(config) as runtime:
@@ -173,19 +173,19 @@ def cmd_stations(args: argparse.Namespace, config: Config) -> int:
         return 1
 
     async def main() -> int:
-        from bot.clock import SystemClock
-        from bot.core import Core
-        from bot.i18n import Catalog
+        from bot.core.clock import SystemClock
+        from bot.core.container import Core
+        from bot.core.i18n import Catalog
 
         db = await _open_db(config)
         core = Core(config, SystemClock(), db, Catalog.load(config.bot.default_language))
         try:
             if args.action == "import":
-                importer = _feature("bot.station_import", "import_file")
+                importer = _feature("bot.stations.importer", "import_file")
                 if importer is None:
                     print("stations import is not available in this build", file=sys.stderr)
                     return 1
-                from bot.station_import import StationImportError
+                from bot.stations.importer import StationImportError
 
                 path = Path(args.file)
                 try:
@@ -195,7 +195,7 @@ def cmd_stations(args: argparse.Namespace, config: Config) -> int:
                     return 1
                 print(result.summary() if hasattr(result, "summary") else result)
                 return 0 if not getattr(result, "errors", None) else 1
-            exporter = _feature("bot.station_import", "export_csv")
+            exporter = _feature("bot.stations.importer", "export_csv")
             if exporter is None:
                 print("stations export is not available in this build", file=sys.stderr)
                 return 1
@@ -214,16 +214,16 @@ def cmd_stations(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_reports(args: argparse.Namespace, config: Config) -> int:
     async def main() -> int:
-        from bot.clock import SystemClock
-        from bot.core import Core
-        from bot.i18n import Catalog
+        from bot.core.clock import SystemClock
+        from bot.core.container import Core
+        from bot.core.i18n import Catalog
 
         try:
             since = dt.date.fromisoformat(args.since) if args.since else None
         except ValueError:
             print(f"--since: not a date (YYYY-MM-DD): {args.since!r}", file=sys.stderr)
             return EXIT_CONFIG
-        exporter = _feature("bot.reports", "export_reports")
+        exporter = _feature("bot.reports.service", "export_reports")
         if exporter is None:
             print("reports export is not available in this build", file=sys.stderr)
             return 1

@@ -8,7 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 
-from bot.core import Core
+from bot.core.container import Core
 from storage import groups as groups_repo
 from storage import outbox as outbox_repo
 from storage import points as points_repo

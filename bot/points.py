@@ -4,7 +4,7 @@ Everything goes through the one append-only ledger (storage/points.py); a balanc
 correction is a new entry. Redeeming: the courier asks for a one-time 6-digit code, a moderator or
 station keeper confirms it; checking the balance, marking the code used and writing the deduction
 happen in one transaction, so a code is spent once and a balance never goes below zero.
-Who may adjust or confirm is decided by the handlers through bot.authz.
+Who may adjust or confirm is decided by the handlers through bot.core.authz.
 """
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from enum import StrEnum
 
 from dateutil.relativedelta import relativedelta
 
-from bot.core import Core
-from bot.notices import notice, queue
+from bot.core.container import Core
+from bot.core.messages import notice, queue
 from storage import points as ledger
 from storage import users as users_repo
 from storage.points import LedgerEntry, RedeemCode

@@ -1,7 +1,7 @@
 """`xiaoge-bot sandbox`: chat with the real bot in a terminal, against the built-in fake Bot API.
 
 The bot runs exactly as in production (same Application, handlers, database code, HTTP), only
-Telegram is replaced by bot/fakeapi. You are one user (a courier, moderator, captain or admin) with a
+Telegram is replaced by fakeapi/. You are one user (a courier, moderator, captain or admin) with a
 private chat, a courier group and the moderators' group.
 """
 
@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot.config import Config
+from bot.core.config import Config
 
 USER_ID = 10001
 GROUP_ID = -1001000000001
@@ -54,8 +54,8 @@ class Sandbox:
         self.out.flush()
 
     async def start(self) -> None:
-        from bot.fakeapi import TelegramDriver
-        from bot.runtime import Runtime
+        from bot.core.runtime import Runtime
+        from fakeapi import TelegramDriver
 
         self.tg = await TelegramDriver().start()
         base = self.base_config
@@ -112,7 +112,7 @@ class Sandbox:
             return
         self.stations = str(path)
         try:
-            module = importlib.import_module("bot.station_import")
+            module = importlib.import_module("bot.stations.importer")
         except ImportError:
             return
         try:

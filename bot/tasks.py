@@ -2,7 +2,7 @@
 
 Rules live here; storage/tasks.py holds the SQL. Every change happens in one transaction that also
 queues what it causes (reminders, notices, group-card edits) in the one outbox, so nothing is done
-half. Who may call the captain/moderator operations is decided by the handlers through bot.authz;
+half. Who may call the captain/moderator operations is decided by the handlers through bot.core.authz;
 this service trusts its `actor_id` and re-checks task and claim state itself.
 
 Outbox keys (business identity; planning twice never sends twice):
@@ -24,9 +24,9 @@ from typing import Any
 
 from geopy.distance import geodesic
 
-from bot.core import Core
-from bot.geo import LatLon, amap_marker_url
-from bot.notices import Button, edit_payload, keyboard, notice, queue, send_payload
+from bot.core.container import Core
+from bot.core.messages import Button, edit_payload, keyboard, notice, queue, send_payload
+from bot.kit.geo import LatLon, amap_marker_url
 from storage import outbox
 from storage import points as ledger
 from storage import tasks as store

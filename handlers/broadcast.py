@@ -15,11 +15,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import XContext
-from bot.authz import Perm
 from bot.broadcast import Broadcast, BroadcastError, BroadcastService, Draft
-from bot.runtime import startup_hooks
-from bot.timeparse import parse_local_time
+from bot.core.app import XContext
+from bot.core.authz import Perm
+from bot.core.runtime import startup_hooks
+from bot.kit.timeparse import parse_local_time
 from handlers.common import (
     Command,
     cb,

@@ -16,10 +16,10 @@ from telegram import (
 from telegram.constants import ChatType
 from telegram.ext import filters
 
-from bot.app import XContext
-from bot.authz import ANONYMOUS_ADMIN_ID, POLICY, Actor, Perm
 from bot.community import Community
-from bot.i18n import Catalog
+from bot.core.app import XContext
+from bot.core.authz import ANONYMOUS_ADMIN_ID, POLICY, Actor, Perm
+from bot.core.i18n import Catalog
 
 MAX_CALLBACK_BYTES = 64
 

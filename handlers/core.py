@@ -22,10 +22,10 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import XContext
-from bot.authz import GRANTABLE, Perm, Role
-from bot.i18n import LANGUAGES, resolve_language
-from bot.notices import notice
+from bot.core.app import XContext
+from bot.core.authz import GRANTABLE, Perm, Role
+from bot.core.i18n import LANGUAGES, resolve_language
+from bot.core.messages import notice
 from handlers.common import (
     Command,
     actor_of,

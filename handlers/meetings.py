@@ -35,20 +35,11 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import XContext
-from bot.authz import Perm
-from bot.core import Core
-from bot.meeting_input import InputError, parse_duration, parse_offsets, parse_place, parse_when
-from bot.meetings import (
-    ANSWER_CODES,
-    MeetingDraft,
-    MeetingError,
-    MeetingService,
-    TopicTarget,
-    occ_code,
-    occ_from_code,
-)
-from bot.recurrence import (
+from bot.core.app import XContext
+from bot.core.authz import Perm
+from bot.core.container import Core
+from bot.core.runtime import startup_hooks
+from bot.kit.recurrence import (
     Preset,
     RecurrenceError,
     Schedule,
@@ -61,7 +52,16 @@ from bot.recurrence import (
     to_local_naive,
     zone_name,
 )
-from bot.runtime import startup_hooks
+from bot.meetings.input import InputError, parse_duration, parse_offsets, parse_place, parse_when
+from bot.meetings.service import (
+    ANSWER_CODES,
+    MeetingDraft,
+    MeetingError,
+    MeetingService,
+    TopicTarget,
+    occ_code,
+    occ_from_code,
+)
 from handlers.common import (
     Command,
     actor_of,

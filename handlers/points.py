@@ -6,8 +6,8 @@ from __future__ import annotations
 from telegram import Update
 from telegram.ext import Application, CommandHandler
 
-from bot.app import XContext
-from bot.authz import Perm
+from bot.core.app import XContext
+from bot.core.authz import Perm
 from bot.points import PointsResult, PointsService
 from handlers.common import Command, community, find_user, is_private, parse_int, private_only, reply, require
 from handlers.core import deep_links

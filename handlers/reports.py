@@ -52,11 +52,12 @@ from telegram.ext import (
     filters,
 )
 
-from bot import report_categories as rc
-from bot.app import XContext
-from bot.authz import Perm
-from bot.core import Core
-from bot.reports import (
+from bot.core.app import XContext
+from bot.core.authz import Perm
+from bot.core.container import Core
+from bot.core.runtime import startup_hooks
+from bot.reports import categories as rc
+from bot.reports.service import (
     CB_FEEDBACK,
     CB_STATUS,
     MODERATOR_ACTIONS,
@@ -69,7 +70,6 @@ from bot.reports import (
     ReportService,
     haversine_m,
 )
-from bot.runtime import startup_hooks
 from handlers.common import (
     Command,
     cb,

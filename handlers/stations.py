@@ -39,12 +39,12 @@ from telegram.ext import (
     filters,
 )
 
-from bot import facilities as fac
-from bot.app import XContext
-from bot.authz import Perm
-from bot.geo import CoordinateError, LatLon, amap_marker_url, parse_coordinates
-from bot.opening_hours import OpeningHoursError, parse_opening_hours
-from bot.stations import (
+from bot.core.app import XContext
+from bot.core.authz import Perm
+from bot.kit.geo import CoordinateError, LatLon, amap_marker_url, parse_coordinates
+from bot.kit.opening_hours import OpeningHoursError, parse_opening_hours
+from bot.stations import facilities as fac
+from bot.stations.service import (
     Found,
     StationInputError,
     StationService,

@@ -28,12 +28,12 @@ from telegram.ext import (
     filters,
 )
 
-from bot.app import XContext
-from bot.authz import Perm
-from bot.meeting_input import InputError, parse_when
-from bot.notices import is_link
+from bot.core.app import XContext
+from bot.core.authz import Perm
+from bot.core.messages import is_link
+from bot.kit.timeparse import parse_local_time
+from bot.meetings.input import InputError, parse_when
 from bot.tasks import Outcome, TaskDraft, TaskInvalid, TaskResult, TaskService, cb
-from bot.timeparse import parse_local_time
 from handlers.common import (
     Command,
     community,

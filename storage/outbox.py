@@ -319,7 +319,7 @@ async def upsert_planned(db: Executor, messages: Iterable[NewMessage], now: dt.d
     expiry, and a 'cancelled' one is revived: the key is the business identity (this reminder for
     this occurrence in this chat), so planning it again after it was withdrawn must bring it back.
     The caller decides what is wanted from the current state (a cancelled meeting or a skipped
-    occurrence is never planned, see `bot.meetings.MeetingService.plan_reminders`).
+    occurrence is never planned, see `bot.meetings.service.MeetingService.plan_reminders`).
     Rows already 'sending', 'sent', 'failed', 'expired' or 'skipped' are never touched: no second send.
     Returns how many rows were inserted, revived or actually changed (a pending row planned again
     unchanged is not rewritten and not counted).

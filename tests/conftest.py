@@ -1,5 +1,5 @@
 """The end-to-end harness: the real Application (bot/runtime.py) over real HTTP against the project's
-fake Telegram Bot API (bot/fakeapi), with a temp SQLite file and a controllable clock.
+fake Telegram Bot API (fakeapi/), with a temp SQLite file and a controllable clock.
 
     async def test_start(bot, tg):
         chat = tg.private(tg.user(1001, "小王"))
@@ -23,10 +23,10 @@ from typing import Any
 
 import pytest
 
-from bot.clock import FakeClock
-from bot.config import Config, parse_config
-from bot.fakeapi import TelegramDriver
-from bot.runtime import Runtime
+from bot.core.clock import FakeClock
+from bot.core.config import Config, parse_config
+from bot.core.runtime import Runtime
+from fakeapi import TelegramDriver
 
 ADMIN_ID = 9001
 MODERATOR_CHAT_ID = -1009000000001

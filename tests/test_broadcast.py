@@ -16,7 +16,7 @@ OWNER = 7000
 
 @pytest.fixture
 def clock():
-    from bot.clock import FakeClock
+    from bot.core.clock import FakeClock
 
     # 2026-11-25 09:00 in Shanghai: outside the meal-time rush windows.
     return FakeClock(dt.datetime(2026, 11, 25, 1, 0, tzinfo=dt.UTC))
@@ -339,9 +339,9 @@ async def test_area_moderator_neither_sees_nor_stops_others_notices(bot, tg):
 
 
 async def test_rush_window_across_midnight(bot, tg):
-    from bot.config import Config
-    from bot.core import Core
-    from bot.i18n import Catalog
+    from bot.core.config import Config
+    from bot.core.container import Core
+    from bot.core.i18n import Catalog
 
     config = Config().with_overrides(broadcast={"rush_windows": ["22:00-02:00"]})
     svc = BroadcastService(Core(config=config, clock=bot.clock, db=bot.db, catalog=Catalog.load()))

@@ -1,6 +1,6 @@
 import pytest
 
-from bot.config import ConfigError, load_config, parse_config
+from bot.core.config import ConfigError, load_config, parse_config
 
 
 def test_defaults():

@@ -210,7 +210,7 @@ async def test_webhook_mode(tg, tmp_path, clock):
     import dataclasses
     import socket
 
-    from bot.runtime import Runtime
+    from bot.core.runtime import Runtime
     from tests.conftest import make_config
 
     with socket.socket() as s:

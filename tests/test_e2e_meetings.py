@@ -13,8 +13,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 
-from bot.meetings import MeetingDraft, MeetingService, occ_code, reminder_key
-from bot.recurrence import rrule_quarterly_first_monday, rrule_weekly
+from bot.kit.recurrence import rrule_quarterly_first_monday, rrule_weekly
+from bot.meetings.service import MeetingDraft, MeetingService, occ_code, reminder_key
 from storage import groups as groups_repo
 from storage import meetings as meetings_repo
 from storage import outbox as outbox_repo

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from bot.reports import ReportDraft, ReportService
+from bot.reports.service import ReportDraft, ReportService
 from storage import points
 from tests.conftest import MODERATOR_CHAT_ID
 

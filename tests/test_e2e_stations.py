@@ -7,7 +7,7 @@ import json
 import pytest
 from geopy.distance import geodesic
 
-from bot.stations import StationService
+from bot.stations.service import StationService
 from storage import stations as stations_repo
 from tests.conftest import ADMIN_ID, MODERATOR_CHAT_ID
 
@@ -16,7 +16,7 @@ HERE = (30.2741, 120.1551)  # Hangzhou, near the West Lake
 
 @pytest.fixture
 def clock():
-    from bot.clock import FakeClock
+    from bot.core.clock import FakeClock
 
     return FakeClock(dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC))  # 10:00 in Shanghai
 

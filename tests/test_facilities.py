@@ -1,7 +1,7 @@
 import pytest
 
-from bot import facilities as fac
-from bot.i18n import Catalog, placeholders
+from bot.core.i18n import Catalog, placeholders
+from bot.stations import facilities as fac
 
 
 def test_bits_are_unique_and_fit_in_a_signed_64_bit_integer():

@@ -27,7 +27,7 @@ from telegram.ext import (
     filters,
 )
 
-from bot.fakeapi import FakeTelegram, TelegramDriver
+from fakeapi import FakeTelegram, TelegramDriver
 
 # PTB itself warns inside RetryAfter.__init__ about the future timedelta type.
 pytestmark = pytest.mark.filterwarnings("ignore::telegram.warnings.PTBDeprecationWarning")
@@ -542,7 +542,7 @@ async def test_webhook_delivery_and_conflict(tg: TelegramDriver, bot: Bot) -> No
 
 
 def test_html_parser_entities_and_errors() -> None:
-    from bot.fakeapi.html import ParseError, check_markdown_v2, parse_html
+    from fakeapi.html import ParseError, check_markdown_v2, parse_html
 
     text, entities = parse_html(
         '👍 <b>粗 <i>x</i></b> &lt;tag&gt; &amp; <a href="https://e.org/?a=1&amp;b=2">link</a>'

@@ -7,8 +7,8 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from bot import geo
-from bot.geo import CoordinateError, Crs, LatLon
+from bot.kit import geo
+from bot.kit.geo import CoordinateError, Crs, LatLon
 
 # Reference values published with other implementations of the same formulas:
 # googollee/eviltransform python/test.py (wgsLat, wgsLng, gcjLat, gcjLng).

@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 from dateutil.rrule import rrulestr
 from icalendar import Calendar
 
-from bot import holidays_cn
-from bot.ics import IcsMeeting, meeting_uid, occurrence_ics, series_ics
-from bot.recurrence import Schedule, rrule_quarterly_first_monday, rrule_weekly
+from bot.kit import holidays_cn
+from bot.kit.ics import IcsMeeting, meeting_uid, occurrence_ics, series_ics
+from bot.kit.recurrence import Schedule, rrule_quarterly_first_monday, rrule_weekly
 
 SH = ZoneInfo("Asia/Shanghai")
 BERLIN = ZoneInfo("Europe/Berlin")

@@ -1,4 +1,4 @@
-from bot.i18n import LANGUAGES, Catalog, placeholders, resolve_language
+from bot.core.i18n import LANGUAGES, Catalog, placeholders, resolve_language
 
 
 def test_every_key_in_every_language_with_the_same_placeholders():

@@ -6,7 +6,7 @@ import signal
 import sys
 from pathlib import Path
 
-from bot.fakeapi import FakeTelegram, TelegramDriver
+from fakeapi import FakeTelegram, TelegramDriver
 
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "123456789:AAH-fake-token-for-the-kill-nine-test-0123"

@@ -7,8 +7,8 @@ import re
 
 import pytest
 
-from bot.i18n import Catalog
-from bot.meeting_input import InputError, parse_duration, parse_offsets, parse_when
+from bot.core.i18n import Catalog
+from bot.meetings.input import InputError, parse_duration, parse_offsets, parse_when
 
 NOW = dt.datetime(2026, 11, 25, 10, 0)  # a Wednesday, local wall time
 MARCH = dt.datetime(2026, 3, 4, 10, 0)  # also a Wednesday

@@ -9,11 +9,12 @@ from zoneinfo import ZoneInfo
 import pytest
 from icalendar import Calendar
 
-from bot.clock import FakeClock
-from bot.config import Config
-from bot.core import Core
-from bot.i18n import Catalog
-from bot.meetings import (
+from bot.core.clock import FakeClock
+from bot.core.config import Config
+from bot.core.container import Core
+from bot.core.i18n import Catalog
+from bot.kit.recurrence import RecurrenceError, rrule_quarterly_first_monday, rrule_weekly
+from bot.meetings.service import (
     KIND_HOLIDAY,
     KIND_NOTICE,
     KIND_REMINDER,
@@ -25,7 +26,6 @@ from bot.meetings import (
     occ_from_code,
     reminder_key,
 )
-from bot.recurrence import RecurrenceError, rrule_quarterly_first_monday, rrule_weekly
 from storage import groups, outbox, users
 from storage import meetings as meetings_repo
 from storage.db import Database
@@ -619,7 +619,7 @@ async def test_berlin_meeting_reminders_follow_local_time_across_dst(svc, db, cl
 
 
 def test_meeting_texts_complete_in_both_languages():
-    from bot.i18n import placeholders
+    from bot.core.i18n import placeholders
 
     catalog = Catalog.load()
     zh = {k: v for k, v in catalog.texts["zh"].items() if k.startswith("meetings.")}

@@ -3,7 +3,7 @@ import zoneinfo
 
 import pytest
 
-from bot.opening_hours import OpeningHours, OpeningHoursError, parse_opening_hours
+from bot.kit.opening_hours import OpeningHours, OpeningHoursError, parse_opening_hours
 
 TZ = zoneinfo.ZoneInfo("Asia/Shanghai")
 

@@ -5,10 +5,10 @@ import datetime as dt
 
 import pytest
 
-from bot.clock import FakeClock
-from bot.config import parse_config
-from bot.core import Core
-from bot.i18n import Catalog
+from bot.core.clock import FakeClock
+from bot.core.config import parse_config
+from bot.core.container import Core
+from bot.core.i18n import Catalog
 from bot.points import PointsOutcome, PointsService
 from storage import points as ledger
 from storage import users

@@ -3,7 +3,7 @@
 import asyncio
 import time
 
-from bot.ratelimit import BULK_PAUSE_MAX, FloodLimiter
+from bot.core.ratelimit import BULK_PAUSE_MAX, FloodLimiter
 
 
 async def _admitted_after(limiter: FloodLimiter, chat_id: int, *, bulk: bool) -> float:

@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from dateutil.rrule import rrulestr
 
-from bot.i18n import Catalog
-from bot.recurrence import (
+from bot.core.i18n import Catalog
+from bot.kit.recurrence import (
     RecurrenceError,
     Schedule,
     attach_zone,

@@ -9,12 +9,12 @@ import io
 
 import pytest
 
-from bot import report_categories as rc
-from bot.clock import FakeClock
-from bot.config import parse_config
-from bot.core import Core
-from bot.i18n import Catalog, placeholders
-from bot.reports import CARD_KIND, ReportDraft, ReportRefused, ReportService, haversine_m
+from bot.core.clock import FakeClock
+from bot.core.config import parse_config
+from bot.core.container import Core
+from bot.core.i18n import Catalog, placeholders
+from bot.reports import categories as rc
+from bot.reports.service import CARD_KIND, ReportDraft, ReportRefused, ReportService, haversine_m
 from storage import groups, outbox, points, users
 from storage import reports as repo
 from storage.db import Database
@@ -625,7 +625,7 @@ async def test_export_csv(svc, db, clock):
     ],
 )
 def test_reports_config_is_checked(data, message):
-    from bot.config import ConfigError
+    from bot.core.config import ConfigError
 
     with pytest.raises(ConfigError, match=message):
         parse_config(data, env={})

@@ -8,13 +8,13 @@ import random
 import pytest
 from geopy.distance import geodesic
 
-from bot import station_import as imp
-from bot.clock import FakeClock
-from bot.config import Config
-from bot.core import Core
-from bot.geo import LatLon, haversine_m, wgs84_to_bd09, wgs84_to_gcj02
-from bot.i18n import Catalog
-from bot.stations import (
+from bot.core.clock import FakeClock
+from bot.core.config import Config
+from bot.core.container import Core
+from bot.core.i18n import Catalog
+from bot.kit.geo import LatLon, haversine_m, wgs84_to_bd09, wgs84_to_gcj02
+from bot.stations import importer as imp
+from bot.stations.service import (
     StationInputError,
     StationService,
     format_distance,
@@ -351,7 +351,7 @@ def test_formatting():
     assert format_distance(catalog, "zh", 3) == "10 米"
     assert format_distance(catalog, "zh", 1234) == "1.2 公里"
     assert format_distance(catalog, "en", 12_345) == "12 km"
-    from bot.opening_hours import parse_opening_hours
+    from bot.kit.opening_hours import parse_opening_hours
 
     tz = dt.timezone(dt.timedelta(hours=8))
     now = dt.datetime(2026, 11, 25, 22, 0, tzinfo=tz)  # Wednesday

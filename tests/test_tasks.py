@@ -6,10 +6,10 @@ import datetime as dt
 
 import pytest
 
-from bot.clock import FakeClock
-from bot.config import parse_config
-from bot.core import Core
-from bot.i18n import Catalog
+from bot.core.clock import FakeClock
+from bot.core.config import parse_config
+from bot.core.container import Core
+from bot.core.i18n import Catalog
 from bot.tasks import Outcome, TaskDraft, TaskInvalid, TaskService, reminder_key
 from storage import outbox, users
 from storage import points as ledger

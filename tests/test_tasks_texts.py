@@ -1,6 +1,6 @@
 """Every wish-wall and points outcome has its text (test_i18n checks both languages match)."""
 
-from bot.i18n import Catalog
+from bot.core.i18n import Catalog
 from bot.points import PointsOutcome
 from bot.tasks import Outcome
 
@@ -24,7 +24,7 @@ def test_english_counts_read_right_for_one():
     """The catalog has no plural forms: texts with a count are worded so that 1 reads right."""
     import re
 
-    from bot.i18n import placeholders
+    from bot.core.i18n import placeholders
 
     catalog = Catalog.load()
     for key in [*catalog.keys("tasks."), *catalog.keys("points.")]:

@@ -1,4 +1,4 @@
-"""bot.timeparse: the one parser of typed times for tasks, broadcasts and meetings (aware UTC out)."""
+"""bot.kit.timeparse: the one parser of typed times for tasks, broadcasts and meetings (aware UTC out)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.timeparse import parse_local_time
+from bot.kit.timeparse import parse_local_time
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = dt.datetime(2026, 3, 4, 2, 0, tzinfo=dt.UTC)  # Wednesday 10:00 in Shanghai

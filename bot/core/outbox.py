@@ -28,8 +28,8 @@ from typing import Any
 
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
-from bot.core import Core
-from bot.ratelimit import FloodLimiter, retry_after_seconds
+from bot.core.container import Core
+from bot.core.ratelimit import FloodLimiter, retry_after_seconds
 from storage import groups as groups_repo
 from storage import outbox as repo
 from storage import users as users_repo

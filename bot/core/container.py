@@ -10,9 +10,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from bot.clock import Clock
-from bot.config import Config
-from bot.i18n import Catalog, resolve_language
+from bot.core.clock import Clock
+from bot.core.config import Config
+from bot.core.i18n import Catalog, resolve_language
 from storage import users as users_repo
 from storage.db import Database, Executor
 
@@ -25,8 +25,8 @@ class Core:
     clock: Clock
     db: Database
     catalog: Catalog
-    outbox: Any = None  # bot.outbox.Outbox, set by the runtime (typed loosely to avoid an import cycle)
-    authz: Any = None  # bot.authz.Authorizer
+    outbox: Any = None  # bot.core.outbox.Outbox, set by the runtime (typed loosely to avoid an import cycle)
+    authz: Any = None  # bot.core.authz.Authorizer
     _services: dict[type, Any] = field(default_factory=dict)
     # Called (awaited) at shutdown, before the database closes: services stop their own tasks here.
     closers: list[Callable[[], Any]] = field(default_factory=list)

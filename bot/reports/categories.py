@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-from bot.i18n import Catalog
+from bot.core.i18n import Catalog
 from storage.reports import KIND_PREFIX as KIND_PREFIX
 from storage.reports import format_ref as format_ref
 

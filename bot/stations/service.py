@@ -24,9 +24,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot import facilities as fac
-from bot.core import Core
-from bot.geo import (
+from bot.core.container import Core
+from bot.core.i18n import Catalog
+from bot.core.messages import notice
+from bot.kit.geo import (
     LatLon,
     bounding_box,
     check_lat_lon,
@@ -36,9 +37,8 @@ from bot.geo import (
     initial_bearing,
     riding_minutes,
 )
-from bot.i18n import Catalog
-from bot.notices import notice
-from bot.opening_hours import OpeningHoursError, Status, parse_opening_hours
+from bot.kit.opening_hours import OpeningHoursError, Status, parse_opening_hours
+from bot.stations import facilities as fac
 from storage import outbox
 from storage import stations as repo
 from storage import users as users_repo

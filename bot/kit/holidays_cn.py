@@ -16,7 +16,7 @@ from functools import lru_cache
 
 import holidays
 
-from bot.recurrence import Occurrence
+from bot.kit.recurrence import Occurrence
 
 #: Our language codes -> the package's localisation codes.
 _PACKAGE_LANGUAGE = {"zh": "zh_CN", "en": "en_US"}

@@ -22,13 +22,13 @@ from telegram import (
 from telegram.error import TelegramError
 from telegram.ext import Application
 
-from bot.app import build_application
-from bot.authz import Authorizer
-from bot.clock import Clock, SystemClock
-from bot.config import Config
-from bot.core import Core
-from bot.i18n import LANGUAGES, Catalog
-from bot.outbox import Outbox
+from bot.core.app import build_application
+from bot.core.authz import Authorizer
+from bot.core.clock import Clock, SystemClock
+from bot.core.config import Config
+from bot.core.container import Core
+from bot.core.i18n import LANGUAGES, Catalog
+from bot.core.outbox import Outbox
 from storage.db import Database
 
 log = logging.getLogger("xiaoge")

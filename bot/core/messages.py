@@ -15,7 +15,7 @@ from storage.db import Executor
 from storage.outbox import NewMessage
 
 if TYPE_CHECKING:
-    from bot.core import Core
+    from bot.core.container import Core
 
 Button = tuple[str, str]  # (text, callback_data or an https:// link)
 

@@ -28,11 +28,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bot import holidays_cn
-from bot.core import Core
-from bot.ics import IcsMeeting, occurrence_ics, series_ics
-from bot.meeting_input import parse_place
-from bot.recurrence import (
+from bot.core.container import Core
+from bot.kit import holidays_cn
+from bot.kit.ics import IcsMeeting, occurrence_ics, series_ics
+from bot.kit.recurrence import (
     Occurrence,
     RecurrenceError,
     Schedule,
@@ -43,6 +42,7 @@ from bot.recurrence import (
     get_zone,
     to_local_naive,
 )
+from bot.meetings.input import parse_place
 from storage import groups as groups_repo
 from storage import meetings as repo
 from storage import outbox as outbox_repo

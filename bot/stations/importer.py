@@ -49,10 +49,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from bot.clock import SystemClock
-from bot.core import Core
-from bot.geo import Crs, check_lat_lon, to_wgs84
-from bot.stations import StationInputError, derived_external_id, validate_fields
+from bot.core.clock import SystemClock
+from bot.core.container import Core
+from bot.kit.geo import Crs, check_lat_lon, to_wgs84
+from bot.stations.service import StationInputError, derived_external_id, validate_fields
 from storage import stations as repo
 from storage.db import Database
 from storage.stations import StationData

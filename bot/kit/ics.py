@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from icalendar import Calendar, Event, vRecur
 
-from bot.recurrence import Occurrence, Schedule
+from bot.kit.recurrence import Occurrence, Schedule
 
 PRODID = "-//xiaoge-bot//meetings//ZH"
 UID_DOMAIN = "xiaoge-bot"

@@ -20,9 +20,9 @@ from telegram.ext import (
     ExtBot,
 )
 
-from bot.core import Core
-from bot.persistence import SqlitePersistence
-from bot.ratelimit import FloodLimiter
+from bot.core.container import Core
+from bot.core.persistence import SqlitePersistence
+from bot.core.ratelimit import FloodLimiter
 
 log = logging.getLogger("xiaoge.updates")
 

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, TextIO
 
-from bot import report_categories as rc
-from bot.config import ReportsConfig
-from bot.core import Core
-from bot.i18n import resolve_language
+from bot.core.config import ReportsConfig
+from bot.core.container import Core
+from bot.core.i18n import resolve_language
+from bot.reports import categories as rc
 from storage import groups as groups_repo
 from storage import outbox as outbox_repo
 from storage import points as points_repo

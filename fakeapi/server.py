@@ -1,7 +1,7 @@
 """A fake Telegram Bot API server (aiohttp) with a small world model.
 
 Real PTB `Bot`s talk to it over HTTP (`base_url` / `base_file_url`). Tests and the sandbox
-change the world (users write, press buttons, groups add the bot) through `bot.fakeapi.driver`.
+change the world (users write, press buttons, groups add the bot) through `fakeapi.driver`.
 """
 
 from __future__ import annotations

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from bot.meeting_input import InputError
-from bot.meeting_input import parse_when as _parse_local
+from bot.meetings.input import InputError
+from bot.meetings.input import parse_when as _parse_local
 
 
 def parse_local_time(text: str, now: dt.datetime, tz: dt.tzinfo) -> dt.datetime | None:

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.core import Core
+from bot.core.container import Core
 from storage import roles as roles_repo
 
 log = logging.getLogger(__name__)
