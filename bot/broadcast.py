@@ -223,8 +223,7 @@ class BroadcastService:
                 now=now,
             )
             batch = repo.batch_name(broadcast_id)
-            await outbox_repo.enqueue(
-                tx,
+            await self.core.outbox.enqueue(
                 [
                     NewMessage(
                         kind=KIND,
@@ -237,9 +236,8 @@ class BroadcastService:
                     )
                     for chat_id in plan.recipients
                 ],
-                now,
+                tx,
             )
-        self.core.outbox.wake()
         stored = await repo.get(self.core.db, broadcast_id)
         assert stored is not None
         log.info(

@@ -17,7 +17,7 @@ from enum import StrEnum
 from dateutil.relativedelta import relativedelta
 
 from bot.core.container import Core
-from bot.core.messages import notice, queue
+from bot.core.messages import notice
 from storage import points as ledger
 from storage import users as users_repo
 from storage.points import LedgerEntry, RedeemCode
@@ -145,9 +145,7 @@ class PointsService:
             text = self.core.t(
                 lang, "points.notice.adjusted", delta=f"{delta:+d}", reason=reason, balance=balance + delta
             )
-            await queue(
-                self.core,
-                tx,
+            await self.core.outbox.enqueue(
                 [
                     notice(
                         kind="points_notice",
@@ -157,7 +155,7 @@ class PointsService:
                         now=now,
                     )
                 ],
-                now,
+                tx,
             )
             return PointsResult(PointsOutcome.OK, balance + delta)
 
@@ -221,9 +219,7 @@ class PointsService:
             text = self.core.t(
                 lang, "points.notice.redeemed", points=row.points, balance=balance - row.points
             )
-            await queue(
-                self.core,
-                tx,
+            await self.core.outbox.enqueue(
                 [
                     notice(
                         kind="points_notice",
@@ -233,6 +229,6 @@ class PointsService:
                         now=now,
                     )
                 ],
-                now,
+                tx,
             )
             return PointsResult(PointsOutcome.OK, balance - row.points, row)

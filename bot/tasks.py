@@ -25,7 +25,7 @@ from typing import Any
 from geopy.distance import geodesic
 
 from bot.core.container import Core
-from bot.core.messages import Button, edit_payload, keyboard, notice, queue, send_payload
+from bot.core.messages import Button, edit_payload, keyboard, notice, send_payload
 from bot.kit.geo import LatLon, amap_marker_url
 from storage import outbox
 from storage import points as ledger
@@ -399,9 +399,7 @@ class TaskService:
             assert count is not None
             text = self.card_text(count)
             markup = self.card_markup(count)
-            await queue(
-                self.core,
-                tx,
+            await self.core.outbox.enqueue(
                 [
                     NewMessage(
                         kind="task_card",
@@ -413,7 +411,7 @@ class TaskService:
                     )
                     for chat_id in dict.fromkeys(group_chat_ids)
                 ],
-                now,
+                tx,
             )
         return count.task
 
@@ -897,7 +895,7 @@ class TaskService:
                     expires_at=task.starts_at,
                 )
             )
-        await queue(self.core, tx, messages, now, revive=True)
+        await self.core.outbox.enqueue(messages, tx, mode="revive")
 
     async def _changed(
         self, tx: Executor, before: TaskCount | None, now: dt.datetime, effects: _Effects
@@ -925,7 +923,7 @@ class TaskService:
                     now=now,
                 )
             )
-        await queue(self.core, tx, messages, now)
+        await self.core.outbox.enqueue(messages, tx)
         return task
 
     async def _edit_cards(
@@ -962,7 +960,7 @@ class TaskService:
                 )
                 for due, series, text, markup in planned
             ]
-        await queue(self.core, tx, messages, now)
+        await self.core.outbox.enqueue(messages, tx)
 
 
 def reminder_key(task_id: int, user_id: int, offset_minutes: int) -> str:

@@ -511,7 +511,6 @@ async def flag_reason_pressed(update: Update, context: XContext) -> None:
     if result is None:
         await query.answer(context.t("stations.ui.gone"), show_alert=True)
         return
-    context.core.outbox.wake()
     if result.duplicate:
         text = context.t("stations.ui.flag_repeat")
     else:
@@ -542,8 +541,6 @@ async def on_flag_note(update: Update, context: XContext) -> None:
     added = await _service(context).add_flag_note(
         int(found.group(1)), update.effective_user.id, message.text or ""
     )
-    if added:
-        context.core.outbox.wake()
     await reply(
         update, context, context.t("stations.ui.flag_note_done" if added else "stations.ui.flag_note_stale")
     )

@@ -15,7 +15,7 @@ import datetime as dt
 import logging
 import re
 import sqlite3
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
@@ -108,6 +108,12 @@ class Transaction(_Ops):
 
     def __init__(self, conn: aiosqlite.Connection) -> None:
         self._conn = conn
+        self._after_commit: list[Callable[[], None]] = []
+
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` once the transaction committed (not at all when it rolls back): e.g. wake
+        a worker that must see the rows this transaction wrote."""
+        self._after_commit.append(callback)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         return await self._execute(sql, params)
@@ -184,13 +190,16 @@ class Database(_Ops):
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises."""
         async with self._lock:
             await self._conn.execute("BEGIN IMMEDIATE")
+            tx = Transaction(self._conn)
             try:
-                yield Transaction(self._conn)
+                yield tx
             except BaseException:
                 await self._conn.execute("ROLLBACK")
                 raise
             else:
                 await self._conn.execute("COMMIT")
+        for callback in tx._after_commit:
+            callback()
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         async with self._lock:

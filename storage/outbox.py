@@ -1,8 +1,8 @@
 """The one outbox: rows for everything sent later or sent to many.
 
 State machine: pending -> sending -> sent | failed | pending (retry) ; pending -> cancelled | expired | skipped.
-`claim_due` moves rows to 'sending' in one statement before the send, so a row is never handed out
-twice. Rows still 'sending' when the process starts were interrupted mid-send: whether Telegram got
+`start_sending` moves one row to 'sending' right before its send (only from 'pending'), so a row is
+never handed out twice. Rows still 'sending' when the process starts were interrupted mid-send: whether Telegram got
 them is unknown, and we choose never to send twice, so `recover_interrupted` marks them failed.
 """
 
@@ -95,28 +95,6 @@ async def enqueue(db: Executor, messages: Iterable[NewMessage], now: dt.datetime
     )
     after = await db.fetchval("SELECT COUNT(*) FROM outbox")
     return int(after) - int(before)
-
-
-async def claim_due(db: Executor, now: dt.datetime, limit: int) -> list[OutboxRow]:
-    """Expire overdue rows, then atomically move up to `limit` due rows to 'sending'."""
-    stamp = to_db(now)
-    await db.execute(
-        "UPDATE outbox SET state = 'expired', updated_at = ? WHERE state = 'pending' AND expires_at IS NOT NULL"
-        " AND expires_at < ?",
-        (stamp, stamp),
-    )
-    rows = await db.fetchall(
-        """
-        UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ?
-        WHERE id IN (
-            SELECT id FROM outbox WHERE state = 'pending' AND due_at <= ?
-            ORDER BY priority, due_at, id LIMIT ?
-        )
-        RETURNING *
-        """,
-        (stamp, stamp, limit),
-    )
-    return sorted((_record(r) for r in rows), key=lambda r: (r.priority, r.due_at, r.id))
 
 
 async def mark_sent(db: Executor, row_id: int, message_id: int | None, now: dt.datetime) -> None:
@@ -291,11 +269,11 @@ async def expired_since(db: Executor, since: dt.datetime) -> list[OutboxRow]:
     return [_record(r) for r in rows]
 
 
-async def enqueue_or_revive(db: Executor, messages: Iterable[NewMessage], now: dt.datetime) -> None:
+async def enqueue_or_revive(db: Executor, messages: Iterable[NewMessage], now: dt.datetime) -> int:
     """Like `enqueue`, but a row with the same dedup_key that was cancelled is queued again with the
     new payload and due time (e.g. a task reminder for a courier who withdrew, then claimed again).
     Rows in any other state are left alone, so a message is still never sent twice."""
-    await db.executemany(
+    return await db.executemany(
         "INSERT INTO outbox(kind, dedup_key, chat_id, payload, batch, priority, due_at, expires_at, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO UPDATE SET"
         " state = 'pending', payload = excluded.payload, due_at = excluded.due_at,"

@@ -98,12 +98,15 @@ def weekly_draft(**changes) -> MeetingDraft:
 
 
 async def send_due(db, clock, now=None) -> list[outbox.OutboxRow]:
-    """What the outbox worker does: claim due rows (expiring stale ones), 'send', mark sent."""
+    """What the outbox worker does: take due rows (expiring stale ones), 'send', mark sent."""
     now = now or clock.now()
-    claimed = await outbox.claim_due(db, now, 1000)
-    for i, row in enumerate(claimed):
-        await outbox.mark_sent(db, row.id, 9000 + row.id + i * 0, now)
-    return claimed
+    claimed: list[outbox.OutboxRow] = []
+    while rows := await outbox.fetch_due(db, now, 1000):
+        for row in rows:
+            assert await outbox.start_sending(db, row.id, now)
+            await outbox.mark_sent(db, row.id, 9000 + row.id, now)
+            claimed.append(row)
+    return sorted(claimed, key=lambda r: (r.priority, r.due_at, r.id))
 
 
 # -- planning ---------------------------------------------------------------------------------------

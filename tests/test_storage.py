@@ -49,8 +49,14 @@ async def test_outbox_claim_is_exclusive(db):
     msgs = [outbox.NewMessage("text", f"k{i}", 100 + i, {"text": "hi"}, NOW) for i in range(20)]
     assert await outbox.enqueue(db, msgs, NOW) == 20
     assert await outbox.enqueue(db, msgs, NOW) == 0
-    got = await asyncio.gather(*(outbox.claim_due(db, NOW, 5) for _ in range(6)))
-    ids = [r.id for batch in got for r in batch]
+
+    async def worker() -> list[int]:
+        # What each sender does: read the due rows, then move each to 'sending' right before its send.
+        rows = await outbox.fetch_due(db, NOW, 20)
+        return [r.id for r in rows if await outbox.start_sending(db, r.id, NOW)]
+
+    got = await asyncio.gather(*(worker() for _ in range(6)))
+    ids = [i for batch in got for i in batch]
     assert len(ids) == len(set(ids)) == 20
     assert await outbox.recover_interrupted(db, NOW) == 20
 

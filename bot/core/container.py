@@ -31,6 +31,12 @@ class Core:
     # Called (awaited) at shutdown, before the database closes: services stop their own tasks here.
     closers: list[Callable[[], Any]] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        if self.outbox is None:
+            from bot.core.outbox import Outbox
+
+            self.outbox = Outbox(self)
+
     def service(self, cls: Callable[[Core], S]) -> S:
         """The one instance of a service class for this process (built on first use)."""
         instance = self._services.get(cls)  # type: ignore[call-overload]

@@ -10,12 +10,10 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from storage import outbox
-from storage.db import Executor
 from storage.outbox import NewMessage
 
 if TYPE_CHECKING:
-    from bot.core.container import Core
+    pass
 
 Button = tuple[str, str]  # (text, callback_data or an https:// link)
 
@@ -75,22 +73,3 @@ def notice(
         priority=0,
         expires_at=expires_at,
     )
-
-
-async def queue(
-    core: Core, db: Executor, messages: Sequence[NewMessage], now: dt.datetime, *, revive: bool = False
-) -> None:
-    """Write outbox rows (inside the caller's transaction when `db` is one) and wake the sender.
-
-    With `revive`, a row of the same key that was cancelled is queued again (a courier who withdrew
-    and claimed again gets their reminders back). Waking inside a transaction is safe: the sender's
-    next read waits for the database lock, so it sees the rows once they are committed.
-    """
-    if not messages:
-        return
-    if revive:
-        await outbox.enqueue_or_revive(db, messages, now)
-    else:
-        await outbox.enqueue(db, messages, now)
-    if core.outbox is not None:
-        core.outbox.wake()

@@ -24,7 +24,7 @@ import datetime as dt
 import logging
 import warnings
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, Literal
 
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
@@ -62,11 +62,41 @@ class Outbox:
 
     # -- producers ---------------------------------------------------------------------------
 
-    async def enqueue(self, messages: Iterable[NewMessage], executor: Executor | None = None) -> int:
-        """Store rows (duplicates by dedup_key ignored) and wake the sender. Inside a transaction pass
-        it as `executor`; the rows then commit (or roll back) with the caller's other writes."""
-        count = await repo.enqueue(executor or self.core.db, list(messages), self.core.clock.now())
-        self.wake()
+    async def enqueue(
+        self,
+        messages: Iterable[NewMessage],
+        executor: Executor | None = None,
+        *,
+        mode: Literal["new", "revive", "replan"] = "new",
+    ) -> int:
+        """The one way rows enter the outbox; returns how many rows were written.
+
+        * ``new``: a row whose dedup_key is already present is left alone (planning twice never
+          sends twice);
+        * ``revive``: the same, but a row of that key that was cancelled is queued again with the new
+          payload and due time (a courier who withdrew and claimed again gets their reminders back);
+        * ``replan``: planned rows (meeting reminders): a pending row of that key takes the new payload,
+          due and expiry, a cancelled one is revived; rows already sending or done are never touched.
+
+        Inside a transaction pass it as `executor`: the rows commit (or roll back) with the caller's
+        other writes, and the sender is woken once they are committed.
+        """
+        rows = list(messages)
+        if not rows:
+            return 0
+        db = executor or self.core.db
+        now = self.core.clock.now()
+        if mode == "new":
+            count = await repo.enqueue(db, rows, now)
+        elif mode == "revive":
+            count = await repo.enqueue_or_revive(db, rows, now)
+        else:
+            count = await repo.upsert_planned(db, rows, now)
+        after_commit = getattr(executor, "after_commit", None)
+        if after_commit is not None:
+            after_commit(self.wake)
+        else:
+            self.wake()
         return count
 
     def on_done(self, kind: str, hook: Hook) -> None:

@@ -28,7 +28,6 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.config import Config
 from bot.core.container import Core
 from bot.core.i18n import LANGUAGES, Catalog
-from bot.core.outbox import Outbox
 from storage.db import Database
 
 log = logging.getLogger("xiaoge")
@@ -73,7 +72,6 @@ class Runtime:
         if applied:
             log.info("database %s: applied %s", self.config.storage.path, ", ".join(applied))
         core = Core(self.config, self.clock, self.db, Catalog.load(self.config.bot.default_language))
-        core.outbox = Outbox(core)
         self.core = core
         app = build_application(core)
         self.app = app

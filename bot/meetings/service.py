@@ -220,11 +220,6 @@ class MeetingService:
     def tr(self, lang: str) -> Translate:
         return functools.partial(self.core.catalog.t, lang)
 
-    def _wake_outbox(self) -> None:
-        wake = getattr(self.core.outbox, "wake", None)
-        if callable(wake):
-            wake()
-
     def schedule_of(self, meeting: MeetingRecord) -> Schedule:
         zone = get_zone(meeting.tz)
         exdates = tuple(o.original_start.astimezone(zone) for o in meeting.overrides if o.action == "skip")
@@ -768,10 +763,9 @@ class MeetingService:
                     stale = [row.id for row in pending if row.dedup_key not in wanted]
                     cancelled = await outbox_repo.cancel_ids(tx, stale, now)
                     await repo.link_reminders(tx, links)
-                    changed = await outbox_repo.upsert_planned(tx, messages, now)
+                    changed = await self.core.outbox.enqueue(messages, tx, mode="replan")
             if cancelled:
                 log.info("meeting %s: %d planned messages withdrawn", meeting.id, cancelled)
-            self._wake_outbox()
             return changed
         log.warning(
             "meeting %s kept changing while being planned; the next re-plan will catch up", meeting.id
@@ -836,8 +830,7 @@ class MeetingService:
             if announces is not None:
                 keys = [(m.dedup_key, m.chat_id) for m in messages]
                 await repo.link_announcements(tx, meeting.id, announces.original_start, keys)
-            count = await outbox_repo.enqueue(tx, messages, now)
-        self._wake_outbox()
+            count = await self.core.outbox.enqueue(messages, tx)
         return count
 
     async def on_notice_done(self, row: Any, outcome: str, result: dict[str, Any] | None) -> None:
@@ -1133,8 +1126,7 @@ class MeetingService:
                     expires_at=now + dt.timedelta(hours=1),
                 )
             )
-        count = await outbox_repo.enqueue(self.core.db, messages, now)
-        self._wake_outbox()
+        count = await self.core.outbox.enqueue(messages)
         return count
 
     async def answers(self, meeting_id: int, original: dt.datetime) -> list[Answered]:
@@ -1267,10 +1259,9 @@ class MeetingService:
             )
             for chat_id in await self.target_chats(meeting)
         ]
-        count = await outbox_repo.enqueue(self.core.db, messages, now)
+        count = await self.core.outbox.enqueue(messages)
         if not count and messages:
             raise MeetingError("outcome_already_posted")
-        self._wake_outbox()
         return count
 
     async def recent_occurrences(self, meeting_id: int, limit: int = 3) -> list[Occurrence]:

@@ -349,7 +349,6 @@ class ReportService:
                 now=now,
             )
             await self._queue_card(tx, report, now, key=f"rp:{report.id}:card", with_media=True)
-        self._poke()
         log.info("report %s filed (area %s)", report.ref, report.area)
         return report
 
@@ -379,7 +378,6 @@ class ReportService:
             report = await repo.get(tx, report.id)
             assert report is not None
             await self._queue_card_edits(tx, report, event_id, now, skip=None)
-        self._poke()
         return Outcome(True, report, event_id=event_id)
 
     # -- lifecycle --------------------------------------------------------------------------------
@@ -530,7 +528,6 @@ class ReportService:
                     key=f"rp:{updated.id}:reopen:{event_id}",
                     header=("reports.card.reopened", {}),
                 )
-        self._poke()
         return Outcome(True, updated, event_id=event_id, points=credited)
 
     async def _follow_original(
@@ -611,8 +608,6 @@ class ReportService:
                 if new:
                     await repo.mark_escalated(tx, report.id, now)
                     queued += new
-        if queued:
-            self._poke()
         return queued
 
     # -- moderator cards --------------------------------------------------------------------------
@@ -744,7 +739,7 @@ class ReportService:
                 )
         params = await self._render_card(ex, report, lang, header=header)
         messages.append(self._message(CARD_KIND, key, chat_id, "sendMessage", params, now, priority))
-        return await outbox_repo.enqueue(ex, messages, now)
+        return await self.core.outbox.enqueue(messages, ex)
 
     async def _queue_card_edits(
         self,
@@ -759,8 +754,7 @@ class ReportService:
         if not posted:
             return
         params = await self._render_card(ex, report, self.core.config.bot.default_language)
-        await outbox_repo.enqueue(
-            ex,
+        await self.core.outbox.enqueue(
             [
                 self._message(
                     CARD_EDIT_KIND,
@@ -773,7 +767,7 @@ class ReportService:
                 )
                 for chat_id, message_id in posted
             ],
-            now,
+            ex,
         )
 
     @staticmethod
@@ -938,13 +932,7 @@ class ReportService:
                     NOTICE_PRIORITY,
                 )
             )
-        await outbox_repo.enqueue(ex, messages, now)
-
-    def _poke(self) -> None:
-        """Wake the outbox worker if the runtime has one (it also polls on its own)."""
-        wake = getattr(self.core.outbox, "wake", None)
-        if callable(wake):
-            wake()
+        await self.core.outbox.enqueue(messages, ex)
 
     # -- reading ----------------------------------------------------------------------------------
 

@@ -39,7 +39,6 @@ from bot.kit.geo import (
 )
 from bot.kit.opening_hours import OpeningHoursError, Status, parse_opening_hours
 from bot.stations import facilities as fac
-from storage import outbox
 from storage import stations as repo
 from storage import users as users_repo
 from storage.stations import FLAG_REASONS, StationData, StationRecord
@@ -438,7 +437,7 @@ class StationService:
                 message = notice(
                     kind="station_flag", dedup_key=f"stflag:{flag_id}", user_id=chat, text=text, now=now
                 )
-                await outbox.enqueue(tx, [message], now)
+                await self.core.outbox.enqueue([message], tx)
         return FlagResult(flag_id, False, chat)
 
     async def add_flag_note(self, flag_id: int, user_id: int, note: str) -> bool:
@@ -467,7 +466,7 @@ class StationService:
                 message = notice(
                     kind="station_flag", dedup_key=f"stflag:{flag_id}:note", user_id=chat, text=text, now=now
                 )
-                await outbox.enqueue(tx, [message], now)
+                await self.core.outbox.enqueue([message], tx)
         return True
 
 
