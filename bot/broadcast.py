@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import hashlib
 import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.core.container import Core
+from bot.core.messages import edit_payload
 from storage import broadcasts as repo
 from storage import groups as groups_repo
 from storage import outbox as outbox_repo
@@ -28,6 +30,7 @@ TEXT_LIMIT = 4096
 CAPTION_LIMIT = 1024
 KIND = "broadcast"
 PIN_KIND = "broadcast_pin"
+PROGRESS_KIND = "broadcast_progress"
 AUDIENCES = ("groups", "areas", "subscribers")
 
 
@@ -386,12 +389,23 @@ class BroadcastService:
             ):
                 self._last_text[broadcast_id] = text
                 self._last_edit[broadcast_id] = time.monotonic()
-                try:
-                    await self.core.outbox.bot.edit_message_text(
-                        text, chat_id=b.progress_chat_id, message_id=b.progress_message_id
-                    )
-                except Exception as exc:  # "not modified" and friends must never stop a broadcast
-                    log.debug("broadcast %s: progress edit failed: %s", broadcast_id, exc)
+                # Through the outbox like every other message (paced, retried, "not modified" is
+                # fine); a progress figure that is late by a minute is useless, the final one is not.
+                now = self.core.clock.now()
+                digest = hashlib.sha1(text.encode()).hexdigest()[:12]
+                await self.core.outbox.enqueue(
+                    [
+                        NewMessage(
+                            kind=PROGRESS_KIND,
+                            dedup_key=f"{repo.batch_name(broadcast_id)}:progress:{digest}",
+                            chat_id=b.progress_chat_id,
+                            payload=edit_payload(b.progress_message_id, text),
+                            due_at=now,
+                            priority=1,
+                            expires_at=None if done else now + dt.timedelta(minutes=1),
+                        )
+                    ]
+                )
             if finished_now:
                 log.info("broadcast %s finished: %s", broadcast_id, figures)
             if done:

@@ -17,16 +17,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import math
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from geopy.distance import geodesic
-
 from bot.core.container import Core
 from bot.core.messages import Button, edit_payload, keyboard, notice, send_payload
-from bot.kit.geo import LatLon, amap_marker_url
+from bot.kit.geo import LatLon, amap_marker_url, distance_m
 from storage import outbox
 from storage import points as ledger
 from storage import tasks as store
@@ -34,6 +32,9 @@ from storage import users as users_repo
 from storage.db import Executor
 from storage.outbox import NewMessage, OutboxRow
 from storage.tasks import ENDED, HOLDING, TAKING, Claim, Task, TaskCount
+
+# The task records handlers see (defined with the storage rows they mirror).
+__all__ = ["Outcome", "Task", "TaskCount", "TaskDraft", "TaskInvalid", "TaskResult", "TaskService", "cb"]
 
 CB = "tk"
 TITLE_LIMIT = 60
@@ -456,10 +457,9 @@ class TaskService:
         items = [WallItem(c) for c in counts]
         if by_distance:
             assert location is not None
+            here = LatLon(*location)
             items = [
-                WallItem(
-                    c, None if c.task.lat is None else geodesic(location, (c.task.lat, c.task.lon)).meters
-                )
+                WallItem(c, None if c.task.lat is None else distance_m(here, LatLon(c.task.lat, c.task.lon)))
                 for c in counts
             ]
             items.sort(key=lambda i: (i.distance_m is None, i.distance_m or 0.0, i.count.task.starts_at))
@@ -518,13 +518,23 @@ class TaskService:
 
     # -- courier actions ---------------------------------------------------------------------
 
-    async def claim(self, task_id: int, user_id: int) -> TaskResult:
-        """认领: take a slot, atomically; a full task offers the waitlist (Outcome.FULL)."""
+    async def _in_task(
+        self, task_id: int, step: Callable[[Executor, TaskCount, dt.datetime], Awaitable[TaskResult]]
+    ) -> TaskResult:
+        """What every courier and captain action on a task shares: one transaction, the task and its
+        counts read inside it (`before`, so the cards are edited only when they changed), NOT_FOUND
+        when there is no such task; `step(tx, before, now)` does the rest."""
         now = self.core.clock.now()
         async with self.core.db.transaction() as tx:
             before = await store.count(tx, task_id)
             if before is None:
                 return TaskResult(Outcome.NOT_FOUND)
+            return await step(tx, before, now)
+
+    async def claim(self, task_id: int, user_id: int) -> TaskResult:
+        """认领: take a slot, atomically; a full task offers the waitlist (Outcome.FULL)."""
+
+        async def step(tx: Executor, before: TaskCount, now: dt.datetime) -> TaskResult:
             task = before.task
             refused = self._taking(task, now)
             if refused:
@@ -539,13 +549,12 @@ class TaskService:
             task = await self._changed(tx, before, now, _Effects())
             return TaskResult(Outcome.CLAIMED, task, claim)
 
+        return await self._in_task(task_id, step)
+
     async def join_waitlist(self, task_id: int, user_id: int) -> TaskResult:
         """候补: wait for a slot (or take one at once if one became free)."""
-        now = self.core.clock.now()
-        async with self.core.db.transaction() as tx:
-            before = await store.count(tx, task_id)
-            if before is None:
-                return TaskResult(Outcome.NOT_FOUND)
+
+        async def step(tx: Executor, before: TaskCount, now: dt.datetime) -> TaskResult:
             task = before.task
             refused = self._taking(task, now)
             if refused:
@@ -564,13 +573,12 @@ class TaskService:
             task = await self._changed(tx, before, now, _Effects())
             return TaskResult(Outcome.WAITLISTED, task, claim, place=await self._waitlist_place(tx, claim))
 
+        return await self._in_task(task_id, step)
+
     async def withdraw(self, task_id: int, user_id: int) -> TaskResult:
         """取消认领: allowed until `withdraw_hours` before the start (leaving the waitlist: always)."""
-        now = self.core.clock.now()
-        async with self.core.db.transaction() as tx:
-            before = await store.count(tx, task_id)
-            if before is None:
-                return TaskResult(Outcome.NOT_FOUND)
+
+        async def step(tx: Executor, before: TaskCount, now: dt.datetime) -> TaskResult:
             task = before.task
             claim = await store.get_claim(tx, task_id, user_id)
             if claim is None or claim.state not in ("claimed", "waitlisted"):
@@ -583,14 +591,13 @@ class TaskService:
                 return TaskResult(Outcome.TOO_LATE, task, claim)
             return await self._leave(tx, before, claim, now, _Effects())
 
+        return await self._in_task(task_id, step)
+
     async def confirm(self, task_id: int, user_id: int, coming: bool) -> TaskResult:
         """The reminder's answer: 我会到 marks the claim confirmed; 去不了 frees the slot at any time
         before the start (the waitlist is promoted) and tells the captain."""
-        now = self.core.clock.now()
-        async with self.core.db.transaction() as tx:
-            before = await store.count(tx, task_id)
-            if before is None:
-                return TaskResult(Outcome.NOT_FOUND)
+
+        async def step(tx: Executor, before: TaskCount, now: dt.datetime) -> TaskResult:
             task = before.task
             if task.state not in LIVE:
                 return TaskResult(Outcome.NOT_OPEN, task)
@@ -605,13 +612,12 @@ class TaskService:
             effects = await self._captain_told(tx, task, task.created_by, user_id, "cant_go")
             return await self._leave(tx, before, claim, now, effects)
 
+        return await self._in_task(task_id, step)
+
     async def accept(self, task_id: int, user_id: int) -> TaskResult:
         """Accept a captain's assignment: takes a slot, atomically, like a claim."""
-        now = self.core.clock.now()
-        async with self.core.db.transaction() as tx:
-            before = await store.count(tx, task_id)
-            if before is None:
-                return TaskResult(Outcome.NOT_FOUND)
+
+        async def step(tx: Executor, before: TaskCount, now: dt.datetime) -> TaskResult:
             task = before.task
             claim = await store.get_claim(tx, task_id, user_id)
             if claim is None or claim.state != "assigned_pending":
@@ -630,12 +636,10 @@ class TaskService:
             task = await self._changed(tx, before, now, effects)
             return TaskResult(Outcome.CLAIMED, task, taken)
 
+        return await self._in_task(task_id, step)
+
     async def decline(self, task_id: int, user_id: int) -> TaskResult:
-        now = self.core.clock.now()
-        async with self.core.db.transaction() as tx:
-            before = await store.count(tx, task_id)
-            if before is None:
-                return TaskResult(Outcome.NOT_FOUND)
+        async def step(tx: Executor, before: TaskCount, now: dt.datetime) -> TaskResult:
             task = before.task
             claim = await store.set_claim_state(tx, task_id, user_id, "declined", ("assigned_pending",), now)
             if claim is None:
@@ -646,15 +650,14 @@ class TaskService:
             task = await self._changed(tx, before, now, effects)
             return TaskResult(Outcome.OK, task, claim)
 
+        return await self._in_task(task_id, step)
+
     # -- captain actions (authorised by the handler) -----------------------------------------
 
     async def assign(self, task_id: int, user_id: int, actor_id: int) -> TaskResult:
         """Ask a courier to take the task; they accept (taking a slot) or decline."""
-        now = self.core.clock.now()
-        async with self.core.db.transaction() as tx:
-            before = await store.count(tx, task_id)
-            if before is None:
-                return TaskResult(Outcome.NOT_FOUND)
+
+        async def step(tx: Executor, before: TaskCount, now: dt.datetime) -> TaskResult:
             task = before.task
             if task.state not in TAKING:
                 return TaskResult(Outcome.NOT_OPEN, task)
@@ -685,14 +688,13 @@ class TaskService:
             task = await self._changed(tx, before, now, effects)
             return TaskResult(Outcome.OK, task, claim)
 
+        return await self._in_task(task_id, step)
+
     async def mark(self, task_id: int, user_id: int, done: bool, actor_id: int) -> TaskResult:
         """After the start, the captain marks each claimer done (points credited once) or no-show.
         The task is completed when nobody is left unmarked."""
-        now = self.core.clock.now()
-        async with self.core.db.transaction() as tx:
-            before = await store.count(tx, task_id)
-            if before is None:
-                return TaskResult(Outcome.NOT_FOUND)
+
+        async def step(tx: Executor, before: TaskCount, now: dt.datetime) -> TaskResult:
             task = before.task
             if task.state not in (*LIVE, "completed"):
                 return TaskResult(Outcome.NOT_OPEN, task)
@@ -733,13 +735,12 @@ class TaskService:
             task = await self._changed(tx, before, now, effects)
             return TaskResult(Outcome.OK, task, claim)
 
+        return await self._in_task(task_id, step)
+
     async def cancel(self, task_id: int, actor_id: int) -> TaskResult:
         """Cancel the task: everyone on it is told, their reminders are dropped, cards updated."""
-        now = self.core.clock.now()
-        async with self.core.db.transaction() as tx:
-            before = await store.count(tx, task_id)
-            if before is None:
-                return TaskResult(Outcome.NOT_FOUND)
+
+        async def step(tx: Executor, before: TaskCount, now: dt.datetime) -> TaskResult:
             task = await store.set_state(tx, task_id, "cancelled", LIVE, now)
             if task is None:
                 return TaskResult(Outcome.NOT_OPEN, before.task)
@@ -750,18 +751,19 @@ class TaskService:
             task = await self._changed(tx, before, now, effects)
             return TaskResult(Outcome.OK, task)
 
+        return await self._in_task(task_id, step)
+
     async def close(self, task_id: int, actor_id: int) -> TaskResult:
         """Stop taking claims (the slots held stay; nobody is promoted any more)."""
-        now = self.core.clock.now()
-        async with self.core.db.transaction() as tx:
-            before = await store.count(tx, task_id)
-            if before is None:
-                return TaskResult(Outcome.NOT_FOUND)
+
+        async def step(tx: Executor, before: TaskCount, now: dt.datetime) -> TaskResult:
             task = await store.set_state(tx, task_id, "closed", TAKING, now)
             if task is None:
                 return TaskResult(Outcome.NOT_OPEN, before.task)
             task = await self._changed(tx, before, now, _Effects())
             return TaskResult(Outcome.OK, task)
+
+        return await self._in_task(task_id, step)
 
     async def plan_reminders(self, task_id: int) -> int:
         """(Re)plan the reminders of every claimer; idempotent. Returns the claimers covered."""

@@ -26,6 +26,7 @@ from bot.core.app import XContext
 from bot.core.authz import GRANTABLE, Perm, Role
 from bot.core.i18n import LANGUAGES, resolve_language
 from bot.core.messages import notice
+from bot.core.ptb import end_conversation
 from handlers.common import (
     Command,
     actor_of,
@@ -247,20 +248,12 @@ def end_all_conversations(update: Update, context: XContext) -> bool:
 
     A courier may have started a second flow before finishing the first (/newmeeting, then
     /broadcast): one /cancel must leave both, or the forgotten one would take the next menu button as
-    its answer. PTB offers no public call for this; `_get_key`/`_update_state` are its own helpers.
+    its answer. PTB offers no public call for this: bot/core/ptb.py is the one adapter.
     """
     for handlers in context.application.handlers.values():
         for handler in handlers:
-            if not isinstance(handler, ConversationHandler):
-                continue
-            try:
-                key = handler._get_key(update)
-            except RuntimeError:  # the handler does not track this kind of update
-                continue
-            job = handler.timeout_jobs.pop(key, None)
-            if job is not None:
-                job.schedule_removal()
-            handler._update_state(ConversationHandler.END, key)
+            if isinstance(handler, ConversationHandler):
+                end_conversation(handler, update)
     drafts = context.user_data.get("drafts") if context.user_data is not None else None
     if isinstance(drafts, dict):
         drafts.clear()

@@ -45,6 +45,7 @@ from bot.kit.geo import CoordinateError, LatLon, amap_marker_url, parse_coordina
 from bot.kit.opening_hours import OpeningHoursError, parse_opening_hours
 from bot.stations import facilities as fac
 from bot.stations.service import (
+    FLAG_REASONS,
     Found,
     StationInputError,
     StationService,
@@ -67,7 +68,6 @@ from handlers.common import (
     require,
 )
 from handlers.core import cancel_fallback, deep_links
-from storage.stations import FLAG_REASONS
 
 COMMANDS = [
     Command("stations", "stations.ui.cmd_stations"),

@@ -33,7 +33,7 @@ from bot.core.authz import Perm
 from bot.core.messages import is_link
 from bot.kit.timeparse import parse_local_time
 from bot.meetings.input import InputError, parse_when
-from bot.tasks import Outcome, TaskDraft, TaskInvalid, TaskResult, TaskService, cb
+from bot.tasks import Outcome, Task, TaskCount, TaskDraft, TaskInvalid, TaskResult, TaskService, cb
 from handlers.common import (
     Command,
     community,
@@ -48,7 +48,6 @@ from handlers.common import (
     require,
 )
 from handlers.core import cancel_conversation, cancel_fallback, cancel_keys, deep_links
-from storage.tasks import Task, TaskCount
 
 COMMANDS = [
     Command("wishes", "tasks.cmd.wishes"),

@@ -367,9 +367,11 @@ async def test_progress_edits_are_paced_and_never_go_backwards(bot, tg):
         if c.params.get("message_id") == preview.message_id
     ]
     # The first edit (the preview becomes the progress line) and the final report: nothing between,
-    # since the pace is one edit a minute.
-    assert len(edits) == 2, edits
+    # since the pace is one edit a minute. (When all 12 went out before the first edit was written,
+    # that first edit already is the final report.)
+    assert 1 <= len(edits) <= 2, edits
     assert "已发送完毕" in edits[-1]
+    assert all("已发送完毕" not in e for e in edits[:-1])
 
 
 async def test_all_groups_leaves_out_the_moderators_chat(bot, tg):

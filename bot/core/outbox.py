@@ -29,7 +29,8 @@ from typing import Any, Literal
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot.core.container import Core
-from bot.core.ratelimit import FloodLimiter, retry_after_seconds
+from bot.core.ptb import retry_after_seconds
+from bot.core.ratelimit import FloodLimiter
 from storage import groups as groups_repo
 from storage import outbox as repo
 from storage import users as users_repo

@@ -12,8 +12,8 @@ from collections import defaultdict
 from typing import Any
 
 from telegram.ext import BasePersistence, PersistenceInput
-from telegram.ext._utils.types import ConversationDict, ConversationKey
 
+from bot.core.ptb import ConversationDict, ConversationKey
 from storage import ptb_store
 from storage.db import Database
 

@@ -25,6 +25,8 @@ from typing import Any
 from telegram.error import RetryAfter
 from telegram.ext import BaseRateLimiter
 
+from bot.core.ptb import retry_after_seconds
+
 log = logging.getLogger(__name__)
 
 # Endpoints that put a message into a chat (and count against the flood limits).
@@ -212,7 +214,3 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
             finally:
                 self.release(chat_id, bulk=bulk)
             await asyncio.sleep(float(delay) + 0.05)
-
-
-def retry_after_seconds(exc: RetryAfter) -> float:
-    return exc._retry_after.total_seconds()  # the public attribute is deprecated in PTB 22.2+

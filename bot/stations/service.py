@@ -44,6 +44,7 @@ from storage import users as users_repo
 from storage.stations import FLAG_REASONS, StationData, StationRecord
 
 __all__ = [
+    "FLAG_REASONS",
     "FlagResult",
     "Found",
     "NearestPage",
