@@ -13,10 +13,10 @@ from telegram.error import BadRequest
 from bot.core.app import XContext
 from bot.core.authz import Perm
 from bot.reports import categories as rc
+from bot.reports.service import STATUSES
 from handlers.common import cb, is_private, open_private_button, reply, require
 from handlers.reports.common import _inline, _markup, _parse, _parse_id, _service, _stale
 from handlers.reports.flow import _pending_draft
-from storage.reports import STATUSES
 
 log = logging.getLogger(__name__)
 
