@@ -13,8 +13,9 @@ from bot.core.clock import FakeClock
 from bot.core.config import parse_config
 from bot.core.container import Core
 from bot.core.i18n import Catalog, placeholders
+from bot.kit.geo import haversine_m
 from bot.reports import categories as rc
-from bot.reports.service import CARD_KIND, ReportDraft, ReportRefused, ReportService, haversine_m
+from bot.reports.service import CARD_KIND, ReportDraft, ReportRefused, ReportService
 from storage import groups, outbox, points, users
 from storage import reports as repo
 from storage.db import Database

@@ -16,7 +16,6 @@ import csv
 import datetime as dt
 import io
 import logging
-import math
 import re
 import sys
 from collections.abc import Collection, Sequence
@@ -27,6 +26,7 @@ from typing import Any, TextIO
 from bot.core.config import ReportsConfig
 from bot.core.container import Core
 from bot.core.i18n import resolve_language
+from bot.kit.geo import LatLon, bounding_box, distance_m
 from bot.reports import categories as rc
 from storage import groups as groups_repo
 from storage import outbox as outbox_repo
@@ -70,7 +70,6 @@ ESCALATION_PRIORITY = 5
 
 # Dedup keys of CARD_KIND rows: rp:{id}:card | rp:{id}:esc:{local date} | rp:{id}:reopen:{event id}
 _CARD_KEY = re.compile(r"^rp:(\d+):(?:card|esc:\d{4}-\d{2}-\d{2}|reopen:\d+)$")
-_EARTH_RADIUS_M = 6_371_008.8
 
 
 @dataclass
@@ -143,21 +142,6 @@ class Outcome:
     refusal: Refusal | None = None
     event_id: int | None = None
     points: int = 0
-
-
-def haversine_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
-    """Great-circle distance in metres."""
-    p1, p2 = math.radians(lat1), math.radians(lat2)
-    dp, dl = p2 - p1, math.radians(lon2 - lon1)
-    a = math.sin(dp / 2) ** 2 + math.cos(p1) * math.cos(p2) * math.sin(dl / 2) ** 2
-    return 2 * _EARTH_RADIUS_M * math.asin(min(1.0, math.sqrt(a)))
-
-
-def _box(lat: float, lon: float, radius_m: float) -> tuple[float, float, float, float]:
-    """(south, west, north, east) of a square containing the circle (a cheap SQL prefilter)."""
-    dlat = math.degrees(radius_m / _EARTH_RADIUS_M)
-    dlon = dlat / max(math.cos(math.radians(lat)), 1e-6)
-    return lat - dlat, lon - dlon, lat + dlat, lon + dlon
 
 
 def _clean(text: str | None) -> str | None:
@@ -276,7 +260,7 @@ class ReportService:
         if draft.kind != rc.HAZARD or draft.category is None or draft.lat is None or draft.lon is None:
             return None
         radius = self.cfg.duplicate_radius_m
-        south, west, north, east = _box(draft.lat, draft.lon, radius)
+        south, north, west, east = bounding_box(draft.lat, draft.lon, radius)
         since = self._now() - dt.timedelta(hours=self.cfg.duplicate_window_hours)
         candidates = await repo.open_in_box(
             self.db,
@@ -293,7 +277,7 @@ class ReportService:
             if exclude_reporter is not None and report.reporter_id == exclude_reporter:
                 continue
             assert report.lat is not None and report.lon is not None
-            distance = haversine_m(draft.lat, draft.lon, report.lat, report.lon)
+            distance = distance_m(LatLon(draft.lat, draft.lon), LatLon(report.lat, report.lon))
             if distance <= radius:
                 near.append((distance, -report.created_at.timestamp(), report))
         if not near:
@@ -1135,5 +1119,4 @@ __all__ = [
     "ReportRefused",
     "ReportService",
     "export_reports",
-    "haversine_m",
 ]

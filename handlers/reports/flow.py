@@ -18,8 +18,9 @@ from telegram.ext import Application, ConversationHandler, filters
 
 from bot.core.app import XContext
 from bot.core.container import Core
+from bot.kit.geo import LatLon, distance_m
 from bot.reports import categories as rc
-from bot.reports.service import Refusal, ReportDraft, haversine_m
+from bot.reports.service import Refusal, ReportDraft
 from handlers.common import cb, draft_state, drop_draft, main_menu, reply, stale_button_text
 from handlers.reports.common import _inline, _refusal, _service
 
@@ -386,7 +387,9 @@ async def _before_summary(update: Update, context: XContext) -> str | int:
         if candidate is not None:
             assert draft.lat is not None and draft.lon is not None
             assert candidate.lat is not None and candidate.lon is not None
-            distance = math.ceil(haversine_m(draft.lat, draft.lon, candidate.lat, candidate.lon))
+            distance = math.ceil(
+                distance_m(LatLon(draft.lat, draft.lon), LatLon(candidate.lat, candidate.lon))
+            )
             state["dup"] = candidate.id
             await reply(
                 update,
