@@ -13,9 +13,8 @@ from bot.core.app import XContext
 from bot.core.authz import Perm
 from bot.kit.recurrence import RecurrenceError
 from bot.meetings.input import InputError
-from bot.meetings.service import MeetingError, MeetingService
+from bot.meetings.service import Meeting, MeetingError, MeetingService
 from handlers.common import cb, community, draft_state, drop_draft, reply, require
-from storage.meetings import MeetingRecord
 
 # Conversation states.
 TITLE, WHEN, RECUR, NWEEKS, RRULE, DURATION, PLACE, TARGETS, OFFSETS, DEADLINE, CONFIRM = range(11)
@@ -68,7 +67,7 @@ async def _error(update: Update, context: XContext, exc: MeetingError | Recurren
 # -- authorization ------------------------------------------------------------------------------------
 
 
-async def _in_scope(context: XContext, user_id: int, meeting: MeetingRecord) -> bool:
+async def _in_scope(context: XContext, user_id: int, meeting: Meeting) -> bool:
     """A moderator's scope: everywhere, the meetings they organize, or those whose every target
     (areas, and the areas of the chosen groups) lies in their areas."""
     allowed = await context.core.authz.areas_for(user_id, Perm.MEETINGS_MANAGE)
@@ -81,7 +80,7 @@ async def _in_scope(context: XContext, user_id: int, meeting: MeetingRecord) -> 
     return bool(areas) and areas <= allowed
 
 
-async def _may_manage(update: Update, context: XContext, meeting: MeetingRecord) -> bool:
+async def _may_manage(update: Update, context: XContext, meeting: Meeting) -> bool:
     """The gate for every manage button and step: the permission, then the scope. Sends the refusal."""
     if not await require(update, context, Perm.MEETINGS_MANAGE):
         return False
@@ -97,7 +96,7 @@ async def _may_manage(update: Update, context: XContext, meeting: MeetingRecord)
 
 async def _meeting_of(
     update: Update, context: XContext, raw_id: str, *, active: bool = True
-) -> MeetingRecord | None:
+) -> Meeting | None:
     try:
         meeting = await _service(context).get(int(raw_id))
     except ValueError:

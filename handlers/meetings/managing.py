@@ -11,7 +11,7 @@ from telegram.ext import ConversationHandler
 from bot.core.app import XContext
 from bot.kit.recurrence import RecurrenceError, get_zone, to_local_naive
 from bot.meetings.input import InputError, parse_place, parse_when
-from bot.meetings.service import MeetingError, occ_code, occ_from_code
+from bot.meetings.service import Meeting, MeetingError, occ_code, occ_from_code
 from handlers.common import cb, reply
 from handlers.meetings.common import (
     DEADLINE,
@@ -32,7 +32,6 @@ from handlers.meetings.common import (
     _service,
     _stale,
 )
-from storage.meetings import MeetingRecord
 
 
 async def reschedule_pressed(update: Update, context: XContext) -> int:
@@ -326,7 +325,7 @@ def _editing(context: XContext) -> bool:
     return "edit_m" in _draft(context)
 
 
-async def _edited_meeting(update: Update, context: XContext) -> MeetingRecord | None:
+async def _edited_meeting(update: Update, context: XContext) -> Meeting | None:
     """The meeting being edited, re-read and re-authorized (None: refused or gone, draft dropped)."""
     service = _service(context)
     meeting = await service.get(int(_draft(context).get("edit_m", 0)))
@@ -343,9 +342,7 @@ async def _edited_meeting(update: Update, context: XContext) -> MeetingRecord | 
     return meeting
 
 
-async def _finish_edit(
-    update: Update, context: XContext, meeting: MeetingRecord, retry: int, **fields: Any
-) -> int:
+async def _finish_edit(update: Update, context: XContext, meeting: Meeting, retry: int, **fields: Any) -> int:
     """Apply an edit; an invalid value is explained and the step kept."""
     try:
         updated = await _service(context).edit(meeting.id, **fields)

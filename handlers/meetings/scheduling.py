@@ -27,7 +27,7 @@ from bot.kit.recurrence import (
     zone_name,
 )
 from bot.meetings.input import InputError, parse_duration, parse_offsets, parse_place, parse_when
-from bot.meetings.service import MeetingDraft, MeetingError
+from bot.meetings.service import Meeting, MeetingDraft, MeetingError
 from handlers.common import cb, is_private, open_private_button, reply, require
 from handlers.meetings.common import (
     CONFIRM,
@@ -56,7 +56,6 @@ from handlers.meetings.common import (
     _targets_keyboard,
 )
 from handlers.meetings.managing import _edited_meeting, _editing, _finish_edit
-from storage.meetings import MeetingRecord
 
 DURATION_CHOICES = (60, 90, 120)
 NWEEKS_CHOICES = (2, 3, 4)
@@ -559,7 +558,7 @@ async def confirmed(update: Update, context: XContext) -> int:
     return ConversationHandler.END
 
 
-async def _show_holiday_flags(update: Update, context: XContext, meeting: MeetingRecord) -> None:
+async def _show_holiday_flags(update: Update, context: XContext, meeting: Meeting) -> None:
     """Upcoming occurrences on a public holiday, each with skip / move / keep buttons (after scheduling
     or rescheduling; the week-ahead notice comes later anyway)."""
     service = _service(context)
