@@ -68,16 +68,13 @@ async def _error(update: Update, context: XContext, exc: MeetingError | Recurren
 
 
 async def _in_scope(context: XContext, user_id: int, meeting: Meeting) -> bool:
-    """A moderator's scope: everywhere, the meetings they organize, or those whose every target
-    (areas, and the areas of the chosen groups) lies in their areas."""
-    allowed = await context.core.authz.areas_for(user_id, Perm.MEETINGS_MANAGE)
-    if allowed is None or meeting.organizer_id == user_id:
-        return True
-    areas = set(meeting.areas)
-    for chat_id in meeting.chat_ids:
-        group = await community(context).group(chat_id)
-        areas.add(group.area if group and group.area else "")
-    return bool(areas) and areas <= allowed
+    """May this moderator manage the meeting? The rule is authz's `covers`: everywhere, the meetings
+    they organize, or those whose every target (areas, and the areas of the chosen groups; "" for a
+    group without one) lies in their areas."""
+    reach = sorted(await _service(context).meeting_areas(meeting))
+    return await context.core.authz.covers(
+        user_id, Perm.MEETINGS_MANAGE, reach, owner_id=meeting.organizer_id
+    )
 
 
 async def _may_manage(update: Update, context: XContext, meeting: Meeting) -> bool:
