@@ -142,7 +142,9 @@ class Authorizer:
         """May the user act (with `perm`) on something that reaches `areas` ([] = everywhere)?
 
         Unscoped grants and the owner may; a grant scoped to some areas only when every area the thing
-        reaches is one of them (a notice to all groups is beyond a street's moderator).
+        reaches is one of them (a notice to all groups is beyond a street's moderator). Used for
+        broadcasts (their areas) and meetings (their areas and their groups' areas, "" for a group
+        without one: such a meeting belongs to everyone, so only unscoped grants and its organizer).
         """
         scoped = await self.areas_for(user_id, perm)
         if scoped is None or (owner_id is not None and owner_id == user_id):

@@ -124,6 +124,9 @@ def ics_data(meeting_id: int) -> str:
 # -- results -----------------------------------------------------------------------------------------
 
 
+Meeting = MeetingRecord  # the stored meeting, for handlers (which never import storage)
+
+
 class MeetingError(Exception):
     """A request the service refuses; ``code`` selects ``meetings.error.<code>``."""
 
