@@ -19,7 +19,7 @@ from bot.broadcast import Broadcast, BroadcastError, BroadcastService, Draft
 from bot.core.app import XContext
 from bot.core.authz import Perm
 from bot.core.runtime import startup_hooks
-from bot.kit.timeparse import parse_local_time
+from bot.kit.timeparse import InputError, parse_time
 from handlers.common import (
     Command,
     cb,
@@ -315,12 +315,11 @@ async def when_given(update: Update, context: XContext) -> int:
     text = (update.effective_message.text or "").strip()
     core = context.core
     now = core.clock.now()
-    when = parse_local_time(text, now, core.tz)
-    if when is None:
-        await reply(update, context, context.t("broadcast.bad_when", text=text[:40]))
-        return WHEN
-    if when <= now:
-        await reply(update, context, context.t("broadcast.past_when"))
+    try:
+        when = parse_time(text, now, core.tz)
+    except InputError as exc:
+        key = "broadcast.past_when" if exc.code in ("past", "past_date") else "broadcast.bad_when"
+        await reply(update, context, context.t(key, text=text[:40]))
         return WHEN
     draft = _draft(context)
     draft.at = when

@@ -31,8 +31,7 @@ from telegram.ext import (
 from bot.core.app import XContext
 from bot.core.authz import Perm
 from bot.core.messages import is_link
-from bot.kit.timeparse import parse_local_time
-from bot.meetings.input import InputError, parse_when
+from bot.kit.timeparse import InputError, parse_time
 from bot.tasks import Outcome, Task, TaskCount, TaskDraft, TaskInvalid, TaskResult, TaskService, cb
 from handlers.common import (
     Command,
@@ -576,16 +575,10 @@ _BARE_TIME = re.compile(
 
 def _read_time(text: str, after: dt.datetime, tz: dt.tzinfo) -> tuple[dt.datetime | None, str]:
     """(the time typed, after `after`) or (None, why not: "past", "too_far" or "when")."""
-    when = parse_local_time(text, after, tz)
-    if when is not None:
-        return when, ""
     try:
-        parse_when(text, after.astimezone(tz).replace(tzinfo=None))
+        return parse_time(text, after, tz), ""
     except InputError as exc:
         return None, exc.code
-    except (ValueError, OverflowError):
-        return None, "when"
-    return None, "past"  # readable, yet refused: a moment that has just passed
 
 
 async def got_title(update: Update, context: XContext) -> int:

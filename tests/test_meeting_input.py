@@ -4,14 +4,22 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from bot.core.i18n import Catalog
-from bot.meetings.input import InputError, parse_duration, parse_offsets, parse_when
+from bot.kit.timeparse import parse_time
+from bot.meetings.input import InputError, parse_duration, parse_offsets
 
 NOW = dt.datetime(2026, 11, 25, 10, 0)  # a Wednesday, local wall time
 MARCH = dt.datetime(2026, 3, 4, 10, 0)  # also a Wednesday
+TZ = ZoneInfo("Asia/Shanghai")
+
+
+def parse_when(text: str, now_local: dt.datetime) -> dt.datetime:
+    """The time parser as the scheduling step uses it: wall time in the meeting's zone in and out."""
+    return parse_time(text, now_local.replace(tzinfo=TZ), TZ).astimezone(TZ).replace(tzinfo=None)
 
 
 @pytest.mark.parametrize(

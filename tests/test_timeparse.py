@@ -7,10 +7,18 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot.kit.timeparse import parse_local_time
+from bot.kit.timeparse import InputError, parse_time
 
 SH = ZoneInfo("Asia/Shanghai")
 NOW = dt.datetime(2026, 3, 4, 2, 0, tzinfo=dt.UTC)  # Wednesday 10:00 in Shanghai
+
+
+def parse_local_time(text: str, now: dt.datetime, tz: dt.tzinfo) -> dt.datetime | None:
+    """The parser's answer, None when it refuses (unreadable, past or too far)."""
+    try:
+        return parse_time(text, now, tz)
+    except InputError:
+        return None
 
 
 @pytest.mark.parametrize(

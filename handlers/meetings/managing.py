@@ -10,7 +10,8 @@ from telegram.ext import ConversationHandler
 
 from bot.core.app import XContext
 from bot.kit.recurrence import RecurrenceError, get_zone, to_local_naive
-from bot.meetings.input import InputError, parse_place, parse_when
+from bot.kit.timeparse import parse_time
+from bot.meetings.input import InputError, parse_place
 from bot.meetings.service import Meeting, MeetingError, occ_code, occ_from_code
 from handlers.common import cb, reply
 from handlers.meetings.common import (
@@ -245,8 +246,8 @@ async def got_move(update: Update, context: XContext) -> int:
         return ConversationHandler.END
     zone = get_zone(meeting.tz)
     try:
-        new_start = parse_when(
-            update.effective_message.text or "", to_local_naive(context.core.clock.now(), zone)
+        new_start = to_local_naive(
+            parse_time(update.effective_message.text or "", context.core.clock.now(), zone), zone
         )
         updated = await service.move_occurrence(meeting.id, occ_from_code(draft["move_o"]), new_start)
     except (InputError, MeetingError, RecurrenceError) as exc:

@@ -26,7 +26,8 @@ from bot.kit.recurrence import (
     to_local_naive,
     zone_name,
 )
-from bot.meetings.input import InputError, parse_duration, parse_offsets, parse_place, parse_when
+from bot.kit.timeparse import parse_time
+from bot.meetings.input import InputError, parse_duration, parse_offsets, parse_place
 from bot.meetings.service import Meeting, MeetingDraft, MeetingError
 from handlers.common import cb, is_private, open_private_button, reply, require
 from handlers.meetings.common import (
@@ -133,8 +134,8 @@ async def got_title(update: Update, context: XContext) -> int:
 async def got_when(update: Update, context: XContext) -> int:
     try:
         zone = get_zone(await _draft_tz(context))
-        start = parse_when(
-            update.effective_message.text or "", to_local_naive(context.core.clock.now(), zone)
+        start = to_local_naive(
+            parse_time(update.effective_message.text or "", context.core.clock.now(), zone), zone
         )
     except InputError as exc:
         await _error(update, context, exc)
