@@ -1,8 +1,8 @@
-"""The one SQLite connection owner of the process.
+"""The owner of the process's SQLite connections.
 
-`Database` wraps a single aiosqlite connection (WAL, foreign keys, busy timeout) and serialises all
-access with one asyncio lock, so a transaction of one coroutine never swallows another coroutine's
-statement. Repositories take an `Executor`: either the `Database` itself (each statement on its own,
+`Database` holds one writer connection (WAL, foreign keys, busy timeout), whose statements and
+transactions are serialised by one asyncio lock, so a transaction of one coroutine never swallows
+another coroutine's statement, and a few reader connections for reads outside transactions. Repositories take an `Executor`: either the `Database` itself (each statement on its own,
 autocommitted) or the `Transaction` handed out by `db.transaction()` (all or nothing).
 
 Times are stored as fixed-width UTC ISO strings (`to_db`/`from_db`), which sort correctly as text.
@@ -132,13 +132,39 @@ class Transaction(_Ops):
         return None if row is None else row[0]
 
 
-class Database(_Ops):
-    """Owner of the process's one connection. Use `open()`/`close()` or `async with`."""
+class _Reader(_Ops):
+    def __init__(self, conn: aiosqlite.Connection) -> None:
+        self._conn = conn
 
-    def __init__(self, path: str | Path) -> None:
+
+_READ_VERBS = ("SELECT", "WITH", "VALUES")
+
+
+def is_read(sql: str) -> bool:
+    """A statement that only reads (so a reader connection may run it)."""
+    head = sql.lstrip()[:6].upper()
+    return head.startswith(_READ_VERBS) and not re.search(
+        r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", sql, re.IGNORECASE
+    )
+
+
+class Database(_Ops):
+    """The process's connections to one SQLite file. Use `open()`/`close()` or `async with`.
+
+    One writer connection, guarded by one lock (SQLite has one writer at a time anyway): every
+    statement that writes and every `transaction()` runs there. Reads outside a transaction go to a
+    small pool of reader connections: in WAL mode they read the last committed state beside the
+    writer, so a list or a nearest search never waits behind a write (nor the outbox behind either).
+    """
+
+    def __init__(self, path: str | Path, *, readers: int = 3) -> None:
         self.path = str(path)
         self._lock = asyncio.Lock()
         self._conn_or_none: aiosqlite.Connection | None = None
+        # ":memory:" is one private database per connection: it can only ever have the writer.
+        self._reader_count = 0 if self.path == ":memory:" else max(0, readers)
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all_readers: list[aiosqlite.Connection] = []
 
     @property
     def _conn(self) -> aiosqlite.Connection:  # type: ignore[override]
@@ -150,32 +176,49 @@ class Database(_Ops):
     def is_open(self) -> bool:
         return self._conn_or_none is not None
 
+    async def _connect(self, *, reader: bool) -> aiosqlite.Connection:
+        # A large statement cache: the nearest query comes in a few dozen shapes, all kept prepared.
+        conn = await aiosqlite.connect(self.path, isolation_level=None, cached_statements=512)
+        conn.row_factory = aiosqlite.Row
+        try:
+            if not reader:
+                await conn.execute("PRAGMA journal_mode=WAL")
+                await conn.execute("PRAGMA synchronous=NORMAL")
+            await conn.execute("PRAGMA foreign_keys=ON")
+            await conn.execute("PRAGMA busy_timeout=5000")
+            if reader:
+                await conn.execute("PRAGMA query_only=ON")
+        except BaseException:
+            await conn.close()  # e.g. the path is a folder: stop the connection's thread, then raise
+            raise
+        return conn
+
     async def open(self) -> Database:
         if self._conn_or_none is not None:
             return self
         if self.path != ":memory:":
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        if self.path != ":memory:":
             # Open once synchronously first: when aiosqlite's own connect fails (the path is a folder,
             # the disk read-only) its worker thread outlives the event loop and prints a traceback.
             sqlite3.connect(self.path).close()
-        # A large statement cache: the nearest query comes in a few dozen shapes, all kept prepared.
-        conn = await aiosqlite.connect(self.path, isolation_level=None, cached_statements=512)
-        conn.row_factory = aiosqlite.Row
+        self._conn_or_none = await self._connect(reader=False)
         try:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute("PRAGMA synchronous=NORMAL")
-            await conn.execute("PRAGMA foreign_keys=ON")
-            await conn.execute("PRAGMA busy_timeout=5000")
+            for _ in range(self._reader_count):
+                reader = await self._connect(reader=True)
+                self._all_readers.append(reader)
+                self._readers.put_nowait(reader)
         except BaseException:
-            await conn.close()  # e.g. the path is a folder: stop the connection's thread, then raise
+            await self.close()
             raise
-        self._conn_or_none = conn
         return self
 
     async def close(self) -> None:
         if self._conn_or_none is not None:
             async with self._lock:
+                for reader in self._all_readers:
+                    await reader.close()
+                self._all_readers.clear()
+                self._readers = asyncio.Queue()
                 await self._conn_or_none.close()
                 self._conn_or_none = None
 
@@ -187,7 +230,8 @@ class Database(_Ops):
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
-        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises."""
+        """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises. Callbacks registered with
+        `tx.after_commit` run once it committed."""
         async with self._lock:
             await self._conn.execute("BEGIN IMMEDIATE")
             tx = Transaction(self._conn)
@@ -200,6 +244,23 @@ class Database(_Ops):
                 await self._conn.execute("COMMIT")
         for callback in tx._after_commit:
             callback()
+
+    @asynccontextmanager
+    async def _reading(self, sql: str) -> AsyncIterator[_Ops]:
+        """A reader connection for a read-only statement (the writer, under its lock, otherwise)."""
+        if not self._all_readers or not is_read(sql):
+            async with self._lock:
+                yield self._writer_ops
+            return
+        conn = await self._readers.get()
+        try:
+            yield _Reader(conn)
+        finally:
+            self._readers.put_nowait(conn)
+
+    @property
+    def _writer_ops(self) -> _Ops:
+        return _Reader(self._conn)
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         async with self._lock:
@@ -217,12 +278,12 @@ class Database(_Ops):
             return count
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
-        async with self._lock:
-            return await self._fetchone(sql, params)
+        async with self._reading(sql) as ops:
+            return await ops._fetchone(sql, params)
 
     async def fetchall(self, sql: str, params: Params = ()) -> list[Row]:
-        async with self._lock:
-            return await self._fetchall(sql, params)
+        async with self._reading(sql) as ops:
+            return await ops._fetchall(sql, params)
 
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)
