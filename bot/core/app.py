@@ -23,6 +23,7 @@ from telegram.ext import (
 from bot.core.container import Core
 from bot.core.persistence import SqlitePersistence
 from bot.core.ratelimit import FloodLimiter
+from bot.core.updates import KeyedUpdateProcessor
 
 log = logging.getLogger("xiaoge.updates")
 
@@ -130,9 +131,11 @@ def build_application(core: Core, *, register: Callable[[Application], None] | N
         bulk_per_second=core.config.broadcast.max_per_second,
         group_per_minute=core.config.broadcast.group_per_minute,
     )
+    builder = ApplicationBuilder()
+    if tg.concurrent_updates > 1:
+        builder = builder.concurrent_updates(KeyedUpdateProcessor(tg.concurrent_updates))
     app = (
-        ApplicationBuilder()
-        .application_class(XApplication)
+        builder.application_class(XApplication)
         .token(tg.token)
         .base_url(tg.base_url)
         .base_file_url(tg.base_file_url)

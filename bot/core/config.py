@@ -47,6 +47,9 @@ class TelegramConfig:
     webhook_secret_token: str = ""
     # Long-polling timeout in seconds.
     poll_timeout: int = 30
+    # Updates handled at once (those of one user, or of one chat, still one after another, in
+    # order); 1 = one update at a time.
+    concurrent_updates: int = 128
 
 
 @dataclass(frozen=True)
