@@ -15,6 +15,7 @@ import json
 import logging
 import math
 import mimetypes
+import random
 import re
 import time
 import uuid
@@ -210,6 +211,8 @@ class FakeTelegram:
         self.host = host
         self.port = port
         self.latency = 0.0
+        self.latency_jitter = 0.0
+        self._random = random.Random(20261204)
 
         self.users: dict[int, UserState] = {}
         self.chats: dict[int, ChatState] = {}
@@ -323,9 +326,11 @@ class FakeTelegram:
     def disable_flood_limits(self) -> None:
         self.flood_enabled = False
 
-    def set_latency(self, seconds: float) -> None:
-        """Delay every answer by `seconds`."""
+    def set_latency(self, seconds: float, jitter: float = 0.0) -> None:
+        """Delay every call by `seconds` (real Telegram is 50-300 ms from a server in China), give or
+        take up to `jitter` seconds (uniformly), before it takes effect and is answered."""
         self.latency = seconds
+        self.latency_jitter = jitter
 
     def fail_next(
         self,
@@ -581,8 +586,9 @@ class FakeTelegram:
             self._inflight += 1
         token_var = _REQUEST.set(request)
         try:
-            if self.latency:
-                await asyncio.sleep(self.latency)
+            if self.latency or self.latency_jitter:
+                delay = self.latency + self._random.uniform(-self.latency_jitter, self.latency_jitter)
+                await asyncio.sleep(max(0.0, delay))
             handler = self._methods.get(method)
             if handler is None:
                 self.stats["unknown_method"] += 1

@@ -30,7 +30,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 
 from bot.core.container import Core
 from bot.core.ptb import retry_after_seconds
-from bot.core.ratelimit import FloodLimiter
+from bot.core.ratelimit import FloodLimiter, Ticket
 from storage import groups as groups_repo
 from storage import outbox as repo
 from storage import users as users_repo
@@ -218,11 +218,10 @@ class Outbox:
     async def _send(self, row: OutboxRow) -> None:
         db, clock = self.core.db, self.core.clock
         bulk = row.priority >= BULK_PRIORITY
-        admitted = False
+        ticket: Ticket | None = None
         try:
             if self._limiter is not None:
-                await self._limiter.acquire(row.chat_id, bulk=bulk)
-                admitted = True
+                ticket = await self._limiter.acquire(row.chat_id, bulk=bulk)
             if self._stopping:
                 return  # the row stays pending for the next start
             # From here on `stop` waits for this send instead of cancelling it: a cancellation while the
@@ -239,9 +238,9 @@ class Outbox:
                         method, api_kwargs=params, rate_limit_args={"reserved": True}
                     )
                 finally:
-                    if admitted and self._limiter is not None:
-                        self._limiter.release(row.chat_id, bulk=bulk)  # the slot counts from the answer on
-                        admitted = False
+                    if ticket is not None and self._limiter is not None:
+                        self._limiter.release(ticket)
+                        ticket = None
             except RetryAfter as exc:
                 delay = retry_after_seconds(exc)
                 log.warning("outbox: 429 for row %s (chat %s); retry in %.0fs", row.id, row.chat_id, delay)
@@ -291,8 +290,8 @@ class Outbox:
             with contextlib.suppress(Exception):
                 await repo.mark_failed(db, row.id, "internal error", clock.now())
         finally:
-            if admitted and self._limiter is not None:
-                self._limiter.release(row.chat_id, bulk=bulk)
+            if ticket is not None and self._limiter is not None:
+                self._limiter.release(ticket)
 
     async def _unreachable(self, row: OutboxRow, reason: str) -> None:
         db, now = self.core.db, self.core.clock.now()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -34,42 +35,82 @@ _COUNTED_PREFIXES = ("send", "copy", "forward", "edit", "pin")
 
 
 BULK_PAUSE_MAX = 5.0  # seconds every bulk send waits after a 429 to one of them
+# The network's jitter is estimated from the last RTT_SAMPLES round trips (max - min), within
+# [JITTER_MIN, JITTER_MAX]; until RTT_MIN_SAMPLES were seen it is taken as JITTER_UNKNOWN.
+RTT_SAMPLES = 200
+RTT_MIN_SAMPLES = 10
+JITTER_MIN = 0.02
+JITTER_MAX = 2.0
+JITTER_UNKNOWN = 0.5
+
+
+class _Send:
+    """One admitted send: when it was admitted and whether its answer came back."""
+
+    __slots__ = ("admitted", "answered")
+
+    def __init__(self, admitted: float) -> None:
+        self.admitted = admitted
+        self.answered = False
 
 
 class _Window:
-    """Sends in flight plus the completion times of recent ones.
+    """The sends that may still fall into one of Telegram's windows (all, a group's, the bulk lane).
 
-    Counting a send from the moment it is admitted until `period` after its answer arrived bounds
-    what the server can see in any window of `period`, whatever the network or event-loop jitter:
-    a send the server received in a window either was still in flight, or was answered less than
-    `period` before, when the newest send of that window was admitted.
+    Telegram counts a message when it arrives, somewhere between our admission and the answer. If the
+    one-way delay varies by at most `jitter`, two sends admitted `period + jitter` apart arrive at
+    least `period` apart; so a send counts from its admission for `period + jitter` (and for as long as
+    it is in flight). With a steady network that is ~`period`: a bot 150 ms from Telegram still gets
+    its 30 messages a second, where counting from the answer on would cost it RTT/period of them.
     """
 
-    __slots__ = ("inflight", "period", "times")
+    __slots__ = ("period", "sends")
 
     def __init__(self, period: float) -> None:
         self.period = period
-        self.times: deque[float] = deque()
-        self.inflight = 0
+        self.sends: deque[_Send] = deque()
 
-    def prune(self, now: float) -> None:
-        edge = now - self.period
-        while self.times and self.times[0] <= edge:
-            self.times.popleft()
+    def prune(self, now: float, jitter: float) -> None:
+        edge = now - self.period - jitter
+        while self.sends and self.sends[0].admitted <= edge and self.sends[0].answered:
+            self.sends.popleft()
 
-    def wait_for(self, limit: int, now: float) -> float:
-        self.prune(now)
-        used = len(self.times) + self.inflight
-        if used < limit:
+    def wait_for(self, limit: int, now: float, jitter: float) -> float:
+        self.prune(now, jitter)
+        live = [s for s in self.sends if s.admitted > now - self.period - jitter or not s.answered]
+        if len(live) < limit:
             return 0.0
-        index = used - limit  # this many completions must age out first
-        if index >= len(self.times):
-            return 0.05  # waiting for answers in flight (a release wakes us earlier)
-        return self.times[index] + self.period - now
+        oldest = live[len(live) - limit]  # this send must age out first
+        if not oldest.answered and oldest.admitted <= now - self.period - jitter:
+            return 0.05  # waiting for an answer still in flight (a release wakes us earlier)
+        return oldest.admitted + self.period + jitter - now
+
+    def add(self, send: _Send) -> None:
+        self.sends.append(send)
 
     @property
     def idle(self) -> bool:
-        return not self.times and not self.inflight
+        return not self.sends
+
+
+class _Waiter:
+    __slots__ = ("bulk", "chat_id", "future")
+
+    def __init__(self, chat_id: int | None, bulk: bool, future: asyncio.Future[Ticket]) -> None:
+        self.chat_id = chat_id
+        self.bulk = bulk
+        self.future = future
+
+
+class Ticket:
+    """What `acquire` hands out; give it back to `release` when the answer came (or never will)."""
+
+    __slots__ = ("bulk", "chat_id", "send")
+
+    def __init__(self, chat_id: int | None, bulk: bool, send: _Send) -> None:
+        self.chat_id = chat_id
+        self.bulk = bulk
+        self.send = send
 
 
 class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
@@ -86,15 +127,16 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         self.bulk_per_second = bulk_per_second
         self.group_per_minute = group_per_minute
         self.reply_retries = reply_retries
-        # Windows slightly longer than Telegram's, to absorb network jitter between us and the server.
-        self._overall = _Window(1.0 + safety)
-        self._bulk = _Window(1.0 + safety)
+        self.safety = safety
+        self._overall = _Window(1.0)
+        self._bulk = _Window(1.0)
         self._groups: dict[int, _Window] = {}
-        self._group_period = 60.0 + 60 * safety
-        self._interactive_waiting = 0
+        self._group_period = 60.0
+        self._rtts: deque[float] = deque(maxlen=RTT_SAMPLES)
         self._bulk_paused_until = 0.0  # time.monotonic(); set by a 429 to a bulk send
-        self._lock = asyncio.Lock()
-        self._changed = asyncio.Event()
+        # Sends waiting for room, in arrival order (replies and bulk apart: replies go first).
+        self._waiting: dict[bool, deque[_Waiter]] = {False: deque(), True: deque()}
+        self._timer: asyncio.TimerHandle | None = None
 
     async def initialize(self) -> None:
         return None
@@ -104,12 +146,26 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
 
     # -- bookkeeping ------------------------------------------------------------------------
 
+    @property
+    def jitter(self) -> float:
+        """How much the network delay to Telegram varies (seconds): the spread of recent round trips
+        between their 1st and 99th percentile (a rare stall is not the network's steady jitter, and a
+        send that hit one at worst meets a 429 and is retried), JITTER_UNKNOWN until enough were
+        seen, plus the configured safety margin."""
+        if len(self._rtts) < RTT_MIN_SAMPLES:
+            spread = JITTER_UNKNOWN
+        else:
+            ordered = sorted(self._rtts)
+            cut = len(ordered) // 100
+            spread = min(JITTER_MAX, max(JITTER_MIN, ordered[-1 - cut] - ordered[cut]))
+        return spread + self.safety
+
     def _group_window(self, chat_id: int) -> _Window:
         window = self._groups.get(chat_id)
         if window is None:
             if len(self._groups) > 4096:
-                now = time.monotonic()
-                for key in [k for k, w in self._groups.items() if (w.prune(now) or True) and w.idle]:
+                now, jitter = time.monotonic(), self.jitter
+                for key in [k for k, w in self._groups.items() if (w.prune(now, jitter) or True) and w.idle]:
                     del self._groups[key]
             window = self._groups[chat_id] = _Window(self._group_period)
         return window
@@ -118,7 +174,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         """Seconds until one more message fits into this group (0 for private chats)."""
         if chat_id >= 0:
             return 0.0
-        return self._group_window(chat_id).wait_for(self.group_per_minute, time.monotonic())
+        return self._group_window(chat_id).wait_for(self.group_per_minute, time.monotonic(), self.jitter)
 
     def pause_bulk(self, seconds: float) -> None:
         """A 429 came back for a bulk send: hold every bulk send for a moment (replies go on).
@@ -129,15 +185,22 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         until = time.monotonic() + min(max(seconds, 0.0), BULK_PAUSE_MAX)
         self._bulk_paused_until = max(self._bulk_paused_until, until)
 
-    def _delay(self, chat_id: int | None, bulk: bool, now: float) -> float:
-        delay = self._overall.wait_for(self.overall_per_second, now)
+    def _own_delay(self, chat_id: int | None, bulk: bool, now: float, jitter: float) -> float:
+        """Seconds this send waits for windows other than the overall one."""
+        delay = 0.0
         if bulk and self._bulk_paused_until > now:
-            delay = max(delay, self._bulk_paused_until - now)
+            delay = self._bulk_paused_until - now
         if chat_id is not None and chat_id < 0:
-            delay = max(delay, self._group_window(chat_id).wait_for(self.group_per_minute, now))
+            delay = max(delay, self._group_window(chat_id).wait_for(self.group_per_minute, now, jitter))
         if bulk:
-            delay = max(delay, self._bulk.wait_for(max(1, int(self.bulk_per_second)), now))
+            delay = max(delay, self._bulk.wait_for(max(1, int(self.bulk_per_second)), now, jitter))
         return delay
+
+    def _delay(self, chat_id: int | None, bulk: bool, now: float) -> float:
+        """Seconds until a send to `chat_id` would fit every window (0: now)."""
+        jitter = self.jitter
+        overall = self._overall.wait_for(self.overall_per_second, now, jitter)
+        return max(overall, self._own_delay(chat_id, bulk, now, jitter))
 
     def _windows(self, chat_id: int | None, bulk: bool) -> list[_Window]:
         windows = [self._overall]
@@ -147,39 +210,59 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
             windows.append(self._bulk)
         return windows
 
-    def _record(self, chat_id: int | None, bulk: bool, now: float) -> None:
-        for window in self._windows(chat_id, bulk):
-            window.inflight += 1
-
-    def release(self, chat_id: int | None, *, bulk: bool) -> None:
+    def release(self, ticket: Ticket) -> None:
         """The send admitted by `acquire` got its answer (or was never made)."""
-        now = time.monotonic()
-        for window in self._windows(chat_id, bulk):
-            window.inflight = max(0, window.inflight - 1)
-            window.times.append(now)
-        self._changed.set()
+        if not ticket.send.answered:
+            ticket.send.answered = True
+            self._rtts.append(time.monotonic() - ticket.send.admitted)
+        self._pump()
 
-    async def acquire(self, chat_id: int | None, *, bulk: bool) -> None:
-        """Wait until a send fits into every window, then admit it; call `release` after the answer."""
-        if not bulk:
-            self._interactive_waiting += 1
+    async def acquire(self, chat_id: int | None, *, bulk: bool) -> Ticket:
+        """Wait until a send fits into every window, then admit it; `release` the ticket after the
+        answer. Waiting sends are admitted first come, first served (replies before bulk sends), a
+        send held only by its own group's window letting the ones behind it pass."""
+        waiter = _Waiter(chat_id, bulk, asyncio.get_running_loop().create_future())
+        self._waiting[bulk].append(waiter)
+        self._pump()
         try:
-            while True:
-                async with self._lock:
-                    now = time.monotonic()
-                    delay = self._delay(chat_id, bulk, now)
-                    if bulk and self._interactive_waiting and delay == 0:
-                        delay = 0.005  # replies first
-                    if delay <= 0:
-                        self._record(chat_id, bulk, now)
-                        return
-                    self._changed.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), timeout=delay)
-        finally:
-            if not bulk:
-                self._interactive_waiting -= 1
-                self._changed.set()
+            return await waiter.future
+        except asyncio.CancelledError:
+            if waiter.future.done() and not waiter.future.cancelled():
+                self.release(waiter.future.result())  # admitted just as it was cancelled
+            with contextlib.suppress(ValueError):
+                self._waiting[bulk].remove(waiter)
+            self._pump()
+            raise
+
+    def _pump(self) -> None:
+        """Admit every waiting send that fits now, oldest first; arm a timer for the next one."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        now = time.monotonic()
+        jitter = self.jitter
+        next_check = math.inf
+        for bulk in (False, True):
+            queue = self._waiting[bulk]  # replies first: bulk sends get what is left
+            for waiter in list(queue):
+                if waiter.future.done():
+                    queue.remove(waiter)
+                    continue
+                overall = self._overall.wait_for(self.overall_per_second, now, jitter)
+                if overall > 0:
+                    next_check = min(next_check, overall)
+                    break  # nobody behind may overtake on the shared window
+                own = self._own_delay(waiter.chat_id, bulk, now, jitter)
+                if own > 0:
+                    next_check = min(next_check, own)
+                    continue  # held by its group (or the bulk lane): the next may go
+                send = _Send(now)
+                for window in self._windows(waiter.chat_id, bulk):
+                    window.add(send)
+                queue.remove(waiter)
+                waiter.future.set_result(Ticket(waiter.chat_id, bulk, send))
+        if next_check < math.inf and (self._waiting[False] or self._waiting[True]):
+            self._timer = asyncio.get_running_loop().call_later(next_check, self._pump)
 
     # -- PTB hook ---------------------------------------------------------------------------
 
@@ -202,7 +285,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
             chat_id = int(data.get("chat_id"))  # type: ignore[arg-type]
         attempts = 0
         while True:
-            await self.acquire(chat_id, bulk=bulk)
+            ticket = await self.acquire(chat_id, bulk=bulk)
             try:
                 return await callback(*args, **kwargs)
             except RetryAfter as exc:
@@ -212,5 +295,5 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
                 delay = retry_after_seconds(exc)
                 log.warning("429 on %s to %s; retrying the reply in %.1fs", endpoint, chat_id, delay)
             finally:
-                self.release(chat_id, bulk=bulk)
+                self.release(ticket)
             await asyncio.sleep(float(delay) + 0.05)

@@ -1,0 +1,183 @@
+"""Benchmark: lunch rush on a distant Telegram. The real Application (polling, the flood limiter, the
+outbox, SQLite) against the fake Bot API with every call delayed (default 150 ms, as from a server in
+China), couriers sharing a location or sending a command at R updates/s for S seconds.
+
+For each offered rate it prints served updates/s and the reply latency p50/p95/max (from the moment a
+courier's update reaches Telegram to the moment the bot's first answer reaches the courier's chat),
+for the bot as configured (updates handled concurrently, in order per user and chat) and, in the same
+run, the one-update-at-a-time baseline (PTB's default, `telegram.concurrent_updates = 1`).
+
+    python bench/bench_rush.py [--rates 20,30] [--seconds 60] [--latency 0.15] [--jitter 0.0]
+                               [--modes ours,baseline]
+
+Targets (issue #12): 20/s offered -> p95 < 1 s; 30/s offered -> served >= 25/s (83% of Telegram's
+~30 messages/s) with p95 < 2 s. Every courier sends one update (a location 7 times in 10, else /help),
+so each update's answer is the first bot message in that courier's chat after it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import random
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bot.core.config import parse_config
+from bot.core.runtime import Runtime
+from bot.stations.importer import import_file
+from fakeapi import FakeTelegram, TelegramDriver
+from fakeapi.model import ApiCall
+
+ROOT = Path(__file__).resolve().parents[1]
+HANGZHOU = (30.2741, 120.1551)
+FIRST_COURIER = 7_000_000
+REPLY_METHODS = {"sendmessage", "sendvenue", "sendlocation", "sendphoto"}
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1))))]
+
+
+async def run(
+    rate: float, seconds: float, latency: float, jitter: float, concurrent: int
+) -> dict[str, float]:
+    server = FakeTelegram(flood_limits=True)
+    async with TelegramDriver(server) as tg:
+        tg.server.set_flood_limits(global_per_second=30, group_per_minute=20)
+        total = int(rate * seconds)
+        couriers = [tg.user(FIRST_COURIER + i, f"骑手{i}", started=True) for i in range(total)]
+        sent_at: dict[int, float] = {}
+        answered_at: dict[int, float] = {}
+        all_answered = asyncio.Event()
+
+        def on_call(call: ApiCall) -> None:
+            if call.method.lower() in REPLY_METHODS and call.ok:
+                chat = call.params.get("chat_id")
+                if isinstance(chat, str) and chat.lstrip("-").isdigit():
+                    chat = int(chat)
+                if chat in sent_at and chat not in answered_at:
+                    answered_at[chat] = call.time + call.duration
+                    if len(answered_at) == total:
+                        all_answered.set()
+
+        tg.server.listeners.append(on_call)
+        with tempfile.TemporaryDirectory() as tmp:
+            config = parse_config(
+                {
+                    "telegram": {
+                        "token": tg.token,
+                        "base_url": tg.base_url,
+                        "base_file_url": tg.base_file_url,
+                        "poll_timeout": 10,
+                        "concurrent_updates": concurrent,
+                    },
+                    "storage": {"path": str(Path(tmp) / "rush.sqlite3")},
+                },
+                env={},
+            )
+            async with Runtime(config, polling=True) as runtime:
+                await import_file(runtime.core, ROOT / "data" / "stations.demo.csv")
+                tg.server.set_latency(latency, jitter)
+                await asyncio.sleep(2 * latency + 0.5)  # the first long poll is out
+                rng = random.Random(20261204)
+                started = time.monotonic()
+                for i, user in enumerate(couriers):
+                    due = started + i / rate
+                    await asyncio.sleep(max(0.0, due - time.monotonic()))
+                    chat = tg.private(user)
+                    sent_at[chat.chat_id] = time.monotonic()
+                    if rng.random() < 0.7:
+                        lat = HANGZHOU[0] + rng.uniform(-0.03, 0.03)
+                        lon = HANGZHOU[1] + rng.uniform(-0.03, 0.03)
+                        await chat.share_location(lat, lon)
+                    else:
+                        await chat.send("/help")
+                offered_s = time.monotonic() - started
+                # Let what is queued drain (the baseline may need long: give it at most 2 minutes).
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(all_answered.wait(), timeout=max(30.0, min(120.0, 4 * seconds)))
+                finished = max(answered_at.values(), default=started)
+                limiter = runtime.app.bot_data["limiter"]
+                rtts = sorted(limiter._rtts)
+                print(
+                    f"    (limiter: jitter {limiter.jitter * 1000:.0f} ms; round trips min {rtts[0] * 1000:.0f}"
+                    f" p5 {rtts[len(rtts) // 20] * 1000:.0f} p50 {rtts[len(rtts) // 2] * 1000:.0f}"
+                    f" p95 {rtts[len(rtts) * 19 // 20] * 1000:.0f} max {rtts[-1] * 1000:.0f} ms)"
+                )
+                rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        waits = [answered_at[c] - sent_at[c] for c in answered_at]
+        unanswered = total - len(answered_at)
+        # Served per second over the offering window plus the time it took to answer what came in it.
+        served = len(answered_at) / max(offered_s, finished - started)
+        return {
+            "offered": total / offered_s,
+            "served": served,
+            "answered": len(answered_at),
+            "unanswered": unanswered,
+            "p50": percentile(waits, 50),
+            "p95": percentile(waits, 95) if not unanswered else float("inf"),
+            "max": max(waits, default=float("nan")),
+            "429": sum(1 for c in tg.calls if c.error_code == 429),
+            "rss_mb": rss_mb,
+        }
+
+
+def line(name: str, r: dict[str, float]) -> str:
+    p95 = "  never" if r["p95"] == float("inf") else f"{r['p95']:7.2f}"
+    return (
+        f"  {name:<9} offered {r['offered']:5.1f}/s  served {r['served']:5.1f}/s  "
+        f"reply p50 {r['p50']:6.2f} s  p95 {p95} s  max {r['max']:6.2f} s  "
+        f"unanswered {int(r['unanswered'])}  429s {int(r['429'])}"
+    )
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--rates", default="20,30", help="offered updates per second, comma-separated")
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--latency", type=float, default=0.15, help="seconds per Bot API call")
+    parser.add_argument("--jitter", type=float, default=0.0, help="± seconds of uniform jitter per call")
+    parser.add_argument("--modes", default="ours,baseline")
+    parser.add_argument("--concurrency", type=int, default=128, help="telegram.concurrent_updates of ours")
+    args = parser.parse_args()
+    modes = [m for m in args.modes.split(",") if m]
+    print(
+        f"bench_rush: {args.seconds:.0f} s per run, Bot API latency {args.latency * 1000:.0f} ms"
+        f" ± {args.jitter * 1000:.0f} ms, Telegram's flood limits on (30/s, 20/min per group)"
+    )
+    failures = 0
+    for rate in [float(r) for r in args.rates.split(",") if r]:
+        print(f"\n{rate:.0f} updates/s offered:")
+        results = {}
+        for mode in modes:
+            concurrent = args.concurrency if mode == "ours" else 1
+            results[mode] = await run(rate, args.seconds, args.latency, args.jitter, concurrent)
+            print(line(mode, results[mode]), flush=True)
+        if "ours" in results:
+            r = results["ours"]
+            if rate <= 20:
+                ok = r["p95"] < 1.0
+                print(f"  target p95 < 1 s: {'met' if ok else 'MISSED'}")
+            else:
+                ok = r["served"] >= 25.0 and r["p95"] < 2.0
+                print(f"  target served >= 25/s and p95 < 2 s: {'met' if ok else 'MISSED'}")
+            failures += not ok
+            if "baseline" in results and results["baseline"]["served"] > 0:
+                print(f"  ours serves {r['served'] / results['baseline']['served']:.1f}x the baseline's rate")
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(asyncio.run(main()))
