@@ -132,6 +132,77 @@ async def run(
         }
 
 
+TOKEN = "123456789:AAH-fake-token-for-the-rush-benchmark-00"
+
+
+def _vm_rss_mb(pid: int) -> float:
+    for row in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if row.startswith("VmRSS:"):
+            return int(row.split()[1]) / 1024
+    return float("nan")
+
+
+async def startup(latency: float) -> None:
+    """`xiaoge-bot run` as its own process against the fake Bot API at `latency` per call: seconds
+    from the process start to its first getUpdates (twice: a first start registers the command
+    menus, a second finds them unchanged), and its resident memory once idle. Beside it, the old
+    start-up sequence (getMe, nine setMyCommands one after another, deleteWebhook, then polling)
+    replayed against the same server."""
+    import os
+
+    root = ROOT
+    async with TelegramDriver(FakeTelegram(token=TOKEN)) as tg:
+        tg.server.set_latency(latency)
+        with tempfile.TemporaryDirectory() as tmp:
+            config = Path(tmp) / "config.toml"
+            config.write_text(
+                f'[telegram]\ntoken = "{TOKEN}"\nbase_url = "{tg.base_url}"\n'
+                f'base_file_url = "{tg.base_file_url}"\npoll_timeout = 10\n'
+                f'[storage]\npath = "{Path(tmp) / "bot.sqlite3"}"\n',
+                encoding="utf-8",
+            )
+            env = {k: v for k, v in os.environ.items() if k != "XIAOGE_BOT_TOKEN"}
+            env["PYTHONPATH"] = str(root)
+            for run in ("first start", "second start"):
+                since = len(tg.calls)
+                started = time.monotonic()
+                proc = await asyncio.create_subprocess_exec(
+                    sys.executable, "-m", "bot.cli", "run", "--config", str(config), cwd=root, env=env,
+                    stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
+                )  # fmt: skip
+                try:
+                    await tg.server.wait_for(
+                        lambda s=since: any(c.method == "getUpdates" for c in tg.calls[s:]), 30
+                    )
+                    first_poll = next(c for c in tg.calls[since:] if c.method == "getUpdates")
+                    before = [c.method for c in tg.calls[since:] if c.time < first_poll.time]
+                    await asyncio.sleep(5)  # idle: menus registered, jobs armed
+                    rss = _vm_rss_mb(proc.pid)
+                    menus = sum(1 for c in tg.calls[since:] if c.method == "setMyCommands")
+                finally:
+                    proc.terminate()
+                    await proc.wait()
+                print(
+                    f"  {run:<13} first getUpdates after {first_poll.time - started:4.2f} s "
+                    f"({len(before)} calls before it: {', '.join(before)}); "
+                    f"{menus} setMyCommands; idle RSS {rss:.0f} MB",
+                    flush=True,
+                )
+            # The old order, replayed: every call waits for the one before it.
+            from telegram import Bot, BotCommand
+
+            bot = Bot(TOKEN, base_url=tg.base_url, base_file_url=tg.base_file_url)
+            started = time.monotonic()
+            async with bot:  # getMe
+                for _ in range(9):
+                    await bot.set_my_commands([BotCommand("start", "start")])
+                await bot.delete_webhook()
+                await bot.get_updates(timeout=0)
+            print(
+                f"  old order     first getUpdates after {time.monotonic() - started:4.2f} s (+ the process start)"
+            )
+
+
 def line(name: str, r: dict[str, float]) -> str:
     p95 = "  never" if r["p95"] == float("inf") else f"{r['p95']:7.2f}"
     return (
@@ -151,12 +222,19 @@ async def main() -> int:
     parser.add_argument("--jitter", type=float, default=0.0, help="± seconds of uniform jitter per call")
     parser.add_argument("--modes", default="ours,baseline")
     parser.add_argument("--concurrency", type=int, default=128, help="telegram.concurrent_updates of ours")
+    parser.add_argument(
+        "--startup-latency", type=float, default=0.1, help="Bot API latency for the start-up run"
+    )
+    parser.add_argument("--no-startup", action="store_true", help="skip the start-up measurement")
     args = parser.parse_args()
     modes = [m for m in args.modes.split(",") if m]
     print(
         f"bench_rush: {args.seconds:.0f} s per run, Bot API latency {args.latency * 1000:.0f} ms"
         f" ± {args.jitter * 1000:.0f} ms, Telegram's flood limits on (30/s, 20/min per group)"
     )
+    if not args.no_startup:
+        print(f"\nstart-up, {args.startup_latency * 1000:.0f} ms per Bot API call:")
+        await startup(args.startup_latency)
     failures = 0
     for rate in [float(r) for r in args.rates.split(",") if r]:
         print(f"\n{rate:.0f} updates/s offered:")

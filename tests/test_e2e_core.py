@@ -1,5 +1,7 @@
 """End to end: /start, /help by role, /lang, deep links, roles, groups, restart."""
 
+import asyncio
+
 from tests.conftest import ADMIN_ID
 
 
@@ -192,6 +194,7 @@ async def test_unknown_command(bot, tg):
 
 
 async def test_commands_registered_per_scope_and_language(bot, tg):
+    await tg.server.wait_for(lambda: len(tg.calls_to("setMyCommands")) >= 9, 5)
     calls = tg.calls_to("setMyCommands")
     scopes = {
         (c.params.get("scope", {}) or {}).get("type")
@@ -323,3 +326,38 @@ async def test_plain_text_in_private_searches_stations_or_says_what_to_do(bot, t
     await chat.send("还没提交吗 & <怎么办>")
     hint = await chat.expect_message(contains="没有找到")
     assert "还没提交吗 & <怎么办>" in hint.text and "📍" in hint.text
+
+
+async def test_start_polls_first_and_registers_unchanged_menus_only_once(tg, tmp_path, clock):
+    """Against a distant Telegram (100 ms a call) the first getUpdates comes right after getMe and
+    deleteWebhook; the nine command menus follow, all at once, and a restart with the same menus sends
+    none of them again."""
+    from bot.core.runtime import Runtime
+    from storage import bot_state
+    from tests.conftest import make_config
+
+    tg.server.set_latency(0.1)
+    config = make_config(tg, tmp_path / "bot.sqlite3")
+    for run in (1, 2):
+        since = len(tg.calls)
+        async with Runtime(config, clock=clock, polling=True) as runtime:
+            await tg.server.wait_for(lambda s=since: any(c.method == "getUpdates" for c in tg.calls[s:]), 5)
+            if run == 1:
+                for _ in range(100):  # until the menus are registered and remembered
+                    if await bot_state.get(runtime.core.db, "command_menus"):
+                        break
+                    await asyncio.sleep(0.05)
+        calls = tg.calls[since:]
+        first_poll = next(i for i, c in enumerate(calls) if c.method == "getUpdates")
+        before = [c.method for c in calls[:first_poll] if c.method != "setMyCommands"]
+        assert before == ["getMe", "deleteWebhook"]
+        menus = [c for c in calls if c.method == "setMyCommands"]
+        # Polling never waits for the menus.
+        assert all(calls[first_poll].time < c.time + c.duration for c in menus)
+        if run == 1:
+            assert len(menus) == 9
+            # Sent together: each one started before the first of them was answered.
+            first_answer = min(c.time + c.duration for c in menus)
+            assert all(c.time < first_answer for c in menus)
+        else:
+            assert menus == []

@@ -7,6 +7,9 @@ async with Runtime(config) as rt:   # db opened + migrated, app started, outbox 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
+import json
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -28,9 +31,11 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.config import Config
 from bot.core.container import Core
 from bot.core.i18n import LANGUAGES, Catalog
+from storage import bot_state
 from storage.db import Database
 
 log = logging.getLogger("xiaoge")
+MENUS_KEY = "command_menus"
 
 Startup = Callable[[Core, Application], Awaitable[None]]
 
@@ -49,6 +54,7 @@ class Runtime:
         self.core: Core | None = None
         self.app: Application | None = None
         self._closed = asyncio.Event()
+        self._menus: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Runtime:
         try:
@@ -82,7 +88,6 @@ class Runtime:
 
         core.authz = Authorizer(core, fetch_admins)
         await app.initialize()
-        await self._set_commands(app)
         if self.polling:
             await app.updater.start_polling(
                 poll_interval=0,
@@ -102,6 +107,8 @@ class Runtime:
                 allowed_updates=Update.ALL_TYPES,
             )
         await app.start()
+        # After polling started: a distant Telegram must not hold the first answer back.
+        self._menus = asyncio.create_task(self._set_commands(app), name="command-menus")
         await core.outbox.start(app.bot, app.bot_data.get("limiter"), app.job_queue)
         for hook in startup_hooks(app):
             await hook(core, app)
@@ -118,31 +125,54 @@ class Runtime:
         log.warning("polling: %s (retrying)", exc)
 
     async def _set_commands(self, app: Application) -> None:
+        """Register the command menus (3 scopes x the default and each language), all at once, and
+        only when they differ from what was registered last time (a digest kept in the database)."""
         from handlers import all_commands
 
-        catalog = app.bot_data["core"].catalog
+        core: Core = app.bot_data["core"]
+        catalog = core.catalog
         commands = all_commands()
         scopes: list[tuple[Any, Callable[[Any], bool]]] = [
             (BotCommandScopeAllPrivateChats(), lambda c: c.scope in ("all", "private") and c.perm is None),
             (BotCommandScopeAllGroupChats(), lambda c: c.scope in ("all", "group") and c.perm is None),
             (BotCommandScopeAllChatAdministrators(), lambda c: c.scope in ("all", "group")),
         ]
+        menus = []
+        for scope, keep in scopes:
+            for lang in ("", *LANGUAGES):
+                texts = catalog.texts.get(lang or self.config.bot.default_language)
+                chosen = [
+                    BotCommand(c.name, texts.get(c.description) or catalog.t(None, c.description))
+                    for c in commands
+                    if keep(c)
+                ]
+                menus.append((scope, lang or None, chosen))
+        digest = hashlib.sha256(
+            json.dumps(
+                [app.bot.id, [(s.type, lang, [c.to_dict() for c in cs]) for s, lang, cs in menus]],
+                ensure_ascii=False,
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()
         try:
-            for scope, keep in scopes:
-                for lang in ("", *LANGUAGES):
-                    texts = catalog.texts.get(lang or self.config.bot.default_language)
-                    chosen = [
-                        BotCommand(c.name, texts.get(c.description) or catalog.t(None, c.description))
-                        for c in commands
-                        if keep(c)
-                    ]
-                    await app.bot.set_my_commands(chosen, scope=scope, language_code=lang or None)
+            if await bot_state.get(core.db, MENUS_KEY) == digest:
+                return
+            await asyncio.gather(
+                *(app.bot.set_my_commands(cs, scope=scope, language_code=lang) for scope, lang, cs in menus)
+            )
+            await bot_state.put(core.db, MENUS_KEY, digest, core.clock.now())
+            log.info("command menus registered (%d)", len(menus))
         except TelegramError as exc:
             log.warning("could not register the command menus: %s", exc)
 
     async def stop(self) -> None:
         app = self.app
         try:
+            if self._menus is not None:
+                self._menus.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._menus
+                self._menus = None
             if app is not None:
                 if self.core is not None and self.core.outbox is not None:
                     await self.core.outbox.stop()

@@ -1,0 +1,19 @@
+"""Small facts the bot keeps about itself between runs (key -> text)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from storage.db import Executor, to_db
+
+
+async def get(db: Executor, key: str) -> str | None:
+    return await db.fetchval("SELECT value FROM bot_state WHERE key = ?", (key,))
+
+
+async def put(db: Executor, key: str, value: str, now: dt.datetime) -> None:
+    await db.execute(
+        "INSERT INTO bot_state(key, value, updated_at) VALUES (?, ?, ?)"
+        " ON CONFLICT(key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+        (key, value, to_db(now)),
+    )
