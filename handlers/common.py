@@ -170,14 +170,6 @@ def stale_button_text(context: XContext) -> str:
     return context.t("error.stale_button")
 
 
-def parse_int(text: str) -> int | None:
-    """A whole number typed by a user ("+5", "-3", "12"), or None."""
-    try:
-        return int(text.strip())
-    except ValueError:
-        return None
-
-
 async def find_user(context: XContext, who: str) -> int | None:
     """A known user by id ("123456789") or @username; None if the bot never saw them."""
     record = await community(context).find_user(who)

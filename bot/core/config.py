@@ -34,7 +34,8 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class TelegramConfig:
     # Bot token from @BotFather; XIAOGE_BOT_TOKEN in the environment wins over the file.
-    token: str = ""
+    # Secrets never show in a repr (a logged config, a traceback's locals).
+    token: str = field(default="", repr=False)
     # Bot API server; change for a self-hosted telegram-bot-api server.
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
@@ -44,7 +45,7 @@ class TelegramConfig:
     webhook_port: int = 8443
     webhook_url: str = ""
     webhook_path: str = "telegram"
-    webhook_secret_token: str = ""
+    webhook_secret_token: str = field(default="", repr=False)
     # Long-polling timeout in seconds.
     poll_timeout: int = 30
     # Updates handled at once (those of one user, or of one chat, still one after another, in
