@@ -27,6 +27,7 @@ from bot.core.config import ReportsConfig
 from bot.core.container import Core
 from bot.core.i18n import resolve_language
 from bot.kit.geo import LatLon, bounding_box, distance_m
+from bot.kit.spreadsheet import escape_cell
 from bot.reports import categories as rc
 from storage import groups as groups_repo
 from storage import outbox as outbox_repo
@@ -147,13 +148,6 @@ class Outcome:
 def _clean(text: str | None) -> str | None:
     text = (text or "").strip()
     return text or None
-
-
-def _csv_safe(value: Any) -> Any:
-    """Keep spreadsheet apps from running user text as a formula."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def report_id_from_card_key(dedup_key: str) -> int | None:
@@ -1085,7 +1079,7 @@ class ReportService:
                 report.supporters,
                 duplicate_of.ref if duplicate_of else "",
             ]
-            writer.writerow([_csv_safe(v) for v in row])
+            writer.writerow([escape_cell(v) for v in row])
         return len(reports)
 
 
