@@ -29,6 +29,9 @@ CODE_DIGITS = 6
 MAX_ADJUST = 10_000  # points one /adjust may add or take
 
 
+REASON_LIMIT = 200  # characters of a moderator's reason for a correction
+
+
 class PointsOutcome(StrEnum):
     """What an operation did; handlers show `points.outcome.<value>`."""
 
@@ -41,6 +44,7 @@ class PointsOutcome(StrEnum):
     EXPIRED = "expired"
     OWN_CODE = "own_code"
     TOO_LARGE = "too_large"
+    REASON_TOO_LONG = "reason_too_long"
 
 
 @dataclass(frozen=True)
@@ -123,6 +127,8 @@ class PointsService:
             return PointsResult(PointsOutcome.TOO_LARGE)
         if not reason:
             return PointsResult(PointsOutcome.REASON_MISSING)
+        if len(reason) > REASON_LIMIT:  # it is stored, shown in /points and sent to the courier
+            return PointsResult(PointsOutcome.REASON_TOO_LONG)
         now = self.core.clock.now()
         token = secrets.token_hex(6)
         async with self.core.db.transaction() as tx:

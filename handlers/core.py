@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -14,6 +15,7 @@ from telegram.constants import ChatType
 from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import (
     Application,
+    ApplicationHandlerStop,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
@@ -109,6 +111,25 @@ async def track(update: Update, context: XContext) -> None:
         context.lang = resolve_language(record.lang, record.language_code, default)
     elif user is not None:
         context.lang = resolve_language(None, user.language_code, default)
+    await _refuse_impossible_location(update, context)
+
+
+async def _refuse_impossible_location(update: Update, context: XContext) -> None:
+    """A location no phone sends (NaN, infinite, beyond the poles): answered here and handled by no
+    feature, so it never reaches a search, a draft or the remembered "last location"."""
+    message = update.effective_message
+    location = None
+    if message is not None:
+        location = message.location or (message.venue.location if message.venue else None)
+    if location is None:
+        return
+    lat, lon = location.latitude, location.longitude
+    if math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180:
+        return
+    log.info("update %s: impossible location (%r, %r) refused", update.update_id, lat, lon)
+    if update.message is not None and is_private(update):
+        await reply(update, context, context.t("error.bad_location"))
+    raise ApplicationHandlerStop
 
 
 async def bot_membership(update: Update, context: XContext) -> None:

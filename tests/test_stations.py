@@ -22,6 +22,7 @@ from bot.stations.service import (
     format_status,
     render_card,
     render_details,
+    validate_fields,
 )
 from storage import outbox
 from storage import stations as repo
@@ -577,3 +578,16 @@ async def test_export_escapes_formulas_and_imports_them_back(core, db, tmp_path)
         assert ('=HYPERLINK("http://evil","点我")', "@SUM(1+1)", "+86 571 8888 0001") in after
     finally:
         await other.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"), [("name", 60), ("address", 200), ("opening_hours", 200), ("phone", 40), ("area", 30)]
+)
+def test_station_fields_have_a_length_budget(field, limit):
+    values = {"name": "驿站", "lat": 30.27, "lon": 120.15}
+    values[field] = "24/7" if field == "opening_hours" else "长"
+    validate_fields(**values)
+    values[field] = "长" * (limit + 1)
+    with pytest.raises(StationInputError) as err:
+        validate_fields(**values)
+    assert err.value.field == field and err.value.values == (str(limit),)
