@@ -188,3 +188,52 @@ async def test_impossible_locations_are_refused_at_the_edge(bot, tg, world, capl
     await chat.share_location(30.2741, 120.1551)  # and a real one is answered as always
     await chat.expect_message()
     assert tracebacks(caplog) == []
+
+
+async def test_a_busy_group_holds_nobody_and_repeated_help_is_answered_once(bot, tg, world, caplog):
+    """26 /help@bot in one group, with Telegram's 20-a-minute limit per group: the first answers go
+    at once, the rest wait in the outbox (the same help once), no handler sleeps, and a private /start
+    sent meanwhile is answered at once."""
+    caplog.set_level(logging.INFO)
+    tg.server.set_flood_limits(global_per_second=30, group_per_minute=20)
+    courier, chat, group = world
+    in_group = group.chat(courier)
+    before = len(tg.server.chats[GROUP].bot_messages)
+    for _ in range(26):
+        await in_group.send("/help@xiaoge_test_bot")
+    chat.skip()
+    await chat.send("/start")
+    await chat.expect_message(contains="你好", timeout=3)
+    await bot.settle(timeout=30)
+    answered = len(tg.server.chats[GROUP].bot_messages) - before
+    # The group's window (20 a minute, the bot's greeting on joining included) filled at once; the
+    # other /help are one queued answer.
+    assert 15 <= answered <= 20
+    queued = await bot.db.fetchall("SELECT state FROM outbox WHERE kind = 'deferred_reply'")
+    assert len(queued) == 1
+    assert not [c for c in tg.calls if c.error_code == 429]
+    slow = [r.getMessage() for r in caplog.records if "update id=" in r.getMessage() and _ms(r) > 2000]
+    assert slow == []  # no handler waited for the group's window
+    assert tracebacks(caplog) == []
+
+
+def _ms(record) -> float:
+    return float(record.getMessage().rsplit("ms=", 1)[-1])
+
+
+async def test_transient_telegram_errors_are_retried_or_one_line(bot, tg, world, caplog):
+    caplog.set_level(logging.INFO)
+    _, chat, _ = world
+    chat.skip()
+    # A 502 to a button's answer: tried again, the courier sees the answer.
+    tg.server.fail_next("answerCallbackQuery", 502, "Bad Gateway", chat_id=None)
+    await chat.send("/lang")
+    await chat.expect_message()
+    answer = await (await chat.press("English")).wait()
+    assert answer.answered
+    # A 502 to a new message (not repeated: it might arrive twice): one warning line, no traceback.
+    tg.server.fail_next("sendMessage", 502, "Bad Gateway", chat_id=COURIER)
+    await chat.send("/help")
+    await bot.settle()
+    assert tracebacks(caplog) == []
+    assert any("Bad Gateway" in r.getMessage() and r.levelno == logging.WARNING for r in caplog.records)
