@@ -16,6 +16,7 @@ import csv
 import datetime as dt
 import io
 import logging
+import math
 import re
 import sys
 from collections.abc import Collection, Sequence
@@ -88,6 +89,7 @@ class ReportDraft:
     compound: str | None = None
     property_company: str | None = None
     anonymous: bool = False
+    blurred: bool = False  # the location was blurred to ~100 m for an anonymous grievance
     area: str | None = None
     origin_chat_id: int | None = None
 
@@ -143,6 +145,18 @@ class Outcome:
     refusal: Refusal | None = None
     event_id: int | None = None
     points: int = 0
+
+
+BLUR_DEGREES = 0.001  # ~111 m of latitude, ~96 m of longitude in Zhejiang
+
+
+def blur_location(lat: float, lon: float) -> tuple[float, float]:
+    """A spot blurred to about 100 m: the centre of its 0.001° cell, the same for every point in it
+    (so repeated reports from one doorstep don't average out to it)."""
+    return (
+        (math.floor(lat / BLUR_DEGREES) + 0.5) * BLUR_DEGREES,
+        (math.floor(lon / BLUR_DEGREES) + 0.5) * BLUR_DEGREES,
+    )
 
 
 def _clean(text: str | None) -> str | None:
@@ -1112,5 +1126,6 @@ __all__ = [
     "ReportEvent",
     "ReportRefused",
     "ReportService",
+    "blur_location",
     "export_reports",
 ]
