@@ -2,6 +2,10 @@
 
 Status changes are compare-and-set (`UPDATE ... WHERE id = ? AND status = ? RETURNING *`): of two
 moderators pressing at once exactly one statement matches.
+
+What the moderators' list shows without reading every report is kept on write by `insert` and
+`set_status` in the caller's transaction: report_counts (how many per status, area, kind, category)
+and the access hotspot groups (report_hotspots per area, report_hotspot_totals over all areas).
 """
 
 from __future__ import annotations
@@ -146,9 +150,41 @@ async def _count(db: Executor, status: str, area: str | None, kind: str, categor
     )
 
 
+# The hotspot groups per area (report_hotspots) and over all areas (report_hotspot_totals).
+_HOTSPOT_TABLES = (
+    ("report_hotspots", "category, area, compound, property_company"),
+    ("report_hotspot_totals", "category, compound, property_company"),
+)
+
+
+def _hotspot_key(table: str, report: ReportRecord, place: tuple[str, str]) -> tuple[str, ...]:
+    if table == "report_hotspots":
+        return (report.category, report.area or "", *place)
+    return (report.category, *place)
+
+
+async def _hotspot_added(db: Executor, report: ReportRecord) -> None:
+    place = _place(report)
+    if place is None:
+        return
+    for table, columns in _HOTSPOT_TABLES:
+        key = _hotspot_key(table, report, place)
+        await db.execute(
+            f"""
+            INSERT INTO {table}({columns}, total, open, last_at) VALUES ({", ".join("?" * len(key))}, 1, 1, ?)
+            ON CONFLICT({columns}) DO UPDATE SET
+                total = {table}.total + 1,
+                open = {table}.open + 1,
+                last_at = CASE WHEN {table}.last_at IS NULL OR {table}.last_at < excluded.last_at
+                               THEN excluded.last_at ELSE {table}.last_at END
+            """,
+            (*key, to_db(report.created_at)),
+        )
+
+
 async def _hotspot_moved(db: Executor, report: ReportRecord, old: str) -> None:
-    """Keep report_hotspots in step with a status change of a grievance in a hotspot group: a
-    duplicate leaves the group (its latest report is looked up again), open counts follow the status."""
+    """Keep the hotspot groups in step with a status change of a grievance in one: a duplicate leaves
+    its group (the group's latest report is looked up again), open counts follow the status."""
     place = _place(report)
     if place is None:
         return
@@ -157,34 +193,33 @@ async def _hotspot_moved(db: Executor, report: ReportRecord, old: str) -> None:
     opened = int(new in OPEN_STATUSES) - int(old in OPEN_STATUSES)
     if not total and not opened:
         return
-    key = (report.category, report.area or "", *place)
-    stamp = to_db(report.created_at)
-    if total < 0:  # the group's latest report may be the one that left
-        compound = "compound = ?" if place[0] else "compound IS NULL"
-        company = "property_company = ?" if place[1] else "property_company IS NULL"
-        area = "area = ?" if report.area else "area IS NULL"
-        params = (
-            [p for p in (place[0], place[1]) if p]
-            + [report.category]
-            + ([report.area] if report.area else [])
-        )
-        latest = await db.fetchval(
-            f"SELECT MAX(created_at) FROM reports WHERE {compound} AND {company}"
-            f" AND kind = 'grievance' AND category = ? AND {area} AND status <> 'duplicate'",
-            params,
-        )
-        await db.execute(
-            "UPDATE report_hotspots SET total = total + ?, open = open + ?, last_at = ?"
-            " WHERE category = ? AND area = ? AND compound = ? AND property_company = ?",
-            (total, opened, latest, *key),
-        )
-        return
-    await db.execute(
-        "UPDATE report_hotspots SET total = total + ?, open = open + ?,"
-        " last_at = CASE WHEN last_at IS NULL OR last_at < ? THEN ? ELSE last_at END"
-        " WHERE category = ? AND area = ? AND compound = ? AND property_company = ?",
-        (total, opened, stamp if total > 0 else None, stamp if total > 0 else None, *key),
-    )
+    for table, columns in _HOTSPOT_TABLES:
+        key = _hotspot_key(table, report, place)
+        where = " AND ".join(f"{c} = ?" for c in columns.split(", "))
+        if total < 0:  # the group's latest report may be the one that left
+            compound = "compound = ?" if place[0] else "compound IS NULL"
+            company = "property_company = ?" if place[1] else "property_company IS NULL"
+            params: list[object] = [p for p in place if p] + [report.category]
+            area = ""
+            if table == "report_hotspots":
+                area = " AND area = ?" if report.area else " AND area IS NULL"
+                params += [report.area] if report.area else []
+            latest = await db.fetchval(
+                f"SELECT MAX(created_at) FROM reports WHERE {compound} AND {company}"
+                f" AND kind = 'grievance' AND category = ?{area} AND status <> 'duplicate'",
+                params,
+            )
+            await db.execute(
+                f"UPDATE {table} SET total = total + ?, open = open + ?, last_at = ? WHERE {where}",
+                (total, opened, latest, *key),
+            )
+        else:
+            stamp = to_db(report.created_at) if total > 0 else None
+            await db.execute(
+                f"UPDATE {table} SET total = total + ?, open = open + ?,"
+                f" last_at = CASE WHEN last_at IS NULL OR last_at < ? THEN ? ELSE last_at END WHERE {where}",
+                (total, opened, stamp, stamp, *key),
+            )
 
 
 # -- writing ------------------------------------------------------------------------------------
@@ -208,8 +243,8 @@ async def insert(
     origin_chat_id: int | None,
     now: dt.datetime,
 ) -> ReportRecord:
-    """Insert a report with the next number of its kind, counted in report_counts (and report_hotspots
-    when it is a grievance naming a compound or property company). Call inside a transaction."""
+    """Insert a report with the next number of its kind, counted in report_counts (and in the hotspot
+    groups when it is a grievance naming a compound or property company). Call inside a transaction."""
     compound, property_company, area = _text(compound), _text(property_company), _text(area)
     row = await db.fetchone(
         """
@@ -241,20 +276,7 @@ async def insert(
     assert row is not None
     report = _record(row)
     await _count(db, report.status, report.area, report.kind, report.category, 1)
-    place = _place(report)
-    if place is not None:
-        await db.execute(
-            """
-            INSERT INTO report_hotspots(category, area, compound, property_company, total, open, last_at)
-            VALUES (?, ?, ?, ?, 1, 1, ?)
-            ON CONFLICT(category, area, compound, property_company) DO UPDATE SET
-                total = report_hotspots.total + 1,
-                open = report_hotspots.open + 1,
-                last_at = CASE WHEN report_hotspots.last_at IS NULL OR report_hotspots.last_at < excluded.last_at
-                               THEN excluded.last_at ELSE report_hotspots.last_at END
-            """,
-            (report.category, report.area or "", *place, row["created_at"]),
-        )
+    await _hotspot_added(db, report)
     return report
 
 
@@ -279,7 +301,7 @@ async def set_status(
 
     Keeps the milestones: acknowledged_at is set by the first step past 'new'; resolved_at by
     'resolved' (cleared on a reopen); reopened_at when a resolved report goes back to 'new'. Keeps
-    report_counts and report_hotspots in step: call inside a transaction.
+    report_counts and the hotspot groups in step: call inside a transaction.
     """
     stamp = to_db(now)
     row = await db.fetchone(
@@ -568,34 +590,39 @@ async def access_hotspots(
     limit: int = 10,
 ) -> list[Hotspot]:
     """Grievances of `category` grouped by compound and property company, most reported first, read
-    from report_hotspots (kept on write: one row per area and place, never the reports themselves).
+    from the groups kept on write (never the reports themselves): over all areas and for one area the
+    first `limit` rows of a ranked index; for several areas their groups summed.
 
     `area` may be several areas (a moderator scoped to some areas); an empty collection matches nothing.
     """
-    sql = (
-        "SELECT compound, property_company, SUM(total) AS total, SUM(open) AS open_count,"
-        " MAX(last_at) AS last_at FROM report_hotspots WHERE category = ?"
-    )
-    params: list[object] = [category]
+    areas: list[str] | None = None
     if area is not None:
-        areas = [area] if isinstance(area, str) else sorted(area)
+        areas = [area] if isinstance(area, str) else sorted(set(area))
         areas = [a for a in areas if a]  # '' is "no area" here; as a filter it matches nothing
         if not areas:
             return []
-        sql += f" AND area IN ({','.join('?' * len(areas))})"
-        params.extend(areas)
-    sql += (
-        " GROUP BY compound, property_company HAVING SUM(total) > 0"
-        " ORDER BY total DESC, open_count DESC, last_at DESC LIMIT ?"
-    )
-    params.append(limit)
+    order = " ORDER BY total DESC, open DESC, last_at DESC LIMIT ?"
+    columns = "compound, property_company, total, open, last_at"
+    if areas is None:
+        sql = f"SELECT {columns} FROM report_hotspot_totals WHERE category = ? AND total > 0{order}"
+        params: list[object] = [category, limit]
+    elif len(areas) == 1:
+        sql = f"SELECT {columns} FROM report_hotspots WHERE category = ? AND area = ? AND total > 0{order}"
+        params = [category, areas[0], limit]
+    else:
+        sql = (
+            "SELECT compound, property_company, SUM(total) AS total, SUM(open) AS open, MAX(last_at) AS last_at"
+            f" FROM report_hotspots WHERE category = ? AND area IN ({','.join('?' * len(areas))})"
+            f" GROUP BY compound, property_company HAVING SUM(total) > 0{order}"
+        )
+        params = [category, *areas, limit]
     rows = await db.fetchall(sql, params)
     return [
         Hotspot(
             compound=r["compound"],
             property_company=r["property_company"],
             total=r["total"],
-            open=r["open_count"],
+            open=r["open"],
             last_at=from_db_required(r["last_at"]),
         )
         for r in rows
@@ -651,15 +678,32 @@ async def overdue_page(
     return items, cursor
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ExportRow:
-    """A report with what its export line shows beside it: photo count, the original's reference, and
-    the reporter's names (None when anonymous or unknown: never read for an anonymous report)."""
+    """What one export line shows of a report: its own fields, the photo count, the original's
+    reference, and the reporter's names (None when anonymous or unknown: never read for an anonymous
+    report). Only the exported fields: the export writes 100,000 of these in a few seconds."""
 
-    report: ReportRecord
+    ref: str
+    kind: str
+    category: str
+    status: str
+    created_at: dt.datetime
+    acknowledged_at: dt.datetime | None
+    resolved_at: dt.datetime | None
+    area: str | None
+    description: str
+    voice: bool
     photos: int
-    duplicate_of_ref: str | None
+    place_text: str | None
+    lat: float | None
+    lon: float | None
+    compound: str | None
+    property_company: str | None
+    anonymous: bool
     reporter: tuple[str, str, str | None] | None  # first name, last name, username
+    supporters: int
+    duplicate_of_ref: str | None
 
 
 async def export_page(
@@ -671,11 +715,11 @@ async def export_page(
     after_at, after_id = after or ("", 0)
     rows = await db.fetchall(
         """
-        SELECT r.*,
-               (SELECT COUNT(*) FROM report_photos p WHERE p.report_id = r.id) AS photo_count,
-               d.kind AS dup_kind, d.seq AS dup_seq,
-               u.id AS reporter_found, u.first_name AS reporter_first, u.last_name AS reporter_last,
-               u.username AS reporter_username
+        SELECT r.kind, r.seq, r.category, r.status, r.created_at, r.acknowledged_at, r.resolved_at, r.area,
+               r.description, r.voice_file_id IS NOT NULL, r.place_text, r.lat, r.lon, r.compound,
+               r.property_company, r.anonymous, r.supporters, r.id,
+               (SELECT COUNT(*) FROM report_photos p WHERE p.report_id = r.id),
+               d.kind, d.seq, u.id, u.first_name, u.last_name, u.username
         FROM reports r
         LEFT JOIN reports d ON d.id = r.duplicate_of
         LEFT JOIN users u ON u.id = r.reporter_id AND r.anonymous = 0
@@ -684,18 +728,31 @@ async def export_page(
         """,
         (to_db(since), after_at, after_at, after_id, limit),
     )
+    prefix = KIND_PREFIX
     items = [
         ExportRow(
-            report=_record(r),
-            photos=r["photo_count"],
-            duplicate_of_ref=format_ref(r["dup_kind"], r["dup_seq"]) if r["dup_kind"] else None,
-            reporter=(
-                (r["reporter_first"] or "", r["reporter_last"] or "", r["reporter_username"])
-                if r["reporter_found"] is not None
-                else None
-            ),
+            f"{prefix[r[0]]}-{r[1]:04d}",
+            r[0],
+            r[2],
+            r[3],
+            from_db_required(r[4]),
+            from_db(r[5]),
+            from_db(r[6]),
+            r[7],
+            r[8],
+            bool(r[9]),
+            r[18],
+            r[10],
+            r[11],
+            r[12],
+            r[13],
+            r[14],
+            bool(r[15]),
+            (r[22] or "", r[23] or "", r[24]) if r[21] is not None else None,
+            r[16],
+            f"{prefix[r[19]]}-{r[20]:04d}" if r[19] else None,
         )
         for r in rows
     ]
-    cursor = (rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == limit else None
+    cursor = (rows[-1][4], rows[-1][17]) if len(rows) == limit else None
     return items, cursor

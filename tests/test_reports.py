@@ -848,6 +848,8 @@ async def test_reports_list_reads_ordered_ranges_and_kept_counts(db, clock):
         )
         for plan in (total, spots):
             assert " reports " not in f"{plan} " and "reports USING" not in plan, plan
+        # The hotspots of one area, or of all, are the first rows of a ranked index: nothing sorted.
+        assert "_rank (category=? AND" in spots and "TEMP B-TREE" not in spots, spots
 
 
 async def test_migration_carries_counts_and_hotspots_over(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ shows who filed it: not in cards, lists, exports or texts to anyone but the repo
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import datetime as dt
 import logging
@@ -1136,62 +1137,83 @@ class ReportService:
         rows written.
         """
         lang = lang or self.core.config.bot.default_language
-        start = dt.datetime.combine(since, dt.time(0), tzinfo=self.core.tz).astimezone(dt.UTC)
+        tz = self.core.tz
+        start = dt.datetime.combine(since, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
         t = self.core.t
-        # Labels repeat on every row: look each up once.
-        kinds = {k: t(lang, f"reports.kind.{k}") for k in rc.KINDS}
-        statuses = {s: t(lang, f"reports.status.{s}") for s in STATUSES}
+        # Labels repeat on every row: look each up (and escape it) once.
+        kinds = {k: _csv_safe(t(lang, f"reports.kind.{k}")) for k in rc.KINDS}
+        statuses = {s: _csv_safe(t(lang, f"reports.status.{s}")) for s in STATUSES}
         categories: dict[tuple[str, str], str] = {}
-        anonymous, voice = t(lang, "reports.card.anonymous"), t(lang, "reports.export.yes")
-        local = self._local
+        anonymous, voice = (
+            _csv_safe(t(lang, "reports.card.anonymous")),
+            _csv_safe(t(lang, "reports.export.yes")),
+        )
+
+        def local(when: dt.datetime | None) -> str:
+            if when is None:
+                return ""
+            w = when.astimezone(tz)  # as _local() shows it, without strftime's cost on 100,000 rows
+            return f"{w.year:04d}-{w.month:02d}-{w.day:02d} {w.hour:02d}:{w.minute:02d}"
+
         stream.write("\ufeff")
         writer = csv.writer(stream)
         writer.writerow([t(lang, f"reports.export.{c}") for c in self.EXPORT_COLUMNS])
         written = 0
-        cursor: tuple[str, int] | None = None
-        while True:
-            page, cursor = await repo.export_page(self.db, since=start, after=cursor, limit=EXPORT_PAGE)
-            rows = []
-            for item in page:
-                report = item.report
-                category = categories.get((report.kind, report.category))
-                if category is None:
-                    category = rc.category_label(
-                        self.core.catalog, lang, report.kind, report.category, icon=False
+        page, cursor = await repo.export_page(self.db, since=start, after=None, limit=EXPORT_PAGE)
+        following: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                # The next page is read (on a reader connection's thread) while this one is formatted.
+                if cursor is not None:
+                    following = asyncio.ensure_future(
+                        repo.export_page(self.db, since=start, after=cursor, limit=EXPORT_PAGE)
                     )
-                    categories[(report.kind, report.category)] = category
-                if report.anonymous:
-                    reporter = anonymous
-                elif item.reporter is None:
-                    reporter = "—"
-                else:
-                    reporter = _display_name(*item.reporter)
-                row = [
-                    report.ref,
-                    kinds.get(report.kind, report.kind),
-                    category,
-                    statuses.get(report.status, report.status),
-                    local(report.created_at),
-                    local(report.acknowledged_at) if report.acknowledged_at else "",
-                    local(report.resolved_at) if report.resolved_at else "",
-                    report.area or "",
-                    report.description,
-                    voice if report.voice_file_id else "",
-                    item.photos,
-                    report.place_text or "",
-                    f"{report.lat:.6f}" if report.lat is not None else "",
-                    f"{report.lon:.6f}" if report.lon is not None else "",
-                    report.compound or "",
-                    report.property_company or "",
-                    reporter,
-                    report.supporters,
-                    item.duplicate_of_ref or "",
-                ]
-                rows.append([_csv_safe(v) for v in row])
-            writer.writerows(rows)
-            written += len(rows)
-            if cursor is None:
-                return written
+                rows = []
+                for r in page:
+                    category = categories.get((r.kind, r.category))
+                    if category is None:
+                        label = rc.category_label(self.core.catalog, lang, r.kind, r.category, icon=False)
+                        category = categories[(r.kind, r.category)] = _csv_safe(label)
+                    if r.anonymous:
+                        reporter = anonymous
+                    elif r.reporter is None:
+                        reporter = "—"
+                    else:
+                        reporter = _csv_safe(_display_name(*r.reporter))
+                    # User text (and anything that may start with - or +) through _csv_safe; the reference,
+                    # times and counts never start with a formula character.
+                    rows.append(
+                        (
+                            r.ref,
+                            kinds.get(r.kind) or _csv_safe(r.kind),
+                            category,
+                            statuses.get(r.status) or _csv_safe(r.status),
+                            local(r.created_at),
+                            local(r.acknowledged_at),
+                            local(r.resolved_at),
+                            _csv_safe(r.area or ""),
+                            _csv_safe(r.description),
+                            voice if r.voice else "",
+                            r.photos,
+                            _csv_safe(r.place_text or ""),
+                            _csv_safe(f"{r.lat:.6f}") if r.lat is not None else "",
+                            _csv_safe(f"{r.lon:.6f}") if r.lon is not None else "",
+                            _csv_safe(r.compound or ""),
+                            _csv_safe(r.property_company or ""),
+                            reporter,
+                            r.supporters,
+                            r.duplicate_of_ref or "",
+                        )
+                    )
+                writer.writerows(rows)
+                written += len(rows)
+                if following is None:
+                    return written
+                page, cursor = await following
+                following = None
+        finally:
+            if following is not None:
+                following.cancel()
 
 
 async def export_reports(core: Core, since: dt.date | None, output: str) -> int:

@@ -23,7 +23,8 @@ SELECT status, COALESCE(area, ''), kind, category, COUNT(*)
 FROM reports GROUP BY status, COALESCE(area, ''), kind, category;
 
 -- Grievances naming a compound or a property company, grouped as the hotspots show them
--- (trimmed, '' = not given; duplicates are left out): how many, how many still open, the latest.
+-- (trimmed, '' = not given; duplicates are left out): how many, how many still open, the latest;
+-- per area ('' = none) and over all areas, each ranked by an index (the hotspots' order).
 CREATE TABLE report_hotspots (
     category          TEXT NOT NULL,
     area              TEXT NOT NULL,
@@ -34,6 +35,7 @@ CREATE TABLE report_hotspots (
     last_at           TEXT,
     PRIMARY KEY (category, area, compound, property_company)
 );
+CREATE INDEX report_hotspots_rank ON report_hotspots(category, area, total, open, last_at);
 INSERT INTO report_hotspots(category, area, compound, property_company, total, open, last_at)
 SELECT category, COALESCE(area, ''), TRIM(COALESCE(compound, '')), TRIM(COALESCE(property_company, '')),
        COUNT(*), SUM(CASE WHEN status IN ('new', 'acknowledged', 'in_progress') THEN 1 ELSE 0 END),
@@ -42,3 +44,17 @@ FROM reports
 WHERE kind = 'grievance' AND status <> 'duplicate'
   AND (TRIM(COALESCE(compound, '')) <> '' OR TRIM(COALESCE(property_company, '')) <> '')
 GROUP BY category, COALESCE(area, ''), TRIM(COALESCE(compound, '')), TRIM(COALESCE(property_company, ''));
+
+CREATE TABLE report_hotspot_totals (
+    category          TEXT NOT NULL,
+    compound          TEXT NOT NULL,
+    property_company  TEXT NOT NULL,
+    total             INTEGER NOT NULL,
+    open              INTEGER NOT NULL,
+    last_at           TEXT,
+    PRIMARY KEY (category, compound, property_company)
+);
+CREATE INDEX report_hotspot_totals_rank ON report_hotspot_totals(category, total, open, last_at);
+INSERT INTO report_hotspot_totals(category, compound, property_company, total, open, last_at)
+SELECT category, compound, property_company, SUM(total), SUM(open), MAX(last_at)
+FROM report_hotspots GROUP BY category, compound, property_company;
