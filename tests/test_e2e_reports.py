@@ -497,14 +497,19 @@ async def test_escalation_once_a_day(bot, tg):
     await bot.advance(hours=23)
     await w.mod.expect_no_message()
     await bot.advance(hours=1, minutes=1)
-    escalated = await w.card("未受理")
-    assert ref in escalated.text and "受理" in escalated.labels
+    # One digest in the moderators' group, naming the report with a button that opens its card.
+    digest = await w.mod.expect_message(contains="未受理提醒")
+    assert "1 条反映" in digest.text and ref in digest.text and "/reports" in digest.text
+    assert [label for label, _ in digest.inline] == [ref]
     await bot.advance(hours=2)
     await w.mod.expect_no_message()
     await bot.advance(hours=22)
-    await w.card("未受理")
-    # Acting on the escalated copy stops it; the original card is updated too.
-    await (await w.mod.press("受理", message=escalated)).wait()
+    digest = await w.mod.expect_message(contains="未受理提醒")
+    await w.mod.expect_no_message()
+    # Opening the report from the digest and acting on it stops it; the original card is updated too.
+    await (await w.mod.press(ref, message=digest)).wait()
+    opened = await w.card(ref)
+    await (await w.mod.press("受理", message=opened)).wait()
     await w.mod.expect_edit(contains="已受理", message_id=card.message_id)
     await bot.advance(hours=24)
     await w.mod.expect_no_message()

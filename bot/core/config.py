@@ -92,6 +92,8 @@ class ReportsConfig:
     max_photos: int = 3
     # Unacknowledged reports are raised again after this many hours, once a day.
     ack_timeout_hours: int = 24
+    # Local hour from which the day's escalation digest (one message per moderators' chat) goes out.
+    digest_hour: int = 9
     # "Not solved" may reopen a resolved report within this many days.
     reopen_days: int = 14
     duplicate_radius_m: int = 50
@@ -253,6 +255,7 @@ _ZERO_ALLOWED = {
     "bot.admin_cache_seconds",  # 0: ask Telegram every time
     "telegram.poll_timeout",  # 0: short polling
     "reports.hazard_points",  # 0: no points for hazards
+    "reports.digest_hour",  # 0: the escalation digest goes out from midnight
     "meetings.late_grace_minutes",  # 0: a late reminder is dropped
     "tasks.withdraw_hours",  # 0: withdraw until the start
 }
@@ -330,6 +333,8 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"reports.{key}", "must be positive")
     if config.reports.hazard_points < 0:
         raise ConfigError("reports.hazard_points", "must not be negative")
+    if not 0 <= config.reports.digest_hour <= 23:
+        raise ConfigError("reports.digest_hour", "must be an hour between 0 and 23")
     for i, minutes in enumerate(config.tasks.reminder_offsets_minutes):
         if minutes <= 0:
             raise ConfigError(f"tasks.reminder_offsets_minutes[{i}]", "must be positive")
