@@ -249,8 +249,7 @@ def _like(text: str) -> str:
 
 SEARCH_CANDIDATES = 1500
 SEARCH_WALK = 30_000
-SEARCH_PAD = "\ue000\ue000"  # appended to every indexed text (0012_station_search.sql)
-_TERM_END = "\U0010ffff"
+_TERM_END = "\U0010ffff"  # above every character: [q, q + _TERM_END) is every trigram starting with q
 
 _NAME_MATCH = "name LIKE ?1 ESCAPE '\\'"
 _PLACE_MATCH = "(address LIKE ?1 ESCAPE '\\' OR area LIKE ?1 ESCAPE '\\')"
@@ -268,7 +267,9 @@ def _fts_source(group: str, text: str) -> tuple[str, list[Any]]:
     if len(text) >= 3:
         phrase = '"' + text.replace('"', '""') + '"'
         return f"SELECT rowid FROM {table} WHERE {table} MATCH ?3", [phrase]
-    # Trigrams are stored case folded; LIKE folds ASCII only: the folded and the given prefix cover both.
+    # Every indexed text ends with two U+E000 (0012_station_search.sql), so each of its characters
+    # starts a trigram. Trigrams are stored case folded; LIKE folds ASCII only: the folded and the
+    # given prefix cover both.
     # (One range per SELECT: fts5vocab seeks to a range's first term, not through an OR.)
     prefixes = sorted({text, text.lower()})
     selects = [
@@ -318,8 +319,9 @@ async def _search_group(db: Executor, group: str, text: str, pattern: str, need:
 
 
 async def search_text(db: Executor, query: str, *, limit: int = 10, offset: int = 0) -> list[StationRecord]:
-    """Active stations whose name, address or area contains ``query`` (names first, then by name)."""
-    text = query.strip()
+    """Active stations whose name, address or area contains ``query`` (names first, then by name).
+    A NUL character is dropped: SQLite ends a LIKE pattern or an FTS5 query there."""
+    text = query.replace("\x00", "").strip()
     if not text or limit <= 0:
         return []
     pattern = _like(text)

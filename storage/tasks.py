@@ -226,8 +226,8 @@ _TAKING_WHERE = (
 
 
 def _wall_where(now: dt.datetime, area: str | None) -> tuple[str, str, list[object]]:
-    """(the wall's index for a list or count, the WHERE, its parameters). INDEXED BY is SQLite's:
-    without statistics its planner would rather take tasks_open (state, starts_at) and sort."""
+    """(the wall's index for a list or count, the WHERE, its parameters). INDEXED BY (SQLite's) holds
+    the planner to the covering index in the page's order, whatever statistics it has or lacks."""
     if area is None:
         return "tasks_wall", _TAKING_WHERE, [to_db(now)]
     return "tasks_wall_area", _TAKING_WHERE + " AND area = ?2", [to_db(now), area]

@@ -28,12 +28,12 @@ def _like(text: str) -> str:
 
 
 async def plain_scan(db, query: str, limit: int, offset: int = 0) -> list[int]:
-    """What search_text answered before the indexes (the reference)."""
+    """What search_text answered before the indexes (the reference; without NUL characters)."""
     rows = await db.fetchall(
         "SELECT id FROM stations WHERE active = 1"
         " AND (name LIKE ?1 ESCAPE '\\' OR address LIKE ?1 ESCAPE '\\' OR area LIKE ?1 ESCAPE '\\')"
         " ORDER BY (name LIKE ?1 ESCAPE '\\') DESC, name, id LIMIT ?2 OFFSET ?3",
-        (_like(query.strip()), limit, offset),
+        (_like(query.replace("\x00", "").strip()), limit, offset),
     )
     return [r[0] for r in rows]
 
@@ -82,6 +82,8 @@ async def fill_random(db, rng: random.Random, count: int) -> None:
 QUERIES = [
     "文", "三", "路", "厕所", "文三", "驿站", "a", "A", "ab", "BA", "%", "_", "\"", "'", "%_", "A%",
     "文三路", "三路驿站", "abab", "路 厕", "\"文", "不存在", "ok", "zz", "古荡驿站厕所",
+    # FTS5 query syntax is only ever text here; a NUL (which ends an FTS5 query) is dropped.
+    "*", "^", "NEAR(", "AND", "a OR b", "文三*", "a\x00b",
 ]  # fmt: skip
 
 

@@ -25,7 +25,7 @@ from storage import points as ledger
 from storage.db import Database, to_db
 
 SIZES = (100_000, 1_000_000)
-QUICK_SIZES = (100_000,)
+QUICK_SIZES = (10_000,)
 GENERATOR = "rank-v1"
 AREAS = [f"片区{i:02d}" for i in range(30)]
 REASONS = ["task_done"] * 14 + ["report_valid"] * 3 + ["adjust", "redeem", "redeem"]
