@@ -2,7 +2,7 @@
 --
 -- Wall (storage/tasks.py wall_*): the tasks still taking claims are the open/full ones not started
 -- yet; these partial indexes hold only open/full tasks, so a page, the counts for the page footer
--- and a nearest search read the open tasks' index entries and never the closed or past ones.
+-- and a nearest search read open tasks' index entries, never a closed task nor a table row.
 -- * tasks_wall: soonest first (starts_at, id), covering the claim deadline and whether it has a pin.
 -- * tasks_wall_area: the same within one area.
 -- * tasks_wall_near: the pinned ones by (lat, lon): a bounding box is one range on lat, filtered on
