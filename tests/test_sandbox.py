@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from bot.core.config import parse_config
-from bot.sandbox import MOD_CHAT_ID, Sandbox
+from bot.sandbox import MOD_CHAT_ID, Sandbox, _body
 
 
 class Session:
@@ -227,3 +227,33 @@ async def test_the_chats_stay_across_a_restart_of_the_bot_and_of_the_sandbox(tmp
         assert "  ⚠️ [" not in out
         chat = s.sandbox.tg.server.chats[MOD_CHAT_ID]
         assert sum("H-0001 ·" in (m.text or "") for m in chat.bot_messages) == 1
+
+
+def test_what_the_bot_sends_is_shown_whatever_it_carries():
+    assert _body({"voice": {"duration": 7}, "caption": "H-0001"}) == "🎤 voice note 7s H-0001"
+    assert _body({"photo": [{}], "caption": "注意"}) == "🖼 photo 注意"
+    assert _body({"document": {"file_name": "a.csv", "file_size": 12}}) == "📄 document a.csv (12 bytes)"
+    assert _body({"location": {"latitude": 30.278059264, "longitude": 120.1411597}}) == (
+        "📍 location 30.27806, 120.14116"
+    )
+    venue = {"title": "驿站", "address": "西溪路", "location": {"latitude": 30.2, "longitude": 120.1}}
+    assert _body({"venue": venue, "location": venue["location"]}) == "📍 驿站 — 西溪路 (30.2, 120.1)"
+    assert _body({"text": "你好"}) == "你好"
+
+
+async def test_the_fake_world_round_trips():
+    from fakeapi import TelegramDriver, world
+
+    async with TelegramDriver() as tg:
+        user = tg.user(1, "小王", started=True)
+        await tg.private(user).send_voice(9)
+        group = tg.group(-1001, "群", type="group", creator=user)
+        await group.chat(user).send("大家好")
+        saved = world.dump(tg.server)
+    async with TelegramDriver() as tg:
+        world.load(tg.server, saved)
+        voice = tg.server.chats[1].user_messages[0].data["voice"]
+        assert tg.server.files[voice["file_id"]].duration == 9
+        assert tg.server.chats[-1001].messages[1].data["text"] == "大家好"
+        assert tg.server.chats[-1001].members[1].status == "creator"
+        assert tg.server.chats[-1001].next_message_id == 2
