@@ -526,6 +526,11 @@ def print_table(results: list[dict], threads: int) -> None:
         print(f"| | | geodesic (naive) | {r['geo_s']:.2f} s | | | | | {g[0]}/{g[1]} | |")
 
 
+def span(ratios: list[float]) -> str:
+    lo, hi = f"{min(ratios):.1f}x", f"{max(ratios):.1f}x"
+    return lo if lo == hi else f"{lo} to {hi}"
+
+
 def print_summary(results: list[dict]) -> bool:
     """The plain words: where an anchor beats ours and by how much, and whether the target is met."""
     print(
@@ -541,15 +546,10 @@ def print_summary(results: list[dict]) -> bool:
         parts = []
         if faster:
             ratios = [r["ours"]["p95"] / a["p95"] for r, a in faster]
-            parts.append(
-                f"FASTER than ours at p95 at {where(faster)}"
-                f" ({min(ratios):.1f}x to {max(ratios):.1f}x faster)"
-            )
+            parts.append(f"FASTER than ours at p95 at {where(faster)} ({span(ratios)} faster)")
         if slower:
             ratios = [a["p95"] / r["ours"]["p95"] for r, a in slower]
-            parts.append(
-                f"slower than ours at {where(slower)} (ours {min(ratios):.1f}x to {max(ratios):.1f}x faster)"
-            )
+            parts.append(f"slower than ours at {where(slower)} (ours {span(ratios)} faster)")
         a = runs[-1][1]
         o = last["ours"]
         parts.append(
