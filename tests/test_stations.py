@@ -591,3 +591,38 @@ def test_station_fields_have_a_length_budget(field, limit):
     with pytest.raises(StationInputError) as err:
         validate_fields(**values)
     assert err.value.field == field and err.value.values == (str(limit),)
+
+
+async def test_a_big_import_holds_the_writer_in_short_batches(core, db, tmp_path, monkeypatch):
+    rows = "\n".join(f"b{i},驿站{i},{30 + i * 1e-4:.6f},120.15" for i in range(450))
+    src = tmp_path / "big.csv"
+    src.write_text("external_id,name,lat,lon\n" + rows + "\n", encoding="utf-8")
+    sizes: list[int] = []
+    real = repo.upsert
+    in_tx = {"n": 0}
+
+    async def counting(tx, data, now):
+        in_tx["n"] += 1
+        return await real(tx, data, now)
+
+    real_tx = db.transaction
+
+    def transaction():
+        manager = real_tx()
+
+        class Wrapped:
+            async def __aenter__(self):
+                in_tx["n"] = 0
+                return await manager.__aenter__()
+
+            async def __aexit__(self, *exc):
+                sizes.append(in_tx["n"])
+                return await manager.__aexit__(*exc)
+
+        return Wrapped()
+
+    monkeypatch.setattr(repo, "upsert", counting)
+    monkeypatch.setattr(db, "transaction", transaction)
+    result = await imp.import_file(core, src)
+    assert result.inserted == 450 and result.errors == []
+    assert sizes == [200, 200, 50]  # never the whole file in one transaction

@@ -30,7 +30,9 @@ A FeatureCollection of Point features (``coordinates: [lon, lat]``) whose proper
 a feature's ``id`` is used when ``external_id`` is absent.
 
 Every row is checked; a bad row is reported with its line (or feature) number and reason and the good
-rows still import, all in one transaction. Re-importing updates stations by ``external_id`` (a row
+rows still import, IMPORT_BATCH rows a transaction (a big file never holds the database's writer for
+long: couriers' replies go on while it imports; a file cut short by a crash is simply imported again,
+since rows are matched by ``external_id``). Re-importing updates stations by ``external_id`` (a row
 without one gets a stable id from its name and rounded position) and never duplicates them. Names
 starting with 【演示】 or [DEMO] mark demo stations.
 """
@@ -338,6 +340,8 @@ def check_row(values: dict[str, Any], default_crs: Crs, source: str) -> StationD
 
 # -- importing -----------------------------------------------------------------------------------
 
+IMPORT_BATCH = 200  # rows per transaction: a few milliseconds of the writer each
+
 
 async def import_rows(
     db: Database, rows: Iterator[_Row] | list[_Row], *, crs: Crs, source: str, now: dt.datetime, unit: str
@@ -362,13 +366,15 @@ async def import_rows(
             continue
         first_line[data.external_id] = row.line
         good.append(data)
-    async with db.transaction() as tx:
-        for data in good:
-            _, inserted = await repo.upsert(tx, data, now)
-            if inserted:
-                result.inserted += 1
-            else:
-                result.updated += 1
+    for start in range(0, len(good), IMPORT_BATCH):
+        async with db.transaction() as tx:
+            for data in good[start : start + IMPORT_BATCH]:
+                _, inserted = await repo.upsert(tx, data, now)
+                if inserted:
+                    result.inserted += 1
+                else:
+                    result.updated += 1
+        await asyncio.sleep(0)  # let waiting statements in between two batches
     return result
 
 
