@@ -19,6 +19,7 @@ PTB's JobQueue is armed at the next due time to wake the worker; the database st
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import logging
@@ -26,6 +27,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
+from telegram import InputFile
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot.core.container import Core
@@ -43,6 +45,19 @@ warnings.filterwarnings("ignore", message="Please use 'Bot.", category=UserWarni
 
 Hook = Callable[[OutboxRow, str, dict[str, Any] | None], Awaitable[None]]
 BULK_PRIORITY = 5
+
+
+def upload(data: bytes, filename: str) -> dict[str, str]:
+    """A file carried inside a payload (a small PNG, e.g. the weekly digest): sent as a multipart upload."""
+    return {"upload_base64": base64.b64encode(data).decode("ascii"), "filename": filename}
+
+
+def with_uploads(params: dict[str, Any]) -> dict[str, Any]:
+    """Turn the `upload(...)` values of a payload's params into files PTB uploads."""
+    for key, value in params.items():
+        if isinstance(value, dict) and "upload_base64" in value:
+            params[key] = InputFile(base64.b64decode(value["upload_base64"]), filename=value.get("filename"))
+    return params
 
 
 class Outbox:
@@ -230,7 +245,7 @@ class Outbox:
             if not await repo.start_sending(db, row.id, clock.now()):
                 return  # cancelled or taken meanwhile
             method = row.payload["method"]
-            params = dict(row.payload.get("params", {}))
+            params = with_uploads(dict(row.payload.get("params", {})))
             params["chat_id"] = row.chat_id
             try:
                 try:
