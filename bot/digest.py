@@ -191,6 +191,7 @@ class DigestService:
         matplotlib.use("Agg", force=True)
         from matplotlib import font_manager
         from matplotlib.figure import Figure
+        from matplotlib.ticker import MaxNLocator
 
         t = self.core.t
         if font:
@@ -200,6 +201,10 @@ class DigestService:
             family = "DejaVu Sans"
         days = [d.strftime("%m-%d") for d in f.days]
         x = list(range(7))
+
+        def hours(value: float | None) -> str:
+            return t(lang, "webapp.digest.hours", hours=value) if value is not None else "—"
+
         palette = ["#3b82f6", "#f59e0b", "#10b981", "#ef4444", "#8b5cf6", "#14b8a6", "#9ca3af"]
         with matplotlib.rc_context({"font.family": family, "axes.unicode_minus": False, "font.size": 9}):
             fig = Figure(figsize=(9, 6.4), dpi=110)
@@ -264,12 +269,12 @@ class DigestService:
                 t(
                     lang,
                     "webapp.digest.panel_ack",
-                    hours=f.median_ack_hours if f.median_ack_hours is not None else "—",
+                    hours=hours(f.median_ack_hours),
                 ),
                 t(
                     lang,
                     "webapp.digest.panel_resolve",
-                    hours=f.median_resolve_hours if f.median_resolve_hours is not None else "—",
+                    hours=hours(f.median_resolve_hours),
                 ),
                 t(lang, "webapp.digest.panel_flags", flags=sum(f.flags.values())),
             ]
@@ -283,6 +288,9 @@ class DigestService:
                 fontsize=8,
                 bbox={"boxstyle": "round", "facecolor": "#f3f4f6", "edgecolor": "#d1d5db"},
             )
+            for a in (axes[0][0], axes[0][1], axes[1][0], axes[1][1], twin):
+                a.yaxis.set_major_locator(MaxNLocator(integer=True))
+                a.set_ylim(bottom=0, top=max(1.0, a.get_ylim()[1]))
             for row in axes:
                 for a in row:
                     a.set_xticks(x)

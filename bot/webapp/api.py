@@ -38,6 +38,9 @@ class Caller:
         self.access = access
 
 
+CALLER: Any = web.RequestKey("caller", Caller) if hasattr(web, "RequestKey") else "caller"
+
+
 def _error(status: int, code: str, message: str = "") -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
 
@@ -68,12 +71,12 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     access = await request.app[CORE].service(DeskService).access(user.id)
     if not access.allowed:
         return _error(403, "forbidden", core.t(lang, "webapp.auth.forbidden"))
-    request["caller"] = Caller(user, lang, access)
+    request[CALLER] = Caller(user, lang, access)
     return await handler(request)
 
 
 def _caller(request: web.Request) -> Caller:
-    return request["caller"]
+    return request[CALLER]
 
 
 def _desk(request: web.Request) -> DeskService:
