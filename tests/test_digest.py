@@ -151,3 +151,10 @@ async def test_the_digest_reaches_the_moderators_chat_as_a_photo_once(bot, tg):
     assert (
         len([c for c in tg.calls_to("sendPhoto") if int(c.params.get("chat_id")) == MODERATOR_CHAT_ID]) == 1
     )
+
+
+async def test_the_desk_is_off_without_a_public_url(bot, tg):
+    assert "webapp" not in bot.app.bot_data
+    chat = tg.private(tg.user(ADMIN_ID, "管理员"))
+    await chat.send("/desk")
+    await chat.expect_message(contains="webapp.public_url")

@@ -5,6 +5,7 @@ figures, /desk and the menu button. Against the real bot (Runtime + fake Bot API
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 
 import aiohttp
@@ -396,6 +397,61 @@ async def test_menu_buttons_are_queued_once_for_role_holders(bot, api):
     assert await desk.queue_menu_buttons("https://desk.example.org/") == 0
     row = await outbox_repo.get_by_key(
         bot.db,
-        f"desk:menu:{MOD_A}:" + __import__("hashlib").sha256(b"https://desk.example.org/").hexdigest()[:12],
+        f"desk:menu:{MOD_A}:" + hashlib.sha256(b"https://desk.example.org/").hexdigest()[:12],
     )
     assert row.payload["params"]["menu_button"]["web_app"]["url"] == "https://desk.example.org/"
+
+
+async def test_map_markers_follow_gcj02_tiles(bot, tg, api):
+    reporter = tg.private(tg.user(REPORTER, "小王"))
+    report = await file_report(bot, reporter, REPORTER)
+    status, data = await api.get("/api/map", MOD_ALL)
+    assert status == 200
+    marker = next(r for r in data["reports"] if r["ref"] == report.ref)
+    # Amap-style tiles (webapp.tiles_gcj02 = true): shifted by a few hundred metres in Hangzhou.
+    assert marker["mlat"] != report.lat and abs(marker["mlat"] - report.lat) < 0.01
+    assert abs(marker["mlon"] - report.lon) > 0.003
+
+
+async def test_voice_notes_and_english_texts(bot, tg, api):
+    reporter = tg.private(tg.user(REPORTER, "Li", language_code="en"))
+    stored = tg.server.store_user_file(b"OggS-voice", file_name="v.ogg", mime_type="audio/ogg")
+    report = await file_report(bot, reporter, REPORTER, voice_file_id=stored.file_id, description="")
+    status, data = await api.get(f"/api/reports/{report.id}/voice", MOD_ALL)
+    assert status == 200 and data == b"OggS-voice"
+    status, me = await api.get("/api/me", signed=init_data(bot, MOD_ALL, "Mod", lang="en"))
+    assert me["lang"] == "en" and me["texts"]["ui.tab_board"] == "Board"
+    assert me["status_labels"]["new"] == "New"
+
+
+async def test_the_desk_is_served_in_webhook_mode_too(tg, tmp_path, clock):
+    import dataclasses
+
+    from bot.core.runtime import Runtime
+    from tests.conftest import make_config
+    from tests.desk_support import free_port
+
+    port = free_port()
+    config = make_config(tg, tmp_path / "wh.sqlite3", **desk_overrides())
+    config = dataclasses.replace(
+        config,
+        telegram=dataclasses.replace(
+            config.telegram,
+            mode="webhook",
+            webhook_listen="127.0.0.1",
+            webhook_port=port,
+            webhook_url=f"http://127.0.0.1:{port}",
+            webhook_path="hook",
+        ),
+    )
+    runtime = Runtime(config, clock=clock)
+    await runtime.start()
+    try:
+        base = config.webapp.public_url.rstrip("/")
+        async with aiohttp.ClientSession() as session:
+            async with session.get(base + "/healthz") as r:
+                assert r.status == 200
+            async with session.get(base + "/api/me") as r:
+                assert r.status == 401
+    finally:
+        await runtime.stop()

@@ -18,6 +18,9 @@ from urllib.parse import quote
 
 import pytest
 
+from bot.reports.service import ReportService
+from bot.stations.service import StationService
+from bot.tasks import TaskDraft, TaskService
 from tests.desk_support import desk_overrides, file_report, init_data, url
 
 CHROMIUM = "/usr/bin/chromium"
@@ -119,6 +122,37 @@ async def test_moderator_sees_the_report_on_board_and_map_resolves_it_and_the_re
         property_company="绿城物业",
     )
     reporter.skip()
+    stations = bot.core.service(StationService)
+    await stations.add(
+        name="文三路暖蜂驿站",
+        lat=30.2620,
+        lon=120.1290,
+        area="文新街道",
+        opening_hours="24/7",
+        facilities="饮水;充电;微波炉",
+        address="文三路 259 号",
+    )
+    flagged = await stations.add(
+        name="古荡驿站",
+        lat=30.2560,
+        lon=120.1250,
+        area="文新街道",
+        opening_hours="Mo-Fr 09:00-21:00",
+        facilities="厕所",
+    )
+    await stations.flag(flagged.id, REPORTER, "closed")
+    await bot.core.service(TaskService).publish(
+        TaskDraft(
+            title="帮独居老人送菜",
+            starts_at=bot.clock.now() + dt.timedelta(days=1),
+            place_text="西溪花园",
+            lat=30.2575,
+            lon=120.1335,
+            slots=3,
+            points=10,
+        ),
+        MODERATOR,
+    )
 
     page = await open_desk(browser, bot, init_data(bot, MODERATOR))
     await page.wait_for_selector("body[data-board-ready]")
@@ -150,9 +184,7 @@ async def test_moderator_sees_the_report_on_board_and_map_resolves_it_and_the_re
     await shot(page, "resolved")
     await page.locator(f'#col-resolved .card[data-ref="{report.ref}"]').wait_for()
 
-    stored = await bot.core.service(
-        __import__("bot.reports.service", fromlist=["ReportService"]).ReportService
-    ).get(report.id)
+    stored = await bot.core.service(ReportService).get(report.id)
     assert stored.status == "resolved"
     # The reporter hears it once the undo grace has passed, exactly as a chat button would tell them.
     await reporter.expect_no_message(within=0.3)
@@ -160,9 +192,24 @@ async def test_moderator_sees_the_report_on_board_and_map_resolves_it_and_the_re
     notice = await reporter.expect_message(contains=report.ref)
     assert "已解决" in notice.text and "坑已填平" in notice.text
 
+    assert await page.locator(".mk-task").count() == 1
+
     await page.click("#tab-stations")
     await page.wait_for_selector("body[data-stations-ready]")
+    await page.fill("#station-q", "驿站")
+    await page.click("#station-search button")
+    await page.locator(".station", has_text="古荡驿站").wait_for()
+    csv_text = "name,lat,lon,area\n新站,30.27,120.13,文新街道\n,30.2,120.1,\n坏坐标,130,30,\n"
+    await page.set_input_files(
+        "#import-file", files=[{"name": "stations.csv", "mimeType": "text/csv", "buffer": csv_text.encode()}]
+    )
+    await page.wait_for_selector("#import-errors li")
+    assert await page.locator("#import-errors li").count() == 2
+    assert "新增 1" in await page.inner_text("#import-summary")
     await shot(page, "stations")
+    await page.click("#import-commit")
+    await page.wait_for_selector("#import-done")
+    assert len(await stations.search("新站")) == 1
     await page.click("#tab-week")
     await page.wait_for_selector("body[data-week-ready]")
     assert await page.locator('[data-kpi="kpi_reports"] .v').inner_text() == "2"

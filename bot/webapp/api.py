@@ -20,7 +20,6 @@ from bot.stations import facilities as fac
 from bot.stations.importer import StationImportError
 from bot.stations.service import StationInputError
 from bot.webapp.auth import InitDataError, WebAppUser, verify_init_data
-from storage import users as users_repo
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,17 @@ async def auth_middleware(request: web.Request, handler: Any) -> web.StreamRespo
     except InitDataError as exc:
         log.info("webapp: %s %s refused (%s)", request.method, request.path, exc.reason)
         return _error(401, exc.reason, core.t(None, f"webapp.auth.{exc.reason}"))
-    stored = await users_repo.get(core.db, user.id)
+    stored = await core.service(Community).user(user.id)
+    if stored is None or (stored.first_name, stored.username) != (user.first_name, user.username):
+        # Seen through the desk: the audit trail and the cards name them like a chat user.
+        stored = await core.service(Community).seen_user(
+            user.id,
+            first_name=user.first_name,
+            last_name=user.last_name or None,
+            username=user.username,
+            language_code=user.language_code,
+            private_chat=False,
+        )
     lang = resolve_language(
         stored.lang if stored else None,
         user.language_code or (stored.language_code if stored else None),

@@ -104,6 +104,7 @@
   }
   function show(name, arg) {
     current = name;
+    $("toast").hidden = true;
     document.querySelectorAll(".view").forEach(function (v) { v.hidden = v.id !== "view-" + name; });
     document.querySelectorAll("#tabs button").forEach(function (b) { b.setAttribute("aria-selected", b.id === "tab-" + name); });
     if (location.hash.indexOf("tgWebAppData") < 0) history.replaceState(null, "", "#" + name);
@@ -394,7 +395,7 @@
     var row = el("div", { class: "station", "data-station": s.id });
     row.innerHTML = '<div class="name">' + esc(s.name) + (s.active ? "" : '<span class="badge">' + esc(t("ui.station_inactive")) + "</span>") +
       (s.flags ? '<span class="badge red">' + esc(t("ui.station_flagged", { count: s.flags })) + "</span>" : "") + "</div>" +
-      '<div class="sub">' + esc(s.area) + " · " + esc(s.address) + "</div>" +
+      '<div class="sub">' + [s.area, s.address].filter(Boolean).map(esc).join(" · ") + "</div>" +
       '<div class="sub">🕘 ' + esc(s.opening_hours || "—") + "</div>" +
       '<div class="chips">' + s.facilities.map(function (c) { return '<span class="chip">' + esc(facLabel(c)) + "</span>"; }).join("") + "</div>";
     var buttons = el("div", { class: "row" });
