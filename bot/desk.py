@@ -38,12 +38,14 @@ from storage import reports as reports_repo
 from storage import roles as roles_repo
 from storage import stations as stations_repo
 from storage import users as users_repo
+from storage.desk import ReportCard
 from storage.outbox import NewMessage
 from storage.reports import ReportRecord
 from storage.stations import StationRecord
 
 BROADCAST_KIND = "broadcast"  # bot/broadcast.py KIND (one outbox row per chat reached)
 CLOSED_DAYS = 7  # closed reports stay on the board this long
+BOARD_LIMIT = 100  # cards a board column shows (its count says how many there are)
 FLAG_DAYS = 30  # a station with a flag this recent shows as flagged on the map
 Areas = frozenset[str] | None  # None = everywhere
 
@@ -205,7 +207,7 @@ class DeskService:
 
     async def map_data(self, access: DeskAccess, filters: MapFilters, lang: str) -> dict[str, Any]:
         now = self.core.clock.now()
-        out: dict[str, Any] = {"reports": [], "hotspots": [], "stations": [], "tasks": []}
+        out: dict[str, Any] = {"reports": [], "stations": [], "tasks": []}
         if access.can_reports:
             areas = self._narrow(access.reports, filters.area)
             kind = category = None
@@ -223,27 +225,6 @@ class DeskService:
                 since=since,
             )
             out["reports"] = [self._report_brief(r, lang) for r in found]
-            hotspots = await self.reports.access_hotspots(since=since, area=areas, limit=20)
-            located = await reports_repo.get_many(
-                self.core.db, sorted({i for h in hotspots for i in h.report_ids})
-            )
-            for h in hotspots:
-                points = [(r.lat, r.lon) for i in h.report_ids if (r := located.get(i)) and r.lat is not None]
-                if not points:
-                    continue
-                lat = sum(p[0] for p in points) / len(points)
-                lon = sum(p[1] for p in points) / len(points)
-                mlat, mlon = self.map_point(lat, lon)
-                out["hotspots"].append(
-                    {
-                        "compound": h.compound,
-                        "property_company": h.property_company,
-                        "total": h.total,
-                        "open": h.open,
-                        "mlat": mlat,
-                        "mlon": mlon,
-                    }
-                )
         if access.can_reports or access.can_stations:
             scope = access.stations if access.can_stations else access.reports
             station_rows = await repo.stations(self.core.db, areas=self._narrow(scope, filters.area))
@@ -273,10 +254,40 @@ class DeskService:
                 )
         return out
 
+    async def hotspots(self, access: DeskAccess, filters: MapFilters) -> list[dict[str, Any]]:
+        """Access-dispute hotspots (ReportService.access_hotspots) placed at the mean location of their
+        located reports; asked for separately so the markers do not wait for them."""
+        if not access.can_reports:
+            return []
+        areas = self._narrow(access.reports, filters.area)
+        now = self.core.clock.now()
+        since = now - dt.timedelta(days=filters.max_age_days) if filters.max_age_days else None
+        found = await self.reports.access_hotspots(since=since, area=areas, limit=20)
+        located = await reports_repo.get_many(self.core.db, sorted({i for h in found for i in h.report_ids}))
+        out = []
+        for h in found:
+            points = [(r.lat, r.lon) for i in h.report_ids if (r := located.get(i)) and r.lat is not None]
+            if not points:
+                continue
+            mlat, mlon = self.map_point(
+                sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points)
+            )
+            out.append(
+                {
+                    "compound": h.compound,
+                    "property_company": h.property_company,
+                    "total": h.total,
+                    "open": h.open,
+                    "mlat": mlat,
+                    "mlon": mlon,
+                }
+            )
+        return out
+
     def _local(self, when: dt.datetime) -> str:
         return when.astimezone(self.core.tz).strftime("%m-%d %H:%M")
 
-    def _report_brief(self, r: ReportRecord, lang: str) -> dict[str, Any]:
+    def _report_brief(self, r: ReportRecord | ReportCard, lang: str) -> dict[str, Any]:
         brief: dict[str, Any] = {
             "id": r.id,
             "ref": r.ref,
@@ -312,22 +323,30 @@ class DeskService:
 
     # -- board -----------------------------------------------------------------------------------
 
-    async def board(self, access: DeskAccess, lang: str, area: str | None = None) -> dict[str, list[dict]]:
-        """Reports by status: every open one, and those closed within CLOSED_DAYS."""
+    async def board(self, access: DeskAccess, lang: str, area: str | None = None) -> dict[str, Any]:
+        """Reports by status: the open ones (the longest waiting first) and those closed within
+        CLOSED_DAYS (the latest first), at most BOARD_LIMIT cards a column, with each column's count."""
         if not access.can_reports:
-            return {}
+            return {"columns": {}, "counts": {}}
         areas = self._narrow(access.reports, area)
         db = self.core.db
-        open_rows = await repo.reports(db, statuses=OPEN_STATUSES, areas=areas, limit=1000)
         closed = tuple(s for s in STATUSES if s not in OPEN_STATUSES)
         since = self.core.clock.now() - dt.timedelta(days=CLOSED_DAYS)
-        closed_rows = await repo.reports(db, statuses=closed, areas=areas, updated_since=since, limit=300)
-        columns: dict[str, list[dict]] = {s: [] for s in STATUSES}
-        for r in [*open_rows, *closed_rows]:
-            columns[r.status].append(self._report_brief(r, lang))
-        for status in closed:
-            columns[status].reverse()  # the latest closed first
-        return columns
+        columns: dict[str, list[dict]] = {}
+        for status in STATUSES:
+            is_closed = status in closed
+            rows = await repo.reports(
+                db,
+                statuses=(status,),
+                areas=areas,
+                updated_since=since if is_closed else None,
+                latest_first=is_closed,
+                limit=BOARD_LIMIT,
+            )
+            columns[status] = [self._report_brief(r, lang) for r in rows]
+        counts = await repo.status_counts(db, statuses=OPEN_STATUSES, areas=areas)
+        counts |= await repo.status_counts(db, statuses=closed, areas=areas, updated_since=since)
+        return {"columns": columns, "counts": {s: counts.get(s, 0) for s in STATUSES}}
 
     async def visible_report(self, access: DeskAccess, report_id: int) -> ReportRecord | None:
         report = await self.reports.get(report_id)
@@ -549,23 +568,21 @@ class DeskService:
 
         figures = WeekFigures(start=start, days=days, include_reports=include_reports)
         if include_reports:
-            rows = await repo.reports_created_between(db, begin, end, scoped)
-            figures.reports_total = len(rows)
-            ack, resolve = [], []
-            for r in rows:
-                i = day_index(r.created_at)
-                if not 0 <= i < 7:
-                    continue
-                figures.by_category.setdefault(f"{r.kind}:{r.category}", [0] * 7)[i] += 1
-                figures.by_status.setdefault(r.status, [0] * 7)[i] += 1
-                if r.acknowledged_at is not None:
-                    ack.append((r.acknowledged_at - r.created_at).total_seconds())
-                if r.resolved_at is not None:
-                    resolve.append((r.resolved_at - r.created_at).total_seconds())
+            bounds = [
+                dt.datetime.combine(start + dt.timedelta(days=i), dt.time(0), tzinfo=tz).astimezone(dt.UTC)
+                for i in range(8)
+            ]
+            by_status: dict[str, list[int]] = {}
+            for c in await repo.week_counts(db, bounds, scoped):
+                figures.by_category.setdefault(f"{c.kind}:{c.category}", [0] * 7)[c.day] += c.count
+                by_status.setdefault(c.status, [0] * 7)[c.day] += c.count
+                figures.reports_total += c.count
+            figures.by_status = {s: by_status[s] for s in STATUSES if s in by_status}
+            ack = await repo.durations_between(db, begin, end, scoped, "acknowledged_at")
+            resolve = await repo.durations_between(db, begin, end, scoped, "resolved_at")
             figures.median_ack_hours = _median_hours(ack)
             figures.median_resolve_hours = _median_hours(resolve)
             figures.acknowledged, figures.resolved = len(ack), len(resolve)
-            figures.by_status = {s: figures.by_status[s] for s in STATUSES if s in figures.by_status}
             flags = await repo.flags_between(db, begin, end, scoped)
             figures.flags = {k: flags[k] for k in sorted(flags)}
         figures.tasks_done = self._per_day(await repo.claims_done_between(db, begin, end, scoped), day_index)

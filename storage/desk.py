@@ -13,9 +13,8 @@ import datetime as dt
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
-from storage.db import Executor, from_db, from_db_required, to_db
-from storage.reports import ReportRecord
-from storage.reports import _record as _report
+from storage.db import Executor, from_db_required, to_db
+from storage.reports import format_ref
 from storage.stations import _COLUMNS as _STATION_COLUMNS
 from storage.stations import StationRecord, _like
 from storage.stations import _record as _station
@@ -34,6 +33,36 @@ def _area_clause(column: str, areas: Collection[str] | None, params: list[object
 # -- reports ------------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class ReportCard:
+    """What a board card or a map marker shows of a report (fewer columns than ReportRecord)."""
+
+    id: int
+    kind: str
+    seq: int
+    category: str
+    status: str
+    area: str | None
+    description: str
+    lat: float | None
+    lon: float | None
+    supporters: int
+    created_at: dt.datetime
+
+    @property
+    def ref(self) -> str:
+        return format_ref(self.kind, self.seq)
+
+    @property
+    def has_location(self) -> bool:
+        return self.lat is not None and self.lon is not None
+
+
+_CARD_COLUMNS = (
+    "id, kind, seq, category, status, area, SUBSTR(description, 1, 140), lat, lon, supporters, created_at"
+)
+
+
 async def reports(
     db: Executor,
     *,
@@ -44,13 +73,15 @@ async def reports(
     category: str | None = None,
     since: dt.datetime | None = None,
     updated_since: dt.datetime | None = None,
+    latest_first: bool = False,
     limit: int = 500,
-) -> list[ReportRecord]:
-    """Reports in some statuses (the longest waiting first), filtered for the map and the board."""
+) -> list[ReportCard]:
+    """Reports in some statuses, filtered for the map and the board: the longest waiting first, or
+    with `latest_first` the last changed first (a closed column)."""
     if not statuses:
         return []
     params: list[object] = list(statuses)
-    sql = f"SELECT * FROM reports WHERE status IN ({','.join('?' * len(statuses))})"
+    sql = f"SELECT {_CARD_COLUMNS} FROM reports WHERE status IN ({','.join('?' * len(statuses))})"
     sql += _area_clause("area", areas, params)
     if located_only:
         sql += " AND lat IS NOT NULL"
@@ -66,44 +97,91 @@ async def reports(
     if updated_since is not None:
         sql += " AND updated_at >= ?"
         params.append(to_db(updated_since))
-    sql += " ORDER BY created_at, id LIMIT ?"
+    sql += (
+        " ORDER BY updated_at DESC, id DESC LIMIT ?" if latest_first else " ORDER BY created_at, id LIMIT ?"
+    )
     params.append(limit)
-    return [_report(r) for r in await db.fetchall(sql, params)]
+    return [
+        ReportCard(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], from_db_required(r[10]))
+        for r in await db.fetchall(sql, params)
+    ]
+
+
+async def status_counts(
+    db: Executor,
+    *,
+    statuses: Sequence[str],
+    areas: Collection[str] | None,
+    updated_since: dt.datetime | None = None,
+) -> dict[str, int]:
+    """How many reports are in each status (changed since `updated_since`, when given)."""
+    if not statuses:
+        return {}
+    params: list[object] = list(statuses)
+    sql = f"SELECT status, COUNT(*) FROM reports WHERE status IN ({','.join('?' * len(statuses))})"
+    sql += _area_clause("area", areas, params)
+    if updated_since is not None:
+        sql += " AND updated_at >= ?"
+        params.append(to_db(updated_since))
+    sql += " GROUP BY status"
+    return {r[0]: r[1] for r in await db.fetchall(sql, params)}
 
 
 @dataclass(frozen=True)
-class ReportTimes:
-    """One report filed in a period: what the week's figures are made of."""
-
+class WeekCount:
+    day: int  # 0..6, the local day of the week asked for
     kind: str
     category: str
     status: str
-    created_at: dt.datetime
-    acknowledged_at: dt.datetime | None
-    resolved_at: dt.datetime | None
+    count: int
 
 
-async def reports_created_between(
-    db: Executor, start: dt.datetime, end: dt.datetime, areas: Collection[str] | None
-) -> list[ReportTimes]:
-    params: list[object] = [to_db(start), to_db(end)]
+def _day_case(bounds: Sequence[dt.datetime], column: str, params: list[object]) -> str:
+    """`column` bucketed into days by the UTC instants at which each local day starts (portable SQL,
+    right across a daylight-saving change)."""
+    cases = []
+    for i, bound in enumerate(bounds[1:-1]):
+        cases.append(f"WHEN {column} < ? THEN {i}")
+        params.append(to_db(bound))
+    return f"CASE {' '.join(cases)} ELSE {len(bounds) - 2} END"
+
+
+async def week_counts(
+    db: Executor, bounds: Sequence[dt.datetime], areas: Collection[str] | None
+) -> list[WeekCount]:
+    """Reports filed in [bounds[0], bounds[-1]) counted by local day, kind, category and current
+    status; `bounds` are the UTC instants at which the days start, and the end."""
+    params: list[object] = []
+    day = _day_case(bounds, "created_at", params)
+    params += [to_db(bounds[0]), to_db(bounds[-1])]
     sql = (
-        "SELECT kind, category, status, created_at, acknowledged_at, resolved_at FROM reports"
+        f"SELECT {day} AS day, kind, category, status, COUNT(*) AS n FROM reports"
         " WHERE created_at >= ? AND created_at < ?"
     )
     sql += _area_clause("area", areas, params)
-    sql += " ORDER BY created_at"
+    sql += " GROUP BY day, kind, category, status"
     return [
-        ReportTimes(
-            kind=r["kind"],
-            category=r["category"],
-            status=r["status"],
-            created_at=from_db_required(r["created_at"]),
-            acknowledged_at=from_db(r["acknowledged_at"]),
-            resolved_at=from_db(r["resolved_at"]),
-        )
+        WeekCount(day=r["day"], kind=r["kind"], category=r["category"], status=r["status"], count=r["n"])
         for r in await db.fetchall(sql, params)
     ]
+
+
+async def durations_between(
+    db: Executor, start: dt.datetime, end: dt.datetime, areas: Collection[str] | None, milestone: str
+) -> list[float]:
+    """Seconds from filing to `milestone` ('acknowledged_at' or 'resolved_at') of the reports filed in
+    [start, end) that reached it, in ascending order (for medians)."""
+    if milestone not in ("acknowledged_at", "resolved_at"):
+        raise ValueError(milestone)
+    params: list[object] = [to_db(start), to_db(end)]
+    # SQLite: julianday() reads the stored ISO text; PostgreSQL would use EXTRACT(EPOCH FROM ...).
+    sql = (
+        f"SELECT (julianday({milestone}) - julianday(created_at)) * 86400.0 AS s FROM reports"
+        f" WHERE created_at >= ? AND created_at < ? AND {milestone} IS NOT NULL"
+    )
+    sql += _area_clause("area", areas, params)
+    sql += " ORDER BY s"
+    return [float(r[0]) for r in await db.fetchall(sql, params)]
 
 
 # -- stations -----------------------------------------------------------------------------------

@@ -158,3 +158,25 @@ async def test_the_desk_is_off_without_a_public_url(bot, tg):
     chat = tg.private(tg.user(ADMIN_ID, "管理员"))
     await chat.send("/desk")
     await chat.expect_message(contains="webapp.public_url")
+
+
+async def test_the_board_queries_use_their_indexes(db):
+    """The board's columns at a million reports: an index range per area and status, never a scan."""
+    closed = ("resolved", "rejected", "duplicate")
+    since = "2026-11-18T00:00:00.000000Z"
+
+    async def plan(sql: str, params: list) -> str:
+        rows = await db.fetchall("EXPLAIN QUERY PLAN " + sql, params)
+        return " | ".join(r["detail"] for r in rows)
+
+    scoped = await plan(
+        "SELECT * FROM reports WHERE status IN (?,?,?) AND area IN (?) AND updated_at >= ?"
+        " ORDER BY created_at, id LIMIT 300",
+        [*closed, "文新街道", since],
+    )
+    assert "USING INDEX reports_area_status" in scoped and "SCAN reports" not in scoped
+    everyone = await plan(
+        "SELECT * FROM reports WHERE status IN (?,?,?) AND updated_at >= ? ORDER BY created_at, id LIMIT 300",
+        [*closed, since],
+    )
+    assert "USING INDEX reports_status_updated" in everyone and "SCAN reports" not in everyone

@@ -175,6 +175,14 @@ async def test_a_moderator_of_one_area_sees_and_acts_only_there(bot, tg, api):
     status, board = await api.get("/api/board", MOD_A)
     assert status == 200
     assert [c["ref"] for c in board["columns"]["new"]] == [mine.ref]
+    assert board["counts"] == {
+        "new": 1,
+        "acknowledged": 0,
+        "in_progress": 0,
+        "resolved": 0,
+        "rejected": 0,
+        "duplicate": 0,
+    }
     status, data = await api.get("/api/map", MOD_A)
     assert [r["ref"] for r in data["reports"]] == [mine.ref]
     assert (await api.get(f"/api/reports/{other.id}", MOD_A))[0] == 404
@@ -455,3 +463,28 @@ async def test_the_desk_is_served_in_webhook_mode_too(tg, tmp_path, clock):
                 assert r.status == 401
     finally:
         await runtime.stop()
+
+
+async def test_access_hotspots_on_the_map(bot, tg, api):
+    reporter = tg.private(tg.user(REPORTER, "小王"))
+    for lat in (30.2600, 30.2602):
+        await file_report(
+            bot,
+            reporter,
+            REPORTER,
+            kind="grievance",
+            category="access",
+            description="保安不让进",
+            compound="西溪花园",
+            property_company="绿城物业",
+            lat=lat,
+            lon=120.1330,
+            area="文新街道",
+        )
+    status, data = await api.get("/api/hotspots", MOD_A)
+    assert status == 200
+    [spot] = data["hotspots"]
+    assert (spot["compound"], spot["total"], spot["open"]) == ("西溪花园", 2, 2)
+    assert abs(spot["mlat"] - 30.2601) < 0.01
+    assert (await api.get("/api/hotspots?area=蒋村街道", MOD_A))[1]["hotspots"] == []
+    assert (await api.get("/api/hotspots", CAPTAIN))[1]["hotspots"] == []

@@ -163,6 +163,8 @@ async def test_moderator_sees_the_report_on_board_and_map_resolves_it_and_the_re
 
     await page.click("#tab-map")
     await page.wait_for_selector("body[data-map-ready]")
+    await page.wait_for_selector("body[data-hotspots-ready]")
+    assert await page.locator("path.hotspot").count() == 1
     marker = page.locator(f'.mk-report[data-ref="{report.ref}"]')
     await marker.wait_for()
     assert await marker.is_visible()

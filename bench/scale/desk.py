@@ -145,6 +145,9 @@ async def measure(db: Database, size: int) -> list[dict]:
     rows.append(report("desk map (one area)", size, "reports", ours, naive))
     ours = await timed(lambda i: desk.map_data(everyone, filters, "zh"), n)
     rows.append(report("desk map (all areas)", size, "reports", ours))
+    # ReportService.access_hotspots as it stands (its query belongs to the reports work): for information.
+    ours = await timed(lambda i: desk.hotspots(area_mod, filters), max(10, n // 3))
+    rows.append(report("desk hotspots (one area)", size, "reports", ours))
 
     start = desk.week_start()
     begin = dt.datetime.combine(start, dt.time(0), tzinfo=core.tz).astimezone(dt.UTC)

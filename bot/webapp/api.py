@@ -148,23 +148,31 @@ def _int(value: str | None) -> int | None:
 
 async def map_data(request: web.Request) -> web.Response:
     caller = _caller(request)
+    return web.json_response(await _desk(request).map_data(caller.access, _filters(request), caller.lang))
+
+
+def _filters(request: web.Request) -> MapFilters:
     q = request.query
     statuses = tuple(s for s in q.get("status", "").split(",") if s) or OPEN_STATUSES
-    filters = MapFilters(
+    return MapFilters(
         statuses=statuses,
         category=q.get("category") or None,
         area=q.get("area") or None,
         max_age_days=_int(q.get("age")),
     )
-    return web.json_response(await _desk(request).map_data(caller.access, filters, caller.lang))
+
+
+async def hotspots(request: web.Request) -> web.Response:
+    caller = _caller(request)
+    return web.json_response({"hotspots": await _desk(request).hotspots(caller.access, _filters(request))})
 
 
 async def board(request: web.Request) -> web.Response:
     caller = _caller(request)
     if not caller.access.can_reports:
         return _error(403, "forbidden", request.app[CORE].t(caller.lang, "webapp.auth.no_reports"))
-    columns = await _desk(request).board(caller.access, caller.lang, request.query.get("area") or None)
-    return web.json_response({"columns": columns})
+    board = await _desk(request).board(caller.access, caller.lang, request.query.get("area") or None)
+    return web.json_response(board)
 
 
 def _report_id(request: web.Request) -> int:
@@ -328,6 +336,7 @@ def add_routes(app: web.Application) -> None:
     r = app.router
     r.add_get("/api/me", me)
     r.add_get("/api/map", map_data)
+    r.add_get("/api/hotspots", hotspots)
     r.add_get("/api/board", board)
     r.add_get("/api/reports/{report_id}", report_detail)
     r.add_get("/api/reports/{report_id}/{what:photo}/{index}", report_file)

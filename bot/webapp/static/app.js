@@ -203,11 +203,6 @@
         layers.reports.addLayer(m);
         bounds.push([r.mlat, r.mlon]);
       });
-      d.hotspots.forEach(function (h) {
-        var name = [h.compound, h.property_company].filter(Boolean).join(" / ");
-        L.circle([h.mlat, h.mlon], { radius: 120 + 40 * h.total, color: "#ea580c", fillOpacity: 0.2, weight: 2 })
-          .bindPopup(esc(t("ui.hotspot", { name: name, total: h.total, open: h.open }))).addTo(layers.hotspots);
-      });
       d.stations.forEach(function (s) {
         var icon = L.divIcon({ className: "", iconSize: [24, 24],
           html: '<div class="mk mk-station' + (s.flags ? " flagged" : "") + '" data-station="' + s.id + '">🏠</div>' });
@@ -224,6 +219,15 @@
       });
       if (bounds.length && !fitted) { map.fitBounds(bounds, { padding: [30, 30], maxZoom: 15 }); fitted = true; }
       document.body.dataset.mapReady = "1";
+      if (!ME.can.reports) return;
+      return api("/api/hotspots?" + q).then(function (h) {
+        h.hotspots.forEach(function (x) {
+          var name = [x.compound, x.property_company].filter(Boolean).join(" / ");
+          L.circle([x.mlat, x.mlon], { radius: 120 + 40 * x.total, color: "#ea580c", fillOpacity: 0.2, weight: 2, className: "hotspot" })
+            .bindPopup(esc(t("ui.hotspot", { name: name, total: x.total, open: x.open }))).addTo(layers.hotspots);
+        });
+        document.body.dataset.hotspotsReady = "1";
+      });
     }).catch(fail);
   }
   views.map = function () {
@@ -249,10 +253,18 @@
     return api("/api/board" + (boardArea ? "?area=" + encodeURIComponent(boardArea) : "")).then(function (d) {
       var board = $("board");
       board.innerHTML = "";
+      var chips = $("board-chips");
+      chips.innerHTML = "";
+      ME.statuses.forEach(function (s) {
+        var n = d.counts[s] || 0;
+        chips.appendChild(el("button", { class: "chipbtn", style: "--c:" + statusColor(s), onclick: function () {
+          document.getElementById("col-" + s).scrollIntoView({ behavior: "smooth", inline: "start", block: "nearest" });
+        } }, esc(ME.status_labels[s]) + " <b>" + n + "</b>"));
+      });
       ME.statuses.forEach(function (s) {
         var cards = d.columns[s] || [];
         var col = el("div", { class: "column", id: "col-" + s });
-        col.appendChild(el("h2", {}, esc(ME.status_labels[s]) + '<span class="count">' + cards.length + "</span>"));
+        col.appendChild(el("h2", {}, esc(ME.status_labels[s]) + '<span class="count">' + (d.counts[s] || 0) + "</span>"));
         var list = el("div", { class: "cards" });
         if (!cards.length) list.appendChild(el("div", { class: "empty" }, esc(t("ui.empty_column"))));
         cards.forEach(function (r) {
