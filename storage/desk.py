@@ -14,7 +14,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 from storage.db import Executor, from_db_required, to_db
-from storage.reports import format_ref
+from storage.reports import STATUSES, format_ref
 from storage.stations import _COLUMNS as _STATION_COLUMNS
 from storage.stations import StationRecord, _like
 from storage.stations import _record as _station
@@ -48,6 +48,7 @@ class ReportCard:
     lon: float | None
     supporters: int
     created_at: dt.datetime
+    updated_at: dt.datetime
 
     @property
     def ref(self) -> str:
@@ -59,7 +60,8 @@ class ReportCard:
 
 
 _CARD_COLUMNS = (
-    "id, kind, seq, category, status, area, SUBSTR(description, 1, 140), lat, lon, supporters, created_at"
+    "id, kind, seq, category, status, area, SUBSTR(description, 1, 140), lat, lon, supporters, created_at,"
+    " updated_at"
 )
 
 
@@ -80,6 +82,30 @@ async def reports(
     with `latest_first` the last changed first (a closed column)."""
     if not statuses:
         return []
+    if len(statuses) > 1:
+        # One ordered index range per status (status, created_at / updated_at), merged here: an
+        # IN list would read and sort every open report of the city to keep `limit` of them.
+        parts = [
+            await reports(
+                db,
+                statuses=(status,),
+                areas=areas,
+                located_only=located_only,
+                kind=kind,
+                category=category,
+                since=since,
+                updated_since=updated_since,
+                latest_first=latest_first,
+                limit=limit,
+            )
+            for status in dict.fromkeys(statuses)
+        ]
+        merged = [card for part in parts for card in part]
+        if latest_first:
+            merged.sort(key=lambda c: (c.updated_at, c.id), reverse=True)
+        else:
+            merged.sort(key=lambda c: (c.created_at, c.id))
+        return merged[:limit]
     params: list[object] = list(statuses)
     sql = f"SELECT {_CARD_COLUMNS} FROM reports WHERE status IN ({','.join('?' * len(statuses))})"
     sql += _area_clause("area", areas, params)
@@ -102,7 +128,20 @@ async def reports(
     )
     params.append(limit)
     return [
-        ReportCard(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], from_db_required(r[10]))
+        ReportCard(
+            r[0],
+            r[1],
+            r[2],
+            r[3],
+            r[4],
+            r[5],
+            r[6],
+            r[7],
+            r[8],
+            r[9],
+            from_db_required(r[10]),
+            from_db_required(r[11]),
+        )
         for r in await db.fetchall(sql, params)
     ]
 
@@ -125,6 +164,15 @@ async def status_counts(
         params.append(to_db(updated_since))
     sql += " GROUP BY status"
     return {r[0]: r[1] for r in await db.fetchall(sql, params)}
+
+
+def _every_status(areas: Collection[str] | None, params: list[object]) -> str:
+    """For one area's period: every status named, so an index on (area, status, created_at) answers
+    with one range per status instead of reading the area's whole history."""
+    if areas is None:
+        return ""
+    params.extend(STATUSES)
+    return f" AND status IN ({','.join('?' * len(STATUSES))})"
 
 
 @dataclass(frozen=True)
@@ -158,6 +206,7 @@ async def week_counts(
         f"SELECT {day} AS day, kind, category, status, COUNT(*) AS n FROM reports"
         " WHERE created_at >= ? AND created_at < ?"
     )
+    sql += _every_status(areas, params)
     sql += _area_clause("area", areas, params)
     sql += " GROUP BY day, kind, category, status"
     return [
@@ -179,6 +228,7 @@ async def durations_between(
         f"SELECT (julianday({milestone}) - julianday(created_at)) * 86400.0 AS s FROM reports"
         f" WHERE created_at >= ? AND created_at < ? AND {milestone} IS NOT NULL"
     )
+    sql += _every_status(areas, params)
     sql += _area_clause("area", areas, params)
     sql += " ORDER BY s"
     return [float(r[0]) for r in await db.fetchall(sql, params)]

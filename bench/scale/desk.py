@@ -21,7 +21,7 @@ from bench.scale.common import NOW, make_core, open_db, report, timed
 from bot.desk import DeskAccess, DeskService, MapFilters
 from bot.reports.service import OPEN_STATUSES, STATUSES
 from storage import reports as repo
-from storage.db import Database
+from storage.db import Database, to_db
 
 AREAS = [f"街道{i:02d}" for i in range(20)]
 CATEGORIES = {"hazard": ["road_damage", "manhole", "flooding"], "grievance": ["access", "wages", "parking"]}
@@ -30,41 +30,57 @@ SPAN_DAYS = 730
 
 
 async def fill(db: Database, size: int, seed: int = 16) -> None:
+    """Reports as storage/reports.py leaves them after filing and handling (insert, then compare-and-set
+    status changes that stamp acknowledged_at / resolved_at / updated_at), written in bulk: the same
+    columns through executemany, numbered per kind as repo.insert numbers them."""
     rnd = random.Random(seed)
-    batch = 2000
-    for start in range(0, size, batch):
+    seq = {"hazard": 0, "grievance": 0}
+    batch: list[tuple] = []
+
+    async def flush() -> None:
         async with db.transaction() as tx:
-            for _ in range(min(batch, size - start)):
-                kind = rnd.choice(("hazard", "grievance"))
-                created = NOW - dt.timedelta(seconds=rnd.uniform(0, SPAN_DAYS * 86400))
-                located = rnd.random() < 0.67
-                record = await repo.insert(
-                    tx,
-                    kind=kind,
-                    category=rnd.choice(CATEGORIES[kind]),
-                    description="文三路口有个大坑" * 3,
-                    voice_file_id=None,
-                    lat=30.2 + rnd.random() * 0.2 if located else None,
-                    lon=120.0 + rnd.random() * 0.3 if located else None,
-                    place_text=None,
-                    compound=None,
-                    property_company=None,
-                    anonymous=False,
-                    reporter_id=rnd.randrange(1, 50_000),
-                    area=rnd.choice(AREAS),
-                    origin_chat_id=None,
-                    now=created,
-                )
-                if rnd.random() < 0.96:  # handled: acknowledged after hours, closed after days
-                    ack = created + dt.timedelta(hours=rnd.uniform(0.2, 30))
-                    await repo.set_status(tx, record.id, expected="new", new="acknowledged", now=ack)
-                    end = ack + dt.timedelta(hours=rnd.uniform(1, 120))
-                    final = "resolved" if rnd.random() < 0.85 else "rejected"
-                    await repo.set_status(
-                        tx, record.id, expected="acknowledged", new=final, now=min(end, NOW)
-                    )
-                elif rnd.random() < 0.4:
-                    await repo.set_status(tx, record.id, expected="new", new="in_progress", now=created)
+            await tx.executemany(
+                "INSERT INTO reports(kind, seq, category, description, lat, lon, anonymous, reporter_id, area,"
+                " status, created_at, updated_at, acknowledged_at, resolved_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?, ?)",
+                batch,
+            )
+        batch.clear()
+
+    for _ in range(size):
+        kind = rnd.choice(("hazard", "grievance"))
+        seq[kind] += 1
+        created = NOW - dt.timedelta(seconds=rnd.uniform(0, SPAN_DAYS * 86400))
+        located = rnd.random() < 0.67
+        status, updated, ack, resolved = "new", created, None, None
+        if rnd.random() < 0.96:  # handled: acknowledged after hours, closed after days
+            ack = created + dt.timedelta(hours=rnd.uniform(0.2, 30))
+            updated = min(NOW, ack + dt.timedelta(hours=rnd.uniform(1, 120)))
+            status = "resolved" if rnd.random() < 0.85 else "rejected"
+            resolved = updated if status == "resolved" else None
+        elif rnd.random() < 0.4:
+            status, ack = "in_progress", created
+        batch.append(
+            (
+                kind,
+                seq[kind],
+                rnd.choice(CATEGORIES[kind]),
+                "文三路口有个大坑" * 3,
+                30.2 + rnd.random() * 0.2 if located else None,
+                120.0 + rnd.random() * 0.3 if located else None,
+                rnd.randrange(1, 50_000),
+                rnd.choice(AREAS),
+                status,
+                to_db(created),
+                to_db(updated),
+                to_db(ack),
+                to_db(resolved),
+            )
+        )
+        if len(batch) >= 10_000:
+            await flush()
+    if batch:
+        await flush()
 
 
 async def _naive_board(db: Database, area: str) -> int:
