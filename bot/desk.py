@@ -573,13 +573,17 @@ class DeskService:
                 for i in range(8)
             ]
             by_status: dict[str, list[int]] = {}
-            for c in await repo.week_counts(db, bounds, scoped):
-                figures.by_category.setdefault(f"{c.kind}:{c.category}", [0] * 7)[c.day] += c.count
-                by_status.setdefault(c.status, [0] * 7)[c.day] += c.count
-                figures.reports_total += c.count
+            ack: list[float] = []
+            resolve: list[float] = []
+            for row in await repo.week_rows(db, bounds, scoped):
+                figures.by_category.setdefault(f"{row.kind}:{row.category}", [0] * 7)[row.day] += 1
+                by_status.setdefault(row.status, [0] * 7)[row.day] += 1
+                if row.ack_seconds is not None:
+                    ack.append(row.ack_seconds)
+                if row.resolve_seconds is not None:
+                    resolve.append(row.resolve_seconds)
+            figures.reports_total = sum(sum(v) for v in by_status.values())
             figures.by_status = {s: by_status[s] for s in STATUSES if s in by_status}
-            ack = await repo.durations_between(db, begin, end, scoped, "acknowledged_at")
-            resolve = await repo.durations_between(db, begin, end, scoped, "resolved_at")
             figures.median_ack_hours = _median_hours(ack)
             figures.median_resolve_hours = _median_hours(resolve)
             figures.acknowledged, figures.resolved = len(ack), len(resolve)

@@ -176,12 +176,16 @@ def _every_status(areas: Collection[str] | None, params: list[object]) -> str:
 
 
 @dataclass(frozen=True)
-class WeekCount:
-    day: int  # 0..6, the local day of the week asked for
+class WeekRow:
+    """One report filed in the week: its local day (0..6), what it is, where it stands, and how long
+    it took to be acknowledged and resolved (seconds; None: not yet)."""
+
+    day: int
     kind: str
     category: str
     status: str
-    count: int
+    ack_seconds: float | None
+    resolve_seconds: float | None
 
 
 def _day_case(bounds: Sequence[dt.datetime], column: str, params: list[object]) -> str:
@@ -194,44 +198,24 @@ def _day_case(bounds: Sequence[dt.datetime], column: str, params: list[object]) 
     return f"CASE {' '.join(cases)} ELSE {len(bounds) - 2} END"
 
 
-async def week_counts(
+async def week_rows(
     db: Executor, bounds: Sequence[dt.datetime], areas: Collection[str] | None
-) -> list[WeekCount]:
-    """Reports filed in [bounds[0], bounds[-1]) counted by local day, kind, category and current
-    status; `bounds` are the UTC instants at which the days start, and the end."""
+) -> list[WeekRow]:
+    """The reports filed in [bounds[0], bounds[-1]) in one pass; `bounds` are the UTC instants at which
+    the local days start, and the end."""
     params: list[object] = []
     day = _day_case(bounds, "created_at", params)
     params += [to_db(bounds[0]), to_db(bounds[-1])]
-    sql = (
-        f"SELECT {day} AS day, kind, category, status, COUNT(*) AS n FROM reports"
-        " WHERE created_at >= ? AND created_at < ?"
-    )
-    sql += _every_status(areas, params)
-    sql += _area_clause("area", areas, params)
-    sql += " GROUP BY day, kind, category, status"
-    return [
-        WeekCount(day=r["day"], kind=r["kind"], category=r["category"], status=r["status"], count=r["n"])
-        for r in await db.fetchall(sql, params)
-    ]
-
-
-async def durations_between(
-    db: Executor, start: dt.datetime, end: dt.datetime, areas: Collection[str] | None, milestone: str
-) -> list[float]:
-    """Seconds from filing to `milestone` ('acknowledged_at' or 'resolved_at') of the reports filed in
-    [start, end) that reached it, in ascending order (for medians)."""
-    if milestone not in ("acknowledged_at", "resolved_at"):
-        raise ValueError(milestone)
-    params: list[object] = [to_db(start), to_db(end)]
     # SQLite: julianday() reads the stored ISO text; PostgreSQL would use EXTRACT(EPOCH FROM ...).
     sql = (
-        f"SELECT (julianday({milestone}) - julianday(created_at)) * 86400.0 AS s FROM reports"
-        f" WHERE created_at >= ? AND created_at < ? AND {milestone} IS NOT NULL"
+        f"SELECT {day}, kind, category, status,"
+        " (julianday(acknowledged_at) - julianday(created_at)) * 86400.0,"
+        " (julianday(resolved_at) - julianday(created_at)) * 86400.0"
+        " FROM reports WHERE created_at >= ? AND created_at < ?"
     )
     sql += _every_status(areas, params)
     sql += _area_clause("area", areas, params)
-    sql += " ORDER BY s"
-    return [float(r[0]) for r in await db.fetchall(sql, params)]
+    return [WeekRow(*r) for r in await db.fetchall(sql, params)]
 
 
 # -- stations -----------------------------------------------------------------------------------
