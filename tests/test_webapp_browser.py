@@ -38,6 +38,7 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 MODERATOR = 5101
 REPORTER = 5102
 COURIER = 5103
+DARK = '{"bg_color":"#17212b","text_color":"#f5f5f5","hint_color":"#708499","button_color":"#5288c1","button_text_color":"#ffffff","secondary_bg_color":"#232e3c"}'
 THEME = '{"bg_color":"#ffffff","text_color":"#222222","hint_color":"#8a8a8a","button_color":"#2481cc","button_text_color":"#ffffff","secondary_bg_color":"#f1f1f4"}'
 
 
@@ -75,7 +76,7 @@ async def browser():
             await chromium.close()
 
 
-async def open_desk(browser, bot, signed: str, *, view: str = ""):
+async def open_desk(browser, bot, signed: str, *, theme: str = THEME):
     context = await browser.new_context(
         viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True, has_touch=True
     )
@@ -88,7 +89,7 @@ async def open_desk(browser, bot, signed: str, *, view: str = ""):
         lambda msg: problems.append(msg.text) if msg.type == "error" and "net::" not in msg.text else None,
     )
     target = f"{url(bot)}/#tgWebAppData={quote(signed)}&tgWebAppVersion=8.0&tgWebAppPlatform=android"
-    target += f"&tgWebAppThemeParams={quote(THEME)}"
+    target += f"&tgWebAppThemeParams={quote(theme)}"
     await page.goto(target)
     page.problems = problems  # type: ignore[attr-defined]
     return page
@@ -225,8 +226,12 @@ async def test_undo_on_the_board_tells_the_reporter_nothing(bot, tg, browser):
     reporter = tg.private(tg.user(REPORTER, "小王", language_code="zh"))
     report = await file_report(bot, reporter, REPORTER)
     reporter.skip()
-    page = await open_desk(browser, bot, init_data(bot, MODERATOR))
+    # In Telegram's dark theme, in English: the page takes its colours from themeParams.
+    page = await open_desk(browser, bot, init_data(bot, MODERATOR, "Mod", lang="en"), theme=DARK)
     await page.locator(f'.card[data-ref="{report.ref}"]').click()
+    assert await page.inner_text('[data-action="ack"]') == "Acknowledge"
+    background = await page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(23, 33, 43)"
     await page.click('[data-action="ack"]')
     await page.click("#toast-action")  # 撤销
     await page.locator(f'#col-new .card[data-ref="{report.ref}"]').wait_for()
