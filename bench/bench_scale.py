@@ -24,6 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # Scenario name -> module under bench/scale/ (each has `async def run(args) -> list[dict]`).
 SCENARIOS: dict[str, str] = {
+    "stations": "bench.scale.stations",
+    "wishes": "bench.scale.wishes",
+    "rank": "bench.scale.rank",
+    "reports": "bench.scale.reports",
     "desk": "bench.scale.desk",
 }
 

@@ -269,8 +269,15 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox = add(
         "sandbox", "chat with the bot in this terminal, against the built-in fake Telegram", cmd_sandbox
     )
-    sandbox.add_argument("--role", choices=["courier", "moderator", "captain", "admin"], default="courier")
-    sandbox.add_argument("--lang", choices=["zh", "en"], default="zh")
+    sandbox.add_argument(
+        "--role",
+        choices=["courier", "moderator", "captain", "admin", "station_keeper"],
+        default="courier",
+        help="who you are at start (switch with :as in the sandbox)",
+    )
+    sandbox.add_argument(
+        "--lang", choices=["zh", "en"], default="zh", help="everyone's language (wins over an earlier /lang)"
+    )
     sandbox.add_argument(
         "--stations", default="data/stations.demo.csv", help="stations CSV to load ('' for none)"
     )

@@ -9,6 +9,7 @@ import datetime as dt
 import logging
 
 from bot.core.container import Core
+from bot.kit.numbers import parse_int
 from storage import groups as groups_repo
 from storage import outbox as outbox_repo
 from storage import points as points_repo
@@ -66,9 +67,10 @@ class Community:
 
     async def find_user(self, who: str) -> UserRecord | None:
         """A user by id ("123") or username ("@name" or "name")."""
-        who = who.strip()
-        if who.lstrip("-").isdigit():
-            return await users_repo.get(self._db, int(who))
+        who = who.strip()[:64]
+        user_id = parse_int(who)
+        if user_id is not None:
+            return await users_repo.get(self._db, user_id)
         return await users_repo.find_by_username(self._db, who.lstrip("@"))
 
     async def set_language(self, user_id: int, lang: str | None) -> None:

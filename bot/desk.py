@@ -255,23 +255,21 @@ class DeskService:
         return out
 
     async def hotspots(self, access: DeskAccess, filters: MapFilters) -> list[dict[str, Any]]:
-        """Access-dispute hotspots (ReportService.access_hotspots) placed at the mean location of their
-        located reports; asked for separately so the markers do not wait for them."""
+        """Access-dispute hotspots (ReportService.access_hotspots, all time) placed at the mean location
+        of their located grievances; asked for separately so the markers do not wait for them."""
         if not access.can_reports:
             return []
         areas = self._narrow(access.reports, filters.area)
-        now = self.core.clock.now()
-        since = now - dt.timedelta(days=filters.max_age_days) if filters.max_age_days else None
-        found = await self.reports.access_hotspots(since=since, area=areas, limit=20)
-        located = await reports_repo.get_many(self.core.db, sorted({i for h in found for i in h.report_ids}))
+        found = await self.reports.access_hotspots(area=areas, limit=20)
+        places = await repo.hotspot_points(
+            self.core.db, rc.ACCESS, [(h.compound, h.property_company) for h in found], areas
+        )
         out = []
         for h in found:
-            points = [(r.lat, r.lon) for i in h.report_ids if (r := located.get(i)) and r.lat is not None]
-            if not points:
+            point = places.get((h.compound, h.property_company))
+            if point is None:
                 continue
-            mlat, mlon = self.map_point(
-                sum(p[0] for p in points) / len(points), sum(p[1] for p in points) / len(points)
-            )
+            mlat, mlon = self.map_point(*point)
             out.append(
                 {
                     "compound": h.compound,

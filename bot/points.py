@@ -29,6 +29,9 @@ CODE_DIGITS = 6
 MAX_ADJUST = 10_000  # points one /adjust may add or take
 
 
+REASON_LIMIT = 200  # characters of a moderator's reason for a correction
+
+
 class PointsOutcome(StrEnum):
     """What an operation did; handlers show `points.outcome.<value>`."""
 
@@ -41,6 +44,7 @@ class PointsOutcome(StrEnum):
     EXPIRED = "expired"
     OWN_CODE = "own_code"
     TOO_LARGE = "too_large"
+    REASON_TOO_LONG = "reason_too_long"
 
 
 @dataclass(frozen=True)
@@ -96,22 +100,25 @@ class PointsService:
         always the same.
         """
         start, end = self.month_bounds(month)
-        rows = await ledger.earned_between(self.core.db, start, end, area)
-        places = {uid: (place, pts) for place, (uid, pts) in enumerate(rows, 1)}
-        shown = [uid for uid, _ in rows[:RANK_SIZE]]
-        if user_id in places and user_id not in shown:
+        db = self.core.db
+        if not await ledger.month_ready(db, start, end):  # a month of another time zone than 0032's
+            async with db.transaction() as tx:
+                await ledger.build_month(tx, start, end)
+        top = await ledger.month_top(db, start, RANK_SIZE, area)
+        own = await ledger.month_place(db, start, user_id, area)
+        shown = [uid for uid, _ in top]
+        if own is not None and user_id not in shown:
             shown.append(user_id)
-        users = await users_repo.get_many(self.core.db, shown)
+        users = await users_repo.get_many(db, shown)
 
-        def entry(uid: int) -> RankEntry:
-            place, pts = places[uid]
+        def entry(place: int, uid: int, pts: int) -> RankEntry:
             return RankEntry(place, uid, pts, users[uid].display_name if uid in users else str(uid))
 
         return Leaderboard(
             month=start.astimezone(self.core.tz).date(),
             area=area,
-            top=[entry(uid) for uid, _ in rows[:RANK_SIZE]],
-            own=entry(user_id) if user_id in places else None,
+            top=[entry(place, uid, pts) for place, (uid, pts) in enumerate(top, 1)],
+            own=entry(own[0], user_id, own[1]) if own is not None else None,
         )
 
     async def adjust(self, user_id: int, delta: int, reason: str, actor_id: int) -> PointsResult:
@@ -123,6 +130,8 @@ class PointsService:
             return PointsResult(PointsOutcome.TOO_LARGE)
         if not reason:
             return PointsResult(PointsOutcome.REASON_MISSING)
+        if len(reason) > REASON_LIMIT:  # it is stored, shown in /points and sent to the courier
+            return PointsResult(PointsOutcome.REASON_TOO_LONG)
         now = self.core.clock.now()
         token = secrets.token_hex(6)
         async with self.core.db.transaction() as tx:

@@ -24,7 +24,7 @@ from typing import Any
 
 from bot.core.container import Core
 from bot.core.messages import Button, edit_payload, keyboard, notice, send_payload
-from bot.kit.geo import LatLon, amap_marker_url, distance_m
+from bot.kit.geo import LatLon, amap_marker_url, bounding_box, distance_m, haversine_m
 from storage import outbox
 from storage import points as ledger
 from storage import tasks as store
@@ -44,6 +44,11 @@ DETAILS_LIMIT = 500
 AREA_LIMIT = 30
 MAX_SLOTS = 500
 MAX_POINTS = 1000
+WALL_START_RADIUS_M = 1000.0
+"""First box of the wall's nearest order (grown until the page is certain)."""
+WALL_BOX_MAX_M = 1_000_000.0
+"""Beyond this radius the nearest order reads every pinned open task."""
+_SPHERE_RATIO = 1.01  # bounds ellipsoidal / spherical distance and its inverse (both within 0.6%)
 
 # Claim states a courier still has something to do with (listed in /mytasks).
 ACTIVE_CLAIMS = ("claimed", "waitlisted", "assigned_pending")
@@ -449,24 +454,80 @@ class TaskService:
         located_at: dt.datetime | None = None,
         area: str | None = None,
     ) -> WallPage:
-        """Open tasks, paged: nearest first with a location shared recently, else soonest first."""
+        """Open tasks, paged: nearest first with a location shared recently (pinned tasks by distance,
+        then those without a pin soonest first), else soonest first.
+
+        Reads one page: the counts come from the open tasks' index entries, the page from the index in
+        its order (soonest) or from growing boxes around the courier (nearest), and only the page's
+        tasks are read whole with their claim counts.
+        """
         now = self.core.clock.now()
-        counts = await store.list_upcoming(self.core.db, now, area)
+        db = self.core.db
         fresh = dt.timedelta(minutes=self.config.location_max_age_minutes)
         by_distance = location is not None and located_at is not None and now - located_at <= fresh
-        items = [WallItem(c) for c in counts]
-        if by_distance:
-            assert location is not None
-            here = LatLon(*location)
-            items = [
-                WallItem(c, None if c.task.lat is None else distance_m(here, LatLon(c.task.lat, c.task.lon)))
-                for c in counts
-            ]
-            items.sort(key=lambda i: (i.distance_m is None, i.distance_m or 0.0, i.count.task.starts_at))
+        total, pinned = await store.wall_counts(db, now, area)
         size = self.config.page_size
-        pages = max(1, math.ceil(len(items) / size))
+        pages = max(1, math.ceil(total / size))
         page = min(max(page, 0), pages - 1)
-        return WallPage(items[page * size : (page + 1) * size], page, pages, len(items), by_distance)
+        first, end = page * size, min((page + 1) * size, total)
+        if not by_distance:
+            ids = await store.wall_soonest(db, now, limit=size, offset=first, area=area)
+            return WallPage(
+                [WallItem(c) for c in await store.with_counts(db, ids)], page, pages, total, False
+            )
+        assert location is not None
+        near: list[tuple[float, dt.datetime, int]] = []
+        if first < pinned:
+            near = (await self._nearest_pinned(now, LatLon(*location), min(end, pinned), pinned, area))[
+                first:end
+            ]
+        rest: list[int] = []
+        if end - first > len(near):
+            rest = await store.wall_soonest(
+                db,
+                now,
+                limit=end - first - len(near),
+                offset=max(0, first - pinned),
+                area=area,
+                unpinned=True,
+            )
+        counts = {c.task.id: c for c in await store.with_counts(db, [i for _, _, i in near] + rest)}
+        items = [WallItem(counts[i], d) for d, _, i in near if i in counts]
+        items += [WallItem(counts[i]) for i in rest if i in counts]
+        return WallPage(items, page, pages, total, True)
+
+    async def _nearest_pinned(
+        self, now: dt.datetime, here: LatLon, need: int, pinned: int, area: str | None
+    ) -> list[tuple[float, dt.datetime, int]]:
+        """The ``need`` pinned tasks taking claims nearest to ``here`` as (metres, start, id), nearest
+        first, then the sooner, then the lower id: the ellipsoidal distance shown on the wall.
+
+        The box of radius r holds every task within r on the sphere (haversine, with a margin). The
+        ellipsoidal distance d and the spherical one h differ by under 0.6% (R = 1.01 bounds both
+        ways), so once ``need`` tasks have h <= r / R^2, no task outside the box can be among the
+        first ``need``. Otherwise the box grows to where the density seen predicts ``need``, and beyond
+        WALL_BOX_MAX_M it is the whole world. Only the tasks that can still be among the first get
+        their ellipsoidal distance (beyond 20 km it costs ~40 µs).
+        """
+        r = WALL_START_RADIUS_M
+        while True:
+            box = bounding_box(here.lat, here.lon, r)
+            whole = r >= WALL_BOX_MAX_M or box[2] < -180.0 or box[3] > 180.0
+            found = await store.wall_pinned_in(
+                self.core.db, now, (-90.0, 90.0, -180.0, 180.0) if whole else box, area
+            )
+            by_sphere = sorted(
+                (haversine_m(here.lat, here.lon, lat, lon), lat, lon, s, i) for i, lat, lon, s in found
+            )
+            within = sum(1 for h, *_ in by_sphere if h <= r / _SPHERE_RATIO**2)
+            if whole or within >= need or len(found) >= pinned:
+                break
+            r = 4.0 * r if within == 0 else max(2.0 * r, r * math.sqrt(need / within) * 1.3)
+        if len(by_sphere) > need:  # the rest are farther (d > h / R) than the need-th (d <= h_k * R)
+            cut = by_sphere[need - 1][0] * _SPHERE_RATIO**2
+            by_sphere = [x for x in by_sphere if x[0] <= cut]
+        ranked = sorted((distance_m(here, LatLon(lat, lon)), s, i) for _, lat, lon, s, i in by_sphere)
+        return ranked[:need]
 
     async def my_tasks(self, user_id: int) -> list[MyTask]:
         db = self.core.db

@@ -331,6 +331,7 @@ class ChatDriver:
         stored = self.server.store_user_file(
             b"OggS" + bytes(64), file_name="voice.ogg", mime_type="audio/ogg"
         )
+        stored.duration = duration
         voice = {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,

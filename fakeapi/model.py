@@ -64,6 +64,7 @@ class StoredFile:
     data: bytes
     file_name: str | None = None
     mime_type: str | None = None
+    duration: int | None = None  # a voice note's seconds: kept when the bot sends it on by file_id
 
     @property
     def file_path(self) -> str:

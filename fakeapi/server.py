@@ -1241,7 +1241,7 @@ class FakeTelegram:
         voice = {
             "file_id": stored.file_id,
             "file_unique_id": stored.file_unique_id,
-            "duration": p.get("duration") or 1,
+            "duration": p.get("duration") or stored.duration or 1,
             "mime_type": "audio/ogg",
         }
         return self._bot_send(

@@ -35,6 +35,7 @@ from handlers.core import cancel_conversation, cancel_fallback
 
 COMPOSE, AUDIENCE, AREAS, PREVIEW, WHEN = range(5)
 DRAFT = "broadcast"
+MESSAGE_LIMIT = 4096  # Telegram's limit for the text of one message
 
 COMMANDS = [
     Command("broadcast", "broadcast.cmd", scope="private", perm=Perm.BROADCAST_SEND),
@@ -236,7 +237,7 @@ async def _preview(update: Update, context: XContext, *, new_message: bool) -> i
         return PREVIEW
     t = context.t
     tz = context.core.tz
-    lines = [t("broadcast.preview_title"), "", draft.text if draft.text else "🖼", ""]
+    lines = [t("broadcast.preview_title"), "", "", ""]  # the notice goes in [2] once the rest is known
     if draft.audience == "areas":
         lines.append(t("broadcast.preview_audience_areas", areas=("、".join(draft.areas))))
     else:
@@ -280,13 +281,28 @@ async def _preview(update: Update, context: XContext, *, new_message: bool) -> i
             [InlineKeyboardButton(t("broadcast.btn_cancel"), callback_data=cb("bc", "cancel"))],
         ]
     )
+    lines[2] = _fit_notice(context, draft.text, len("\n".join(lines)))
     text = "\n".join(lines)
+    # Plain text, like the notice itself: "<8点>" or "A & B" are shown as typed.
     query = update.callback_query
     if query is not None and not new_message:
-        await query.edit_message_text(text, reply_markup=keyboard, parse_mode="HTML")
+        await query.edit_message_text(text, reply_markup=keyboard)
     else:
-        await reply(update, context, text, reply_markup=keyboard, parse_mode="HTML")
+        await reply(update, context, text, reply_markup=keyboard)
     return PREVIEW
+
+
+def _fit_notice(context: XContext, text: str, rest: int) -> str:
+    """The notice as the preview shows it: whole when the preview fits one message (4,096
+    characters), else its start and a line saying it goes out in full."""
+    if not text:
+        return "🖼"
+    room = MESSAGE_LIMIT - rest
+    if len(text) <= room:
+        return text
+    note = context.t("broadcast.preview_cut", shown="{shown}", total=len(text))
+    shown = max(0, room - len(note) - 8)
+    return text[:shown] + "…\n" + note.replace("{shown}", str(shown))
 
 
 async def option_toggled(update: Update, context: XContext) -> int:

@@ -141,10 +141,27 @@ def open_private_button(
     )
 
 
-async def private_only(update: Update, context: XContext, payload: str) -> bool:
-    """True in a private chat. In a group (where personal data must not be shown) answer with a
-    button that opens the private chat at `/start <payload>`, and return False."""
+def is_moderators_chat(context: XContext, chat_id: int | None) -> bool:
+    """One of the configured moderators' chats (bot.moderator_chat_id, bot.area_moderator_chats)."""
+    bot = context.core.config.bot
+    return (
+        chat_id is not None
+        and chat_id != 0
+        and (chat_id == bot.moderator_chat_id or chat_id in bot.area_moderator_chats.values())
+    )
+
+
+async def private_only(
+    update: Update, context: XContext, payload: str, *, moderators_chat: bool = False
+) -> bool:
+    """True in a private chat (and, with `moderators_chat`, in a moderators' chat). Elsewhere, where
+    personal data (names, exact locations, photos, balances, codes, rosters) must not be shown,
+    answer with a button that opens the private chat at `/start <payload>`, and return False."""
     if is_private(update):
+        return True
+    if moderators_chat and is_moderators_chat(
+        context, update.effective_chat.id if update.effective_chat else None
+    ):
         return True
     query = update.callback_query
     if query is not None:
@@ -168,14 +185,6 @@ def drop_draft(context: XContext, name: str) -> None:
 
 def stale_button_text(context: XContext) -> str:
     return context.t("error.stale_button")
-
-
-def parse_int(text: str) -> int | None:
-    """A whole number typed by a user ("+5", "-3", "12"), or None."""
-    try:
-        return int(text.strip())
-    except ValueError:
-        return None
 
 
 async def find_user(context: XContext, who: str) -> int | None:

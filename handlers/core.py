@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from telegram import ChatMember, ChatMemberUpdated, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.constants import ChatType
-from telegram.error import BadRequest, TelegramError
+from telegram.error import BadRequest, Forbidden, NetworkError, TelegramError
 from telegram.ext import (
     Application,
+    ApplicationHandlerStop,
     CallbackQueryHandler,
     ChatMemberHandler,
     CommandHandler,
@@ -27,6 +30,8 @@ from bot.core.authz import GRANTABLE, Perm, Role
 from bot.core.i18n import LANGUAGES, resolve_language
 from bot.core.messages import notice
 from bot.core.ptb import end_conversation
+from bot.core.ratelimit import Deferred
+from bot.kit.numbers import parse_int
 from handlers.common import (
     Command,
     actor_of,
@@ -106,6 +111,25 @@ async def track(update: Update, context: XContext) -> None:
         context.lang = resolve_language(record.lang, record.language_code, default)
     elif user is not None:
         context.lang = resolve_language(None, user.language_code, default)
+    await _refuse_impossible_location(update, context)
+
+
+async def _refuse_impossible_location(update: Update, context: XContext) -> None:
+    """A location no phone sends (NaN, infinite, beyond the poles): answered here and handled by no
+    feature, so it never reaches a search, a draft or the remembered "last location"."""
+    message = update.effective_message
+    location = None
+    if message is not None:
+        location = message.location or (message.venue.location if message.venue else None)
+    if location is None:
+        return
+    lat, lon = location.latitude, location.longitude
+    if math.isfinite(lat) and math.isfinite(lon) and -90 <= lat <= 90 and -180 <= lon <= 180:
+        return
+    log.info("update %s: impossible location (%r, %r) refused", update.update_id, lat, lon)
+    if update.message is not None and is_private(update):
+        await reply(update, context, context.t("error.bad_location"))
+    raise ApplicationHandlerStop
 
 
 async def bot_membership(update: Update, context: XContext) -> None:
@@ -343,7 +367,7 @@ async def _resolve_target(
     if not args:
         return None, "", args
     who, rest = args[0], args[1:]
-    if who.lstrip("-").isdigit() or who.startswith("@"):
+    if parse_int(who) is not None or who.startswith("@"):
         record = await community(context).find_user(who)
         if record is None:
             return None, who, rest
@@ -486,7 +510,16 @@ async def area_command(update: Update, context: XContext) -> None:
 
 
 async def on_error(update: object, context: XContext) -> None:
-    """Log with the update's context; tell the user, in their language, that nothing was lost."""
+    """Log with the update's context; tell the user, in their language, that nothing was lost.
+
+    Telegram's own refusals and network trouble are one line each (no traceback: they are not our
+    bugs); a reply handed to the outbox (a busy group) is no error at all. ERROR is for our bugs."""
+    error = context.error
+    query = update.callback_query if isinstance(update, Update) else None
+    if isinstance(error, Deferred):
+        log.info("update %s: %s", getattr(update, "update_id", None), error.message)
+        await _answer_quietly(context, query)
+        return
     if isinstance(context.error, BadRequest) and "not modified" in str(context.error).lower():
         # A double tap redrew a message with what it already shows: nothing went wrong.
         log.info("update %s: message not modified (a repeated tap)", getattr(update, "update_id", None))
@@ -499,25 +532,38 @@ async def on_error(update: object, context: XContext) -> None:
     if isinstance(update, Update):
         chat_id = update.effective_chat.id if update.effective_chat else None
         user_id = update.effective_user.id if update.effective_user else None
-    log.error(
-        "error handling update %s (chat=%s user=%s)",
-        getattr(update, "update_id", None),
-        chat_id,
-        user_id,
-        exc_info=context.error,
-    )
+    if isinstance(error, Forbidden | NetworkError):  # BadRequest, TimedOut, 5xx, ... (not RetryAfter)
+        log.warning(
+            "update %s (chat=%s user=%s): Telegram: %s: %s",
+            getattr(update, "update_id", None),
+            chat_id,
+            user_id,
+            type(error).__name__,
+            error.message,
+        )
+        if isinstance(error, Forbidden):
+            return  # blocked or removed: there is nobody to tell
+    else:
+        log.error(
+            "error handling update %s (chat=%s user=%s)",
+            getattr(update, "update_id", None),
+            chat_id,
+            user_id,
+            exc_info=error,
+        )
     if not isinstance(update, Update) or chat_id is None:
         return
     try:
         # The error handler gets a fresh context: look the user's language up again.
         lang = await context.core.user_lang(user_id) if user_id is not None else context.lang
         text = context.core.t(lang, "error.generic")
-        if update.callback_query is not None:
-            await update.callback_query.answer(text, show_alert=True)
+        limiter = context.application.bot_data.get("limiter")
+        if query is not None and not (limiter is not None and limiter.was_answered(query.id)):
+            await query.answer(text, show_alert=True)
         else:
             await context.bot.send_message(chat_id, text)
-    except Exception:
-        log.warning("could not tell chat %s about the error", chat_id, exc_info=True)
+    except Exception as exc:
+        log.warning("could not tell chat %s about the error: %s", chat_id, exc)
 
 
 async def flush_persistence(update: object, context: XContext) -> None:
@@ -525,9 +571,22 @@ async def flush_persistence(update: object, context: XContext) -> None:
     await context.application.update_persistence()
 
 
+async def unknown_button(update: Update, context: XContext) -> None:
+    await update.callback_query.answer(context.t("error.stale_button"), show_alert=True)
+
+
 async def unknown_command(update: Update, context: XContext) -> None:
     if is_private(update):
         await reply(update, context, context.t("authz.unknown_command"))
+
+
+async def _answer_quietly(context: XContext, query: Any) -> None:
+    """End a button's spinner unless this process already answered it (a second answer is refused)."""
+    limiter = context.application.bot_data.get("limiter")
+    if query is None or (limiter is not None and limiter.was_answered(query.id)):
+        return
+    with contextlib.suppress(TelegramError):
+        await query.answer()
 
 
 def register_first(app: Application) -> None:
@@ -581,5 +640,7 @@ def register(app: Application) -> None:
 def register_last(app: Application) -> None:
     # Feature handlers all live in group 0, so this one only sees commands nobody took.
     app.add_handler(MessageHandler(filters.COMMAND & filters.ChatType.PRIVATE, unknown_command))
+    # A button no feature knows (an old keyboard, forged data): answered, or its spinner would spin on.
+    app.add_handler(CallbackQueryHandler(unknown_button))
     app.add_handler(TypeHandler(Update, flush_persistence), group=1000)
     app.add_error_handler(on_error)  # type: ignore[arg-type]

@@ -8,8 +8,9 @@ from telegram.ext import Application, CommandHandler
 
 from bot.core.app import XContext
 from bot.core.authz import Perm
+from bot.kit.numbers import parse_int
 from bot.points import PointsResult, PointsService
-from handlers.common import Command, community, find_user, is_private, parse_int, private_only, reply, require
+from handlers.common import Command, community, find_user, is_private, private_only, reply, require
 from handlers.core import deep_links
 
 COMMANDS = [
@@ -101,11 +102,12 @@ async def redeem(update: Update, context: XContext) -> None:
         return
     args = list(context.args or [])
     service = _points(context)
-    if len(args) != 1 or parse_int(args[0]) is None:
+    amount = parse_int(args[0]) if len(args) == 1 else None
+    if amount is None:
         balance = await service.balance(update.effective_user.id)
         await reply(update, context, context.t("points.redeem.usage", balance=balance))
         return
-    result = await service.request_code(update.effective_user.id, int(args[0]))
+    result = await service.request_code(update.effective_user.id, amount)
     if not result.ok or result.code is None:
         await reply(update, context, _points_text(context, result))
         return
@@ -124,10 +126,12 @@ async def redeem(update: Update, context: XContext) -> None:
 
 async def adjust(update: Update, context: XContext) -> None:
     """/adjust <user id | @username> <+n | -n> <reason>"""
+    if not await require(update, context, Perm.POINTS_ADJUST):  # the role first, then the arguments
+        return
     args = list(context.args or [])
-    if len(args) < 3 or parse_int(args[1]) is None:
-        if await require(update, context, Perm.POINTS_ADJUST):
-            await reply(update, context, context.t("points.adjust.usage"))
+    delta = parse_int(args[1]) if len(args) >= 3 else None
+    if delta is None:
+        await reply(update, context, context.t("points.adjust.usage"))
         return
     user_id = await find_user(context, args[0])
     record = await community(context).user(user_id) if user_id is not None else None
@@ -136,9 +140,7 @@ async def adjust(update: Update, context: XContext) -> None:
     if record is None:
         await reply(update, context, context.t("roles.unknown_user", who=args[0]))
         return
-    result = await _points(context).adjust(
-        record.id, int(args[1]), " ".join(args[2:]), update.effective_user.id
-    )
+    result = await _points(context).adjust(record.id, delta, " ".join(args[2:]), update.effective_user.id)
     if result.ok:
         await reply(
             update,
@@ -146,7 +148,7 @@ async def adjust(update: Update, context: XContext) -> None:
             context.t(
                 "points.adjust.done",
                 name=record.display_name,
-                delta=f"{int(args[1]):+d}",
+                delta=f"{delta:+d}",
                 balance=result.balance,
             ),
         )

@@ -680,6 +680,8 @@ def _input_error(context: XContext, exc: StationInputError) -> str:
         )
     if exc.field == "lat":
         return context.t("stations.ui.invalid_lat", detail=", ".join(exc.values))
+    if exc.reason.startswith("too long"):
+        return context.t("stations.ui.too_long", limit=exc.values[0] if exc.values else "")
     key = f"stations.ui.invalid_{exc.field}"
     if context.core.catalog.has(key):
         return context.t(key)

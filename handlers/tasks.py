@@ -31,6 +31,7 @@ from telegram.ext import (
 from bot.core.app import XContext
 from bot.core.authz import Perm
 from bot.core.messages import is_link
+from bot.kit.numbers import parse_id, parse_int
 from bot.kit.timeparse import InputError, parse_time
 from bot.tasks import Outcome, Task, TaskCount, TaskDraft, TaskInvalid, TaskResult, TaskService, cb
 from handlers.common import (
@@ -41,7 +42,6 @@ from handlers.common import (
     main_menu,
     menu_text,
     notify,
-    parse_int,
     private_only,
     reply,
     require,
@@ -368,8 +368,10 @@ async def withdraw(update: Update, context: XContext) -> None:
         if where == ["m"]:
             text, markup = await _my_tasks_view(context, user_id)
             await query.edit_message_text(text, reply_markup=markup)
-        elif len(where) == 1 and where[0][:1] == "w" and where[0][1:].isdigit():
-            text, markup = await _wall_view(context, int(where[0][1:]), user_id=user_id)
+        elif len(where) == 1 and where[0][:1] == "w" and parse_int(where[0][1:], signed=False) is not None:
+            text, markup = await _wall_view(
+                context, parse_int(where[0][1:], signed=False) or 0, user_id=user_id
+            )
             await query.edit_message_text(text, reply_markup=markup)
         else:
             await query.edit_message_reply_markup(None)
@@ -1029,12 +1031,14 @@ async def cancel_task(update: Update, context: XContext) -> None:
 
 async def assign(update: Update, context: XContext) -> None:
     """/assign <task id> <user id | @username>"""
-    args = list(context.args or [])
-    if len(args) != 2 or not args[0].isdigit():
-        if await require(update, context, Perm.TASKS_MANAGE):
-            await reply(update, context, context.t("tasks.assign.usage"))
+    if not await require(update, context, Perm.TASKS_MANAGE):  # the role first, then the arguments
         return
-    count = await _managed_task(update, context, int(args[0]), private=False)
+    args = list(context.args or [])
+    task_id = parse_id(args[0]) if len(args) == 2 else None
+    if task_id is None:
+        await reply(update, context, context.t("tasks.assign.usage"))
+        return
+    count = await _managed_task(update, context, task_id, private=False)
     if count is None:
         return
     user_id = await find_user(context, args[1])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from storage.db import Executor, Row, from_db, from_db_required, to_db
@@ -21,6 +22,27 @@ class LedgerEntry:
     created_at: dt.datetime
 
 
+_APPEND = (
+    "INSERT INTO points_ledger(user_id, delta, reason, ref, note, area, actor_id, idem_key, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(idem_key) DO NOTHING"
+)
+
+
+@dataclass(frozen=True)
+class NewEntry:
+    """An entry for append_many."""
+
+    user_id: int
+    delta: int
+    reason: str
+    created_at: dt.datetime
+    ref: str | None = None
+    note: str | None = None
+    area: str | None = None
+    actor_id: int | None = None
+    idem_key: str | None = None
+
+
 async def append(
     db: Executor,
     *,
@@ -34,13 +56,23 @@ async def append(
     actor_id: int | None = None,
     idem_key: str | None = None,
 ) -> bool:
-    """Add an entry. With an idem_key the same credit is only ever written once: False if it was."""
+    """Add an entry. With an idem_key the same credit is only ever written once: False if it was.
+    (The trigger points_month_totals adds it to the month's totals in the same statement.)"""
     changed = await db.execute(
-        "INSERT INTO points_ledger(user_id, delta, reason, ref, note, area, actor_id, idem_key, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT(idem_key) DO NOTHING",
-        (user_id, delta, reason, ref, note, area, actor_id, idem_key, to_db(now)),
+        _APPEND, (user_id, delta, reason, ref, note, area, actor_id, idem_key, to_db(now))
     )
     return changed > 0
+
+
+async def append_many(db: Executor, entries: Iterable[NewEntry]) -> int:
+    """Many entries in one executemany (imports, benchmarks), through the same statement as append."""
+    return await db.executemany(
+        _APPEND,
+        (
+            (e.user_id, e.delta, e.reason, e.ref, e.note, e.area, e.actor_id, e.idem_key, to_db(e.created_at))
+            for e in entries
+        ),
+    )
 
 
 async def balance(db: Executor, user_id: int) -> int:
@@ -69,21 +101,88 @@ async def history(db: Executor, user_id: int, limit: int = 10) -> list[LedgerEnt
     ]
 
 
-async def earned_between(
-    db: Executor, start: dt.datetime, end: dt.datetime, area: str | None = None
-) -> list[tuple[int, int]]:
-    """(user_id, points earned) in [start, end): every entry but redemptions (spending points does not
-    lower a rank, while a moderator's correction of a wrong credit does); only users above zero."""
-    sql = (
-        "SELECT user_id, SUM(delta) AS earned FROM points_ledger"
-        " WHERE reason <> 'redeem' AND created_at >= ? AND created_at < ?"
+# -- the monthly rank -------------------------------------------------------------------------------
+# Totals per month and user (points_month_users) and per month, area and user (points_month_areas),
+# written by the trigger points_month_totals with every ledger row (0032_wall_and_rank.sql): what a
+# user earned in a month is every entry but redemptions (spending points does not lower a rank, while
+# a moderator's correction of a wrong credit does). A rank reads the top of an index and counts the
+# users ahead of one user, never the month's ledger rows.
+
+
+def _month_table(area: str | None) -> tuple[str, str, list[object]]:
+    """(totals table, its extra WHERE, parameters) for the whole rank or one area's."""
+    if area is None:
+        return "points_month_users", "", []
+    return "points_month_areas", " AND area = ?", [area]
+
+
+async def month_ready(db: Executor, start: dt.datetime, end: dt.datetime) -> bool:
+    """Are totals kept for exactly the month [start, end)?"""
+    found = await db.fetchval(
+        "SELECT 1 FROM points_months WHERE start_at = ? AND end_at = ?", (to_db(start), to_db(end))
     )
-    params: list[object] = [to_db(start), to_db(end)]
-    if area is not None:
-        sql += " AND area = ?"
-        params.append(area)
-    sql += " GROUP BY user_id HAVING earned > 0 ORDER BY earned DESC, MIN(created_at), user_id"
-    return [(r[0], r[1]) for r in await db.fetchall(sql, params)]
+    return found is not None
+
+
+async def build_month(db: Executor, start: dt.datetime, end: dt.datetime) -> bool:
+    """Keep totals for the month [start, end) from now on, computed once from its ledger rows (in the
+    caller's transaction). A month of another time zone overlapping it is dropped with its totals.
+    False when it was already kept."""
+    if await month_ready(db, start, end):
+        return False
+    lo, hi = to_db(start), to_db(end)
+    await db.execute("DELETE FROM points_months WHERE start_at < ? AND end_at > ?", (hi, lo))  # cascades
+    await db.execute("INSERT INTO points_months(start_at, end_at) VALUES (?, ?)", (lo, hi))
+    await db.execute(
+        "INSERT INTO points_month_users(month_start, user_id, earned, first_at)"
+        " SELECT ?1, user_id, SUM(delta), MIN(created_at) FROM points_ledger"
+        " WHERE reason <> 'redeem' AND created_at >= ?1 AND created_at < ?2 GROUP BY user_id",
+        (lo, hi),
+    )
+    await db.execute(
+        "INSERT INTO points_month_areas(month_start, area, user_id, earned, first_at)"
+        " SELECT ?1, area, user_id, SUM(delta), MIN(created_at) FROM points_ledger"
+        " WHERE reason <> 'redeem' AND area IS NOT NULL AND created_at >= ?1 AND created_at < ?2"
+        " GROUP BY area, user_id",
+        (lo, hi),
+    )
+    return True
+
+
+async def month_top(
+    db: Executor, start: dt.datetime, limit: int, area: str | None = None
+) -> list[tuple[int, int]]:
+    """(user_id, points earned) of the first ``limit`` users of the month starting at ``start`` (kept,
+    see month_ready): most points first, then whoever started earning first, then the lower id; only
+    users above zero."""
+    table, where, params = _month_table(area)
+    rows = await db.fetchall(
+        f"SELECT user_id, earned FROM {table} WHERE month_start = ?{where} AND earned > 0"
+        " ORDER BY earned DESC, first_at, user_id LIMIT ?",
+        [to_db(start), *params, limit],
+    )
+    return [(r[0], r[1]) for r in rows]
+
+
+async def month_place(
+    db: Executor, start: dt.datetime, user_id: int, area: str | None = None
+) -> tuple[int, int] | None:
+    """(place, points earned) of one user in the month's rank; None when they earned nothing."""
+    table, where, params = _month_table(area)
+    month = to_db(start)
+    own = await db.fetchone(
+        f"SELECT earned, first_at FROM {table} WHERE month_start = ?{where} AND user_id = ?",
+        [month, *params, user_id],
+    )
+    if own is None or own["earned"] <= 0:
+        return None
+    earned, first_at = own["earned"], own["first_at"]
+    ahead = await db.fetchval(
+        f"SELECT COUNT(*) FROM {table} WHERE month_start = ?{where} AND earned > 0 AND earned >= ?"
+        " AND (earned > ? OR first_at < ? OR (first_at = ? AND user_id < ?))",
+        [month, *params, earned, earned, first_at, first_at, user_id],
+    )
+    return int(ahead) + 1, int(earned)
 
 
 # -- redeem codes (a courier shows a one-time code at a station) ------------------------------------

@@ -2,6 +2,10 @@
 
 Status changes are compare-and-set (`UPDATE ... WHERE id = ? AND status = ? RETURNING *`): of two
 moderators pressing at once exactly one statement matches.
+
+What the moderators' list shows without reading every report is kept on write by `insert` and
+`set_status` in the caller's transaction: report_counts (how many per status, area, kind, category)
+and the access hotspot groups (report_hotspots per area, report_hotspot_totals over all areas).
 """
 
 from __future__ import annotations
@@ -82,7 +86,6 @@ class Hotspot:
     total: int
     open: int
     last_at: dt.datetime
-    report_ids: tuple[int, ...]
 
 
 def _record(row: Row) -> ReportRecord:
@@ -128,6 +131,99 @@ def _event(row: Row) -> ReportEvent:
     )
 
 
+def _text(value: str | None) -> str | None:
+    value = (value or "").strip()
+    return value or None
+
+
+def _place(report: ReportRecord) -> tuple[str, str] | None:
+    """The hotspot group of a grievance naming a compound or a property company ('' = not given)."""
+    if report.kind != "grievance":
+        return None
+    compound, company = (report.compound or "").strip(), (report.property_company or "").strip()
+    return (compound, company) if compound or company else None
+
+
+async def _count(db: Executor, status: str, area: str | None, kind: str, category: str, delta: int) -> None:
+    await db.execute(
+        "INSERT INTO report_counts(status, area, kind, category, n) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT(status, area, kind, category) DO UPDATE SET n = report_counts.n + excluded.n",
+        (status, area or "", kind, category, delta),
+    )
+
+
+# The hotspot groups per area (report_hotspots) and over all areas (report_hotspot_totals).
+_HOTSPOT_TABLES = (
+    ("report_hotspots", "category, area, compound, property_company"),
+    ("report_hotspot_totals", "category, compound, property_company"),
+)
+
+
+def _hotspot_key(table: str, report: ReportRecord, place: tuple[str, str]) -> tuple[str, ...]:
+    if table == "report_hotspots":
+        return (report.category, report.area or "", *place)
+    return (report.category, *place)
+
+
+async def _hotspot_added(db: Executor, report: ReportRecord) -> None:
+    place = _place(report)
+    if place is None:
+        return
+    for table, columns in _HOTSPOT_TABLES:
+        key = _hotspot_key(table, report, place)
+        await db.execute(
+            f"""
+            INSERT INTO {table}({columns}, total, open, last_at) VALUES ({", ".join("?" * len(key))}, 1, 1, ?)
+            ON CONFLICT({columns}) DO UPDATE SET
+                total = {table}.total + 1,
+                open = {table}.open + 1,
+                last_at = CASE WHEN {table}.last_at IS NULL OR {table}.last_at < excluded.last_at
+                               THEN excluded.last_at ELSE {table}.last_at END
+            """,
+            (*key, to_db(report.created_at)),
+        )
+
+
+async def _hotspot_moved(db: Executor, report: ReportRecord, old: str) -> None:
+    """Keep the hotspot groups in step with a status change of a grievance in one: a duplicate leaves
+    its group (the group's latest report is looked up again), open counts follow the status."""
+    place = _place(report)
+    if place is None:
+        return
+    new = report.status
+    total = int(new != "duplicate") - int(old != "duplicate")
+    opened = int(new in OPEN_STATUSES) - int(old in OPEN_STATUSES)
+    if not total and not opened:
+        return
+    for table, columns in _HOTSPOT_TABLES:
+        key = _hotspot_key(table, report, place)
+        where = " AND ".join(f"{c} = ?" for c in columns.split(", "))
+        if total < 0:  # the group's latest report may be the one that left
+            compound = "compound = ?" if place[0] else "compound IS NULL"
+            company = "property_company = ?" if place[1] else "property_company IS NULL"
+            params: list[object] = [p for p in place if p] + [report.category]
+            area = ""
+            if table == "report_hotspots":
+                area = " AND area = ?" if report.area else " AND area IS NULL"
+                params += [report.area] if report.area else []
+            latest = await db.fetchval(
+                f"SELECT MAX(created_at) FROM reports WHERE {compound} AND {company}"
+                f" AND kind = 'grievance' AND category = ?{area} AND status <> 'duplicate'",
+                params,
+            )
+            await db.execute(
+                f"UPDATE {table} SET total = total + ?, open = open + ?, last_at = ? WHERE {where}",
+                (total, opened, latest, *key),
+            )
+        else:
+            stamp = to_db(report.created_at) if total > 0 else None
+            await db.execute(
+                f"UPDATE {table} SET total = total + ?, open = open + ?,"
+                f" last_at = CASE WHEN last_at IS NULL OR last_at < ? THEN ? ELSE last_at END WHERE {where}",
+                (total, opened, stamp, stamp, *key),
+            )
+
+
 # -- writing ------------------------------------------------------------------------------------
 
 
@@ -149,7 +245,9 @@ async def insert(
     origin_chat_id: int | None,
     now: dt.datetime,
 ) -> ReportRecord:
-    """Insert a report with the next number of its kind. Call inside a transaction."""
+    """Insert a report with the next number of its kind, counted in report_counts (and in the hotspot
+    groups when it is a grievance naming a compound or property company). Call inside a transaction."""
+    compound, property_company, area = _text(compound), _text(property_company), _text(area)
     row = await db.fetchone(
         """
         INSERT INTO reports(kind, seq, category, description, voice_file_id, lat, lon, place_text, compound,
@@ -178,7 +276,10 @@ async def insert(
         ),
     )
     assert row is not None
-    return _record(row)
+    report = _record(row)
+    await _count(db, report.status, report.area, report.kind, report.category, 1)
+    await _hotspot_added(db, report)
+    return report
 
 
 async def add_photos(db: Executor, report_id: int, file_ids: Sequence[str]) -> None:
@@ -201,7 +302,8 @@ async def set_status(
     """Compare-and-set the status. None when the report is no longer in `expected`.
 
     Keeps the milestones: acknowledged_at is set by the first step past 'new'; resolved_at by
-    'resolved' (cleared on a reopen); reopened_at when a resolved report goes back to 'new'.
+    'resolved' (cleared on a reopen); reopened_at when a resolved report goes back to 'new'. Keeps
+    report_counts and the hotspot groups in step: call inside a transaction.
     """
     stamp = to_db(now)
     row = await db.fetchone(
@@ -220,7 +322,14 @@ async def set_status(
         """,
         {"new": new, "now": stamp, "dup": duplicate_of, "id": report_id, "expected": expected},
     )
-    return _record(row) if row else None
+    if row is None:
+        return None
+    report = _record(row)
+    if new != expected:
+        await _count(db, expected, report.area, report.kind, report.category, -1)
+        await _count(db, new, report.area, report.kind, report.category, 1)
+        await _hotspot_moved(db, report, expected)
+    return report
 
 
 async def add_event(
@@ -264,8 +373,16 @@ async def add_card(db: Executor, report_id: int, chat_id: int, message_id: int, 
     )
 
 
-async def mark_escalated(db: Executor, report_id: int, now: dt.datetime) -> None:
-    await db.execute("UPDATE reports SET last_escalated_at = ? WHERE id = ?", (to_db(now), report_id))
+async def mark_escalated(db: Executor, report_ids: Sequence[int], now: dt.datetime) -> int:
+    """Stamp last_escalated_at on those of `report_ids` still 'new' (keep the list short: one batch of
+    a short transaction). Returns how many were stamped."""
+    if not report_ids:
+        return 0
+    marks = ",".join("?" * len(report_ids))
+    return await db.execute(
+        f"UPDATE reports SET last_escalated_at = ? WHERE id IN ({marks}) AND status = 'new'",
+        (to_db(now), *report_ids),
+    )
 
 
 # -- reading ------------------------------------------------------------------------------------
@@ -281,30 +398,11 @@ async def get_by_seq(db: Executor, kind: str, seq: int) -> ReportRecord | None:
     return _record(row) if row else None
 
 
-async def get_many(db: Executor, report_ids: Sequence[int]) -> dict[int, ReportRecord]:
-    if not report_ids:
-        return {}
-    marks = ",".join("?" * len(report_ids))
-    rows = await db.fetchall(f"SELECT * FROM reports WHERE id IN ({marks})", list(report_ids))
-    return {r["id"]: _record(r) for r in rows}
-
-
 async def photos(db: Executor, report_id: int) -> list[str]:
     rows = await db.fetchall(
         "SELECT file_id FROM report_photos WHERE report_id = ? ORDER BY position", (report_id,)
     )
     return [r[0] for r in rows]
-
-
-async def photo_counts(db: Executor, report_ids: Sequence[int]) -> dict[int, int]:
-    if not report_ids:
-        return {}
-    marks = ",".join("?" * len(report_ids))
-    rows = await db.fetchall(
-        f"SELECT report_id, COUNT(*) FROM report_photos WHERE report_id IN ({marks}) GROUP BY report_id",
-        list(report_ids),
-    )
-    return {r[0]: r[1] for r in rows}
 
 
 async def events(db: Executor, report_id: int) -> list[ReportEvent]:
@@ -409,6 +507,10 @@ def _filters(
     return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
+# Beyond this many (status, area) ranges the list is one plain query (a moderator of very many areas).
+_MAX_RANGES = 60
+
+
 async def listing(
     db: Executor,
     *,
@@ -419,10 +521,45 @@ async def listing(
     limit: int = 10,
     offset: int = 0,
 ) -> list[ReportRecord]:
-    """Reports matching the filters, oldest first (the longest waiting on top)."""
-    where, params = _filters(kind, category, area, statuses)
+    """Reports matching the filters, oldest first (the longest waiting on top).
+
+    Each status (and area) is one range of reports_status_area (reports_status without an area),
+    already in created order: every range is read only as far as the page needs (LIMIT) and the
+    ranges are merged, so page 1 costs the same at 1,000 reports as at 1,000,000. A single
+    `status IN (...) AND area IN (...) ORDER BY created_at` would read and sort every match.
+    """
+    areas: list[str | None]
+    if area is None:
+        areas = [None]
+    elif isinstance(area, str):
+        areas = [area]
+    else:
+        areas = sorted(set(area))
+    if not areas:
+        return []
+    ranges = [(s, a) for s in dict.fromkeys(statuses) for a in areas]
+    if not ranges or len(ranges) > _MAX_RANGES:
+        where, params = _filters(kind, category, area, statuses)
+        rows = await db.fetchall(
+            f"SELECT * FROM reports{where} ORDER BY created_at, id LIMIT ? OFFSET ?", [*params, limit, offset]
+        )
+        return [_record(r) for r in rows]
+    extra = ""
+    extra_params: list[object] = []
+    if kind is not None:
+        extra += " AND kind = ?"
+        extra_params.append(kind)
+    if category is not None:
+        extra += " AND category = ?"
+        extra_params.append(category)
+    arms: list[str] = []
+    params = []
+    for status, one_area in ranges:
+        where = "status = ?" + (" AND area = ?" if one_area is not None else "") + extra
+        arms.append(f"SELECT * FROM (SELECT * FROM reports WHERE {where} ORDER BY created_at, id LIMIT ?)")
+        params += [status, *([one_area] if one_area is not None else []), *extra_params, limit + offset]
     rows = await db.fetchall(
-        f"SELECT * FROM reports{where} ORDER BY created_at, id LIMIT ? OFFSET ?", [*params, limit, offset]
+        " UNION ALL ".join(arms) + " ORDER BY created_at, id LIMIT ? OFFSET ?", [*params, limit, offset]
     )
     return [_record(r) for r in rows]
 
@@ -435,79 +572,192 @@ async def count(
     area: str | Sequence[str] | None = None,
     statuses: Sequence[str] = OPEN_STATUSES,
 ) -> int:
+    """How many reports `listing` would page through, summed from report_counts (one row per status,
+    area, kind and category: never a count over the reports themselves)."""
+    if isinstance(area, str):
+        area = [area]
+    if area is not None:
+        area = [a for a in area if a]  # '' is "no area" in report_counts; as a filter it matches nothing
+        if not area:
+            return 0
     where, params = _filters(kind, category, area, statuses)
-    return int(await db.fetchval(f"SELECT COUNT(*) FROM reports{where}", params))
+    return int(await db.fetchval(f"SELECT COALESCE(SUM(n), 0) FROM report_counts{where}", params))
 
 
 async def access_hotspots(
     db: Executor,
     *,
     category: str,
-    since: dt.datetime | None = None,
     area: str | Collection[str] | None = None,
     limit: int = 10,
 ) -> list[Hotspot]:
-    """Access-conflict grievances grouped by compound and property company, most reported first.
+    """Grievances of `category` grouped by compound and property company, most reported first, read
+    from the groups kept on write (never the reports themselves): over all areas and for one area the
+    first `limit` rows of a ranked index; for several areas their groups summed.
 
     `area` may be several areas (a moderator scoped to some areas); an empty collection matches nothing.
     """
-    sql = (
-        "SELECT TRIM(COALESCE(compound, '')) AS c, TRIM(COALESCE(property_company, '')) AS p,"
-        " COUNT(*) AS total,"
-        f" SUM(CASE WHEN status IN ({','.join('?' * len(OPEN_STATUSES))}) THEN 1 ELSE 0 END) AS open_count,"
-        " MAX(created_at) AS last_at, GROUP_CONCAT(id) AS ids"
-        " FROM reports WHERE kind = 'grievance' AND category = ? AND status <> 'duplicate'"
-        " AND (TRIM(COALESCE(compound, '')) <> '' OR TRIM(COALESCE(property_company, '')) <> '')"
-    )
-    params: list[object] = [*OPEN_STATUSES, category]
-    if since is not None:
-        sql += " AND created_at >= ?"
-        params.append(to_db(since))
-    if isinstance(area, str):
-        sql += " AND area = ?"
-        params.append(area)
-    elif area is not None:
-        areas = sorted(area)
-        sql += f" AND area IN ({','.join('?' * len(areas))})" if areas else " AND 0 = 1"
-        params.extend(areas)
-    sql += " GROUP BY c, p ORDER BY total DESC, open_count DESC, last_at DESC LIMIT ?"
-    params.append(limit)
+    areas: list[str] | None = None
+    if area is not None:
+        areas = [area] if isinstance(area, str) else sorted(set(area))
+        areas = [a for a in areas if a]  # '' is "no area" here; as a filter it matches nothing
+        if not areas:
+            return []
+    order = " ORDER BY total DESC, open DESC, last_at DESC LIMIT ?"
+    columns = "compound, property_company, total, open, last_at"
+    if areas is None:
+        sql = f"SELECT {columns} FROM report_hotspot_totals WHERE category = ? AND total > 0{order}"
+        params: list[object] = [category, limit]
+    elif len(areas) == 1:
+        sql = f"SELECT {columns} FROM report_hotspots WHERE category = ? AND area = ? AND total > 0{order}"
+        params = [category, areas[0], limit]
+    else:
+        sql = (
+            "SELECT compound, property_company, SUM(total) AS total, SUM(open) AS open, MAX(last_at) AS last_at"
+            f" FROM report_hotspots WHERE category = ? AND area IN ({','.join('?' * len(areas))})"
+            f" GROUP BY compound, property_company HAVING SUM(total) > 0{order}"
+        )
+        params = [category, *areas, limit]
     rows = await db.fetchall(sql, params)
     return [
         Hotspot(
-            compound=r["c"],
-            property_company=r["p"],
+            compound=r["compound"],
+            property_company=r["property_company"],
             total=r["total"],
-            open=r["open_count"],
+            open=r["open"],
             last_at=from_db_required(r["last_at"]),
-            report_ids=tuple(sorted(int(x) for x in str(r["ids"]).split(","))),
         )
         for r in rows
     ]
 
 
-async def unacknowledged(
-    db: Executor, *, waiting_since: dt.datetime, last_escalated_before: dt.datetime
-) -> list[ReportRecord]:
-    """Reports still 'new' since before `waiting_since` (counted from the last reopen), not escalated since
-    `last_escalated_before`."""
+@dataclass(frozen=True)
+class Overdue:
+    """A report still 'new' after the acknowledgement timeout: what the escalation digest needs."""
+
+    id: int
+    kind: str
+    seq: int
+    category: str
+    area: str | None
+    waiting_since: dt.datetime  # filed, or reopened by the reporter
+
+    @property
+    def ref(self) -> str:
+        return format_ref(self.kind, self.seq)
+
+
+async def overdue_page(
+    db: Executor, *, waiting_since: dt.datetime, after: tuple[str, int] | None = None, limit: int = 1000
+) -> tuple[list[Overdue], tuple[str, int] | None]:
+    """One page of the reports still 'new' since before `waiting_since` (counted from the last reopen),
+    in created order along reports_status; returns the page and the cursor of the next one (None at
+    the end)."""
+    cutoff = to_db(waiting_since)
+    after_at, after_id = after or ("", 0)
     rows = await db.fetchall(
         """
-        SELECT * FROM reports
-        WHERE status = 'new' AND COALESCE(reopened_at, created_at) <= ?
-          AND (last_escalated_at IS NULL OR last_escalated_at <= ?)
-        ORDER BY created_at, id
+        SELECT id, kind, seq, category, area, created_at, COALESCE(reopened_at, created_at) AS waiting_since
+        FROM reports
+        WHERE status = 'new' AND created_at <= ? AND COALESCE(reopened_at, created_at) <= ?
+          AND created_at >= ? AND (created_at > ? OR id > ?)
+        ORDER BY created_at, id LIMIT ?
         """,
-        (to_db(waiting_since), to_db(last_escalated_before)),
+        (cutoff, cutoff, after_at, after_at, after_id, limit),
     )
-    return [_record(r) for r in rows]
+    items = [
+        Overdue(
+            id=r["id"],
+            kind=r["kind"],
+            seq=r["seq"],
+            category=r["category"],
+            area=r["area"],
+            waiting_since=from_db_required(r["waiting_since"]),
+        )
+        for r in rows
+    ]
+    cursor = (rows[-1]["created_at"], rows[-1]["id"]) if len(rows) == limit else None
+    return items, cursor
 
 
-async def created_since(db: Executor, since: dt.datetime) -> list[ReportRecord]:
+@dataclass(frozen=True, slots=True)
+class ExportRow:
+    """What one export line shows of a report: its own fields, the photo count, the original's
+    reference, and the reporter's names (None when anonymous or unknown: never read for an anonymous
+    report). Only the exported fields: the export writes 100,000 of these in a few seconds."""
+
+    ref: str
+    kind: str
+    category: str
+    status: str
+    created_at: dt.datetime
+    acknowledged_at: dt.datetime | None
+    resolved_at: dt.datetime | None
+    area: str | None
+    description: str
+    voice: bool
+    photos: int
+    place_text: str | None
+    lat: float | None
+    lon: float | None
+    compound: str | None
+    property_company: str | None
+    anonymous: bool
+    reporter: tuple[str, str, str | None] | None  # first name, last name, username
+    supporters: int
+    duplicate_of_ref: str | None
+
+
+async def export_page(
+    db: Executor, *, since: dt.datetime, after: tuple[str, int] | None = None, limit: int = 2000
+) -> tuple[list[ExportRow], tuple[str, int] | None]:
+    """One page of the reports filed since `since`, in created order, each with its photo count, the
+    original's reference and the reporter's names in the same query (one query per page, not one per
+    report); returns the page and the cursor of the next one (None at the end)."""
+    after_at, after_id = after or ("", 0)
     rows = await db.fetchall(
-        "SELECT * FROM reports WHERE created_at >= ? ORDER BY created_at, id", (to_db(since),)
+        """
+        SELECT r.kind, r.seq, r.category, r.status, r.created_at, r.acknowledged_at, r.resolved_at, r.area,
+               r.description, r.voice_file_id IS NOT NULL, r.place_text, r.lat, r.lon, r.compound,
+               r.property_company, r.anonymous, r.supporters, r.id,
+               (SELECT COUNT(*) FROM report_photos p WHERE p.report_id = r.id),
+               d.kind, d.seq, u.id, u.first_name, u.last_name, u.username
+        FROM reports r
+        LEFT JOIN reports d ON d.id = r.duplicate_of
+        LEFT JOIN users u ON u.id = r.reporter_id AND r.anonymous = 0
+        WHERE r.created_at >= ? AND r.created_at >= ? AND (r.created_at > ? OR r.id > ?)
+        ORDER BY r.created_at, r.id LIMIT ?
+        """,
+        (to_db(since), after_at, after_at, after_id, limit),
     )
-    return [_record(r) for r in rows]
+    prefix = KIND_PREFIX
+    items = [
+        ExportRow(
+            f"{prefix[r[0]]}-{r[1]:04d}",
+            r[0],
+            r[2],
+            r[3],
+            from_db_required(r[4]),
+            from_db(r[5]),
+            from_db(r[6]),
+            r[7],
+            r[8],
+            bool(r[9]),
+            r[18],
+            r[10],
+            r[11],
+            r[12],
+            r[13],
+            r[14],
+            bool(r[15]),
+            (r[22] or "", r[23] or "", r[24]) if r[21] is not None else None,
+            r[16],
+            f"{prefix[r[19]]}-{r[20]:04d}" if r[19] else None,
+        )
+        for r in rows
+    ]
+    cursor = (rows[-1][4], rows[-1][17]) if len(rows) == limit else None
+    return items, cursor
 
 
 # -- undo (the moderators' desk) -------------------------------------------------------------------
@@ -524,7 +774,8 @@ async def restore_status(
 ) -> ReportRecord | None:
     """Take a decision back: compare-and-set `expected` -> `previous`. A resolution's resolved_at and a
     duplicate's link go with it; acknowledged_at is what the remaining history says (the caller's
-    value). None when the report is no longer in `expected`."""
+    value); report_counts and the hotspot groups follow. None when the report is no longer in
+    `expected`. Call inside a transaction."""
     row = await db.fetchone(
         """
         UPDATE reports SET
@@ -544,7 +795,14 @@ async def restore_status(
             "id": report_id,
         },
     )
-    return _record(row) if row else None
+    if row is None:
+        return None
+    report = _record(row)
+    if previous != expected:  # report_counts and the hotspot groups follow, as with set_status
+        await _count(db, expected, report.area, report.kind, report.category, -1)
+        await _count(db, previous, report.area, report.kind, report.category, 1)
+        await _hotspot_moved(db, report, expected)
+    return report
 
 
 async def mark_undone(db: Executor, event_id: int, undo_event_id: int) -> bool:

@@ -229,16 +229,114 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-async def search_text(db: Executor, query: str, *, limit: int = 10, offset: int = 0) -> list[StationRecord]:
-    """Active stations whose name, address or area contains ``query`` (names first, then by name)."""
-    pattern = _like(query.strip())
-    rows = await db.fetchall(
-        f"SELECT {_COLUMNS} FROM stations WHERE active = 1"
-        " AND (name LIKE ?1 ESCAPE '\\' OR address LIKE ?1 ESCAPE '\\' OR area LIKE ?1 ESCAPE '\\')"
-        " ORDER BY (name LIKE ?1 ESCAPE '\\') DESC, name, id LIMIT ?2 OFFSET ?3",
-        (pattern, limit, offset),
+# -- free-text search -------------------------------------------------------------------------------
+#
+# A station matches when its name, address or area contains the query (LIKE '%q%': ASCII letters in
+# any case); stations matching by name come first, then the others, each by name and id. The indexes
+# of 0012_station_search.sql find the matches without reading every station; LIKE then checks each
+# one, so the answer is exactly what the plain scan gave. For each of the two groups (name matches,
+# address/area matches):
+#
+# * the FTS index lists at most SEARCH_CANDIDATES + 1 candidates (a phrase of trigrams for 3+
+#   characters; for 1-2 characters the trigrams beginning with them, from the fts5vocab table);
+# * up to SEARCH_CANDIDATES of them: they are checked and ordered by name (a bounded sort);
+# * more: the query matches at least SEARCH_CANDIDATES / N of all stations, so walking the active
+#   stations in name order (the covering index stations_text) meets the first few after about
+#   need * N / SEARCH_CANDIDATES entries. The walk reads at most SEARCH_WALK entries; in the rare
+#   case that the matches all sort late (fewer than `need` within that stretch) the candidates are
+#   ordered after all, unbounded but exact.
+# SQLite-only (FTS5, fts5vocab, INDEXED BY); a PostgreSQL variant would use pg_trgm.
+
+SEARCH_CANDIDATES = 1500
+SEARCH_WALK = 30_000
+_TERM_END = "\U0010ffff"  # above every character: [q, q + _TERM_END) is every trigram starting with q
+
+_NAME_MATCH = "name LIKE ?1 ESCAPE '\\'"
+_PLACE_MATCH = "(address LIKE ?1 ESCAPE '\\' OR area LIKE ?1 ESCAPE '\\')"
+# The two groups: (FTS table, its fts5vocab table, what a station of the group satisfies).
+_GROUPS = {
+    "name": ("station_names", "station_names_terms", _NAME_MATCH),
+    "place": ("station_places", "station_places_terms", f"NOT {_NAME_MATCH} AND {_PLACE_MATCH}"),
+}
+
+
+def _fts_source(group: str, text: str) -> tuple[str, list[Any]]:
+    """SQL listing the ids of the active stations whose `group` texts may contain ``text``
+    (a superset of the LIKE matches), with its parameters (after ?1 and ?2, which the callers use)."""
+    table, terms, _ = _GROUPS[group]
+    if len(text) >= 3:
+        phrase = '"' + text.replace('"', '""') + '"'
+        return f"SELECT rowid FROM {table} WHERE {table} MATCH ?3", [phrase]
+    # Every indexed text ends with two U+E000 (0012_station_search.sql), so each of its characters
+    # starts a trigram. Trigrams are stored case folded; LIKE folds ASCII only: the folded and the
+    # given prefix cover both.
+    # (One range per SELECT: fts5vocab seeks to a range's first term, not through an OR.)
+    prefixes = sorted({text, text.lower()})
+    selects = [
+        f"SELECT doc FROM {terms} WHERE term >= ?{3 + 2 * i} AND term < ?{4 + 2 * i}"
+        for i in range(len(prefixes))
+    ]
+    params: list[Any] = []
+    for prefix in prefixes:
+        params += [prefix, prefix + _TERM_END]
+    if len(selects) == 1:
+        return f"SELECT DISTINCT doc FROM {terms} WHERE term >= ?3 AND term < ?4", params
+    return " UNION ".join(selects), params
+
+
+async def _search_group(db: Executor, group: str, text: str, pattern: str, need: int) -> list[int]:
+    """Ids of the first ``need`` active stations of ``group`` matching ``pattern``, by name and id."""
+    source, source_params = _fts_source(group, text)
+    match = _GROUPS[group][2]
+    found = await db.fetchval(
+        f"SELECT COUNT(*) FROM ({source} LIMIT ?2)", [pattern, SEARCH_CANDIDATES + 1, *source_params]
     )
-    return [_record(r) for r in rows]
+    if found == 0:
+        return []
+    if found > SEARCH_CANDIDATES:
+        # Many match: walk the stations in name order, a bounded stretch of the covering index. The
+        # inner query streams in index order (a co-routine), so the first rows that pass are the first.
+        rows = await db.fetchall(
+            "SELECT id FROM (SELECT id, name, address, area FROM stations INDEXED BY stations_text"
+            f" WHERE active = 1 ORDER BY name, id LIMIT ?2) WHERE {match} LIMIT ?3",
+            (pattern, SEARCH_WALK, need),
+        )
+        if len(rows) >= need or not await db.fetchval(
+            "SELECT EXISTS(SELECT 1 FROM stations INDEXED BY stations_text WHERE active = 1"
+            " ORDER BY name, id LIMIT 1 OFFSET ?)",
+            (SEARCH_WALK,),
+        ):
+            return [r[0] for r in rows]
+        limit = -1  # they all sort late: order every candidate
+    else:
+        limit = SEARCH_CANDIDATES + 1
+    rows = await db.fetchall(
+        f"SELECT id FROM stations WHERE id IN ({source} LIMIT ?2) AND active = 1 AND {match}"
+        " ORDER BY name, id LIMIT ?" + str(3 + len(source_params)),
+        [pattern, limit, *source_params, need],
+    )
+    return [r[0] for r in rows]
+
+
+async def search_text(db: Executor, query: str, *, limit: int = 10, offset: int = 0) -> list[StationRecord]:
+    """Active stations whose name, address or area contains ``query`` (names first, then by name).
+    A NUL character is dropped: SQLite ends a LIKE pattern or an FTS5 query there."""
+    text = query.replace("\x00", "").strip()
+    if not text or limit <= 0:
+        return []
+    pattern = _like(text)
+    need = offset + limit
+    ids = await _search_group(db, "name", text, pattern, need)
+    if len(ids) < need:
+        ids += await _search_group(db, "place", text, pattern, need - len(ids))
+    ids = ids[offset:need]
+    if not ids:
+        return []
+    rows = await db.fetchall(
+        f"SELECT {_COLUMNS} FROM stations WHERE id IN ({', '.join('?' for _ in ids)})", ids
+    )
+    by_id = {r["id"]: _record(r) for r in rows}
+    return [by_id[i] for i in ids if i in by_id]
 
 
 Box = tuple[float, float, float, float]  # (min_lat, max_lat, min_lon, max_lon)

@@ -217,19 +217,70 @@ async def count(db: Executor, task_id: int) -> TaskCount | None:
     return found[0] if found else None
 
 
-async def list_upcoming(db: Executor, now: dt.datetime, area: str | None = None) -> list[TaskCount]:
-    """Tasks still taking claims (open or full, not started, claim deadline not passed), soonest first."""
-    stamp = to_db(now)
-    sql = (
-        "SELECT id FROM tasks WHERE state IN ('open', 'full') AND starts_at > ?"
-        " AND (claim_deadline IS NULL OR claim_deadline > ?)"
+# -- the wall: tasks still taking claims (open or full, not started, claim deadline not passed) ------
+# Every query reads the partial indexes of 0032_wall_and_rank.sql (open/full tasks only).
+
+_TAKING_WHERE = (
+    "state IN ('open', 'full') AND starts_at > ?1 AND (claim_deadline IS NULL OR claim_deadline > ?1)"
+)
+
+
+def _wall_where(now: dt.datetime, area: str | None) -> tuple[str, str, list[object]]:
+    """(the wall's index for a list or count, the WHERE, its parameters). INDEXED BY (SQLite's) holds
+    the planner to the covering index in the page's order, whatever statistics it has or lacks."""
+    if area is None:
+        return "tasks_wall", _TAKING_WHERE, [to_db(now)]
+    return "tasks_wall_area", _TAKING_WHERE + " AND area = ?2", [to_db(now), area]
+
+
+async def wall_counts(db: Executor, now: dt.datetime, area: str | None = None) -> tuple[int, int]:
+    """(tasks taking claims, those of them with a pin): one pass over the open tasks' index entries."""
+    index, where, params = _wall_where(now, area)
+    row = await db.fetchone(
+        f"SELECT COUNT(*), COUNT(lat) FROM tasks INDEXED BY {index} WHERE {where}", params
     )
-    params: list[object] = [stamp, stamp]
-    if area is not None:
-        sql += " AND area = ?"
-        params.append(area)
-    ids = [r[0] for r in await db.fetchall(sql, params)]
-    return await with_counts(db, ids)
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+async def wall_soonest(
+    db: Executor,
+    now: dt.datetime,
+    *,
+    limit: int,
+    offset: int = 0,
+    area: str | None = None,
+    unpinned: bool = False,
+) -> list[int]:
+    """Ids of tasks taking claims, soonest first (then by id), one page; ``unpinned``: only those
+    without a pin."""
+    index, where, params = _wall_where(now, area)
+    if unpinned:
+        where += " AND lat IS NULL"
+    n = len(params)
+    rows = await db.fetchall(
+        f"SELECT id FROM tasks INDEXED BY {index} WHERE {where} ORDER BY starts_at, id LIMIT ?{n + 1} OFFSET ?{n + 2}",
+        [*params, limit, offset],
+    )
+    return [r[0] for r in rows]
+
+
+async def wall_pinned_in(
+    db: Executor,
+    now: dt.datetime,
+    box: tuple[float, float, float, float],
+    area: str | None = None,
+) -> list[tuple[int, float, float, dt.datetime]]:
+    """(id, lat, lon, starts_at) of the pinned tasks taking claims inside ``box`` = (min_lat,
+    max_lat, min_lon, max_lon): one range of the index tasks_wall_near (or _near_area)."""
+    _, where, params = _wall_where(now, area)
+    index = "tasks_wall_near" if area is None else "tasks_wall_near_area"
+    n = len(params)
+    rows = await db.fetchall(
+        f"SELECT id, lat, lon, starts_at FROM tasks INDEXED BY {index} WHERE {where} AND lat IS NOT NULL"
+        f" AND lat BETWEEN ?{n + 1} AND ?{n + 2} AND lon BETWEEN ?{n + 3} AND ?{n + 4}",
+        [*params, *box],
+    )
+    return [(r[0], r[1], r[2], from_db_required(r[3])) for r in rows]
 
 
 async def created_by(db: Executor, user_id: int, states: Sequence[str]) -> list[TaskCount]:

@@ -388,3 +388,24 @@ async def test_all_groups_leaves_out_the_moderators_chat(bot, tg):
     await bot.settle()
     assert delivered(tg, MODERATOR_CHAT_ID, "台风蓝色预警") == []
     assert len(delivered(tg, -1002000000000, "台风蓝色预警")) == 1
+
+
+async def test_angle_brackets_and_a_full_length_notice_preview_and_go_out_as_typed(bot, tg):
+    ids = await make_groups(tg, bot, 1)
+    chat = await moderator(tg, bot)
+    text = "停电通知：<8点>到<10点> & 检修, 温度<0℃"
+    preview = await compose(chat, text, "所有群（1 个）")
+    assert text in preview.text  # shown as typed, not parsed as HTML
+    await (await chat.press("⬜ 紧急")).wait()
+    await (await chat.press("✅ 发送")).wait()
+    await bot.settle()
+    assert len(delivered(tg, ids[0], text)) == 1
+    # 4,096 characters: allowed for the notice; the preview shows its start and says so.
+    long_text = "长" * 4096
+    preview = await compose(chat, long_text, "所有群（1 个）")
+    assert len(preview.text) <= 4096 and "全文，共 4096 字" in preview.text
+    await (await chat.press("⬜ 紧急")).wait()
+    await (await chat.press("✅ 发送")).wait()
+    await bot.settle()
+    assert len(delivered(tg, ids[0], long_text)) == 1
+    assert not [c for c in tg.calls if c.error_code == 400]

@@ -89,11 +89,11 @@ def test_sandbox_through_stdin_and_stdout(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "你好，沙盒版主" in out
+    assert "你好，陈版主" in out
     assert "[1] 📍 附近驿站 (shares location)" in out
     assert "Sandbox commands" in out
     assert "Language set to English" in out
-    assert "Hi 沙盒版主" in out
+    assert "Hi 陈版主" in out
     assert (tmp_path / "sandbox.sqlite3").exists()
 
 

@@ -50,3 +50,12 @@ def test_bad_files(tmp_path):
 def test_example_config_loads():
     cfg = load_config("config.example.toml", env={})
     assert cfg.meetings.late_grace_minutes == 15
+
+
+def test_secrets_never_show_in_a_repr():
+    config = parse_config(
+        {"telegram": {"token": "123:SECRET-token", "webhook_secret_token": "hook-secret"}}, env={}
+    )
+    for text in (repr(config), str(config), repr(config.telegram)):
+        assert "SECRET-token" not in text and "hook-secret" not in text
+    assert config.telegram.token == "123:SECRET-token"  # still there to use

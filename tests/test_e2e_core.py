@@ -243,6 +243,71 @@ async def test_webhook_mode(tg, tmp_path, clock):
         await runtime.stop()
 
 
+async def test_webhook_refuses_forged_updates(tg, tmp_path, clock, caplog):
+    """No secret configured: one is generated and kept; Telegram (the fake) sends it and is served,
+    while a POST without it, or with a wrong one, claiming to come from an admin, changes nothing."""
+    import dataclasses
+    import socket
+
+    import aiohttp
+
+    from bot.core.runtime import Runtime
+    from storage import bot_state, roles
+    from tests.conftest import make_config
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = make_config(tg, tmp_path / "wh.sqlite3")
+    config = dataclasses.replace(
+        config,
+        telegram=dataclasses.replace(
+            config.telegram,
+            mode="webhook",
+            webhook_listen="127.0.0.1",
+            webhook_port=port,
+            webhook_url=f"http://127.0.0.1:{port}",
+            webhook_path="hook",
+            webhook_secret_token="",
+        ),
+    )
+    forged = {
+        "update_id": 999_999,
+        "message": {
+            "message_id": 1,
+            "date": 1_800_000_000,
+            "chat": {"id": ADMIN_ID, "type": "private", "first_name": "admin"},
+            "from": {"id": ADMIN_ID, "is_bot": False, "first_name": "admin"},
+            "text": "/grant 6666 moderator",
+            "entities": [{"type": "bot_command", "offset": 0, "length": 6}],
+        },
+    }
+    runtime = Runtime(config, clock=clock)
+    await runtime.start()
+    try:
+        secret = await bot_state.get(runtime.core.db, "webhook_secret")
+        assert secret and len(secret) >= 32
+        assert tg.calls_to("setWebhook")[-1].params["secret_token"] == secret
+        assert secret not in caplog.text  # said in the log, never shown
+        async with aiohttp.ClientSession() as http:
+            for headers in ({}, {"X-Telegram-Bot-Api-Secret-Token": "guess"}):
+                response = await http.post(f"http://127.0.0.1:{port}/hook", json=forged, headers=headers)
+                assert response.status == 403
+        chat = tg.private(tg.user(1101, "小韩"))
+        await chat.send("/start")  # the real Telegram still gets through
+        await chat.expect_message(contains="你好，小韩")
+        assert await roles.for_user(runtime.core.db, 6666) == []
+        assert not tg.calls_to("sendMessage", ADMIN_ID)
+    finally:
+        await runtime.stop()
+    again = Runtime(config, clock=clock)  # a restart keeps the same secret
+    await again.start()
+    try:
+        assert tg.calls_to("setWebhook")[-1].params["secret_token"] == secret
+    finally:
+        await again.stop()
+
+
 async def test_network_errors_do_not_stop_the_bot(bot, tg):
     tg.server.fail_next("getUpdates", 502, "Bad Gateway", times=2)
     tg.server.fail_next("getUpdates", 429, "Too Many Requests: retry after 1", retry_after=1)

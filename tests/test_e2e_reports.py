@@ -159,6 +159,9 @@ async def test_anonymous_access_grievance_everywhere(bot, tg):
     await chat.expect_message(contains="不填写地点")
     await chat.expect_message(contains="是否匿名")
     await (await chat.press("匿名反映")).wait()
+    caution = await chat.expect_message(contains="可能让人认出你")
+    assert "声音" in caution.text and "位置" not in caution.text  # a voice note, no spot was given
+    await (await chat.press("知道了，继续")).wait()
     summary = await chat.expect_message(contains="请确认")
     assert "西溪花园" in summary.text and "绿城物业" in summary.text and "语音" in summary.text
     await (await chat.press("提交")).wait()
@@ -494,14 +497,19 @@ async def test_escalation_once_a_day(bot, tg):
     await bot.advance(hours=23)
     await w.mod.expect_no_message()
     await bot.advance(hours=1, minutes=1)
-    escalated = await w.card("未受理")
-    assert ref in escalated.text and "受理" in escalated.labels
+    # One digest in the moderators' group, naming the report with a button that opens its card.
+    digest = await w.mod.expect_message(contains="未受理提醒")
+    assert "1 条反映" in digest.text and ref in digest.text and "/reports" in digest.text
+    assert [label for label, _ in digest.inline] == [ref]
     await bot.advance(hours=2)
     await w.mod.expect_no_message()
     await bot.advance(hours=22)
-    await w.card("未受理")
-    # Acting on the escalated copy stops it; the original card is updated too.
-    await (await w.mod.press("受理", message=escalated)).wait()
+    digest = await w.mod.expect_message(contains="未受理提醒")
+    await w.mod.expect_no_message()
+    # Opening the report from the digest and acting on it stops it; the original card is updated too.
+    await (await w.mod.press(ref, message=digest)).wait()
+    opened = await w.card(ref)
+    await (await w.mod.press("受理", message=opened)).wait()
     await w.mod.expect_edit(contains="已受理", message_id=card.message_id)
     await bot.advance(hours=24)
     await w.mod.expect_no_message()
@@ -1014,3 +1022,30 @@ async def test_card_still_comes_when_a_photo_is_unknown_to_telegram(bot, tg):
     await mod.send(f"/reports {ref}")
     card = await mod.expect_message(contains="状态：")
     assert "受理" in card.labels
+
+
+async def test_anonymous_grievance_may_blur_its_spot(bot, tg):
+    w = await World(bot, tg).setup()
+    chat = w.courier
+    await chat.send("/report")
+    await chat.expect_message(contains="要反映什么")
+    await (await chat.press("诉求")).wait()
+    await chat.expect_edit(contains="请选择分类")
+    await (await chat.press("停车难")).wait()
+    await chat.expect_message(contains="请简单描述")
+    await chat.send("小区门口不让停电动车")
+    await chat.expect_message(contains="照片")
+    await (await chat.press("跳过")).wait()
+    await chat.expect_message(contains="在哪里")
+    await chat.share_location(30.25937, 120.13071)
+    await chat.expect_message(contains="是否匿名")
+    await (await chat.press("匿名反映")).wait()
+    caution = await chat.expect_message(contains="可能让人认出你")
+    assert "精确位置" in caution.text
+    await (await chat.press("📍 位置模糊到约 100 米")).wait()
+    summary = await chat.expect_message(contains="请确认")
+    assert "已模糊到约 100 米" in summary.text and "30.25937" not in summary.text
+    await (await chat.press("提交")).wait()
+    await chat.expect_message(contains="已提交")
+    report = (await w.service.my_reports(COURIER_ID))[0]
+    assert (round(report.lat, 4), round(report.lon, 4)) == (30.2595, 120.1305)  # the cell's centre

@@ -172,3 +172,11 @@ async def test_new_code_says_how_many_live_codes_it_replaced(core, svc):
     assert (await svc.request_code(1, 5)).replaced == 1
     core.clock.advance(minutes=30)  # the last one expired by itself: nothing live is replaced
     assert (await svc.request_code(1, 5)).replaced == 0
+
+
+async def test_adjust_refuses_a_reason_too_long_to_send(core, svc):
+    await credit(core, 1, 5)
+    assert (await svc.adjust(1, 5, "长" * 4075, MOD)).outcome is PointsOutcome.REASON_TOO_LONG
+    assert await svc.balance(1) == 5  # nothing stored, nothing queued
+    assert not await core.db.fetchval("SELECT COUNT(*) FROM outbox WHERE kind = 'points_notice'")
+    assert (await svc.adjust(1, 5, "长" * 200, MOD)).balance == 10

@@ -6,6 +6,7 @@ import asyncio
 import csv
 import datetime as dt
 import io
+from pathlib import Path
 
 import pytest
 
@@ -15,10 +16,18 @@ from bot.core.container import Core
 from bot.core.i18n import Catalog, placeholders
 from bot.kit.geo import haversine_m
 from bot.reports import categories as rc
-from bot.reports.service import CARD_KIND, ReportDraft, ReportRefused, ReportService
+from bot.reports.service import (
+    CARD_KIND,
+    DIGEST_KIND,
+    ESCALATION_BATCH,
+    Escalation,
+    ReportDraft,
+    ReportRefused,
+    ReportService,
+)
 from storage import groups, outbox, points, users
 from storage import reports as repo
-from storage.db import Database
+from storage.db import Database, to_db
 
 MOD_CHAT = -1001
 AREA_CHAT = -1002
@@ -513,36 +522,146 @@ async def test_escalation_once_a_day_until_acted(svc, db, clock):
     acked = await svc.submit(COURIER, hazard(category="flooding"))
     await svc.transition(acked.id, "ack", MOD_A)
     clock.advance(hours=23)
-    assert await svc.escalate_due() == 0
+    assert await svc.escalate_due() == Escalation(0, 0)
     clock.advance(hours=1)  # 2026-11-26 10:00 local
-    assert await svc.escalate_due() == 1
-    row = await outbox.get_by_key(db, f"rp:{report.id}:esc:2026-11-26")
-    assert row.chat_id == MOD_CHAT and row.kind == CARD_KIND
-    assert "24 小时" in row.payload["params"]["text"]
-    assert row.payload["params"]["reply_markup"]["inline_keyboard"]
-    assert await svc.escalate_due() == 0
+    assert await svc.escalate_due() == Escalation(digests=1, reports=1)
+    # One digest for the moderators' chat (not a card per report), naming the report with a button.
+    row = await outbox.get_by_key(db, f"rp:digest:{MOD_CHAT}:2026-11-26")
+    assert row.chat_id == MOD_CHAT and row.kind == DIGEST_KIND
+    text = row.payload["params"]["text"]
+    assert "1 条反映已超过 24 小时未受理" in text and "H-0001" in text and "道路破损" in text
+    assert "/reports" in text
+    assert row.payload["params"]["reply_markup"]["inline_keyboard"] == [
+        [{"text": "H-0001", "callback_data": f"rp:ls:o:{report.id}"}]
+    ]
+    assert await outbox.get_by_key(db, f"rp:{report.id}:esc:2026-11-26") is None
+    assert (await repo.get(db, report.id)).last_escalated_at == clock.now()
+    assert (await repo.get(db, acked.id)).last_escalated_at is None
+    assert await svc.escalate_due() == Escalation(0, 0)
     clock.advance(hours=6)
-    assert await svc.escalate_due() == 0
+    assert await svc.escalate_due() == Escalation(0, 0)
     clock.advance(hours=18)  # next day
-    assert await svc.escalate_due() == 1
-    assert await outbox.get_by_key(db, f"rp:{report.id}:esc:2026-11-27")
+    assert (await svc.escalate_due()).digests == 1
+    assert await outbox.get_by_key(db, f"rp:digest:{MOD_CHAT}:2026-11-27")
     await svc.transition(report.id, "progress", MOD_B)
     clock.advance(days=1)
-    assert await svc.escalate_due() == 0
+    assert await svc.escalate_due() == Escalation(0, 0)
     # A reopened report waits ack_timeout_hours again before it is raised.
     await svc.transition(report.id, "resolve", MOD_B, note="ok")
     await svc.reopen(report.id, COURIER)
     clock.advance(hours=12)
-    assert await svc.escalate_due() == 0
+    assert await svc.escalate_due() == Escalation(0, 0)
     clock.advance(hours=12)
-    assert await svc.escalate_due() == 1
+    assert (await svc.escalate_due()).digests == 1
 
 
-async def test_escalation_without_moderator_chat(svc, core, clock):
+async def test_escalation_without_moderator_chat(svc, core, db, clock):
     core.config = core.config.with_overrides(bot={"moderator_chat_id": 0, "area_moderator_chats": {}})
-    await svc.submit(COURIER, hazard())
+    report = await svc.submit(COURIER, hazard())
     clock.advance(hours=25)
-    assert await svc.escalate_due() == 0
+    assert await svc.escalate_due() == Escalation(0, 0)
+    assert (await repo.get(db, report.id)).last_escalated_at is None
+
+
+async def test_escalation_digest_waits_for_the_digest_hour(svc, core, clock):
+    await svc.submit(COURIER, hazard())
+    clock.advance(hours=44)  # 2026-11-27 06:00 local: overdue, but before digest_hour (9)
+    assert await svc.escalate_due() == Escalation(0, 0)
+    clock.advance(hours=3)
+    assert (await svc.escalate_due()).digests == 1
+    core.config = core.config.with_overrides(reports={"digest_hour": 0})
+    clock.advance(hours=15)  # 00:00 local
+    assert (await svc.escalate_due()).digests == 1
+
+
+async def _file_raw(db, count, *, area=None, category="road_damage", reporter=COURIER, at):
+    """Reports inserted straight through the repository (past the per-courier daily limit)."""
+    ids = []
+    async with db.transaction() as tx:
+        for _ in range(count):
+            report = await repo.insert(
+                tx, kind="hazard", category=category, description="x", voice_file_id=None, lat=LAT, lon=LON,
+                place_text=None, compound=None, property_company=None, anonymous=False, reporter_id=reporter,
+                area=area, origin_chat_id=None, now=at,
+            )  # fmt: skip
+            ids.append(report.id)
+    return ids
+
+
+async def test_escalation_of_many_reports_is_one_digest_per_chat_in_short_transactions(
+    svc, db, clock, monkeypatch
+):
+    """450 overdue reports over two moderators' chats: each chat told once, in one message that counts
+    them all; every overdue report stamped, at most ESCALATION_BATCH per transaction; nothing twice."""
+    start = clock.now()
+    plain = await _file_raw(db, 300, at=start - dt.timedelta(days=8))  # the default chat
+    plain += await _file_raw(db, 20, category="flooding", area="古荡", at=start - dt.timedelta(days=2))
+    jiangcun = await _file_raw(db, 130, area="蒋村", at=start - dt.timedelta(days=4))  # AREA_CHAT
+    fresh = await _file_raw(db, 5, at=start)  # not overdue yet
+    acked = await _file_raw(db, 3, at=start - dt.timedelta(days=9))
+    async with db.transaction() as tx:
+        for report_id in acked:
+            await repo.set_status(tx, report_id, expected="new", new="acknowledged", now=start)
+    batches: list[int] = []
+    mark = repo.mark_escalated
+
+    async def counted(tx, ids, now):
+        batches.append(len(ids))
+        return await mark(tx, ids, now)
+
+    monkeypatch.setattr(repo, "mark_escalated", counted)
+    assert await svc.escalate_due() == Escalation(digests=2, reports=450)
+    assert max(batches) <= ESCALATION_BATCH and sum(batches) == 450
+    digests = await db.fetchall("SELECT * FROM outbox WHERE kind = ?", (DIGEST_KIND,))
+    assert sorted(r["chat_id"] for r in digests) == sorted([MOD_CHAT, AREA_CHAT])
+    assert await db.fetchval("SELECT COUNT(*) FROM outbox WHERE dedup_key LIKE 'rp:%:esc:%'") == 0
+    main = (await outbox.get_by_key(db, f"rp:digest:{MOD_CHAT}:2026-11-25")).payload["params"]
+    assert "320 条反映" in main["text"]
+    assert "道路破损：300 条" in main["text"] and "积水内涝：20 条" in main["text"]
+    assert "3 天以内：20 条" in main["text"] and "7 天及以上：300 条" in main["text"]
+    assert len(main["reply_markup"]["inline_keyboard"][0]) == 5  # the oldest five
+    assert main["reply_markup"]["inline_keyboard"][0][0]["callback_data"] == f"rp:ls:o:{plain[0]}"
+    area = (await outbox.get_by_key(db, f"rp:digest:{AREA_CHAT}:2026-11-25")).payload["params"]
+    assert "130 条反映" in area["text"] and "3–7 天：130 条" in area["text"]
+    stamped = await db.fetchall("SELECT id FROM reports WHERE last_escalated_at IS NOT NULL")
+    assert sorted(r[0] for r in stamped) == sorted(plain + jiangcun)
+    assert not set(fresh + acked) & {r[0] for r in stamped}
+    # Twice the same day (another run, a restart): nothing more.
+    clock.advance(hours=3)
+    batches.clear()
+    assert await svc.escalate_due() == Escalation(0, 0) and not batches
+    assert await db.fetchval("SELECT COUNT(*) FROM outbox WHERE kind = ?", (DIGEST_KIND,)) == 2
+    # The next day: each chat once again, covering what is still unacknowledged.
+    clock.advance(days=1)
+    assert await svc.escalate_due() == Escalation(digests=2, reports=455)
+
+
+async def test_escalation_interrupted_before_its_digest_is_completed_once(svc, core, db, clock):
+    """A run that dies after stamping (before the digest is queued) leaves no digest; the next run
+    stamps again and queues it, once."""
+    await _file_raw(db, 250, at=clock.now() - dt.timedelta(days=2))
+    enqueue = core.outbox.enqueue
+    calls = 0
+
+    async def failing(messages, executor=None, **kw):
+        nonlocal calls
+        calls += 1
+        raise RuntimeError("stopped")
+
+    core.outbox.enqueue = failing
+    with pytest.raises(RuntimeError):
+        await svc.escalate_due()
+    assert calls == 1
+    assert await db.fetchval("SELECT COUNT(*) FROM reports WHERE last_escalated_at IS NOT NULL") == 250
+    assert await outbox.get_by_key(db, f"rp:digest:{MOD_CHAT}:2026-11-25") is None
+    core.outbox.enqueue = enqueue
+    clock.advance(minutes=10)
+    assert await svc.escalate_due() == Escalation(digests=1, reports=250)
+    assert await svc.escalate_due() == Escalation(0, 0)
+    assert (
+        "250 条反映"
+        in (await outbox.get_by_key(db, f"rp:digest:{MOD_CHAT}:2026-11-25")).payload["params"]["text"]
+    )
 
 
 # -- lists, hotspots, export ----------------------------------------------------------------------
@@ -594,6 +713,189 @@ async def test_hotspots_of_several_areas(svc):
     assert len(await svc.access_hotspots()) == 4
 
 
+# What /reports showed before the counts and hotspots were kept on write: the oracles.
+_OLD_HOTSPOTS = """
+    SELECT TRIM(COALESCE(compound, '')) AS c, TRIM(COALESCE(property_company, '')) AS p, COUNT(*) AS total,
+           SUM(CASE WHEN status IN ('new', 'acknowledged', 'in_progress') THEN 1 ELSE 0 END) AS open_count,
+           MAX(created_at) AS last_at
+    FROM reports WHERE kind = 'grievance' AND category = 'access' AND status <> 'duplicate'
+      AND (TRIM(COALESCE(compound, '')) <> '' OR TRIM(COALESCE(property_company, '')) <> '') {area}
+    GROUP BY c, p
+"""
+
+
+async def _old_hotspots(db, area):
+    clause, params = "", []
+    if isinstance(area, str):
+        clause, params = "AND area = ?", [area]
+    elif area is not None:
+        clause = f"AND area IN ({','.join('?' * len(area))})" if area else "AND 0 = 1"
+        params = sorted(area)
+    found = await db.fetchall(_OLD_HOTSPOTS.format(area=clause), params)
+    return sorted((r["c"], r["p"], r["total"], r["open_count"], r["last_at"]) for r in found)
+
+
+async def _churn(db, clock, seed=7, count=160):
+    """Reports of every kind, area and place, moved through random lifecycles (duplicates, reopens)."""
+    import random
+
+    from bot.reports.service import TRANSITIONS
+
+    rnd = random.Random(seed)
+    ids = []
+    for _ in range(count):
+        clock.advance(minutes=rnd.randint(1, 90))
+        kind = rnd.choice(["grievance", "grievance", "hazard"])
+        category = (
+            rnd.choice(["access", "wages"])
+            if kind == "grievance"
+            else rnd.choice(["road_damage", "flooding"])
+        )
+        async with db.transaction() as tx:
+            report = await repo.insert(
+                tx, kind=kind, category=category, description="x", voice_file_id=None, lat=None, lon=None,
+                place_text="p", compound=rnd.choice([None, "西溪花园", " 翠苑一区 ", ""]),
+                property_company=rnd.choice([None, "绿城物业", " "]), anonymous=False, reporter_id=COURIER,
+                area=rnd.choice([None, "蒋村", "翠苑", "古荡", ""]), origin_chat_id=None, now=clock.now(),
+            )  # fmt: skip
+        ids.append(report.id)
+        for _ in range(rnd.randint(0, 3)):
+            target = await repo.get(db, rnd.choice(ids))
+            actions = [a for a, (start, _) in TRANSITIONS.items() if target.status in start]
+            if not actions:
+                continue
+            action = rnd.choice(actions)
+            other = rnd.choice([i for i in ids if i != target.id] or [None])
+            if action == "duplicate" and other is None:
+                continue
+            async with db.transaction() as tx:
+                await repo.set_status(
+                    tx, target.id, expected=target.status, new=TRANSITIONS[action][1], now=clock.now(),
+                    duplicate_of=other if action == "duplicate" else None,
+                )  # fmt: skip
+    return ids
+
+
+AREAS = (None, "蒋村", ["蒋村", "翠苑"], ["古荡"], [], "", ["", "蒋村"])
+
+
+async def test_counts_and_hotspots_kept_on_write_match_the_reports(db, clock):
+    """After inserts and every kind of status change (duplicates included), the counts the list shows
+    and the hotspots equal what counting the reports themselves gives."""
+    await _churn(db, clock)
+    assert await db.fetchval("SELECT COUNT(*) FROM reports WHERE status = 'duplicate'") > 3
+    for area in AREAS:
+        hotspots = await repo.access_hotspots(db, category="access", area=area, limit=100)
+        assert sorted(
+            (h.compound, h.property_company, h.total, h.open, to_db(h.last_at)) for h in hotspots
+        ) == (await _old_hotspots(db, area)), area
+        totals = [(h.total, h.open, h.last_at) for h in hotspots]
+        assert totals == sorted(totals, reverse=True)
+        for statuses in (repo.OPEN_STATUSES, ("resolved",), ("duplicate",), ("new",), repo.STATUSES):
+            for kind, category in ((None, None), ("hazard", None), ("grievance", "access"), (None, "wages")):
+                where, params = repo._filters(kind, category, area, statuses)
+                expected = await db.fetchval(f"SELECT COUNT(*) FROM reports{where}", params)
+                got = await repo.count(db, kind=kind, category=category, area=area, statuses=statuses)
+                assert got == expected, (area, statuses, kind, category)
+                for offset in (0, 10):
+                    old = await db.fetchall(
+                        f"SELECT id FROM reports{where} ORDER BY created_at, id LIMIT 10 OFFSET ?",
+                        [*params, offset],
+                    )
+                    page = await repo.listing(
+                        db,
+                        kind=kind,
+                        category=category,
+                        area=area,
+                        statuses=statuses,
+                        limit=10,
+                        offset=offset,
+                    )
+                    assert [r.id for r in page] == [r[0] for r in old], (area, statuses, kind, offset)
+
+
+async def _plans(db, call):
+    """The query plans of the statements `call(executor)` runs."""
+    seen = []
+
+    class Spy:
+        async def fetchall(self, sql, params=()):
+            seen.append((sql, params))
+            return await db.fetchall(sql, params)
+
+        async def fetchval(self, sql, params=()):
+            seen.append((sql, params))
+            return await db.fetchval(sql, params)
+
+    await call(Spy())
+    return [
+        " | ".join(r[3] for r in await db.fetchall("EXPLAIN QUERY PLAN " + sql, params))
+        for sql, params in seen
+    ]
+
+
+async def test_reports_list_reads_ordered_ranges_and_kept_counts(db, clock):
+    """/reports page 1 for an area moderator and an unscoped one: each status (and area) is an index
+    range in created order; the total and the hotspots never read the reports table."""
+    await _churn(db, clock, count=40)
+    for area, index in ((["蒋村"], "reports_status_area"), (None, "reports_status")):
+        (page,) = await _plans(db, lambda ex, area=area: repo.listing(ex, area=area, limit=10))
+        assert page.count(f"SEARCH reports USING INDEX {index} ") == 3, page
+        assert "SCAN reports" not in page
+        (total,) = await _plans(db, lambda ex, area=area: repo.count(ex, area=area))
+        (spots,) = await _plans(
+            db, lambda ex, area=area: repo.access_hotspots(ex, category="access", area=area)
+        )
+        for plan in (total, spots):
+            assert " reports " not in f"{plan} " and "reports USING" not in plan, plan
+        # The hotspots of one area, or of all, are the first rows of a ranked index: nothing sorted.
+        assert "_rank (category=? AND" in spots and "TEMP B-TREE" not in spots, spots
+
+
+async def test_migration_carries_counts_and_hotspots_over(tmp_path, monkeypatch):
+    """Reports stored before 0022 are counted and grouped by the migration (backfill)."""
+    import storage.db as storage_db
+
+    every = storage_db.available_migrations()
+    monkeypatch.setattr(storage_db, "available_migrations", lambda: [m for m in every if m[0] < 22])
+    database = await Database(tmp_path / "old.sqlite3").open()
+    await database.migrate()
+    stamp = "2026-11-25T02:00:00.000000Z"
+    rows = [
+        ("grievance", 1, "access", " 西溪花园 ", "绿城物业", "蒋村", "new", "2026-11-20T02:00:00.000000Z"),
+        ("grievance", 2, "access", "西溪花园", "绿城物业", "蒋村", "resolved", "2026-11-21T02:00:00.000000Z"),
+        (
+            "grievance",
+            3,
+            "access",
+            "西溪花园",
+            "绿城物业",
+            "蒋村",
+            "duplicate",
+            "2026-11-22T02:00:00.000000Z",
+        ),
+        ("grievance", 4, "access", None, "银泰物业", None, "acknowledged", "2026-11-23T02:00:00.000000Z"),
+        ("grievance", 5, "wages", None, None, None, "new", "2026-11-23T02:00:00.000000Z"),
+        ("hazard", 1, "road_damage", None, None, "蒋村", "new", "2026-11-24T02:00:00.000000Z"),
+    ]
+    await database.executemany(
+        "INSERT INTO reports(kind, seq, category, compound, property_company, area, status, reporter_id,"
+        " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?, ?)",
+        [(*row, stamp) for row in rows],
+    )
+    monkeypatch.setattr(storage_db, "available_migrations", lambda: every)
+    assert "0022_reports_scale" in await database.migrate()
+    assert await repo.count(database) == 4
+    assert await repo.count(database, area="蒋村") == 2
+    assert await repo.count(database, statuses=("duplicate",), kind="grievance") == 1
+    spots = await repo.access_hotspots(database, category="access")
+    assert [(h.compound, h.property_company, h.total, h.open, to_db(h.last_at)) for h in spots] == [
+        ("西溪花园", "绿城物业", 2, 1, "2026-11-21T02:00:00.000000Z"),
+        ("", "银泰物业", 1, 1, "2026-11-23T02:00:00.000000Z"),
+    ]
+    await database.close()
+
+
 async def test_export_csv(svc, db, clock):
     clock.set(dt.datetime(2026, 11, 20, 2, 0, tzinfo=dt.UTC))
     await svc.submit(OTHER, hazard(description="old"))
@@ -616,6 +918,61 @@ async def test_export_csv(svc, db, clock):
     assert en.getvalue().startswith("\ufeffReference,") and en.getvalue().count("H-000") == 2
 
 
+async def test_export_reads_pages_with_the_reporter_joined_not_a_lookup_per_row(
+    svc, core, db, clock, monkeypatch
+):
+    """Every report once, in created order, page by page (one query per page, the reporter's name, the
+    photo count and the original's reference joined in); anonymity and formula escaping kept."""
+    import bot.reports.service as service_module
+    from bot.reports.service import export_reports
+    from storage import users as users_repo
+
+    first = await svc.submit(COURIER, hazard(description="@SUM(A1)", photos=["a", "b"]))
+    await svc.submit(EN_COURIER, grievance(anonymous=True, description="-1+1"))
+    clock.advance(minutes=1)
+    dup = await svc.submit(OTHER, hazard(description="+cmd", lat=LAT + 0.001))
+    await svc.transition(dup.id, "duplicate", MOD_A, duplicate_ref=first.ref)
+    async with db.transaction() as tx:  # a reporter the bot no longer knows
+        await repo.insert(
+            tx, kind="hazard", category="flooding", description="水", voice_file_id="v", lat=None, lon=None,
+            place_text="西湖", compound=None, property_company=None, anonymous=False, reporter_id=999,
+            area=None, origin_chat_id=None, now=clock.now(),
+        )  # fmt: skip
+    clock.advance(minutes=1)
+    await svc.submit(COURIER, grievance(compound="=1+2"))
+    pages = []
+    real_page = repo.export_page
+
+    async def counted(*args, **kw):
+        pages.append(kw["after"])
+        return await real_page(*args, **kw)
+
+    async def no_lookup(*args, **kw):
+        raise AssertionError("one user lookup per row")
+
+    monkeypatch.setattr(repo, "export_page", counted)
+    monkeypatch.setattr(users_repo, "get", no_lookup)
+    monkeypatch.setattr(service_module, "EXPORT_PAGE", 2)
+    buffer = io.StringIO(newline="")
+    assert await svc.export_csv(dt.date(2026, 11, 1), buffer) == 5
+    assert len(pages) == 3 and pages[0] is None  # 2 + 2 + 1
+    table = list(csv.DictReader(io.StringIO(buffer.getvalue().lstrip("\ufeff"))))
+    by_ref = {r["编号"]: r for r in table}
+    assert [r["编号"] for r in table] == ["H-0001", "G-0001", "H-0002", "H-0003", "G-0002"]
+    assert by_ref["H-0001"]["反映人"] == "小王 (@wangxg)" and by_ref["H-0001"]["照片数"] == "2"
+    assert by_ref["H-0001"]["描述"] == "'@SUM(A1)"
+    assert by_ref["G-0001"]["反映人"] == "匿名" and by_ref["G-0001"]["描述"] == "'-1+1"
+    assert "li_rider" not in buffer.getvalue() and str(EN_COURIER) not in buffer.getvalue()
+    assert by_ref["H-0002"]["描述"] == "'+cmd" and by_ref["H-0002"]["重复于"] == "H-0001"
+    assert by_ref["H-0003"]["反映人"] == "—" and by_ref["H-0003"]["语音"] == "有"
+    assert by_ref["G-0002"]["小区/楼宇"] == "'=1+2"
+    # To a file: written as it is read, under the asked name once complete.
+    path = Path(str(db.path)).parent / "out" / "reports.csv"
+    assert await export_reports(core, dt.date(2026, 11, 1), str(path)) == 5
+    assert path.read_bytes().startswith(b"\xef\xbb\xbf") and not path.with_name("reports.csv.part").exists()
+    assert path.read_bytes().decode("utf-8-sig") == buffer.getvalue().lstrip("\ufeff")
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
@@ -623,6 +980,7 @@ async def test_export_csv(svc, db, clock):
         ({"reports": {"service_bounds": [31, 118, 27, 123]}}, "south < north"),
         ({"reports": {"daily_limit": 0}}, "reports.daily_limit: must be positive"),
         ({"reports": {"hazard_points": -1}}, "reports.hazard_points"),
+        ({"reports": {"digest_hour": 24}}, "reports.digest_hour: must be an hour"),
     ],
 )
 def test_reports_config_is_checked(data, message):

@@ -1,3 +1,4 @@
+import csv
 import datetime as dt
 import io
 import itertools
@@ -21,6 +22,7 @@ from bot.stations.service import (
     format_status,
     render_card,
     render_details,
+    validate_fields,
 )
 from storage import outbox
 from storage import stations as repo
@@ -548,3 +550,44 @@ async def test_flag_without_moderator_chat_is_recorded_only(db):
     assert result.notified_chat is None
     assert await db.fetchval("SELECT COUNT(*) FROM outbox") == 0
     assert len(await repo.flags_for(db, s.id)) == 1
+
+
+async def test_export_escapes_formulas_and_imports_them_back(core, db, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text(
+        "external_id,name,lat,lon,address,phone\n"
+        'f1,"=HYPERLINK(""http://evil"",""点我"")",30.27,120.15,@SUM(1+1),+86 571 8888 0001\n'
+        "f2,-减价驿站,30.28,120.16,=1+1,-\n",
+        encoding="utf-8",
+    )
+    result = await imp.import_file(core, src)
+    assert result.errors == [] and result.inserted == 2
+    out = tmp_path / "out.csv"
+    await imp.export_csv(db, out)
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8-sig"))))
+    cells = [cell for row in rows for cell in row.values()]
+    assert not [c for c in cells if c[:1] in ("=", "+", "@") or (c[:1] == "-" and c != "-")], cells
+    assert {r["name"] for r in rows} == {'\'=HYPERLINK("http://evil","点我")', "'-减价驿站"}
+    other = await Database(tmp_path / "other.sqlite3").open()
+    await other.migrate()
+    try:
+        assert (await imp.import_file(make_core(other), out)).errors == []
+        before = {(s.name, s.address, s.phone) for s in await repo.all_stations(db)}
+        after = {(s.name, s.address, s.phone) for s in await repo.all_stations(other)}
+        assert after == before  # round trip: what was typed comes back
+        assert ('=HYPERLINK("http://evil","点我")', "@SUM(1+1)", "+86 571 8888 0001") in after
+    finally:
+        await other.close()
+
+
+@pytest.mark.parametrize(
+    ("field", "limit"), [("name", 60), ("address", 200), ("opening_hours", 200), ("phone", 40), ("area", 30)]
+)
+def test_station_fields_have_a_length_budget(field, limit):
+    values = {"name": "驿站", "lat": 30.27, "lon": 120.15}
+    values[field] = "24/7" if field == "opening_hours" else "长"
+    validate_fields(**values)
+    values[field] = "长" * (limit + 1)
+    with pytest.raises(StationInputError) as err:
+        validate_fields(**values)
+    assert err.value.field == field and err.value.values == (str(limit),)

@@ -34,7 +34,8 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class TelegramConfig:
     # Bot token from @BotFather; XIAOGE_BOT_TOKEN in the environment wins over the file.
-    token: str = ""
+    # Secrets never show in a repr (a logged config, a traceback's locals).
+    token: str = field(default="", repr=False)
     # Bot API server; change for a self-hosted telegram-bot-api server.
     base_url: str = "https://api.telegram.org/bot"
     base_file_url: str = "https://api.telegram.org/file/bot"
@@ -44,7 +45,7 @@ class TelegramConfig:
     webhook_port: int = 8443
     webhook_url: str = ""
     webhook_path: str = "telegram"
-    webhook_secret_token: str = ""
+    webhook_secret_token: str = field(default="", repr=False)
     # Long-polling timeout in seconds.
     poll_timeout: int = 30
     # Updates handled at once (those of one user, or of one chat, still one after another, in
@@ -91,6 +92,8 @@ class ReportsConfig:
     max_photos: int = 3
     # Unacknowledged reports are raised again after this many hours, once a day.
     ack_timeout_hours: int = 24
+    # Local hour from which the day's escalation digest (one message per moderators' chat) goes out.
+    digest_hour: int = 9
     # "Not solved" may reopen a resolved report within this many days.
     reopen_days: int = 14
     duplicate_radius_m: int = 50
@@ -287,6 +290,7 @@ _ZERO_ALLOWED = {
     "bot.admin_cache_seconds",  # 0: ask Telegram every time
     "telegram.poll_timeout",  # 0: short polling
     "reports.hazard_points",  # 0: no points for hazards
+    "reports.digest_hour",  # 0: the escalation digest goes out from midnight
     "meetings.late_grace_minutes",  # 0: a late reminder is dropped
     "tasks.withdraw_hours",  # 0: withdraw until the start
     "reports.undo_grace_seconds",  # 0: the reporter is told at once
@@ -386,6 +390,8 @@ def _validate(config: Config) -> None:
             raise ConfigError(f"reports.{key}", "must be positive")
     if config.reports.hazard_points < 0:
         raise ConfigError("reports.hazard_points", "must not be negative")
+    if not 0 <= config.reports.digest_hour <= 23:
+        raise ConfigError("reports.digest_hour", "must be an hour between 0 and 23")
     for i, minutes in enumerate(config.tasks.reminder_offsets_minutes):
         if minutes <= 0:
             raise ConfigError(f"tasks.reminder_offsets_minutes[{i}]", "must be positive")

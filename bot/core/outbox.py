@@ -22,6 +22,8 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import hashlib
+import json
 import logging
 import warnings
 from collections.abc import Awaitable, Callable, Iterable
@@ -45,6 +47,16 @@ warnings.filterwarnings("ignore", message="Please use 'Bot.", category=UserWarni
 
 Hook = Callable[[OutboxRow, str, dict[str, Any] | None], Awaitable[None]]
 BULK_PRIORITY = 5
+DEFERRED_KIND = "deferred_reply"
+DEFERRED_MAX_DELAY = dt.timedelta(minutes=30)  # a reply later than this is no longer an answer
+
+
+def _plain(value: Any) -> Any:
+    """JSON for what PTB hands a request: Telegram objects as their dicts; files can't be stored."""
+    to_dict = getattr(value, "to_dict", None)
+    if callable(to_dict):
+        return to_dict()
+    raise TypeError(f"cannot store {type(value).__name__}")
 
 
 def upload(data: bytes, filename: str) -> dict[str, str]:
@@ -114,6 +126,36 @@ class Outbox:
         else:
             self.wake()
         return count
+
+    async def defer_call(self, method: str, params: dict[str, Any]) -> bool:
+        """A handler's Bot API call that must not wait (a reply to a group whose minute window is full,
+        or one Telegram answered 429): queue it to go out as soon as the chat allows. The same call
+        to the same chat within a minute is queued once (26 "/help@bot" get one answer). False when
+        it can't be stored (a file upload): the caller then waits as before."""
+        try:
+            chat_id = int(params["chat_id"])
+            stored = json.loads(
+                json.dumps({k: v for k, v in params.items() if k != "chat_id"}, default=_plain)
+            )
+        except (KeyError, TypeError, ValueError):
+            return False
+        now = self.core.clock.now()
+        digest = hashlib.sha1(json.dumps([method, stored], sort_keys=True).encode()).hexdigest()[:16]
+        minute = now.strftime("%Y%m%d%H%M")
+        await self.enqueue(
+            [
+                NewMessage(
+                    kind=DEFERRED_KIND,
+                    dedup_key=f"later:{chat_id}:{digest}:{minute}",
+                    chat_id=chat_id,
+                    payload={"method": method, "params": stored},
+                    due_at=now,
+                    priority=0,
+                    expires_at=now + DEFERRED_MAX_DELAY,
+                )
+            ]
+        )
+        return True
 
     def on_done(self, kind: str, hook: Hook) -> None:
         """Call `hook(row, outcome, result)` after a row of `kind` is sent/failed/skipped."""

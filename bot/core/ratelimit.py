@@ -16,14 +16,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import math
 import time
-from collections import deque
-from collections.abc import Callable, Coroutine
+from collections import OrderedDict, deque
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
-from telegram.error import RetryAfter
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Forbidden,
+    NetworkError,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
 from telegram.ext import BaseRateLimiter
 
 from bot.core.ptb import retry_after_seconds
@@ -35,6 +44,30 @@ _COUNTED_PREFIXES = ("send", "copy", "forward", "edit", "pin")
 
 
 BULK_PAUSE_MAX = 5.0  # seconds every bulk send waits after a 429 to one of them
+MAX_REPLY_WAIT = 1.0  # a handler's message to a group that would wait longer goes to the outbox
+RETRY_BACKOFF = (0.3, 1.0)  # pauses before the 2nd and 3rd try of a call that is safe to repeat
+IDEMPOTENT = frozenset(
+    {
+        "answerCallbackQuery",
+        "editMessageText",
+        "editMessageCaption",
+        "editMessageReplyMarkup",
+        "editMessageLiveLocation",
+        "deleteMessage",
+        "deleteMessages",
+        "pinChatMessage",
+        "unpinChatMessage",
+        "getMe",
+        "getChat",
+        "getChatMember",
+        "getChatAdministrators",
+        "getChatMemberCount",
+        "getFile",
+        "setMyCommands",
+        "setChatMenuButton",
+        "setMessageReaction",
+    }
+)
 # The network's jitter is estimated from the last RTT_SAMPLES round trips (max - min), within
 # [JITTER_MIN, JITTER_MAX]; until RTT_MIN_SAMPLES were seen it is taken as JITTER_UNKNOWN.
 RTT_SAMPLES = 200
@@ -137,6 +170,10 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         # Sends waiting for room, in arrival order (replies and bulk apart: replies go first).
         self._waiting: dict[bool, deque[_Waiter]] = {False: deque(), True: deque()}
         self._timer: asyncio.TimerHandle | None = None
+        # Set by the runtime: hand a handler's call to the outbox (True when it took it).
+        self.defer: Callable[[str, dict[str, Any]], Awaitable[bool]] | None = None
+        self._answered: OrderedDict[str, None] = OrderedDict()
+        self._messages = _Shown()
 
     async def initialize(self) -> None:
         return None
@@ -275,25 +312,162 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         data: dict[str, Any],
         rate_limit_args: dict[str, Any] | None,
     ) -> bool | dict[str, Any] | list[dict[str, Any]]:
+        """Every Bot API call of the process passes here (PTB's rate-limiter hook): flood limits,
+        replies to a busy group handed to the outbox instead of waited for, retries of calls that are
+        safe to repeat, and the last check of Telegram's length limits."""
+        fit_lengths(endpoint, data)
+        if endpoint == "answerCallbackQuery":
+            query_id = str(data.get("callback_query_id"))
+            if query_id in self._answered:
+                return True  # answered already (a second answer is refused): it is what was wanted
+            result = await self._with_retries(callback, args, kwargs, endpoint)
+            self._answered[query_id] = None
+            while len(self._answered) > 4096:
+                self._answered.popitem(last=False)
+            return result
+        unchanged = self._messages.unchanged(endpoint, data)
+        if unchanged is not None:
+            return unchanged  # an edit to what the message shows already: Telegram would refuse it
+        result = await self._call(callback, args, kwargs, endpoint, data, rate_limit_args)
+        self._messages.remember(endpoint, data, result)
+        return result
+
+    async def _call(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, Any]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+        data: dict[str, Any],
+        rate_limit_args: dict[str, Any] | None,
+    ) -> Any:
         if not endpoint.lower().startswith(_COUNTED_PREFIXES):
-            return await callback(*args, **kwargs)
+            return await self._with_retries(callback, args, kwargs, endpoint)
         if rate_limit_args and rate_limit_args.get("reserved"):
-            return await callback(*args, **kwargs)  # the caller already waited in `acquire`
+            return await callback(*args, **kwargs)  # the outbox: it waited in `acquire`, it retries
         bulk = bool(rate_limit_args and rate_limit_args.get("bulk"))
         chat_id: int | None = None
         with contextlib.suppress(TypeError, ValueError):
             chat_id = int(data.get("chat_id"))  # type: ignore[arg-type]
-        attempts = 0
-        while True:
-            ticket = await self.acquire(chat_id, bulk=bulk)
+        if not bulk and chat_id is not None and chat_id < 0 and self.defer is not None:
+            # A handler never waits for a group's minute window: the reply goes out later.
+            if self.group_wait(chat_id) > MAX_REPLY_WAIT and await self.defer(endpoint, data):
+                raise Deferred(endpoint, chat_id)
+        ticket = await self.acquire(chat_id, bulk=bulk)
+        try:
+            return await self._with_retries(callback, args, kwargs, endpoint)
+        except RetryAfter as exc:
+            if bulk or self.defer is None or not await self.defer(endpoint, data):
+                raise
+            log.warning(
+                "429 on %s to %s (retry after %.0fs): handed to the outbox",
+                endpoint,
+                chat_id,
+                retry_after_seconds(exc),
+            )
+            raise Deferred(endpoint, chat_id) from None
+        finally:
+            self.release(ticket)
+
+    async def _with_retries(
+        self,
+        callback: Callable[..., Coroutine[Any, Any, Any]],
+        args: Any,
+        kwargs: dict[str, Any],
+        endpoint: str,
+    ) -> Any:
+        """Calls that are safe to repeat (answers to a button, edits, reads) are tried again after a
+        502 or a time-out, twice, briefly; others (a new message could arrive twice) are not."""
+        retries = RETRY_BACKOFF if endpoint in IDEMPOTENT else ()
+        for attempt, pause in enumerate((*retries, None)):
             try:
                 return await callback(*args, **kwargs)
-            except RetryAfter as exc:
-                if bulk or attempts >= self.reply_retries:
+            except (TimedOut, NetworkError) as exc:
+                if pause is None or isinstance(exc, RetryAfter | BadRequest | Forbidden | ChatMigrated):
                     raise
-                attempts += 1
-                delay = retry_after_seconds(exc)
-                log.warning("429 on %s to %s; retrying the reply in %.1fs", endpoint, chat_id, delay)
-            finally:
-                self.release(ticket)
-            await asyncio.sleep(float(delay) + 0.05)
+                log.warning("%s failed (%s); trying again (%d)", endpoint, exc.message, attempt + 1)
+                await asyncio.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def was_answered(self, callback_query_id: str) -> bool:
+        """Whether this process already answered the button press (answering twice is refused)."""
+        return str(callback_query_id) in self._answered
+
+
+def _markup_json(markup: Any) -> str:
+    if markup is None:
+        return "null"
+    plain = markup.to_dict() if hasattr(markup, "to_dict") else markup
+    return json.dumps(plain, sort_keys=True, ensure_ascii=False)
+
+
+class _Shown:
+    """What recent messages of this process show (text or caption, and inline keyboard), as Telegram
+    last returned them: an edit that would change nothing is answered from here, since Telegram
+    refuses it ("message is not modified"), as when a button is pressed twice."""
+
+    SIZE = 4096
+
+    def __init__(self) -> None:
+        self._shown: OrderedDict[tuple[int, int], tuple[str | None, str, dict[str, Any]]] = OrderedDict()
+
+    @staticmethod
+    def _key(data: dict[str, Any]) -> tuple[int, int] | None:
+        try:
+            return int(data["chat_id"]), int(data["message_id"])
+        except (KeyError, TypeError, ValueError):
+            return None
+
+    def unchanged(self, endpoint: str, data: dict[str, Any]) -> dict[str, Any] | None:
+        if endpoint not in ("editMessageText", "editMessageReplyMarkup") or data.get("parse_mode"):
+            return None
+        key = self._key(data)
+        shown = self._shown.get(key) if key else None
+        if shown is None or data.get("entities"):
+            return None
+        text, markup, result = shown
+        if endpoint == "editMessageText" and data.get("text") != text:
+            return None
+        if _markup_json(data.get("reply_markup")) != markup:
+            return None
+        return result
+
+    def remember(self, endpoint: str, data: dict[str, Any], result: Any) -> None:
+        if not isinstance(result, dict) or "message_id" not in result or "chat" not in result:
+            return
+        key = (int(result["chat"]["id"]), int(result["message_id"]))
+        if data.get("parse_mode") or data.get("entities") or data.get("caption_entities"):
+            self._shown.pop(key, None)  # formatted by us: not compared
+            return
+        text = result.get("text", result.get("caption"))
+        self._shown[key] = (text, _markup_json(result.get("reply_markup")), result)
+        self._shown.move_to_end(key)
+        while len(self._shown) > self.SIZE:
+            self._shown.popitem(last=False)
+
+
+class Deferred(TelegramError):
+    """A handler's message to a busy group (or one Telegram asked to wait for) was handed to the
+    outbox, which sends it when the group's window allows. Not an error: the handler just stops."""
+
+    def __init__(self, endpoint: str, chat_id: int | None) -> None:
+        super().__init__(f"{endpoint} to {chat_id} deferred to the outbox")
+        self.endpoint = endpoint
+        self.chat_id = chat_id
+
+
+def fit_lengths(endpoint: str, data: dict[str, Any]) -> None:
+    """Telegram refuses a text over 4,096 characters, a caption over 1,024 and a button answer over
+    200: whatever a stored text has become, the message goes out shortened (with "…") rather than
+    not at all. Only plain text (no parse_mode: a cut could break the markup)."""
+    if data.get("parse_mode"):
+        return
+    for key, limit in (("text", 4096), ("caption", 1024)):
+        value = data.get(key)
+        if isinstance(value, str) and len(value) > limit:
+            log.warning("%s: %s of %d characters shortened to %d", endpoint, key, len(value), limit)
+            data[key] = value[: limit - 1] + "…"
+    if endpoint == "answerCallbackQuery":
+        value = data.get("text")
+        if isinstance(value, str) and len(value) > 200:
+            data["text"] = value[:199] + "…"

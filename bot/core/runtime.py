@@ -11,6 +11,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import secrets
 import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -36,6 +37,7 @@ from storage.db import Database
 
 log = logging.getLogger("xiaoge")
 MENUS_KEY = "command_menus"
+WEBHOOK_SECRET_KEY = "webhook_secret"
 
 Startup = Callable[[Core, Application], Awaitable[None]]
 
@@ -103,13 +105,18 @@ class Runtime:
                 port=tg.webhook_port,
                 url_path=tg.webhook_path,
                 webhook_url=tg.webhook_url.rstrip("/") + "/" + tg.webhook_path,
-                secret_token=tg.webhook_secret_token or None,
+                # Always a secret: without one, anyone who reaches the proxy could post an update
+                # "from" an admin. PTB's webhook server refuses a request without the right header.
+                secret_token=await self._webhook_secret(core),
                 allowed_updates=Update.ALL_TYPES,
             )
         await app.start()
         # After polling started: a distant Telegram must not hold the first answer back.
         self._menus = asyncio.create_task(self._set_commands(app), name="command-menus")
-        await core.outbox.start(app.bot, app.bot_data.get("limiter"), app.job_queue)
+        limiter = app.bot_data.get("limiter")
+        if limiter is not None:
+            limiter.defer = core.outbox.defer_call
+        await core.outbox.start(app.bot, limiter, app.job_queue)
         for hook in startup_hooks(app):
             await hook(core, app)
         log.info(
@@ -119,6 +126,24 @@ class Runtime:
             self.config.storage.path,
             self.config.bot.timezone,
         )
+
+    async def _webhook_secret(self, core: Core) -> str:
+        """The configured `telegram.webhook_secret_token`, else one generated at the first start in
+        webhook mode and kept in the database (the same on every restart and on a second instance)."""
+        configured = self.config.telegram.webhook_secret_token
+        if configured:
+            return configured
+        stored = await bot_state.get(core.db, WEBHOOK_SECRET_KEY)
+        if stored:
+            return stored
+        secret = secrets.token_urlsafe(48)  # A-Z a-z 0-9 _ -, as Telegram allows
+        # Two instances starting at once agree on the first one stored.
+        stored = await bot_state.put_if_absent(core.db, WEBHOOK_SECRET_KEY, secret, core.clock.now())
+        log.warning(
+            "telegram.webhook_secret_token is not set: generated one and stored it in the database;"
+            " Telegram sends it with every update and requests without it are refused"
+        )
+        return stored
 
     @staticmethod
     def _polling_error(exc: TelegramError) -> None:

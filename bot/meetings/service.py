@@ -31,6 +31,7 @@ from typing import Any
 from bot.core.container import Core
 from bot.kit import holidays_cn
 from bot.kit.ics import IcsMeeting, occurrence_ics, series_ics
+from bot.kit.numbers import parse_int
 from bot.kit.recurrence import (
     Occurrence,
     RecurrenceError,
@@ -86,7 +87,15 @@ def occ_code(moment: dt.datetime) -> int:
 
 
 def occ_from_code(code: int | str) -> dt.datetime:
-    return dt.datetime.fromtimestamp(int(code) * 60, UTC)
+    """The occurrence start a button carries; ValueError for anything that is not one (forged data:
+    not digits, or a moment outside the years 1970-9999)."""
+    minutes = parse_int(str(code), signed=False)
+    if minutes is None:
+        raise ValueError(f"not an occurrence code: {code!r}")
+    try:
+        return dt.datetime.fromtimestamp(minutes * 60, UTC)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(f"not an occurrence code: {code!r}") from None
 
 
 def plan_prefix(meeting_id: int) -> str:

@@ -14,8 +14,8 @@ from __future__ import annotations
 import asyncio
 import csv
 import datetime as dt
-import io
 import logging
+import math
 import re
 import sys
 from collections.abc import Collection, Sequence
@@ -27,6 +27,7 @@ from bot.core.config import ReportsConfig
 from bot.core.container import Core
 from bot.core.i18n import resolve_language
 from bot.kit.geo import LatLon, bounding_box, distance_m
+from bot.kit.spreadsheet import escape_cell
 from bot.reports import categories as rc
 from storage import groups as groups_repo
 from storage import outbox as outbox_repo
@@ -68,8 +69,16 @@ CB_FEEDBACK = "rp:fb"  # rp:fb:{id}:y|n
 CARD_PRIORITY = 1
 NOTICE_PRIORITY = 0
 ESCALATION_PRIORITY = 5
+DIGEST_KIND = "report_digest"  # the daily escalation digest of one moderators' chat
+DIGEST_KEY = "rp:digest"  # rp:digest:{chat id}:{local date}
+CB_OPEN = "rp:ls:o"  # rp:ls:o:{id}: open a report's card (handlers/reports/lists.list_button)
+ESCALATION_BATCH = 200  # reports stamped per transaction
+DIGEST_OLDEST = 5  # the oldest reports named (with a button each) in the digest
+DIGEST_AGES = (3, 7)  # waiting-time groups of the digest, in days: < 3, 3-7, >= 7
+EXPORT_PAGE = 2000  # reports read per query by the CSV export
 
-# Dedup keys of CARD_KIND rows: rp:{id}:card | rp:{id}:esc:{local date} | rp:{id}:reopen:{event id}
+# Dedup keys of CARD_KIND rows: rp:{id}:card | rp:{id}:reopen:{event id} (| rp:{id}:esc:{local date}: the
+# escalation cards queued before the daily digest replaced them)
 _CARD_KEY = re.compile(r"^rp:(\d+):(?:card|esc:\d{4}-\d{2}-\d{2}|reopen:\d+)$")
 
 
@@ -88,6 +97,7 @@ class ReportDraft:
     compound: str | None = None
     property_company: str | None = None
     anonymous: bool = False
+    blurred: bool = False  # the location was blurred to ~100 m for an anonymous grievance
     area: str | None = None
     origin_chat_id: int | None = None
 
@@ -130,6 +140,14 @@ class ReportRefused(Exception):
         self.refusal = refusal
 
 
+@dataclass
+class Escalation:
+    """What one escalation run did: digests queued, reports stamped as escalated."""
+
+    digests: int = 0
+    reports: int = 0
+
+
 @dataclass(frozen=True)
 class Outcome:
     """Result of a status change, a reopen, a confirmation or a "+1".
@@ -145,16 +163,29 @@ class Outcome:
     points: int = 0
 
 
+BLUR_DEGREES = 0.001  # ~111 m of latitude, ~96 m of longitude in Zhejiang
+
+
+def blur_location(lat: float, lon: float) -> tuple[float, float]:
+    """A spot blurred to about 100 m: the centre of its 0.001° cell, the same for every point in it
+    (so repeated reports from one doorstep don't average out to it)."""
+    return (
+        (math.floor(lat / BLUR_DEGREES) + 0.5) * BLUR_DEGREES,
+        (math.floor(lon / BLUR_DEGREES) + 0.5) * BLUR_DEGREES,
+    )
+
+
 def _clean(text: str | None) -> str | None:
     text = (text or "").strip()
     return text or None
 
 
-def _csv_safe(value: Any) -> Any:
-    """Keep spreadsheet apps from running user text as a formula."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+def _display_name(first_name: str, last_name: str, username: str | None) -> str:
+    """A (non-anonymous) reporter as cards and the export show them: name (@username)."""
+    name = f"{first_name} {last_name}".strip()
+    if username:
+        return f"{name} (@{username})" if name else f"@{username}"
+    return name or "—"
 
 
 def report_id_from_card_key(dedup_key: str) -> int | None:
@@ -721,36 +752,100 @@ class ReportService:
 
     # -- escalation -------------------------------------------------------------------------------
 
-    async def escalate_due(self) -> int:
-        """Raise reports still unacknowledged after ack_timeout_hours again in their moderator chat.
+    async def escalate_due(self) -> Escalation:
+        """Remind each moderators' chat, once a local day from reports.digest_hour on, of the reports
+        still unacknowledged after ack_timeout_hours: ONE digest message per chat (counts by category
+        and by waiting time, the oldest few with their references and buttons to open them, a hint to
+        /reports), never one card per report.
 
-        At most once a day per report (dedup key by local date), until someone acts. Run it from a
-        repeating job; returns how many reminders were queued.
+        Work in short transactions: the overdue reports are read page by page from a reader
+        connection, stamped (last_escalated_at) ESCALATION_BATCH at a time, each batch its own
+        transaction, and the digest is queued last with the dedup key rp:digest:{chat}:{local date}.
+        A second run that day finds the digest and does nothing for that chat; a run interrupted
+        before queuing it stamps again and queues it. Run it from a repeating job.
         """
         now = self._now()
+        local = now.astimezone(self.core.tz)
+        if local.hour < self.cfg.digest_hour:
+            return Escalation()
+        today = local.date().isoformat()
+        bot = self.core.config.bot
+        chats = {c for c in (bot.moderator_chat_id, *bot.area_moderator_chats.values()) if c}
+        told = {c for c in chats if await outbox_repo.get_by_key(self.db, f"{DIGEST_KEY}:{c}:{today}")}
+        if told == chats:
+            return Escalation()  # every moderators' chat was told today (or none is configured)
         waiting_since = now - dt.timedelta(hours=self.cfg.ack_timeout_hours)
-        # "Once a day" keeps roughly the same hour: the next reminder comes a day later, give or take
-        # the job's period, and never twice on one local date.
-        last_before = now - dt.timedelta(hours=23)
-        today = now.astimezone(self.core.tz).date().isoformat()
-        queued = 0
-        async with self.db.transaction() as tx:
-            for report in await repo.unacknowledged(
-                tx, waiting_since=waiting_since, last_escalated_before=last_before
-            ):
-                hours = int((now - (report.reopened_at or report.created_at)).total_seconds() // 3600)
-                new = await self._queue_card(
-                    tx,
-                    report,
-                    now,
-                    key=f"rp:{report.id}:esc:{today}",
-                    header=("reports.card.escalated", {"hours": hours}),
-                    priority=ESCALATION_PRIORITY,
-                )
-                if new:
-                    await repo.mark_escalated(tx, report.id, now)
-                    queued += new
-        return queued
+        by_chat: dict[int, list[repo.Overdue]] = {}
+        unposted = 0
+        cursor: tuple[str, int] | None = None
+        while True:
+            page, cursor = await repo.overdue_page(self.db, waiting_since=waiting_since, after=cursor)
+            for item in page:
+                chat_id = self.moderator_chat(item.area)
+                if not chat_id:
+                    unposted += 1
+                elif chat_id not in told:
+                    by_chat.setdefault(chat_id, []).append(item)
+            if cursor is None:
+                break
+        if unposted:
+            log.warning("no moderator chat for %d unacknowledged report(s): not escalated", unposted)
+        result = Escalation()
+        lang = bot.default_language
+        for chat_id, items in by_chat.items():
+            key = f"{DIGEST_KEY}:{chat_id}:{today}"
+            if await outbox_repo.get_by_key(self.db, key) is not None:
+                continue  # told meanwhile (another run)
+            message = self._message(
+                DIGEST_KIND, key, chat_id, "sendMessage", self.digest(items, lang), now, ESCALATION_PRIORITY
+            )
+            ids = [item.id for item in items]
+            for start in range(0, len(ids), ESCALATION_BATCH):
+                async with self.db.transaction() as tx:
+                    result.reports += await repo.mark_escalated(
+                        tx, ids[start : start + ESCALATION_BATCH], now
+                    )
+            async with self.db.transaction() as tx:
+                result.digests += await self.core.outbox.enqueue([message], tx)
+        return result
+
+    def digest(self, items: Sequence[repo.Overdue], lang: str) -> dict[str, Any]:
+        """sendMessage params of one chat's escalation digest (`items`: its overdue reports)."""
+        t = self.core.t
+        now = self._now()
+        lines = [t(lang, "reports.digest.title", count=len(items), hours=self.cfg.ack_timeout_hours)]
+        categories: dict[tuple[str, str], int] = {}
+        ages = [0, 0, 0]
+        for item in items:
+            categories[(item.kind, item.category)] = categories.get((item.kind, item.category), 0) + 1
+            days = (now - item.waiting_since).days
+            ages[0 if days < DIGEST_AGES[0] else 1 if days < DIGEST_AGES[1] else 2] += 1
+        lines += ["", t(lang, "reports.digest.by_category")]
+        for (kind, category), n in sorted(categories.items(), key=lambda kv: (-kv[1], kv[0])):
+            label = rc.category_label(self.core.catalog, lang, kind, category)
+            lines.append(t(lang, "reports.digest.category_line", category=label, count=n))
+        lines += ["", t(lang, "reports.digest.by_age")]
+        low, high = DIGEST_AGES
+        for key, values, n in (
+            ("age_under", {"days": low}, ages[0]),
+            ("age_between", {"low": low, "high": high}, ages[1]),
+            ("age_over", {"days": high}, ages[2]),
+        ):
+            if n:
+                lines.append(t(lang, f"reports.digest.{key}", count=n, **values))
+        oldest = sorted(items, key=lambda item: (item.waiting_since, item.id))[:DIGEST_OLDEST]
+        lines += ["", t(lang, "reports.digest.oldest", count=len(oldest))]
+        for item in oldest:
+            waited = now - item.waiting_since
+            if waited.days:
+                wait = t(lang, "reports.digest.waited_days", days=waited.days)
+            else:
+                wait = t(lang, "reports.digest.waited_hours", hours=int(waited.total_seconds() // 3600))
+            category = rc.category_label(self.core.catalog, lang, item.kind, item.category)
+            lines.append(t(lang, "reports.digest.oldest_line", ref=item.ref, category=category, waited=wait))
+        lines += ["", t(lang, "reports.digest.hint")]
+        buttons = [{"text": item.ref, "callback_data": f"{CB_OPEN}:{item.id}"} for item in oldest]
+        return {"text": "\n".join(lines)[:4000], "reply_markup": {"inline_keyboard": [buttons]}}
 
     # -- moderator cards --------------------------------------------------------------------------
 
@@ -987,10 +1082,7 @@ class ReportService:
         user = await users_repo.get(ex, report.reporter_id)
         if user is None:
             return "—"
-        name = f"{user.first_name} {user.last_name}".strip()
-        if user.username:
-            return f"{name} (@{user.username})" if name else f"@{user.username}"
-        return name or "—"
+        return _display_name(user.first_name, user.last_name, user.username)
 
     @staticmethod
     async def _last_moderator_event(ex: Executor, report_id: int) -> ReportEvent | None:
@@ -1121,17 +1213,14 @@ class ReportService:
         return items, total
 
     async def access_hotspots(
-        self,
-        *,
-        since: dt.datetime | None = None,
-        area: str | Collection[str] | None = None,
-        limit: int = 10,
+        self, *, area: str | Collection[str] | None = None, limit: int = 10
     ) -> list[Hotspot]:
-        """Compounds and property companies with access-conflict grievances, most reported first.
+        """Compounds and property companies with access-conflict grievances, most reported first (from
+        the counts kept on write: the same cost at any number of reports).
 
         `area` may be several areas (a moderator scoped to some areas: authz.areas_for).
         """
-        return await repo.access_hotspots(self.db, category=rc.ACCESS, since=since, area=area, limit=limit)
+        return await repo.access_hotspots(self.db, category=rc.ACCESS, area=area, limit=limit)
 
     async def reporter_view(self, report_id: int, user_id: int, lang: str) -> str | None:
         """The reporter's own view of their report: its content and its history of status changes with
@@ -1211,66 +1300,117 @@ class ReportService:
     async def export_csv(self, since: dt.date, stream: TextIO, *, lang: str | None = None) -> int:
         """Reports filed on or after `since` (local date) as CSV, UTF-8 with a BOM so Excel reads Chinese.
 
-        Open the stream with newline="". Anonymous reporters appear as 匿名; ids never appear.
-        Returns the number of rows written.
+        Streamed: one query per page of EXPORT_PAGE reports (the reporter's names, photo count and the
+        original's reference joined in), each page written before the next is read. Open the stream
+        with newline="". Anonymous reporters appear as 匿名; ids never appear. Returns the number of
+        rows written.
         """
         lang = lang or self.core.config.bot.default_language
-        start = dt.datetime.combine(since, dt.time(0), tzinfo=self.core.tz).astimezone(dt.UTC)
-        reports = await repo.created_since(self.db, start)
-        photo_counts = await repo.photo_counts(self.db, [r.id for r in reports])
-        originals = await repo.get_many(self.db, sorted({r.duplicate_of for r in reports if r.duplicate_of}))
+        tz = self.core.tz
+        start = dt.datetime.combine(since, dt.time(0), tzinfo=tz).astimezone(dt.UTC)
         t = self.core.t
+        # Labels repeat on every row: look each up (and escape it) once.
+        kinds = {k: escape_cell(t(lang, f"reports.kind.{k}")) for k in rc.KINDS}
+        statuses = {s: escape_cell(t(lang, f"reports.status.{s}")) for s in STATUSES}
+        categories: dict[tuple[str, str], str] = {}
+        anonymous, voice = (
+            escape_cell(t(lang, "reports.card.anonymous")),
+            escape_cell(t(lang, "reports.export.yes")),
+        )
+
+        def local(when: dt.datetime | None) -> str:
+            if when is None:
+                return ""
+            w = when.astimezone(tz)  # as _local() shows it, without strftime's cost on 100,000 rows
+            return f"{w.year:04d}-{w.month:02d}-{w.day:02d} {w.hour:02d}:{w.minute:02d}"
+
         stream.write("\ufeff")
         writer = csv.writer(stream)
         writer.writerow([t(lang, f"reports.export.{c}") for c in self.EXPORT_COLUMNS])
-        for report in reports:
-            duplicate_of = originals.get(report.duplicate_of) if report.duplicate_of else None
-            row = [
-                report.ref,
-                t(lang, f"reports.kind.{report.kind}"),
-                rc.category_label(self.core.catalog, lang, report.kind, report.category, icon=False),
-                t(lang, f"reports.status.{report.status}"),
-                self._local(report.created_at),
-                self._local(report.acknowledged_at) if report.acknowledged_at else "",
-                self._local(report.resolved_at) if report.resolved_at else "",
-                report.area or "",
-                report.description,
-                t(lang, "reports.export.yes") if report.voice_file_id else "",
-                photo_counts.get(report.id, 0),
-                report.place_text or "",
-                f"{report.lat:.6f}" if report.lat is not None else "",
-                f"{report.lon:.6f}" if report.lon is not None else "",
-                report.compound or "",
-                report.property_company or "",
-                await self._reporter_name(self.db, report, lang),
-                report.supporters,
-                duplicate_of.ref if duplicate_of else "",
-            ]
-            writer.writerow([_csv_safe(v) for v in row])
-        return len(reports)
+        written = 0
+        page, cursor = await repo.export_page(self.db, since=start, after=None, limit=EXPORT_PAGE)
+        following: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                # The next page is read (on a reader connection's thread) while this one is formatted.
+                if cursor is not None:
+                    following = asyncio.ensure_future(
+                        repo.export_page(self.db, since=start, after=cursor, limit=EXPORT_PAGE)
+                    )
+                rows = []
+                for r in page:
+                    category = categories.get((r.kind, r.category))
+                    if category is None:
+                        label = rc.category_label(self.core.catalog, lang, r.kind, r.category, icon=False)
+                        category = categories[(r.kind, r.category)] = escape_cell(label)
+                    if r.anonymous:
+                        reporter = anonymous
+                    elif r.reporter is None:
+                        reporter = "—"
+                    else:
+                        reporter = escape_cell(_display_name(*r.reporter))
+                    # User text (and anything that may start with - or +) through escape_cell; the reference,
+                    # times and counts never start with a formula character.
+                    rows.append(
+                        (
+                            r.ref,
+                            kinds.get(r.kind) or escape_cell(r.kind),
+                            category,
+                            statuses.get(r.status) or escape_cell(r.status),
+                            local(r.created_at),
+                            local(r.acknowledged_at),
+                            local(r.resolved_at),
+                            escape_cell(r.area or ""),
+                            escape_cell(r.description),
+                            voice if r.voice else "",
+                            r.photos,
+                            escape_cell(r.place_text or ""),
+                            escape_cell(f"{r.lat:.6f}") if r.lat is not None else "",
+                            escape_cell(f"{r.lon:.6f}") if r.lon is not None else "",
+                            escape_cell(r.compound or ""),
+                            escape_cell(r.property_company or ""),
+                            reporter,
+                            r.supporters,
+                            r.duplicate_of_ref or "",
+                        )
+                    )
+                writer.writerows(rows)
+                written += len(rows)
+                if following is None:
+                    return written
+                page, cursor = await following
+                following = None
+        finally:
+            if following is not None:
+                following.cancel()
 
 
 async def export_reports(core: Core, since: dt.date | None, output: str) -> int:
-    """`xiaoge-bot reports export --since DATE --output FILE` ('-' = stdout): CSV, UTF-8 with BOM."""
+    """`xiaoge-bot reports export --since DATE --output FILE` ('-' = stdout): CSV, UTF-8 with BOM.
+
+    Written as it is read (page by page), to FILE.part first and renamed once complete, so a failed
+    export never leaves half a file under the asked name.
+    """
     service = core.service(ReportService)
     first_day = since or dt.date(2000, 1, 1)
     if output == "-":
         return await service.export_csv(first_day, sys.stdout)
-    buffer = io.StringIO(newline="")
-    count = await service.export_csv(first_day, buffer)
     path = Path(output)
-
-    def write() -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(buffer.getvalue(), encoding="utf-8", newline="")
-
-    await asyncio.to_thread(write)
+    partial = path.with_name(path.name + ".part")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        with partial.open("w", encoding="utf-8", newline="") as stream:
+            count = await service.export_csv(first_day, stream)
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
     return count
 
 
 __all__ = [
     "OPEN_STATUSES",
     "STATUSES",
+    "Escalation",
     "Hotspot",
     "Outcome",
     "Refusal",
@@ -1279,5 +1419,6 @@ __all__ = [
     "ReportEvent",
     "ReportRefused",
     "ReportService",
+    "blur_location",
     "export_reports",
 ]

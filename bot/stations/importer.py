@@ -52,6 +52,7 @@ from typing import Any, TextIO, cast
 from bot.core.clock import SystemClock
 from bot.core.container import Core
 from bot.kit.geo import Crs, check_lat_lon, to_wgs84
+from bot.kit.spreadsheet import escape_cell, unescape_cell
 from bot.stations.service import StationInputError, derived_external_id, validate_fields
 from storage import stations as repo
 from storage.db import Database
@@ -214,7 +215,7 @@ def read_csv(text: str) -> Iterator[_Row]:
             raise StationImportError(f"line {reader.line_num}: unreadable CSV: {reason}") from None
         if not any(c.strip() for c in cells):
             continue
-        values = {col: cell for col, cell in zip(columns, cells, strict=False) if col}
+        values = {col: unescape_cell(cell) for col, cell in zip(columns, cells, strict=False) if col}
         yield _Row(reader.line_num, values)
 
 
@@ -475,7 +476,7 @@ async def export_csv(
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(COLUMNS)
-    writer.writerows(_export_row(s) for s in stations)
+    writer.writerows([escape_cell(cell) for cell in _export_row(s)] for s in stations)
     if isinstance(path_or_stream, str | Path):
         target = Path(path_or_stream)
         await asyncio.to_thread(target.write_text, buffer.getvalue(), encoding="utf-8-sig", newline="")

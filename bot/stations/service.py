@@ -70,6 +70,8 @@ ANY_FILTERED_RADIUS_M = 30_000.0
 box, ~25 ms for 30 km around a city core at a million stations (~60 ms for 100 km)."""
 FLAG_REPEAT_HOURS = 24
 FLAG_NOTE_MAX = 300  # characters of a courier's explanation of a flag
+# Characters of each free-text field of a station (shown on cards, searched, exported).
+FIELD_LIMITS = {"name": 60, "address": 200, "opening_hours": 200, "phone": 40, "area": 30}
 
 
 class StationInputError(ValueError):
@@ -487,6 +489,16 @@ def validate_fields(
     name = unicodedata.normalize("NFC", name).strip()
     if not name:
         raise StationInputError("name", "missing name")
+    for field_name, value in (
+        ("name", name),
+        ("address", address),
+        ("opening_hours", opening_hours),
+        ("phone", phone),
+        ("area", area),
+    ):
+        limit = FIELD_LIMITS[field_name]
+        if len(value.strip()) > limit:
+            raise StationInputError(field_name, f"too long (at most {limit} characters)", (str(limit),))
     problem = check_lat_lon(lat, lon)
     if problem == "swapped":
         raise StationInputError(

@@ -24,6 +24,7 @@ import datetime as dt
 import logging
 from typing import Any
 
+from telegram import Update
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -33,12 +34,13 @@ from telegram.ext import (
     filters,
 )
 
+from bot.core.app import XContext
 from bot.core.authz import Perm
 from bot.core.container import Core
 from bot.core.runtime import startup_hooks
 from bot.meetings.service import MeetingService
 from handlers.common import Command, menu_text
-from handlers.core import cancel_fallback
+from handlers.core import cancel_fallback, deep_links
 from handlers.meetings.common import (
     CONFIRM,
     DEADLINE,
@@ -131,6 +133,11 @@ async def _on_startup(core: Core, app: Application) -> None:
         )
 
 
+async def _meetings_link(update: Update, context: XContext, _arg: str) -> None:
+    """`/start meetings` (the button given in a group where a list of names may not be shown)."""
+    await meetings_command(update, context)
+
+
 def register(app: Application) -> None:
     core = app.bot_data["core"]
     catalog = core.catalog
@@ -209,6 +216,7 @@ def register(app: Application) -> None:
     # A conversation button pressed after its conversation ended (double tap, old message).
     app.add_handler(CallbackQueryHandler(_stale, pattern=r"^mt:(nr|nw|du|pl|tg|ta|td|rm|dl|tz|ok|no)(:|$)"))
     app.add_handler(CommandHandler("meetings", meetings_command))
+    deep_links(app)["meetings"] = _meetings_link
     app.add_handler(MessageHandler(menu_text(catalog, "menu.meetings"), meetings_command))
     app.add_handler(CommandHandler("topic", topic_command))
     app.add_handler(CallbackQueryHandler(rsvp_pressed, pattern=r"^mt:rsvp:"))

@@ -13,7 +13,7 @@ from bot.kit.recurrence import RecurrenceError, get_zone, to_local_naive
 from bot.kit.timeparse import parse_time
 from bot.meetings.input import InputError, parse_place
 from bot.meetings.service import Meeting, MeetingError, occ_code, occ_from_code
-from handlers.common import cb, reply
+from handlers.common import cb, private_only, reply
 from handlers.meetings.common import (
     DEADLINE,
     EDIT_PLACE,
@@ -152,6 +152,8 @@ async def who_pressed(update: Update, context: XContext) -> None:
     if occ is None:
         await _stale(update, context)
         return
+    if not await private_only(update, context, "meetings", moderators_chat=True):
+        return  # who answered what: names, for the organizer, never into a courier group
     answered = await service.answers(meeting.id, original)
     await query.answer()
     await reply(update, context, service.answers_text(meeting, occ, answered, context.lang))

@@ -95,7 +95,14 @@ from handlers.reports.flow import (
     SUMMARY,
     _QuickPending,
 )
-from handlers.reports.lists import list_button, my_report_button, my_reports, my_reports_link, reports_command
+from handlers.reports.lists import (
+    list_button,
+    my_report_button,
+    my_reports,
+    my_reports_link,
+    reports_command,
+    reports_link,
+)
 from handlers.reports.moderation import (
     PROMPTS,
     _PromptReply,
@@ -126,6 +133,7 @@ def register(app: Application) -> None:
         service.install(core.outbox)
     startup_hooks(app).append(_startup)
     deep_links(app)["myreports"] = my_reports_link
+    deep_links(app)["reports"] = reports_link
     # Only new messages: editing an earlier message (a description, a caption, /report) must neither
     # answer the current step nor restart the flow.
     fresh = filters.UpdateType.MESSAGE

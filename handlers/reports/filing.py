@@ -13,7 +13,7 @@ from telegram.ext import ConversationHandler
 
 from bot.core.app import XContext
 from bot.reports import categories as rc
-from bot.reports.service import Refusal, ReportDraft, ReportRefused
+from bot.reports.service import Refusal, ReportDraft, ReportRefused, blur_location
 from handlers.common import cb, community, main_menu, open_private_button, reply, stale_button_text
 from handlers.core import cancel_conversation
 from handlers.reports.common import _inline, _parse_chat_id, _refusal, _service, _stale
@@ -431,18 +431,40 @@ async def quick_other(update: Update, context: XContext) -> str | int:
 
 @_step()
 async def anonymity_chosen(update: Update, context: XContext) -> str | int:
+    """Named or anonymous; an anonymous courier is then told what can still give them away (their
+    voice, an exact spot) and may blur the spot to about 100 m (grievances only: a hazard needs it)."""
     query = update.callback_query
     value = query.data.rsplit(":", 1)[-1]
     draft = _draft(context)
-    if value not in ("0", "1") or draft.kind != rc.GRIEVANCE:
+    if value not in ("0", "1", "blur", "keep") or draft.kind != rc.GRIEVANCE:
         await _stale(update, context)
         return ANONYMITY
+    exact = draft.lat is not None and draft.lon is not None and not draft.blurred
+    if value in ("blur", "keep"):
+        if value == "blur" and exact:
+            draft.lat, draft.lon = blur_location(draft.lat, draft.lon)  # type: ignore[arg-type]
+            draft.blurred = True
+        _save(context, draft)
+        await query.answer()
+        await query.edit_message_reply_markup(None)
+        return await _before_summary(update, context)
     draft.anonymous = value == "1"
     _save(context, draft)
     await query.answer()
     await query.edit_message_text(
         context.t("reports.flow.summary_anonymous" if draft.anonymous else "reports.flow.summary_named")
     )
+    if draft.anonymous and (exact or draft.voice_file_id):
+        t = context.t
+        telltales = [t("reports.flow.telltale_voice")] if draft.voice_file_id else []
+        telltales += [t("reports.flow.telltale_location")] if exact else []
+        text = t("reports.flow.anonymous_caution", telltales=t("reports.flow.telltale_sep").join(telltales))
+        buttons = [(t("reports.flow.blur_location"), cb("rp", "an", "blur"))] if exact else []
+        buttons.append(
+            (t("reports.flow.keep_location" if exact else "reports.flow.understood"), cb("rp", "an", "keep"))
+        )
+        await reply(update, context, text, reply_markup=_inline([buttons]))
+        return ANONYMITY
     return await _before_summary(update, context)
 
 

@@ -310,6 +310,7 @@ async def _take_location(update: Update, context: XContext) -> bool:
         return False
     draft = _draft(context)
     draft.lat, draft.lon = location.latitude, location.longitude
+    draft.blurred = False
     if message.venue is not None:
         draft.place_text = (
             " ".join(p for p in (message.venue.title, message.venue.address) if p)[:200] or None
@@ -334,8 +335,33 @@ async def _take_place(update: Update, context: XContext) -> bool:
     return True
 
 
+async def _anonymous_caution(update: Update, context: XContext, draft: ReportDraft) -> bool:
+    """An anonymous grievance with a voice note or an exact spot: say these can still give the
+    courier away, and offer to blur the spot to ~100 m (answered by `anonymity_chosen`). True when
+    asked."""
+    exact = draft.lat is not None and draft.lon is not None and not draft.blurred
+    if draft.kind != rc.GRIEVANCE or not draft.anonymous or not (exact or draft.voice_file_id):
+        return False
+    t = context.t
+    telltales = [t("reports.flow.telltale_voice")] if draft.voice_file_id else []
+    telltales += [t("reports.flow.telltale_location")] if exact else []
+    text = t("reports.flow.anonymous_caution", telltales=t("reports.flow.telltale_sep").join(telltales))
+    buttons = [(t("reports.flow.blur_location"), cb("rp", "an", "blur"))] if exact else []
+    buttons.append(
+        (t("reports.flow.keep_location" if exact else "reports.flow.understood"), cb("rp", "an", "keep"))
+    )
+    await reply(update, context, text, reply_markup=_inline([buttons]))
+    return True
+
+
 async def _after_location(update: Update, context: XContext) -> str | int:
     draft = _draft(context)
+    if (
+        draft.kind == rc.GRIEVANCE
+        and _state(context).get("editing")
+        and await _anonymous_caution(update, context, draft)
+    ):
+        return ANONYMITY  # a new exact spot for an anonymous report: the same caution again
     if draft.kind == rc.GRIEVANCE and not _state(context).get("editing"):
         await reply(
             update,
@@ -449,7 +475,9 @@ def _summary_text(context: XContext, draft: ReportDraft) -> str:
         lines.append(t("reports.flow.summary_property", company=draft.property_company))
     if draft.place_text:
         lines.append(t("reports.flow.summary_place", place=draft.place_text))
-    if draft.lat is not None and draft.lon is not None:
+    if draft.lat is not None and draft.lon is not None and draft.blurred:
+        lines.append(t("reports.flow.summary_blurred", lat=f"{draft.lat:.3f}", lon=f"{draft.lon:.3f}"))
+    elif draft.lat is not None and draft.lon is not None:
         lines.append(t("reports.flow.summary_coords", lat=f"{draft.lat:.5f}", lon=f"{draft.lon:.5f}"))
     if draft.kind == rc.GRIEVANCE:
         lines.append(t("reports.flow.summary_anonymous" if draft.anonymous else "reports.flow.summary_named"))

@@ -14,7 +14,7 @@ from bot.core.app import XContext
 from bot.core.authz import Perm
 from bot.reports import categories as rc
 from bot.reports.service import STATUSES
-from handlers.common import cb, is_private, open_private_button, reply, require
+from handlers.common import cb, is_private, open_private_button, private_only, reply, require
 from handlers.reports.common import _inline, _markup, _parse, _parse_id, _service, _stale
 from handlers.reports.flow import _pending_draft
 
@@ -93,6 +93,12 @@ async def my_report_button(update: Update, context: XContext) -> None:
     await reply(update, context, text)
 
 
+async def reports_link(update: Update, context: XContext, _arg: str) -> None:
+    """`/start reports` from the button a moderator got in a group: the list, in private."""
+    context.args = []
+    await reports_command(update, context)
+
+
 async def my_reports_link(update: Update, context: XContext, _arg: str) -> None:
     await _send_my_reports(update, context)
 
@@ -145,6 +151,9 @@ def _parse_filter_args(context: XContext, args: list[str]) -> dict[str, Any]:
 
 async def reports_command(update: Update, context: XContext) -> None:
     if not await require(update, context, Perm.REPORTS_HANDLE):
+        return
+    # Cards carry photos, voice, the exact spot and the reporter's name: never into a courier group.
+    if not await private_only(update, context, "reports", moderators_chat=True):
         return
     args = list(context.args or [])
     service = _service(context)
@@ -199,6 +208,8 @@ async def list_button(update: Update, context: XContext) -> None:
         await _stale(update, context)
         return
     if not await require(update, context, Perm.REPORTS_HANDLE):
+        return
+    if not await private_only(update, context, "reports", moderators_chat=True):
         return
     _, _, dimension, value = pieces
     if dimension == "o":

@@ -18,7 +18,7 @@ from bot.core.app import XContext
 from bot.core.authz import Perm
 from bot.core.container import Core
 from bot.reports.service import MODERATOR_ACTIONS, NOTE_REQUIRED, TRANSITIONS, Outcome, Refusal, ReportService
-from handlers.common import reply, require
+from handlers.common import private_only, reply, require
 from handlers.reports.common import _markup, _parse, _parse_id, _refusal, _service, _stale
 
 log = logging.getLogger(__name__)
@@ -45,6 +45,8 @@ async def card_button(update: Update, context: XContext) -> None:
         return
     if not await require(update, context, Perm.REPORTS_HANDLE, report.area or ""):
         return
+    if not await private_only(update, context, "reports", moderators_chat=True):
+        return  # a card's buttons outside the moderators' chats (forged): the card is not drawn there
     message = query.message
     card_ref = (message.chat.id, message.message_id) if isinstance(message, Message) else None
     allowed_from, target = TRANSITIONS[action]
