@@ -243,6 +243,9 @@ async def test_undo_within_the_grace_tells_the_reporter_nothing(bot, tg, api):
     assert status == 200 and body == {"changed": True, "status": "new"}
     stored = await reports_repo.get(bot.db, report.id)
     assert stored.status == "new" and stored.acknowledged_at is None
+    # The counts /reports pages with (kept on write) follow the undo.
+    assert await reports_repo.count(bot.db, statuses=("new",)) == 1
+    assert await reports_repo.count(bot.db, statuses=("acknowledged",)) == 0
     assert await points_repo.balance(bot.db, REPORTER) == 0  # taken back with the decision
     events = await reports_repo.events(bot.db, report.id)
     ack, undo = events[-2], events[-1]
