@@ -95,9 +95,9 @@ async def open_desk(browser, bot, signed: str, *, theme: str = THEME):
     return page
 
 
-async def shot(page, name: str) -> Path:
+async def shot(page, name: str, *, full: bool = False) -> Path:
     path = ARTIFACTS / f"desk-{name}.png"
-    await page.screenshot(path=str(path))
+    await page.screenshot(path=str(path), full_page=full)
     print(f"screenshot: {path}")
     return path
 
@@ -218,6 +218,9 @@ async def test_moderator_sees_the_report_on_board_and_map_resolves_it_and_the_re
     assert await page.locator('[data-kpi="kpi_reports"] .v').inner_text() == "2"
     await page.wait_for_timeout(200)
     await shot(page, "week")
+    await page.evaluate("document.getElementById('week').style.overflow = 'visible'")
+    await page.evaluate("document.body.style.height = 'auto'; document.documentElement.style.height = 'auto'")
+    await shot(page, "week-all", full=True)
     assert not page.problems, page.problems
 
 

@@ -521,7 +521,7 @@
       chart(t("week.tasks_points"), { type: "bar", data: { labels: w.days, datasets: [
         { label: t("week.tasks_done"), data: w.tasks_done, backgroundColor: "#10b981", yAxisID: "y" },
         { label: t("week.points"), data: w.points, type: "line", borderColor: "#f59e0b", backgroundColor: "#f59e0b", yAxisID: "y1" }] },
-        options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } }, y1: { position: "right", beginAtZero: true, grid: { drawOnChartArea: false } } } } });
+        options: { scales: { y: { beginAtZero: true, ticks: { precision: 0 } }, y1: { position: "right", beginAtZero: true, ticks: { precision: 0 }, grid: { drawOnChartArea: false } } } } });
       chart(t("week.broadcasts"), { type: "bar", data: { labels: w.days, datasets: [{ label: t("week.broadcasts"), data: w.broadcasts, backgroundColor: "#8b5cf6" }] },
         options: { plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true, ticks: { precision: 0 } } } } });
       if (w.include_reports) {
