@@ -219,23 +219,31 @@ async def week_rows(
 
 
 async def hotspot_points(
-    db: Executor, category: str, places: Sequence[tuple[str, str]], areas: Collection[str] | None
+    db: Executor,
+    category: str,
+    places: Sequence[tuple[str, str]],
+    areas: Collection[str] | None,
+    *,
+    latest: int = 50,
 ) -> dict[tuple[str, str], tuple[float, float]]:
-    """The mean location of the located grievances of each (compound, property company) group ('' =
-    not given), through the reports_place index: one seek per group."""
+    """Where each (compound, property company) group ('' = not given) is: the mean location of its
+    `latest` located grievances, read newest first through the reports_place index (a bounded read
+    per group, whatever its history)."""
     out: dict[tuple[str, str], tuple[float, float]] = {}
     for compound, company in places:
         params: list[object] = [p for p in (compound, company) if p]
-        sql = (
-            "SELECT AVG(lat), AVG(lon) FROM reports WHERE "
+        inner = (
+            "SELECT lat, lon FROM reports WHERE "
             + ("compound = ?" if compound else "compound IS NULL")
             + " AND "
             + ("property_company = ?" if company else "property_company IS NULL")
             + " AND kind = 'grievance' AND category = ? AND status <> 'duplicate' AND lat IS NOT NULL"
         )
         params.append(category)
-        sql += _area_clause("area", areas, params)
-        row = await db.fetchone(sql, params)
+        inner += _area_clause("area", areas, params)
+        inner += " ORDER BY created_at DESC LIMIT ?"
+        params.append(latest)
+        row = await db.fetchone(f"SELECT AVG(lat), AVG(lon) FROM ({inner})", params)
         if row is not None and row[0] is not None:
             out[(compound, company)] = (float(row[0]), float(row[1]))
     return out
