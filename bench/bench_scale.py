@@ -28,6 +28,7 @@ SCENARIOS: dict[str, str] = {
     "wishes": "bench.scale.wishes",
     "rank": "bench.scale.rank",
     "reports": "bench.scale.reports",
+    "desk": "bench.scale.desk",
 }
 
 

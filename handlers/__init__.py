@@ -28,6 +28,7 @@ FEATURES: tuple[str, ...] = (
     "handlers.tasks",
     "handlers.reports",
     "handlers.points",
+    "handlers.desk",
     # Last: its plain location/venue/coordinates handlers must not take what a conversation awaits.
     "handlers.stations",
 )

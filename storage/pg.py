@@ -166,11 +166,16 @@ class PgDatabase:
                 # dozen shapes, like SQLite's statement cache.
                 statement_cache_size=512,
             )
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             raise DatabaseUnavailable(f"cannot reach the PostgreSQL server at {self.path}: {exc}") from None
         except asyncpg.exceptions.InvalidCatalogNameError:
-            raise DatabaseUnavailable(f"the database in {self.path} does not exist (create it first)") from None
-        except (asyncpg.exceptions.InvalidPasswordError, asyncpg.exceptions.InvalidAuthorizationSpecificationError) as exc:
+            raise DatabaseUnavailable(
+                f"the database in {self.path} does not exist (create it first)"
+            ) from None
+        except (
+            asyncpg.exceptions.InvalidPasswordError,
+            asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+        ) as exc:
             raise DatabaseUnavailable(f"PostgreSQL refused the login for {self.path}: {exc}") from None
         except (ValueError, asyncpg.exceptions.ClientConfigurationError) as exc:
             raise DatabaseUnavailable(f"not a usable PostgreSQL URL ({self.path}): {exc}") from None

@@ -259,3 +259,33 @@ async def use_code(db: Executor, code_id: int, used_by: int, now: dt.datetime) -
         (to_db(now), used_by, code_id, to_db(now)),
     )
     return changed > 0
+
+
+# -- idempotency keys (a credit taken back by an undo may be earned again) ----------------------------
+
+
+async def by_idem_key(db: Executor, idem_key: str) -> LedgerEntry | None:
+    r = await db.fetchone("SELECT * FROM points_ledger WHERE idem_key = ?", (idem_key,))
+    if r is None:
+        return None
+    return LedgerEntry(
+        r["id"],
+        r["user_id"],
+        r["delta"],
+        r["reason"],
+        r["ref"],
+        r["note"],
+        r["area"],
+        r["actor_id"],
+        from_db_required(r["created_at"]),
+    )
+
+
+async def count_idem_prefix(db: Executor, prefix: str) -> int:
+    """Entries whose idem_key starts with `prefix` (no LIKE wildcards expected in it)."""
+    return int(
+        await db.fetchval(
+            "SELECT COUNT(*) FROM points_ledger WHERE idem_key >= ? AND idem_key < ?",
+            (prefix, prefix + "\uffff"),
+        )
+    )

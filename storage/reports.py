@@ -76,6 +76,7 @@ class ReportEvent:
     to_status: str | None
     note: str | None
     at: dt.datetime
+    undone_by: int | None = None  # the 'undo' event that took this decision back
 
 
 @dataclass(frozen=True)
@@ -126,6 +127,7 @@ def _event(row: Row) -> ReportEvent:
         to_status=row["to_status"],
         note=row["note"],
         at=from_db_required(row["at"]),
+        undone_by=row["undone_by"],
     )
 
 
@@ -756,3 +758,56 @@ async def export_page(
     ]
     cursor = (rows[-1][4], rows[-1][17]) if len(rows) == limit else None
     return items, cursor
+
+
+# -- undo (the moderators' desk) -------------------------------------------------------------------
+
+
+async def restore_status(
+    db: Executor,
+    report_id: int,
+    *,
+    expected: str,
+    previous: str,
+    acknowledged_at: dt.datetime | None,
+    now: dt.datetime,
+) -> ReportRecord | None:
+    """Take a decision back: compare-and-set `expected` -> `previous`. A resolution's resolved_at and a
+    duplicate's link go with it; acknowledged_at is what the remaining history says (the caller's
+    value); report_counts and the hotspot groups follow. None when the report is no longer in
+    `expected`. Call inside a transaction."""
+    row = await db.fetchone(
+        """
+        UPDATE reports SET
+            status = :previous,
+            updated_at = :now,
+            duplicate_of = CASE WHEN :expected = 'duplicate' THEN NULL ELSE duplicate_of END,
+            resolved_at = CASE WHEN :expected = 'resolved' THEN NULL ELSE resolved_at END,
+            acknowledged_at = :ack
+        WHERE id = :id AND status = :expected
+        RETURNING *
+        """,
+        {
+            "previous": previous,
+            "now": to_db(now),
+            "expected": expected,
+            "ack": to_db(acknowledged_at),
+            "id": report_id,
+        },
+    )
+    if row is None:
+        return None
+    report = _record(row)
+    if previous != expected:  # report_counts and the hotspot groups follow, as with set_status
+        await _count(db, expected, report.area, report.kind, report.category, -1)
+        await _count(db, previous, report.area, report.kind, report.category, 1)
+        await _hotspot_moved(db, report, expected)
+    return report
+
+
+async def mark_undone(db: Executor, event_id: int, undo_event_id: int) -> bool:
+    """Mark a decision as taken back (once: an event already undone stays with its first undo)."""
+    changed = await db.execute(
+        "UPDATE report_events SET undone_by = ? WHERE id = ? AND undone_by IS NULL", (undo_event_id, event_id)
+    )
+    return changed > 0

@@ -113,6 +113,8 @@ def make_config(tg: TelegramDriver, db_path: Path, **sections: dict[str, Any]) -
             },
             "storage": {"path": str(db_path)},
             "bot": {"admins": [ADMIN_ID], "moderator_chat_id": MODERATOR_CHAT_ID},
+            # The weekly digest posts into the moderators' chat: only its own tests turn it on.
+            "digest": {"enabled": False},
         },
         env={},
     )

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 TOKEN_ENV = "XIAOGE_BOT_TOKEN"
+DATABASE_URL_ENV = "XIAOGE_BOT_DATABASE_URL"
 
 
 class ConfigError(Exception):
@@ -55,7 +56,12 @@ class TelegramConfig:
 
 @dataclass(frozen=True)
 class StorageConfig:
+    # SQLite database file (the embedded default: one district, one machine).
     path: str = "data/xiaoge.sqlite3"
+    # PostgreSQL instead, e.g. "postgresql://xiaoge@db.example.org:5432/xiaoge" (env
+    # XIAOGE_BOT_DATABASE_URL wins): shared by two instances, backed up while running. Never shown in
+    # a repr (it may hold a password).
+    url: str = field(default="", repr=False)
 
 
 @dataclass(frozen=True)
@@ -102,6 +108,12 @@ class ReportsConfig:
     daily_limit: int = 10
     # Volunteer points for a hazard tip acknowledged or resolved as valid (credited once).
     hazard_points: int = 5
+    # A decision taken on the moderators' desk (Mini App) waits this long before the reporter is told,
+    # so an undo within it tells them nothing; 0 = told at once.
+    undo_grace_seconds: int = 30
+    # The last decision on a report may be undone for this many minutes (after the grace, the reporter
+    # gets a short correction).
+    undo_window_minutes: int = 10
     # Service area as [south, west, north, east] in WGS-84 degrees; a location outside is refused.
     # Default: Zhejiang province with a small margin (Zhoushan islands included). [] = no check.
     service_bounds: tuple[float, ...] = (26.8, 117.8, 31.4, 123.4)
@@ -153,6 +165,33 @@ class BroadcastConfig:
 
 
 @dataclass(frozen=True)
+class WebappConfig:
+    # The moderators' desk (a Telegram Mini App) served by the bot process itself. Off while
+    # public_url is empty; Telegram opens only https:// URLs (proxy public_url to listen:port).
+    listen: str = "127.0.0.1"
+    port: int = 8088
+    public_url: str = ""
+    # initData older than this is refused (Telegram signs it when the app opens).
+    auth_max_age_hours: int = 24
+    # Map tiles ({s} {x} {y} {z}); tiles_gcj02 = true when the tile source draws in GCJ-02 (Chinese
+    # providers such as Amap): markers are then shifted to match. "" = a blank map with markers.
+    tiles_url: str = (
+        "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1&style=8&x={x}&y={y}&z={z}"
+    )
+    tiles_subdomains: str = "1234"
+    tiles_gcj02: bool = True
+    tiles_attribution: str = "© 高德地图"
+
+
+@dataclass(frozen=True)
+class DigestConfig:
+    # The week in one chart, posted to every moderators' chat: ISO weekday (1 = Monday) and local time.
+    enabled: bool = True
+    weekday: int = 1
+    time: str = "09:00"
+
+
+@dataclass(frozen=True)
 class Config:
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -162,6 +201,8 @@ class Config:
     tasks: TasksConfig = field(default_factory=TasksConfig)
     meetings: MeetingsConfig = field(default_factory=MeetingsConfig)
     broadcast: BroadcastConfig = field(default_factory=BroadcastConfig)
+    webapp: WebappConfig = field(default_factory=WebappConfig)
+    digest: DigestConfig = field(default_factory=DigestConfig)
 
     def with_overrides(self, **sections: Any) -> Config:
         """A copy with some fields of some sections replaced (tests, sandbox)."""
@@ -258,8 +299,19 @@ _ZERO_ALLOWED = {
     "reports.digest_hour",  # 0: the escalation digest goes out from midnight
     "meetings.late_grace_minutes",  # 0: a late reminder is dropped
     "tasks.withdraw_hours",  # 0: withdraw until the start
+    "reports.undo_grace_seconds",  # 0: the reporter is told at once
 }
-_NUMERIC_SECTIONS = ("telegram", "bot", "stations", "reports", "tasks", "meetings", "broadcast")
+_NUMERIC_SECTIONS = (
+    "telegram",
+    "bot",
+    "stations",
+    "reports",
+    "tasks",
+    "meetings",
+    "broadcast",
+    "webapp",
+    "digest",
+)
 _SIGNED = {"bot.moderator_chat_id", "telegram.webhook_port"}  # chat ids are negative; port checked below
 
 
@@ -296,6 +348,17 @@ def _validate(config: Config) -> None:
             )
         if not 0 < tg.webhook_port < 65536:
             raise ConfigError("telegram.webhook_port", "must be between 1 and 65535")
+    web = config.webapp
+    if web.public_url and not web.public_url.startswith(("https://", "http://")):
+        raise ConfigError("webapp.public_url", "must be the https:// address Telegram opens (or empty: off)")
+    if not 0 < web.port < 65536:
+        raise ConfigError("webapp.port", "must be between 1 and 65535")
+    if not 1 <= config.digest.weekday <= 7:
+        raise ConfigError("digest.weekday", "must be 1 (Monday) to 7 (Sunday)")
+    try:
+        dt.time.fromisoformat(config.digest.time)
+    except ValueError:
+        raise ConfigError("digest.time", f"must look like 09:00 (got {config.digest.time!r})") from None
     if tg.webhook_secret_token and not all(c.isalnum() or c in "_-" for c in tg.webhook_secret_token):
         raise ConfigError("telegram.webhook_secret_token", "may only contain A-Z, a-z, 0-9, _ and -")
     if not config.storage.path:
@@ -342,6 +405,9 @@ def _validate(config: Config) -> None:
         raise ConfigError("tasks.redeem_code_minutes", "must be positive")
     if config.tasks.page_size <= 0:
         raise ConfigError("tasks.page_size", "must be positive")
+    url = config.storage.url
+    if url and not url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("storage.url", "must be a postgresql:// URL (or empty for SQLite at storage.path)")
 
 
 def parse_config(data: dict[str, Any], env: typing.Mapping[str, str] | None = None) -> Config:
@@ -350,6 +416,9 @@ def parse_config(data: dict[str, Any], env: typing.Mapping[str, str] | None = No
     token = env.get(TOKEN_ENV, "").strip()
     if token:
         config = dataclasses.replace(config, telegram=dataclasses.replace(config.telegram, token=token))
+    url = env.get(DATABASE_URL_ENV, "").strip()
+    if url:
+        config = dataclasses.replace(config, storage=dataclasses.replace(config.storage, url=url))
     _validate(config)
     return config
 

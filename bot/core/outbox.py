@@ -19,6 +19,7 @@ PTB's JobQueue is armed at the next due time to wake the worker; the database st
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import datetime as dt
 import hashlib
@@ -28,6 +29,7 @@ import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
 
+from telegram import InputFile
 from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, RetryAfter, TimedOut
 
 from bot.core.container import Core
@@ -55,6 +57,19 @@ def _plain(value: Any) -> Any:
     if callable(to_dict):
         return to_dict()
     raise TypeError(f"cannot store {type(value).__name__}")
+
+
+def upload(data: bytes, filename: str) -> dict[str, str]:
+    """A file carried inside a payload (a small PNG, e.g. the weekly digest): sent as a multipart upload."""
+    return {"upload_base64": base64.b64encode(data).decode("ascii"), "filename": filename}
+
+
+def with_uploads(params: dict[str, Any]) -> dict[str, Any]:
+    """Turn the `upload(...)` values of a payload's params into files PTB uploads."""
+    for key, value in params.items():
+        if isinstance(value, dict) and "upload_base64" in value:
+            params[key] = InputFile(base64.b64decode(value["upload_base64"]), filename=value.get("filename"))
+    return params
 
 
 class Outbox:
@@ -272,7 +287,7 @@ class Outbox:
             if not await repo.start_sending(db, row.id, clock.now()):
                 return  # cancelled or taken meanwhile
             method = row.payload["method"]
-            params = dict(row.payload.get("params", {}))
+            params = with_uploads(dict(row.payload.get("params", {})))
             params["chat_id"] = row.chat_id
             try:
                 try:

@@ -53,6 +53,7 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 }
 MODERATOR_ACTIONS: tuple[str, ...] = ("ack", "progress", "resolve", "reject", "duplicate")
 NOTE_REQUIRED = frozenset({"resolve", "reject"})
+UNDO_ACTION = "undo"  # an event that takes the last decision back (see ReportService.undo)
 # A hazard that reached one of these was judged valid: its reporter earns points (once).
 VALID_STATUSES = frozenset({"acknowledged", "in_progress", "resolved"})
 NOTE_LIMIT = 300
@@ -406,11 +407,14 @@ class ReportService:
         note: str | None = None,
         duplicate_ref: str | None = None,
         edited_card: tuple[int, int] | None = None,
+        notice_delay_seconds: int = 0,
     ) -> Outcome:
         """A moderator action (ack, progress, resolve, reject, duplicate). The caller checked the role.
 
         Compare-and-set: of two presses at once exactly one changes the report; the other gets the
         current state and a refusal. `edited_card` is the card the handler edits itself (skipped here).
+        `notice_delay_seconds`: the reporter's and supporters' notices wait that long in the outbox, so
+        an `undo` within it cancels them (the desk passes reports.undo_grace_seconds).
         """
         if action not in MODERATOR_ACTIONS:
             return Outcome(False, await repo.get(self.db, report_id), Refusal("stale"))
@@ -423,7 +427,9 @@ class ReportService:
             )
         if action == "duplicate" and not _clean(duplicate_ref):
             return Outcome(False, await repo.get(self.db, report_id), Refusal("duplicate_needs_ref"))
-        return await self._change(report_id, action, actor_id, note, duplicate_ref, edited_card)
+        return await self._change(
+            report_id, action, actor_id, note, duplicate_ref, edited_card, notice_delay_seconds
+        )
 
     async def feedback(self, report_id: int, user_id: int, solved: bool) -> Outcome:
         """The reporter's answer to 已解决了吗?: 是 confirms (an event), 没有 reopens within the window."""
@@ -464,6 +470,7 @@ class ReportService:
         note: str | None,
         duplicate_ref: str | None,
         edited_card: tuple[int, int] | None,
+        notice_delay_seconds: int = 0,
     ) -> Outcome:
         allowed_from, target = TRANSITIONS[action]
         now = self._now()
@@ -526,14 +533,24 @@ class ReportService:
                     ref=f"report:{updated.ref}",
                     area=updated.area,
                     actor_id=actor_id,
-                    idem_key=f"rp:{updated.id}:valid",
+                    idem_key=await self._valid_key(tx, updated.id),
                     now=now,
                 )
             ):
                 credited = self.cfg.hazard_points
             if other is not None:
                 await self._follow_original(tx, updated, other, actor_id, now)
-            await self._queue_notices(tx, updated, event_id, actor_id, note, other, credited, now)
+            await self._queue_notices(
+                tx,
+                updated,
+                event_id,
+                actor_id,
+                note,
+                other,
+                credited,
+                now,
+                due=now + dt.timedelta(seconds=max(0, notice_delay_seconds)),
+            )
             await self._queue_card_edits(tx, updated, event_id, now, skip=edited_card)
             if action == "reopen":
                 await self._queue_card(
@@ -544,6 +561,147 @@ class ReportService:
                     header=("reports.card.reopened", {}),
                 )
         return Outcome(True, updated, event_id=event_id, points=credited)
+
+    async def _valid_key(self, ex: Executor, report_id: int) -> str:
+        """The idem key of a hazard's "judged valid" credit: one per credit an undo has not taken back."""
+        taken_back = await points_repo.count_idem_prefix(ex, f"rp:{report_id}:valid:undo:")
+        return f"rp:{report_id}:valid" if taken_back == 0 else f"rp:{report_id}:valid:{taken_back + 1}"
+
+    def undo_deadline(self, event: ReportEvent) -> dt.datetime:
+        return event.at + dt.timedelta(minutes=self.cfg.undo_window_minutes)
+
+    async def last_decision(self, report_id: int) -> ReportEvent | None:
+        """The decision `undo` would take back: the last event if it is a standing moderator action."""
+        events = await repo.events(self.db, report_id)
+        decisions = [e for e in events if e.action not in ("support", "confirm")]
+        if not decisions:
+            return None
+        last = decisions[-1]
+        if last.action in MODERATOR_ACTIONS and last.undone_by is None:
+            return last
+        return None
+
+    async def undo(self, report_id: int, actor_id: int) -> Outcome:
+        """Take the last moderator decision back (the caller checked the role): the report returns to
+        the status it had, as its own audited 'undo' event; resolved_at, a duplicate's link and a
+        hazard's points credited by that decision go with it (the "+1" followers a duplicate gave the
+        original stay: they asked to follow the same problem).
+
+        What the reporter and supporters hear: only the final state. Notices of the decision still
+        waiting in the outbox (the desk holds them for reports.undo_grace_seconds) are cancelled, so
+        they hear nothing; if some already went out, those who got one get a short correction with
+        the status the report is back in. Allowed within reports.undo_window_minutes of the decision,
+        and only while nothing happened after it (another decision, a reopen).
+        """
+        now = self._now()
+        async with self.db.transaction() as tx:
+            report = await repo.get(tx, report_id)
+            if report is None:
+                return Outcome(False, None, Refusal("not_found"))
+            events = [e for e in await repo.events(tx, report.id) if e.action not in ("support", "confirm")]
+            last = events[-1] if events else None
+            if (
+                last is None
+                or last.action not in MODERATOR_ACTIONS
+                or last.undone_by is not None
+                or last.from_status is None
+                or last.to_status != report.status
+            ):
+                return Outcome(False, report, Refusal("nothing_to_undo", {"ref": report.ref}))
+            if now > self.undo_deadline(last):
+                return Outcome(
+                    False, report, Refusal("undo_expired", {"minutes": self.cfg.undo_window_minutes})
+                )
+            standing = [e for e in events if e.id != last.id and e.undone_by is None]
+            reached = [
+                e.at for e in standing if e.action in MODERATOR_ACTIONS and e.to_status in VALID_STATUSES
+            ]
+            restored = await repo.restore_status(
+                tx,
+                report.id,
+                expected=report.status,
+                previous=last.from_status,
+                acknowledged_at=min(reached) if reached else None,
+                now=now,
+            )
+            if restored is None:
+                current = await repo.get(tx, report.id)
+                return Outcome(False, current, Refusal("nothing_to_undo", {"ref": report.ref}))
+            undo_id = await repo.add_event(
+                tx,
+                report.id,
+                actor_id=actor_id,
+                action=UNDO_ACTION,
+                from_status=report.status,
+                to_status=restored.status,
+                note=str(last.id),
+                now=now,
+            )
+            await repo.mark_undone(tx, last.id, undo_id)
+            # A hazard's "valid" points credited by this very decision are taken back.
+            credit_key = await self._valid_key(tx, report.id)
+            credit = await points_repo.by_idem_key(tx, credit_key)
+            if (
+                credit is not None
+                and restored.status not in VALID_STATUSES
+                and credit.created_at == last.at
+                and credit.actor_id == last.actor_id
+            ):
+                taken_back = await points_repo.count_idem_prefix(tx, f"rp:{report.id}:valid:undo:")
+                await points_repo.append(
+                    tx,
+                    user_id=credit.user_id,
+                    delta=-credit.delta,
+                    reason="report_valid",
+                    ref=f"report:{report.ref}",
+                    note="undo",
+                    area=credit.area,
+                    actor_id=actor_id,
+                    idem_key=f"rp:{report.id}:valid:undo:{taken_back + 1}",
+                    now=now,
+                )
+            prefix = f"rp:{report.id}:ev:{last.id}:"
+            told = [
+                uid
+                for uid in [report.reporter_id, *await repo.supporters(tx, report.id)]
+                if uid != last.actor_id
+                and (sent := await outbox_repo.get_by_key(tx, f"{prefix}{uid}")) is not None
+                and sent.state not in ("pending", "cancelled")
+            ]
+            await outbox_repo.cancel(tx, dedup_prefix=prefix, now=now)
+            await self._queue_corrections(tx, restored, undo_id, list(dict.fromkeys(told)), now)
+            await self._queue_card_edits(tx, restored, undo_id, now, skip=None)
+        log.info(
+            "report %s: decision %s undone (%s -> %s)", report.ref, last.id, report.status, restored.status
+        )
+        return Outcome(True, restored, event_id=undo_id)
+
+    async def _queue_corrections(
+        self, ex: Executor, report: ReportRecord, undo_id: int, user_ids: list[int], now: dt.datetime
+    ) -> None:
+        """Those already told of a decision that was taken back hear the status it is back in."""
+        messages = []
+        for user_id in user_ids:
+            lang = await self._lang(ex, user_id)
+            text = self.core.t(
+                lang,
+                "reports.notice.corrected",
+                ref=report.ref,
+                category=rc.category_label(self.core.catalog, lang, report.kind, report.category),
+                status=self.core.t(lang, f"reports.status.{report.status}"),
+            )
+            messages.append(
+                self._message(
+                    NOTICE_KIND,
+                    f"rp:{report.id}:ev:{undo_id}:{user_id}",
+                    user_id,
+                    "sendMessage",
+                    {"text": text},
+                    now,
+                    NOTICE_PRIORITY,
+                )
+            )
+        await self.core.outbox.enqueue(messages, ex)
 
     async def _follow_original(
         self, tx: Executor, duplicate: ReportRecord, original: ReportRecord, actor_id: int, now: dt.datetime
@@ -932,7 +1090,7 @@ class ReportService:
         for event in reversed(await repo.events(ex, report_id)):
             if event.action == "reopen":
                 return None
-            if event.action in MODERATOR_ACTIONS:
+            if event.action in MODERATOR_ACTIONS and event.undone_by is None:
                 return event
         return None
 
@@ -956,8 +1114,11 @@ class ReportService:
         other: ReportRecord | None,
         credited: int,
         now: dt.datetime,
+        *,
+        due: dt.datetime | None = None,
     ) -> None:
-        """Tell the reporter and the supporters (each in their language); never the one who acted."""
+        """Tell the reporter and the supporters (each in their language); never the one who acted.
+        `due`: later than now when the decision may still be undone silently (the desk)."""
         t = self.core.t
         recipients = [report.reporter_id] + [
             uid for uid in await repo.supporters(ex, report.id) if uid != report.reporter_id
@@ -1004,7 +1165,7 @@ class ReportService:
                     user_id,
                     "sendMessage",
                     params,
-                    now,
+                    due or now,
                     NOTICE_PRIORITY,
                 )
             )
@@ -1077,8 +1238,8 @@ class ReportService:
             lines.append(t(lang, "reports.card.supporters", count=report.supporters))
         lines += ["", t(lang, "reports.my.history_title")]
         for event in await repo.events(self.db, report.id):
-            if event.action == "support":
-                continue  # another courier's "+1": not theirs to see
+            if event.action in ("support", UNDO_ACTION) or event.undone_by is not None:
+                continue  # another courier's "+1", or a decision taken back: not theirs to see
             when = self._local(event.at)
             if event.action == "confirm":
                 lines.append(t(lang, "reports.my.history_confirm", time=when))

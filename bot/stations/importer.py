@@ -68,8 +68,10 @@ __all__ = [
     "export_csv",
     "import_file",
     "import_rows",
+    "preview_bytes",
     "read_csv",
     "read_geojson",
+    "write_rows",
 ]
 
 COLUMNS = (
@@ -343,20 +345,21 @@ def check_row(values: dict[str, Any], default_crs: Crs, source: str) -> StationD
 IMPORT_BATCH = 200  # rows per transaction: a few milliseconds of the writer each
 
 
-async def import_rows(
-    db: Database, rows: Iterator[_Row] | list[_Row], *, crs: Crs, source: str, now: dt.datetime, unit: str
-) -> ImportResult:
-    result = ImportResult()
-    good: list[StationData] = []
+def check_rows(
+    rows: Iterator[_Row] | list[_Row], *, crs: Crs, source: str, unit: str
+) -> tuple[list[tuple[int, StationData]], list[RowError]]:
+    """Every row checked, nothing written: the good rows (with their line) and the per-row errors."""
+    good: list[tuple[int, StationData]] = []
+    errors: list[RowError] = []
     first_line: dict[str, int] = {}
     for row in rows:
         try:
             data = check_row(row.values, crs, source)
         except StationInputError as exc:
-            result.errors.append(RowError(row.line, exc.reason, unit))
+            errors.append(RowError(row.line, exc.reason, unit))
             continue
         if data.external_id in first_line:
-            result.errors.append(
+            errors.append(
                 RowError(
                     row.line,
                     f"duplicate external_id {data.external_id!r} (first on {unit} {first_line[data.external_id]})",
@@ -365,7 +368,13 @@ async def import_rows(
             )
             continue
         first_line[data.external_id] = row.line
-        good.append(data)
+        good.append((row.line, data))
+    return good, errors
+
+
+async def write_rows(db: Database, good: list[StationData], *, now: dt.datetime) -> ImportResult:
+    """Write checked rows (insert, or update by external_id), IMPORT_BATCH rows a transaction."""
+    result = ImportResult()
     for start in range(0, len(good), IMPORT_BATCH):
         async with db.transaction() as tx:
             for data in good[start : start + IMPORT_BATCH]:
@@ -376,6 +385,40 @@ async def import_rows(
                     result.updated += 1
         await asyncio.sleep(0)  # let waiting statements in between two batches
     return result
+
+
+async def import_rows(
+    db: Database, rows: Iterator[_Row] | list[_Row], *, crs: Crs, source: str, now: dt.datetime, unit: str
+) -> ImportResult:
+    good, errors = check_rows(rows, crs=crs, source=source, unit=unit)
+    result = await write_rows(db, [data for _, data in good], now=now)
+    result.errors = errors
+    return result
+
+
+@dataclass
+class Preview:
+    """An uploaded file checked before anything is written: per good row its line, the station, and the
+    area of the station it would update (None: a new station)."""
+
+    rows: list[tuple[int, StationData, str | None]]
+    errors: list[RowError]
+
+
+async def preview_bytes(db: Database, raw: bytes, *, filename: str, crs: Crs = Crs.WGS84) -> Preview:
+    """Check an uploaded CSV (or GeoJSON) without writing. Raises StationImportError for a file that
+    cannot be read at all."""
+    text = _decode(raw)
+    is_json = filename.lower().endswith((".json", ".geojson")) or text.lstrip().startswith("{")
+    rows = list(read_geojson(text) if is_json else read_csv(text))
+    good, errors = check_rows(rows, crs=crs, source=filename, unit="feature" if is_json else "line")
+    known = await repo.existing_external_ids(db, [d.external_id for _, d in good])
+    areas: dict[str, str] = {}
+    for external_id in known:
+        station = await repo.get_by_external_id(db, external_id)
+        if station is not None:
+            areas[external_id] = station.area
+    return Preview([(line, d, areas.get(d.external_id)) for line, d in good], errors)
 
 
 async def import_file(
