@@ -10,9 +10,9 @@ import logging
 
 from bot.core.container import Core
 from bot.kit.numbers import parse_int
+from bot.points import PointsService
 from storage import groups as groups_repo
 from storage import outbox as outbox_repo
-from storage import points as points_repo
 from storage import roles as roles_repo
 from storage import users as users_repo
 from storage.db import Database
@@ -83,7 +83,9 @@ class Community:
         return await users_repo.reachable_subscribers(self._db)
 
     async def balance(self, user_id: int) -> int:
-        return await points_repo.balance(self._db, user_id)
+        """The points the user can still use: the ledger less what a live redeem code holds (as
+        /points shows them; bot/points.py)."""
+        return (await self.core.service(PointsService).wallet(user_id)).available
 
     # -- groups --------------------------------------------------------------------------------
 

@@ -4,6 +4,11 @@ Everything goes through the one append-only ledger (storage/points.py); a balanc
 correction is a new entry. Redeeming: the courier asks for a one-time 6-digit code, a moderator or
 station keeper confirms it; checking the balance, marking the code used and writing the deduction
 happen in one transaction, so a code is spent once and a balance never goes below zero.
+
+A live (unused, unexpired) code holds its points: what a courier can still use is the balance less
+the holds (`Wallet.available`), a correction cannot take held points, and confirming a code spends
+exactly what it held. One live code per courier: a new code replaces the earlier one, releasing its
+hold; an expired code releases it by itself.
 Who may adjust or confirm is decided by the handlers through bot.core.authz.
 """
 
@@ -20,6 +25,7 @@ from bot.core.container import Core
 from bot.core.messages import notice
 from storage import points as ledger
 from storage import users as users_repo
+from storage.db import Executor
 from storage.points import LedgerEntry, RedeemCode
 
 RANK_SIZE = 10
@@ -45,6 +51,7 @@ class PointsOutcome(StrEnum):
     OWN_CODE = "own_code"
     TOO_LARGE = "too_large"
     REASON_TOO_LONG = "reason_too_long"
+    HELD = "held"  # a correction would take points a live redeem code holds
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,19 @@ class PointsResult:
     @property
     def ok(self) -> bool:
         return self.outcome is PointsOutcome.OK
+
+
+@dataclass(frozen=True)
+class Wallet:
+    """A courier's points as they can use them."""
+
+    balance: int  #: the ledger's sum
+    held: int  #: held by live redeem codes
+    code: RedeemCode | None  #: the live code (the newest), if any
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
 
 
 @dataclass(frozen=True)
@@ -81,6 +101,16 @@ class PointsService:
 
     async def balance(self, user_id: int) -> int:
         return await ledger.balance(self.core.db, user_id)
+
+    async def wallet(self, user_id: int) -> Wallet:
+        return await self._wallet(self.core.db, user_id, self.core.clock.now())
+
+    @staticmethod
+    async def _wallet(ex: Executor, user_id: int, now: dt.datetime) -> Wallet:
+        codes = await ledger.live_codes(ex, user_id, now)
+        return Wallet(
+            await ledger.balance(ex, user_id), sum(c.points for c in codes), codes[0] if codes else None
+        )
 
     async def history(self, user_id: int, limit: int = 10) -> list[LedgerEntry]:
         return await ledger.history(self.core.db, user_id, limit)
@@ -135,8 +165,11 @@ class PointsService:
         now = self.core.clock.now()
         token = secrets.token_hex(6)
         async with self.core.db.transaction() as tx:
-            balance = await ledger.balance(tx, user_id)
-            if balance + delta < 0:
+            wallet = await self._wallet(tx, user_id, now)
+            balance = wallet.balance
+            if wallet.available + delta < 0:
+                if wallet.held and balance + delta >= 0:  # the points are there, a live code holds them
+                    return PointsResult(PointsOutcome.HELD, wallet.available, wallet.code)
                 return PointsResult(PointsOutcome.INSUFFICIENT, balance)
             user = await users_repo.get(tx, user_id)
             await ledger.append(
@@ -169,12 +202,16 @@ class PointsService:
             return PointsResult(PointsOutcome.OK, balance + delta)
 
     async def request_code(self, user_id: int, points: int) -> PointsResult:
-        """A one-time code to redeem `points` at a station, valid `tasks.redeem_code_minutes`.
-        A new code replaces the user's earlier live ones (counted in `replaced`, so the user is told)."""
+        """A one-time code to redeem `points` at a station, valid `tasks.redeem_code_minutes`; it holds
+        the points until it is used or expires. A new code replaces the user's earlier live ones,
+        releasing their holds (counted in `replaced`, so the user is told): it may use the whole
+        balance, never points another live code holds."""
         if points < 1:
             return PointsResult(PointsOutcome.INVALID_AMOUNT)
         now = self.core.clock.now()
         async with self.core.db.transaction() as tx:
+            # Every live code is replaced, so every point of the balance is free for the new one (a
+            # refused request replaces nothing).
             balance = await ledger.balance(tx, user_id)
             if points > balance:
                 return PointsResult(PointsOutcome.INSUFFICIENT, balance)

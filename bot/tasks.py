@@ -81,6 +81,7 @@ class Outcome(StrEnum):
     NOT_CLAIMED = "not_claimed"  # the user has no claim in a state that allows this
     NOT_STARTED = "not_started"
     ALREADY_MARKED = "already_marked"
+    SELF_DONE = "self_done"  # marked oneself done: recorded, but no points (they need someone else)
 
 
 @dataclass(frozen=True)
@@ -560,8 +561,15 @@ class TaskService:
             for c in found
         ]
 
+    @property
+    def asks_confirmation(self) -> bool:
+        """Whether a reminder asks 我会到 / 去不了 (`tasks.confirm_offset_minutes` 0: none does)."""
+        return self.config.confirm_offset_minutes > 0
+
     async def unconfirmed(self, task_id: int) -> list[RosterEntry]:
-        """Claimers who have not answered 我会到 yet."""
+        """Claimers who have not answered 我会到 yet (nobody when no reminder asks)."""
+        if not self.asks_confirmation:
+            return []
         return [e for e in await self.roster(task_id) if e.claim.state == "claimed" and not e.claim.confirmed]
 
     async def private_details(self, task_id: int, user_id: int) -> str | None:
@@ -636,20 +644,37 @@ class TaskService:
 
         return await self._in_task(task_id, step)
 
+    def _withdraw_refusal(self, task: Task, claim: Claim | None, now: dt.datetime) -> Outcome | None:
+        """Why a courier cannot withdraw now, or None when they can."""
+        if claim is None or claim.state not in ("claimed", "waitlisted"):
+            return Outcome.NOT_CLAIMED
+        if task.state not in LIVE:
+            return Outcome.NOT_OPEN
+        if claim.state == "claimed" and now > task.starts_at - dt.timedelta(hours=self.config.withdraw_hours):
+            return Outcome.TOO_LATE
+        return None
+
+    async def can_withdraw(self, task_id: int, user_id: int) -> TaskResult:
+        """What 取消认领 would do, without doing it (the question asked first): OK with the claim, or
+        the refusal withdraw() would give."""
+        db = self.core.db
+        task = await store.get(db, task_id)
+        if task is None:
+            return TaskResult(Outcome.NOT_FOUND)
+        claim = await store.get_claim(db, task_id, user_id)
+        refused = self._withdraw_refusal(task, claim, self.core.clock.now())
+        return TaskResult(refused or Outcome.OK, task, claim)
+
     async def withdraw(self, task_id: int, user_id: int) -> TaskResult:
         """取消认领: allowed until `withdraw_hours` before the start (leaving the waitlist: always)."""
 
         async def step(tx: Executor, before: TaskCount, now: dt.datetime) -> TaskResult:
             task = before.task
             claim = await store.get_claim(tx, task_id, user_id)
-            if claim is None or claim.state not in ("claimed", "waitlisted"):
-                return TaskResult(Outcome.NOT_CLAIMED, task, claim)
-            if task.state not in LIVE:
-                return TaskResult(Outcome.NOT_OPEN, task, claim)
-            if claim.state == "claimed" and now > task.starts_at - dt.timedelta(
-                hours=self.config.withdraw_hours
-            ):
-                return TaskResult(Outcome.TOO_LATE, task, claim)
+            refused = self._withdraw_refusal(task, claim, now)
+            if refused is not None:
+                return TaskResult(refused, task, claim)
+            assert claim is not None
             return await self._leave(tx, before, claim, now, _Effects())
 
         return await self._in_task(task_id, step)
@@ -753,7 +778,11 @@ class TaskService:
 
     async def mark(self, task_id: int, user_id: int, done: bool, actor_id: int) -> TaskResult:
         """After the start, the captain marks each claimer done (points credited once) or no-show.
-        The task is completed when nobody is left unmarked."""
+        The task is completed when nobody is left unmarked.
+
+        Points need someone else's decision: a captain who marks themselves done is recorded as done
+        (so the task can finish) but earns nothing (SELF_DONE); a moderator may credit them with
+        /adjust, which the ledger records as that moderator's decision."""
 
         async def step(tx: Executor, before: TaskCount, now: dt.datetime) -> TaskResult:
             task = before.task
@@ -769,7 +798,8 @@ class TaskService:
                 marked = existing is not None and existing.state in ("done", "no_show")
                 return TaskResult(Outcome.ALREADY_MARKED if marked else Outcome.NOT_CLAIMED, task, existing)
             effects = _Effects()
-            if done and task.points > 0:
+            own = done and user_id == actor_id and task.points > 0
+            if done and task.points > 0 and not own:
                 credited = await ledger.append(
                     tx,
                     user_id=user_id,
@@ -794,7 +824,7 @@ class TaskService:
             if not await store.claims(tx, task_id, ("claimed",)):
                 await store.set_state(tx, task_id, "completed", LIVE, now)
             task = await self._changed(tx, before, now, effects)
-            return TaskResult(Outcome.OK, task, claim)
+            return TaskResult(Outcome.SELF_DONE if own else Outcome.OK, task, claim)
 
         return await self._in_task(task_id, step)
 
@@ -902,8 +932,8 @@ class TaskService:
                 "promoted",
                 "tasks.notice.promoted",
                 buttons=[
-                    [(self.core.t(lang, "tasks.button.withdraw"), cb("wd", task.id))],
                     *self.map_row(task, lang),
+                    [(self.core.t(lang, "tasks.button.withdraw"), cb("wd", task.id))],
                 ],
                 title=task.title,
                 when=self.format_span(task, lang),
@@ -921,11 +951,12 @@ class TaskService:
         lang = await self.core.user_lang(user_id, tx)
         t = self.core.t
         messages = []
+        asking = self.config.confirm_offset_minutes if self.asks_confirmation else None
         for offset in dict.fromkeys(self.config.reminder_offsets_minutes):
             due = task.starts_at - dt.timedelta(minutes=offset)
             lead = offset
             if due <= now:
-                if offset != self.config.confirm_offset_minutes or now >= task.starts_at:
+                if offset != asking or now >= task.starts_at:
                     continue
                 due = now
                 left = int((task.starts_at - now).total_seconds() // 60)
@@ -938,7 +969,7 @@ class TaskService:
             if task.private_details:
                 lines.append(t(lang, "tasks.reminder.details", details=task.private_details))
             rows: list[list[Button]] = []
-            if offset == self.config.confirm_offset_minutes:
+            if offset == asking:
                 lines.append(t(lang, "tasks.reminder.ask"))
                 rows.append(
                     [

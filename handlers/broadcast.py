@@ -243,9 +243,11 @@ async def _preview(update: Update, context: XContext, *, new_message: bool) -> i
     else:
         lines.append(t(f"broadcast.preview_audience_{draft.audience}"))
     lines.append(t("broadcast.preview_count", count=len(plan.recipients)))
+    # When it goes: the time set, else now, unless the rush holds it (the held line says until when).
+    # Urgent means "not held by the rush", not "now": a time set still holds.
     if draft.at:
         lines.append(t("broadcast.preview_at", at=draft.at.astimezone(tz).strftime("%Y-%m-%d %H:%M")))
-    else:
+    elif plan.held_until is None:
         lines.append(t("broadcast.preview_now"))
     if plan.held_until is not None:
         window = next(
@@ -323,7 +325,7 @@ async def option_toggled(update: Update, context: XContext) -> int:
 
 async def ask_when(update: Update, context: XContext) -> int:
     await update.callback_query.answer()
-    await reply(update, context, context.t("broadcast.ask_when", tz=context.core.config.bot.timezone))
+    await reply(update, context, context.t("broadcast.ask_when", tz=context.core.zone_name(context.lang)))
     return WHEN
 
 

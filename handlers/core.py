@@ -413,7 +413,11 @@ async def _change_role(update: Update, context: XContext, *, grant: bool) -> Non
         known = [name for name, _count in await community(context).areas()]
         if area and area not in known:
             # Areas are free text: a typo (蒋村 for 蒋村街道) would silently make a new, empty area.
-            text += "\n" + context.t("roles.new_area", area=area, known="、".join(known) or "-")
+            text += "\n" + (
+                context.t("roles.new_area", area=area, known="、".join(known))
+                if known
+                else context.t("roles.new_area_first", area=area)
+            )
         await reply(update, context, text)
         if changed:
             await _tell_grantee(context, target_id, role_name, area)

@@ -9,7 +9,7 @@ from telegram.ext import Application, CommandHandler
 from bot.core.app import XContext
 from bot.core.authz import Perm
 from bot.kit.numbers import parse_int
-from bot.points import PointsResult, PointsService
+from bot.points import PointsResult, PointsService, RedeemCode, Wallet
 from handlers.common import Command, community, find_user, is_private, private_only, reply, require
 from handlers.core import deep_links
 
@@ -42,16 +42,38 @@ async def points_link(update: Update, context: XContext, _arg: str) -> None:
     await _send_points(update, context)
 
 
-async def redeem_link(update: Update, context: XContext, _arg: str) -> None:
-    balance = await _points(context).balance(update.effective_user.id)
-    await reply(update, context, context.t("points.redeem.usage", balance=balance))
+async def redeem_link(update: Update, context: XContext, arg: str) -> None:
+    """`/start redeem_<n>`: the button under /redeem n in a group; the code for n comes at once."""
+    await _redeem(update, context, parse_int(arg, signed=False) if arg else None)
+
+
+def _until(context: XContext, code: RedeemCode) -> str:
+    return code.expires_at.astimezone(context.core.tz).strftime("%H:%M")
+
+
+def _wallet_lines(context: XContext, wallet: Wallet) -> list[str]:
+    """The points a live code holds, and what points buy where."""
+    lines = []
+    if wallet.held and wallet.code is not None:
+        lines.append(
+            context.t(
+                "points.held", held=wallet.held, code=wallet.code.code, until=_until(context, wallet.code)
+            )
+        )
+    return lines
+
+
+def _rewards_line(context: XContext) -> list[str]:
+    rewards = context.core.config.tasks.rewards
+    return [context.t("points.rewards", rewards=" · ".join(rewards))] if rewards else []
 
 
 async def _send_points(update: Update, context: XContext) -> None:
     service = _points(context)
     user_id = update.effective_user.id
     t = context.t
-    lines = [t("points.balance", balance=await service.balance(user_id))]
+    wallet = await service.wallet(user_id)
+    lines = [t("points.balance", balance=wallet.available), *_wallet_lines(context, wallet)]
     history = await service.history(user_id)
     if history:
         lines += ["", t("points.history_title")]
@@ -63,10 +85,10 @@ async def _send_points(update: Update, context: XContext) -> None:
                     when=entry.created_at.astimezone(context.core.tz).strftime("%m-%d"),
                     delta=f"{entry.delta:+d}",
                     reason=t(reason) if context.core.catalog.has(reason) else entry.reason,
-                    note=f"（{entry.note}）" if entry.note else "",
+                    note=t("points.history_note", note=entry.note) if entry.note else "",
                 )
             )
-    lines += ["", t("points.hint")]
+    lines += ["", *_rewards_line(context), t("points.hint")]
     await reply(update, context, "\n".join(lines))
 
 
@@ -97,17 +119,35 @@ async def rank(update: Update, context: XContext) -> None:
 
 async def redeem(update: Update, context: XContext) -> None:
     """/redeem <points>: a one-time code to show at a station."""
-    # Anyone who read the code in a group could spend the points with it.
-    if not await private_only(update, context, "redeem"):
-        return
     args = list(context.args or [])
-    service = _points(context)
     amount = parse_int(args[0]) if len(args) == 1 else None
-    if amount is None:
-        balance = await service.balance(update.effective_user.id)
-        await reply(update, context, context.t("points.redeem.usage", balance=balance))
+    # Anyone who read the code in a group could spend the points with it; the button to the private
+    # chat carries the amount, so the code comes there at once (a deep link holds 64 characters).
+    carried = amount is not None and 0 < amount < 10**9
+    if not await private_only(update, context, f"redeem_{amount}" if carried else "redeem"):
         return
-    result = await service.request_code(update.effective_user.id, amount)
+    await _redeem(update, context, amount)
+
+
+async def _redeem(update: Update, context: XContext, amount: int | None) -> None:
+    service = _points(context)
+    user_id = update.effective_user.id
+    if amount is None:
+        wallet = await service.wallet(user_id)
+        lines = [context.t("points.redeem.usage", balance=wallet.balance)]
+        if wallet.code is not None:  # a new code would replace it: say so before one is asked for
+            lines.append(
+                context.t(
+                    "points.redeem.live",
+                    code=wallet.code.code,
+                    points=wallet.code.points,
+                    until=_until(context, wallet.code),
+                )
+            )
+        lines += _rewards_line(context)
+        await reply(update, context, "\n".join(lines))
+        return
+    result = await service.request_code(user_id, amount)
     if not result.ok or result.code is None:
         await reply(update, context, _points_text(context, result))
         return
@@ -117,7 +157,7 @@ async def redeem(update: Update, context: XContext) -> None:
         code=code.code,
         points=code.points,
         minutes=context.core.config.tasks.redeem_code_minutes,
-        until=code.expires_at.astimezone(context.core.tz).strftime("%H:%M"),
+        until=_until(context, code),
     )
     if result.replaced:  # the earlier code stops working now: say so, or it seems to expire early
         text += "\n" + context.t("points.redeem.replaced")

@@ -136,6 +136,7 @@ def _outcome_text(context: XContext, result: TaskResult) -> str:
         title=result.task.title if result.task else "",
         place=result.place or "",
         hours=context.core.config.tasks.withdraw_hours,
+        points=result.task.points if result.task else 0,
     )
 
 
@@ -214,12 +215,16 @@ async def _wall_view(
         if item.count.left:
             lines.append(t("tasks.wall.left", left=item.count.left, slots=task.slots))
         elif state != "claimed":  # a holder is not offered the waitlist
-            lines.append(t("tasks.wall.full", waiting=item.count.waiting))
+            waiting = item.count.waiting
+            lines.append(t("tasks.wall.full", waiting=waiting) if waiting else t("tasks.wall.full_none"))
         if state in ("claimed", "waitlisted"):
             lines.append(t("tasks.wall.yours" if state == "claimed" else "tasks.wall.yours_waiting"))
-            # "w<page>": pressed on the wall, which is then redrawn at that page.
-            row = [(t("tasks.button.withdraw_n", n=n), cb("wd", task.id, f"w{wall.page}"))]
-        elif item.count.left:
+            # "w<page>": pressed on the wall, which is then redrawn at that page. On a row of its own,
+            # away from the map link (asked first anyway).
+            rows.append(_map_buttons(context, task, n))
+            rows.append([(t("tasks.button.withdraw_n", n=n), cb("wd", task.id, f"w{wall.page}"))])
+            continue
+        if item.count.left:
             row = [(t("tasks.button.claim_n", n=n), cb("cl", task.id))]
         else:
             row = [(t("tasks.button.waitlist_n", n=n), cb("wl", task.id))]
@@ -319,10 +324,10 @@ async def _after_claim(update: Update, context: XContext, result: TaskResult) ->
         return
     if result.outcome is Outcome.CLAIMED:
         text = await _claimed_message(context, result.task.id, user_id)
-        markup = _markup(
+        markup = _markup(  # the map first, 取消认领 on a row of its own below it (asked first)
             [
-                [(context.t("tasks.button.withdraw"), cb("wd", result.task.id))],
                 *_tasks(context).map_row(result.task, context.lang),
+                [(context.t("tasks.button.withdraw"), cb("wd", result.task.id))],
             ]
         )
         sent = await _send_private(context, user_id, text, markup)
@@ -355,28 +360,85 @@ async def join_waitlist(update: Update, context: XContext) -> None:
     )
 
 
+async def ask_withdraw(update: Update, context: XContext) -> None:
+    """取消认领 asks first (a slip of the thumb would hand the slot away): 是，取消认领 / 不，保留.
+    Refused at once when it could not be done anyway (too late, not claimed)."""
+    query = update.callback_query
+    values = await _ids(update, context, 1)
+    if values is None:
+        return
+    task_id = values[0]
+    check = await _tasks(context).can_withdraw(task_id, update.effective_user.id)
+    if check.outcome is not Outcome.OK or check.task is None or check.claim is None:
+        await query.answer(_outcome_text(context, check)[:200], show_alert=True)
+        return
+    await query.answer()
+    # Where it was pressed ("m": /mytasks, "w<page>": the wall, "-": a single task's message) and that
+    # message, so the answer can redraw it.
+    where = (_args(query.data)[1:] or ["-"])[0] or "-"
+    source = query.message.message_id if query.message is not None else 0
+    waiting = check.claim.state == "waitlisted"
+    t = context.t
+    await reply(
+        update,
+        context,
+        t("tasks.withdraw_ask_waiting" if waiting else "tasks.withdraw_ask", title=check.task.title),
+        reply_markup=_markup(
+            [
+                [
+                    (t("tasks.button.withdraw_yes"), cb("wdy", task_id, where, source)),
+                    (t("tasks.button.withdraw_keep"), cb("wdk")),
+                ]
+            ]
+        ),
+    )
+
+
 async def withdraw(update: Update, context: XContext) -> None:
+    """是，取消认领: withdraw, then redraw the list it was asked from (or drop that message's buttons)."""
     query = update.callback_query
     values = await _ids(update, context, 1)
     if values is None:
         return
     user_id = update.effective_user.id
     result = await _tasks(context).withdraw(values[0], user_id)
-    if result.outcome is Outcome.OK:
-        await query.answer(context.t("tasks.withdrawn"), show_alert=True)
-        where = _args(query.data)[1:]
-        if where == ["m"]:
-            text, markup = await _my_tasks_view(context, user_id)
-            await query.edit_message_text(text, reply_markup=markup)
-        elif len(where) == 1 and where[0][:1] == "w" and parse_int(where[0][1:], signed=False) is not None:
-            text, markup = await _wall_view(
-                context, parse_int(where[0][1:], signed=False) or 0, user_id=user_id
-            )
-            await query.edit_message_text(text, reply_markup=markup)
-        else:
-            await query.edit_message_reply_markup(None)
+    if result.claim is not None:  # the question is answered either way (a forged press: left alone)
+        await _drop_buttons(update)
+    if result.outcome is not Outcome.OK:
+        await query.answer(_outcome_text(context, result)[:200], show_alert=True)
         return
-    await query.answer(_outcome_text(context, result)[:200], show_alert=True)
+    await query.answer(context.t("tasks.withdrawn"), show_alert=True)
+    args = _args(query.data)[1:]
+    where = args[0] if args else "-"
+    source = parse_int(args[1], signed=False) if len(args) > 1 else None
+    chat_id = update.effective_chat.id
+    if not source:
+        return
+    page = parse_int(where[1:], signed=False) if where[:1] == "w" else None
+    with contextlib.suppress(BadRequest):
+        if where == "m":
+            text, markup = await _my_tasks_view(context, user_id)
+            await context.bot.edit_message_text(text, chat_id, source, reply_markup=markup)
+        elif page is not None:
+            text, markup = await _wall_view(context, page, user_id=user_id)
+            await context.bot.edit_message_text(text, chat_id, source, reply_markup=markup)
+        else:
+            await context.bot.edit_message_reply_markup(chat_id, source, reply_markup=None)
+
+
+async def withdraw_kept(update: Update, context: XContext) -> None:
+    """不，保留: nothing changes, the question goes away."""
+    await update.callback_query.answer(context.t("tasks.withdraw_kept"))
+    await _drop_buttons(update)
+
+
+async def _drop_buttons(update: Update) -> None:
+    """Remove the buttons of the message pressed (when it still has some: Telegram refuses an edit
+    that changes nothing)."""
+    query = update.callback_query
+    if query.message is not None and getattr(query.message, "reply_markup", None):
+        with contextlib.suppress(BadRequest):
+            await query.edit_message_reply_markup(None)
 
 
 async def confirm(update: Update, context: XContext) -> None:
@@ -434,7 +496,9 @@ async def _my_tasks_view(context: XContext, user_id: int) -> tuple[str, InlineKe
         pin = _map_buttons(context, task, n)
         if item.claim.state in ("claimed", "waitlisted"):
             # "m": pressed in this list, which is then redrawn (elsewhere the button just goes away).
-            rows.append([(t("tasks.button.withdraw_n", n=n), cb("wd", task.id, "m")), *pin])
+            # The map link on its own row: withdrawing is never one slip away from it.
+            rows.append(pin)
+            rows.append([(t("tasks.button.withdraw_n", n=n), cb("wd", task.id, "m"))])
         elif item.claim.state == "assigned_pending":
             rows.append(
                 [
@@ -546,7 +610,7 @@ def _codes(step: int) -> set[str]:
 async def _ask_step(update: Update, context: XContext, step: int) -> int:
     values: dict[str, Any] = {}
     if step == START:
-        values["tz"] = context.core.config.bot.timezone
+        values["tz"] = context.core.zone_name(context.lang)
     if step == AREA:
         values["areas"] = await _area_hint(update, context)
     return await _ask(update, context, step, **values)
@@ -657,9 +721,12 @@ async def got_area(update: Update, context: XContext) -> int:
         # Free text: a typo (蒋村 for 蒋村街道) would find no group to post the card to. Ask once;
         # the same answer again is taken as meant.
         context.user_data[AREA_WARNED] = area
-        await reply(
-            update, context, context.t("tasks.post.area_no_groups", area=area, known="、".join(known) or "-")
+        text = (
+            context.t("tasks.post.area_no_groups", area=area, known="、".join(known))
+            if known
+            else context.t("tasks.post.area_no_groups_none", area=area)
         )
+        await reply(update, context, text)
         return AREA
     context.user_data.pop(AREA_WARNED, None)
     return await _answered(update, context, AREA, replace(_draft(context), area=area))
@@ -881,7 +948,7 @@ async def _admin_view(context: XContext, count: TaskCount) -> tuple[str, InlineK
         if state in ("withdrawn", "declined"):
             continue
         mark = ""
-        if state == "claimed":
+        if state == "claimed" and service.asks_confirmation:  # else nobody was asked 我会到
             mark = t("tasks.manage.confirmed" if entry.claim.confirmed else "tasks.manage.unconfirmed")
         lines.append(t("tasks.manage.entry", name=entry.name, state=t(f"tasks.state.{state}"), mark=mark))
         if started and state == "claimed" and task.state in ("open", "full", "closed"):
@@ -958,7 +1025,8 @@ async def mark(update: Update, context: XContext) -> None:
     await query.answer(
         context.t("tasks.manage.marked")
         if result.outcome is Outcome.OK
-        else _outcome_text(context, result)[:200]
+        else _outcome_text(context, result)[:200],
+        show_alert=result.outcome is Outcome.SELF_DONE,  # no points: said so it is not missed
     )
     await _refresh_admin_view(update, context, task_id)
 
@@ -1123,7 +1191,9 @@ def register(app: Application) -> None:
         ("pg", wall_page),
         ("cl", claim),
         ("wl", join_waitlist),
-        ("wd", withdraw),
+        ("wd", ask_withdraw),
+        ("wdy", withdraw),
+        ("wdk", withdraw_kept),
         ("cf", confirm),
         ("as", answer_assignment),
         ("ad", admin_view),

@@ -64,6 +64,11 @@ async def append(
     return changed > 0
 
 
+async def recorded(db: Executor, idem_key: str) -> bool:
+    """Whether the entry with this idem_key was written (a credit given once)."""
+    return await db.fetchval("SELECT 1 FROM points_ledger WHERE idem_key = ?", (idem_key,)) is not None
+
+
 async def append_many(db: Executor, entries: Iterable[NewEntry]) -> int:
     """Many entries in one executemany (imports, benchmarks), through the same statement as append."""
     return await db.executemany(
@@ -220,6 +225,15 @@ async def code_is_live(db: Executor, code: str, now: dt.datetime) -> bool:
         (code, to_db(now)),
     )
     return found is not None
+
+
+async def live_codes(db: Executor, user_id: int, now: dt.datetime) -> list[RedeemCode]:
+    """A user's unused, unexpired codes, newest first: the points they hold (index redeem_codes_user)."""
+    rows = await db.fetchall(
+        "SELECT * FROM redeem_codes WHERE user_id = ? AND used_at IS NULL AND expires_at > ? ORDER BY id DESC",
+        (user_id, to_db(now)),
+    )
+    return [_code(r) for r in rows]
 
 
 async def expire_codes_of(db: Executor, user_id: int, now: dt.datetime) -> int:

@@ -65,8 +65,8 @@ async def test_send_to_groups_of_an_area_with_progress_and_report(bot, tg):
     await chat.expect_message(contains="通知内容")
     await chat.send("本周六小哥学堂：电动车安全")
     await chat.expect_message(contains="发给谁")
-    await (await chat.press("按区域选择群")).wait()
-    await chat.expect_edit(contains="选择区域")
+    await (await chat.press("按片区选择群")).wait()
+    await chat.expect_edit(contains="选择片区")
     await (await chat.press("⬜ 蒋村街道")).wait()
     await (await chat.press("完成")).wait()
     preview = await chat.expect_message(contains="预览")
@@ -129,7 +129,7 @@ async def test_non_moderator_refused_everywhere(bot, tg):
     await local.expect_message(contains="通知内容")
     await local.send("只发蒋村")
     msg = await local.expect_message(contains="发给谁")
-    assert [label for label, _ in msg.inline] == ["按区域选择群", "取消"]
+    assert [label for label, _ in msg.inline] == ["按片区选择群", "取消"]
     answer = await (await local.press_data("bc:aud:groups")).wait()
     assert "蒋村街道" in answer.text
 
@@ -162,16 +162,16 @@ async def test_scheduled_send_at_a_time(bot, tg, clock):
     chat = await moderator(tg, bot)
     await compose(chat, "明早议事会", "所有群（1 个）")
     await (await chat.press("⏰ 定时发送")).wait()
-    await chat.expect_message(contains="发送时间")
+    await chat.expect_message(contains="什么时候发（北京时间）")
     await chat.send("明天")
-    await chat.expect_message(contains="看不懂")
+    await chat.expect_message(contains="没看懂")
     await chat.send("2026-11-25 08:00")
     await chat.expect_message(contains="已经过去")
     await chat.send("明天下午3点")
     preview = await chat.expect_message(contains="预览")
     assert "2026-11-26 15:00" in preview.text
     await (await chat.press("⏰ 定时发送")).wait()
-    await chat.expect_message(contains="发送时间")
+    await chat.expect_message(contains="什么时候发")
     await chat.send("2026-11-25 15:00")
     preview = await chat.expect_message(contains="预览")
     assert "2026-11-25 15:00" in preview.text
@@ -331,7 +331,7 @@ async def test_area_moderator_neither_sees_nor_stops_others_notices(bot, tg):
     listing = await street.expect_message()
     assert "台风预警" not in listing.text and not listing.inline
     forged = await (await street.press_data(f"bc:stop:{notice.id}")).wait()
-    assert forged.show_alert and "区域" in forged.text
+    assert forged.show_alert and "片区" in forged.text
     assert (await bc_repo.get(bot.db, notice.id)).state in ("queued", "sending", "done")
     await admin_chat.send("/broadcasts")
     own = await admin_chat.expect_message(contains="最近的群发")
@@ -409,3 +409,21 @@ async def test_angle_brackets_and_a_full_length_notice_preview_and_go_out_as_typ
     await bot.settle()
     assert len(delivered(tg, ids[0], long_text)) == 1
     assert not [c for c in tg.calls if c.error_code == 400]
+
+
+async def test_preview_says_when_it_goes_urgent_or_held(bot, tg, clock):
+    """Urgent means "not held by the rush", not "now": a scheduled urgent notice shows its time and
+    never "立即发送"; a notice the rush holds does not say "立即发送" either, only until when."""
+    await make_groups(tg, bot, 1)
+    chat = await moderator(tg, bot)
+    clock.set(dt.datetime(2026, 11, 25, 4, 0, tzinfo=dt.UTC))  # 12:00 in Shanghai: the lunch rush
+    held = await compose(chat, "午间通知", "所有群（1 个）")
+    assert "立即发送" not in held.text and "13:30" in held.text
+    await (await chat.press("⏰ 定时发送")).wait()
+    await chat.expect_message(contains="什么时候发（北京时间）")
+    await chat.send("2026-11-26 12:00")
+    scheduled = await chat.expect_message(contains="预览")
+    await (await chat.press("⬜ 紧急", message=scheduled)).wait()
+    urgent = await chat.expect_edit(contains="紧急", message_id=scheduled.message_id)
+    assert "发送时间：2026-11-26 12:00" in urgent.text
+    assert "立即" not in urgent.text and "不避开送餐高峰" in urgent.text

@@ -153,15 +153,15 @@ async def _post_task(tg, user_id: int, index: int) -> None:
     await chat.send("/newtask")
     await chat.expect_message(contains="标题", timeout=timeout)
     steps = (
-        (f"送餐任务{index}", "说明"),
-        ("给独居老人送午饭", "开始时间"),
+        (f"送餐任务{index}", "要做什么"),
+        ("给独居老人送午饭", "几点开始"),
         ("11-27 10:30", "结束时间"),
         ("11:30", "地点"),
         ("文新社区服务中心", "片区"),
         ("button:跳过", "几位"),
         ("button:2", "志愿分"),
         ("10", "截止"),
-        ("-", "仅认领成功者可见"),
+        ("-", "只给认领成功的人看"),
         (f"王奶奶{index}", "预览"),
     )
     for answer, next_question in steps:

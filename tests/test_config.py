@@ -59,3 +59,17 @@ def test_secrets_never_show_in_a_repr():
     for text in (repr(config), str(config), repr(config.telegram)):
         assert "SECRET-token" not in text and "hook-secret" not in text
     assert config.telegram.token == "123:SECRET-token"  # still there to use
+
+
+def test_confirm_offset_zero_means_no_question():
+    """0 is documented as "no reminder asks 我会到 / 去不了": it is accepted, not "must be positive"."""
+    assert parse_config({"tasks": {"confirm_offset_minutes": 0}}, env={}).tasks.confirm_offset_minutes == 0
+    with pytest.raises(ConfigError, match=r"tasks\.confirm_offset_minutes: must not be negative"):
+        parse_config({"tasks": {"confirm_offset_minutes": -5}}, env={})
+    # An offset no reminder is sent at would ask nothing, silently: refused, naming the way to say it.
+    with pytest.raises(ConfigError, match=r"must be 0 .* or one of tasks\.reminder_offsets_minutes"):
+        parse_config({"tasks": {"confirm_offset_minutes": 30}}, env={})
+    cfg = parse_config(
+        {"tasks": {"reminder_offsets_minutes": [120, 30], "confirm_offset_minutes": 30}}, env={}
+    )
+    assert cfg.tasks.confirm_offset_minutes == 30

@@ -104,7 +104,8 @@ async def test_grant_by_reply_and_refusal(bot, tg):
     # Roles may be named as the bot shows them, or by their common short names.
     await admin_chat.send("/grant 1007 队长 蒋村街道")
     granted = await admin_chat.expect_message(contains="志愿队长")
-    assert "还没有群的片区是「蒋村街道」" in granted.text  # no group carries that area: maybe a typo
+    # No group carries that area (here: no group has one at all): maybe a typo, and never "现有片区：-".
+    assert "「蒋村街道」是第一个" in granted.text and "：-" not in granted.text
     await admin_chat.send("/grant 1007 社区管理员")
     await admin_chat.expect_message(contains="社区管理员")
     assert sorted(r.value for r, _ in await bot.core.authz.roles_of(1007)) == ["captain", "moderator"]
@@ -339,7 +340,7 @@ async def test_area_moderator_cannot_take_another_areas_group(bot, tg):
     chat = group.chat(street)
     chat.skip()
     await chat.send("/area 蒋村街道")
-    assert "区域" in (await chat.expect_message()).text
+    assert "片区" in (await chat.expect_message()).text
     assert (await groups.get(bot.db, -1005002)).area == "古荡街道"
     untagged = tg.group(-1005003, "新群", creator=owner)
     await untagged.add_bot(by=owner)

@@ -402,7 +402,7 @@ async def test_non_moderators_are_refused(bot, tg):
     await other.send("/start")
     await other.expect_message()
     answer = await (await other.press_data(f"mt:cxy:{meeting.id}")).wait()
-    assert answer.show_alert and "区域" in answer.text
+    assert answer.show_alert and "片区" in answer.text
     assert (await meetings_repo.get(bot.db, meeting.id)).active
 
 

@@ -567,14 +567,14 @@ async def test_moderator_scoped_to_another_area(bot, tg):
     await bot.settle()
     card = await w.card("H-0001")
     answer = await (await scoped.press("受理", message=card)).wait()
-    assert answer.show_alert and "区域" in answer.text
+    assert answer.show_alert and "片区" in answer.text
     assert (await w.service.get_by_ref("H-0001")).status == "new"
     scoped.skip()
     await scoped.send("/reports")
     listing = await scoped.expect_message(contains="反映列表")
     assert "H-0001" not in listing.text and "共 0 条" in listing.text
     await scoped.send("/reports H-0001")
-    await scoped.expect_message(contains="区域")
+    await scoped.expect_message(contains="片区")
 
 
 # -- review fixes ---------------------------------------------------------------------------------

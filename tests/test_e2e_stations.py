@@ -213,7 +213,7 @@ async def test_moderator_edits_and_deactivates_courier_refused(bot, tg):
     await chat.expect_message(contains="没有权限")
     other = await add(bot, "古荡驿站", 0, 300, area="古荡街道")
     answer = await (await mod.press_data(f"st:off:{other.id}")).wait()
-    assert "区域" in answer.text
+    assert "片区" in answer.text
     assert (await stations_repo.get(bot.db, other.id)).active
 
 

@@ -49,15 +49,15 @@ async def test_post_in_chat_then_group_card_follows_claims(bot, tg):
     await captain.send("/newtask")
     await captain.expect_message(contains="标题")
     for answer, next_question in (
-        ("助老送餐", "说明"),
-        ("给独居老人送午饭", "开始时间"),
+        ("助老送餐", "要做什么"),
+        ("给独居老人送午饭", "几点开始"),
         ("11-27 10:30", "结束时间"),
         ("11:30", "地点"),
         ("文新社区服务中心", "片区"),
         ("button:跳过", "几位"),
         ("button:2", "志愿分"),
         ("10", "截止"),
-        ("-", "仅认领成功者可见"),
+        ("-", "只给认领成功的人看"),
     ):
         if answer.startswith("button:"):  # the one-tap answers under a question
             await (await captain.press(answer.removeprefix("button:"))).wait()
@@ -67,16 +67,16 @@ async def test_post_in_chat_then_group_card_follows_claims(bot, tg):
     await captain.send("王奶奶 13800000000 文新路 8 号")
     preview = await captain.expect_message(contains="预览")
     assert "王奶奶" in preview.text and "11月27日（周五）10:30–11:30" in preview.text
-    assert "📣 发布并发到 2 个群" in preview.labels
+    assert "📣 发布，并发到 2 个群" in preview.labels
     await (await captain.press("📋 选择群")).wait()
     await captain.expect_edit(message_id=preview.message_id)
     await (await captain.press("✅ 古荡骑手群")).wait()
     checklist = await captain.expect_edit(message_id=preview.message_id)
     assert "⬜ 古荡骑手群" in checklist.labels and "✅ 文新小哥群" in checklist.labels
-    await (await captain.press("完成")).wait()
+    await (await captain.press("选好了")).wait()
     await captain.expect_edit(message_id=preview.message_id)
-    await (await captain.press("📣 发布并发到 1 个群")).wait()
-    await captain.expect_message(contains="已发到 1 个群")
+    await (await captain.press("📣 发布，并发到 1 个群")).wait()
+    await captain.expect_message(contains="发到了 1 个群")
 
     first_user, first = await started(tg, 3001, "小王")
     members = group.chat(first_user)
@@ -100,7 +100,9 @@ async def test_post_in_chat_then_group_card_follows_claims(bot, tg):
     assert "候补" in answer.text
 
     # The first claimer withdraws from the private message: the waitlist moves up and is told.
-    withdraw = await (await first.press("取消认领", message=details)).wait()
+    await (await first.press("取消认领", message=details)).wait()
+    ask = await first.expect_message(contains="确定取消认领")
+    withdraw = await (await first.press("是，取消认领", message=ask)).wait()
     assert "已取消认领" in withdraw.text
     await third.expect_message(contains="候补成功")
     task_id = (await store.user_claims(bot.db, 3003, ("claimed",)))[0].task_id
@@ -128,6 +130,8 @@ async def test_wall_pages_and_claim_from_the_list(bot, tg):
     mine = await chat.expect_message(contains="我认领的心愿")
     assert "心愿5" in mine.text and "王奶奶" in mine.text
     await (await chat.press("取消认领 1", message=mine)).wait()
+    ask = await chat.expect_message(contains="确定取消认领")
+    await (await chat.press("是，取消认领", message=ask)).wait()
     redrawn = await chat.expect_edit(message_id=mine.message_id)
     assert "还没有认领" in redrawn.text
     gone = await (await chat.press_data("tk:cl:99999")).wait()
@@ -148,7 +152,7 @@ async def test_nearest_first_after_sharing_a_location(bot, tg):
     await (await chat.press("📍 离我最近")).wait()
     await chat.expect_message(contains="发送你的位置")
     await chat.press("📍 发送我的位置", location=(30.2740, 120.1550))
-    nearest = await chat.expect_message(contains="按离你的距离排序")
+    nearest = await chat.expect_message(contains="按离你的远近排序")
     assert nearest.text.index("近处") < nearest.text.index("远处")
 
 
@@ -164,7 +168,7 @@ async def test_reminders_survive_restarts_and_are_sent_once(bot, tg):
 
     await bot.restart()
     await bot.advance(hours=24)  # 24 h before the start
-    reminder = await chat.expect_message(contains="还有 24 小时")
+    reminder = await chat.expect_message(contains="24 小时后开始")
     assert [label for label, _ in reminder.inline] == ["✅ 我会到", "🙅 去不了"]
     await bot.restart()
     await bot.advance(minutes=1)
@@ -172,7 +176,7 @@ async def test_reminders_survive_restarts_and_are_sent_once(bot, tg):
 
     await (await chat.press("✅ 我会到", message=reminder)).wait()
     await bot.advance(hours=22, minutes=59)  # 1 h before
-    await chat.expect_message(contains="还有 1 小时")
+    await chat.expect_message(contains="1 小时后开始")
     await bot.restart()
     await bot.advance(minutes=30)
     await chat.expect_no_message()
@@ -193,7 +197,7 @@ async def test_cant_go_frees_the_slot_and_tells_the_captain(bot, tg):
     await svc.claim(task_id, 3030)
     await svc.join_waitlist(task_id, 3031)
     await bot.advance(hours=24)
-    await chat.expect_message(contains="还有 24 小时")
+    await chat.expect_message(contains="24 小时后开始")
     answer = await (await chat.press("🙅 去不了")).wait()
     assert "名额" in answer.text
     note = await captain.expect_message(contains="去不了")
@@ -207,7 +211,7 @@ async def test_assignment_accepted(bot, tg):
     task_id = await publish(bot)
     _, courier = await started(tg, 3040, "小冯")
     await captain.send(f"/assign {task_id} 3040")
-    await captain.expect_message(contains="已向对方发出")
+    await captain.expect_message(contains="已邀请对方")
     invite = await courier.expect_message(contains="邀请你参加")
     await (await courier.press("✅ 接受", message=invite)).wait()
     await courier.expect_message(contains="认领成功")
@@ -230,7 +234,7 @@ async def test_captain_marks_done_then_points_rank_and_redeem(bot, tg):
     await (await captain.press(f"管理 #{task_id}")).wait()
     view = await captain.expect_message(contains="名单")
     assert "小褚" in view.text
-    await (await captain.press("✅ 小褚", message=view)).wait()
+    await (await captain.press("✅ 已完成：小褚", message=view)).wait()
     await captain.expect_edit(contains="已完成")
     await courier.expect_message(contains="获得 10 志愿分")
 
@@ -304,7 +308,7 @@ async def test_personal_lists_and_codes_never_shown_in_a_group(bot, tg):
 
     in_group = group.chat(courier_user)
     in_group.skip()
-    for command, payload in (("/mytasks", "mytasks"), ("/points", "points"), ("/redeem 5", "redeem")):
+    for command, payload in (("/mytasks", "mytasks"), ("/points", "points"), ("/redeem 5", "redeem_5")):
         await in_group.send(command)
         answer = await in_group.expect_message(contains="私聊")
         assert answer.inline and answer.inline[0][1].endswith(f"?start={payload}"), (command, answer.text)
@@ -340,9 +344,9 @@ async def test_captain_of_one_area_cannot_manage_a_task_without_area(bot, tg):
     await bot.core.service(TaskService).claim(task_id, 3080)
     for data in (f"tk:ad:{task_id}", f"tk:cxy:{task_id}", f"tk:sc:{task_id}"):
         answer = await (await street_captain.press_data(data)).wait()
-        assert answer.show_alert and "区域" in answer.text, data
+        assert answer.show_alert and "片区" in answer.text, data
     await street_captain.send(f"/assign {task_id} 3081")
-    assert "区域" in (await street_captain.expect_message()).text
+    assert "片区" in (await street_captain.expect_message()).text
     count = await bot.core.service(TaskService).get(task_id)
     assert count is not None and count.task.state == "open"
     area_task = await publish(bot, area="古荡街道")
@@ -471,7 +475,7 @@ async def test_wall_marks_my_claim_with_withdraw_and_pins_have_a_map_button(bot,
     assert dict(wall.inline)["🗺 地图 1"].startswith("https://")
     await (await chat.press("🙋 认领 1", message=wall)).wait()
     claimed = await chat.expect_message(contains="认领成功")
-    assert "可以候补" not in claimed.text and "你已占一个名额" in claimed.text
+    assert "可以候补" not in claimed.text and "你在名单上" in claimed.text
 
     # The wall again: the task is marked as mine, with withdraw instead of 认领 / 候补.
     await chat.send("/wishes")
@@ -488,6 +492,8 @@ async def test_wall_marks_my_claim_with_withdraw_and_pins_have_a_map_button(bot,
 
     # Withdrawing from the wall redraws it: 认领 is offered again.
     await (await chat.press("取消认领 1", message=again)).wait()
+    ask = await chat.expect_message(contains="确定取消认领")
+    await (await chat.press("是，取消认领", message=ask)).wait()
     redrawn = await chat.expect_edit(message_id=again.message_id)
     assert "🙋 认领 1" in redrawn.labels and "你已认领" not in redrawn.text
 
@@ -546,7 +552,7 @@ async def test_an_area_no_group_has_is_questioned_once(bot, tg):
         ("明天 10:00", "4/10"),
         ("-", "5/10"),
         ("文新社区", "6/10"),
-        ("文新", "还没有群的片区是「文新」"),  # a typo: questioned, the step kept
+        ("文新", "还没有群属于「文新」"),  # a typo: questioned, the step kept
         ("文新街道", "7/10"),  # an area groups carry: taken at once
     )
     # A question left open by an abandoned draft does not let the same typo through next time.
@@ -556,7 +562,7 @@ async def test_an_area_no_group_has_is_questioned_once(bot, tg):
     await captain.send("文新社区")
     assert "文新街道" in (await captain.expect_message(contains="6/10")).text  # the areas in use
     await captain.send("文新")
-    await captain.expect_message(contains="还没有群的片区是「文新」")
+    await captain.expect_message(contains="还没有群属于「文新」")
     await captain.send("/cancel")
     await captain.expect_message(contains="已取消")
     await captain.send("/newtask")
@@ -568,5 +574,141 @@ async def test_an_area_no_group_has_is_questioned_once(bot, tg):
         ("明天 10:00", "4/10"),
         ("-", "5/10"),
         ("文新社区", "6/10"),
-        ("文新", "还没有群的片区是「文新」"),
+        ("文新", "还没有群属于「文新」"),
     )
+
+
+async def test_withdrawing_asks_first_and_sits_apart_from_the_map(bot, tg):
+    """取消认领 is on a row of its own (not beside 🗺), and asks 是，取消认领 / 不，保留 before acting;
+    a withdrawal that could not be done anyway (too late) is refused at once, without a question."""
+    task_id = await publish(bot, title="送药", slots=1, place_text="", lat=30.2741, lon=120.1551)
+    _, chat = await started(tg, 3100, "小孔")
+    await chat.send("/wishes")
+    wall = await chat.expect_message(contains="送药")
+    await (await chat.press("🙋 认领 1", message=wall)).wait()
+    claimed = await chat.expect_message(contains="认领成功")
+    for message in (claimed, None):
+        if message is None:
+            await chat.send("/mytasks")
+            message = await chat.expect_message(contains="我认领的心愿")
+        rows = message.buttons
+        withdraw_row = next(row for row in rows if any("取消认领" in label for label in row))
+        assert len(withdraw_row) == 1, rows  # never next to the map link
+        assert any("🗺" in label for row in rows for label in row)
+    mine = message
+
+    await (await chat.press("取消认领 1", message=mine)).wait()
+    ask = await chat.expect_message(contains="确定取消认领「送药」")
+    assert ask.labels == ["是，取消认领", "不，保留"]
+    claim = await store.get_claim(bot.db, task_id, 3100)
+    assert claim is not None and claim.state == "claimed"  # nothing happened yet
+    kept = await (await chat.press("不，保留", message=ask)).wait()
+    assert "留着" in kept.text
+    await chat.expect_edit(message_id=ask.message_id)
+    claim = await store.get_claim(bot.db, task_id, 3100)
+    assert claim is not None and claim.state == "claimed"
+
+    await (await chat.press("取消认领 1", message=mine)).wait()
+    ask = await chat.expect_message(contains="确定取消认领")
+    done = await (await chat.press("是，取消认领", message=ask)).wait()
+    assert done.show_alert and "已取消认领" in done.text
+    redrawn = await chat.expect_edit(message_id=mine.message_id)
+    assert "还没有认领" in redrawn.text
+    claim = await store.get_claim(bot.db, task_id, 3100)
+    assert claim is not None and claim.state == "withdrawn"
+
+    # Too late: refused at the first press, no question.
+    late = await publish(bot, title="巡查", starts_at=bot.clock.now() + dt.timedelta(hours=1))
+    await bot.core.service(TaskService).claim(late, 3100)
+    await chat.expect_message(contains="到时能来吗")  # asked at once: it starts within the day
+    await chat.send("/mytasks")
+    mine = await chat.expect_message(contains="我认领的心愿")
+    refused = await (await chat.press("取消认领 1", message=mine)).wait()
+    assert refused.show_alert and "不能再取消认领" in refused.text
+    await chat.expect_no_message()
+
+
+async def test_redeem_says_what_points_buy_holds_the_points_and_keeps_the_amount_from_a_group(bot, tg):
+    """/redeem 20 in a group: the button opens the private chat with the code for 20 at once. The
+    code holds the 20 points: /points shows them as held, not free; /redeem and /points say what
+    points buy, where."""
+    await ledger.append(bot.db, user_id=3110, delta=25, reason="task_done", now=bot.clock.now())
+    user, courier = await started(tg, 3110, "小曹")
+    group = tg.group(GROUP, "文新小哥群", creator=user)
+    await group.add_bot(by=user)
+    await bot.settle()
+    in_group = group.chat(user)
+    in_group.skip()
+    await in_group.send("/redeem 20")
+    answer = await in_group.expect_message(contains="私聊")
+    assert answer.inline[0][1].endswith("?start=redeem_20")
+    await courier.send("/start redeem_20")
+    issued = await courier.expect_message(contains="兑换码")
+    assert "20 志愿分" in issued.text or "20 分" in issued.text
+    code = issued.text.split("：")[1][:6]
+    assert code.isdigit()
+
+    await courier.send("/points")
+    shown = await courier.expect_message(contains="你的志愿分")
+    assert "你的志愿分：5" in shown.text and code in shown.text  # 20 of the 25 are held by the code
+    assert "毛巾" in shown.text and "驿站" in shown.text
+    await courier.send("/me")
+    assert "志愿分：5" in (await courier.expect_message(contains="我的信息")).text
+    await courier.send("/redeem")
+    usage = await courier.expect_message(contains="/redeem")
+    assert code in usage.text and "作废" in usage.text and "毛巾" in usage.text
+
+    await bot.grant(MOD, "station_keeper")
+    _, keeper = await started(tg, MOD, "驿站老陈")
+    await keeper.send(f"/confirmcode {code}")
+    done = await keeper.expect_message(contains="兑换成功")
+    assert "20" in done.text
+    assert await ledger.balance(bot.db, 3110) == 5
+
+
+async def test_wording_of_the_posting_steps_and_the_roster(bot, tg):
+    """The start step names the zone as people say it (北京时间, not Asia/Shanghai); an area typed
+    when no group has one is not answered with "现有片区：-"; the wall says nobody waits without
+    "0 人候补中"; roster buttons say what they record (✅ 已完成 / ❌ 未到); a captain who marks
+    themselves done is told it earns nothing and why."""
+    await bot.grant(CAPTAIN, "captain")
+    _, captain = await started(tg, CAPTAIN, "李队长")
+    await captain.send("/newtask")
+    await captain.expect_message(contains="1/10")
+    await answers(captain, ("助老送餐", "2/10"), ("-", "3/10"))
+    start = captain.state.bot_messages[-1].text
+    assert "北京时间" in start and "Asia/Shanghai" not in start
+    await answers(captain, ("明天 10:00", "4/10"), ("-", "5/10"), ("文新社区", "6/10"))
+    await captain.send("文新街道")
+    warned = await captain.expect_message(contains="还没有哪个群设置了片区")
+    assert "：-" not in warned.text and "现有片区" not in warned.text
+    await captain.send("/cancel")
+    await captain.expect_message()
+
+    task_id = await publish(bot, slots=2, points=10)
+    svc = bot.core.service(TaskService)
+    await svc.claim(task_id, CAPTAIN)
+    _, other = await started(tg, 3120, "小严")
+    await svc.claim(task_id, 3120)
+    await other.send("/wishes")
+    wall = await other.expect_message(contains="心愿墙")
+    assert "你已认领" in wall.text and "0 人" not in wall.text
+    _, third = await started(tg, 3121, "小华")
+    await third.send("/wishes")
+    full = await third.expect_message(contains="心愿墙")
+    assert "已招齐，还可以候补" in full.text and "0 人候补" not in full.text
+
+    await bot.advance(days=2, hours=1)
+    captain.skip()
+    await captain.send("/tasks")
+    await captain.expect_message(contains="我发布的心愿")
+    await (await captain.press(f"管理 #{task_id}")).wait()
+    view = await captain.expect_message(contains="名单")
+    assert {"✅ 已完成：李队长", "❌ 未到：李队长", "✅ 已完成：小严", "❌ 未到：小严"} <= set(view.labels)
+    own = await (await captain.press("✅ 已完成：李队长", message=view)).wait()
+    assert own.show_alert and "不计志愿分" in own.text and "/adjust" in own.text
+    assert await ledger.balance(bot.db, CAPTAIN) == 0
+    await captain.expect_edit(message_id=view.message_id)
+    await (await captain.press("✅ 已完成：小严", message=view)).wait()
+    await other.expect_message(contains="获得 10 志愿分")
+    assert await ledger.balance(bot.db, 3120) == 10

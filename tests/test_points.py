@@ -155,15 +155,43 @@ async def test_redeem_code_expired_or_superseded(core, svc):
 
 
 async def test_redeem_two_codes_cannot_overdraw(core, svc):
+    """A live code holds its points: a correction cannot take them, and confirming the code spends
+    exactly what it held (it never fails for want of points it was issued with)."""
     await credit(core, 1, 10)
     await credit(core, 2, 10)
     code = (await svc.request_code(1, 8)).code
     assert code is not None
-    # The balance dropped after the code was issued (a moderator correction).
-    await svc.adjust(1, -5, "correction", MOD)
-    refused = await svc.confirm_code(code.code, MOD)
-    assert (refused.outcome, refused.balance) == (PointsOutcome.INSUFFICIENT, 5)
-    assert await svc.balance(1) == 5
+    refused = await svc.adjust(1, -5, "correction", MOD)
+    assert (refused.outcome, refused.balance) == (PointsOutcome.HELD, 2)
+    assert (await svc.adjust(1, -12, "correction", MOD)).outcome is PointsOutcome.INSUFFICIENT
+    assert (await svc.adjust(1, -2, "correction", MOD)).outcome is PointsOutcome.OK
+    spent = await svc.confirm_code(code.code, MOD)
+    assert (spent.outcome, spent.balance) == (PointsOutcome.OK, 0)
+    assert [e.delta for e in await svc.history(1)][:2] == [-8, -2]
+
+
+async def test_a_live_code_holds_its_points_until_used_replaced_or_expired(core, svc):
+    """What a courier is shown as theirs to use is the balance less what a live code holds; a new
+    code replaces the old one and takes over (releases) its hold; an expired code releases it."""
+    await credit(core, 1, 20)
+    first = (await svc.request_code(1, 20)).code
+    assert first is not None
+    wallet = await svc.wallet(1)
+    assert (wallet.balance, wallet.held, wallet.available, wallet.code) == (20, 20, 0, first)
+    second = (await svc.request_code(1, 15)).code  # replaces the first: its 20 are free again
+    assert second is not None
+    wallet = await svc.wallet(1)
+    assert (wallet.held, wallet.available, wallet.code) == (15, 5, second)
+    assert (await svc.confirm_code(first.code, MOD)).outcome is PointsOutcome.EXPIRED
+    assert (await svc.request_code(1, 21)).outcome is PointsOutcome.INSUFFICIENT
+    assert (await svc.wallet(1)).code == second  # a refused request replaces nothing
+    core.clock.advance(minutes=10)
+    wallet = await svc.wallet(1)
+    assert (wallet.held, wallet.available, wallet.code) == (0, 20, None)
+    third = (await svc.request_code(1, 20)).code
+    assert third is not None
+    assert (await svc.confirm_code(third.code, MOD)).balance == 0
+    assert (await svc.wallet(1)).available == 0
 
 
 async def test_new_code_says_how_many_live_codes_it_replaced(core, svc):

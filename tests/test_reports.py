@@ -357,6 +357,28 @@ async def test_points_credited_once(svc, db, clock):
     assert await points.balance(db, OTHER) == 0
 
 
+async def test_a_moderator_earns_nothing_for_judging_their_own_tip(svc, db):
+    """Self-dealing: the reporter's points need someone else's decision. A moderator who acknowledges
+    their own hazard earns nothing and the card says why; another moderator's decision credits it,
+    and the ledger records that moderator as the one who decided."""
+    own = await svc.submit(MOD_A, hazard())
+    done = await svc.transition(own.id, "ack", MOD_A)
+    assert done.changed and done.points == 0
+    assert await points.balance(db, MOD_A) == 0
+    card = (await svc.card(done.report, lang="zh"))["text"]
+    assert "志愿分暂不发放" in card and "另一位版主" in card
+    assert "another moderator" in (await svc.card(done.report, lang="en"))["text"]
+    later = await svc.transition(own.id, "progress", MOD_B)
+    assert later.points == 5 and await points.balance(db, MOD_A) == 5
+    entry = (await points.history(db, MOD_A))[0]
+    assert (entry.reason, entry.actor_id) == ("report_valid", MOD_B)
+    assert "志愿分暂不发放" not in (await svc.card(later.report, lang="zh"))["text"]
+    # Resolving it themselves afterwards takes nothing back and says nothing: it was credited.
+    final = await svc.transition(own.id, "resolve", MOD_A, note="修好了")
+    assert final.points == 0 and await points.balance(db, MOD_A) == 5
+    assert "志愿分暂不发放" not in (await svc.card(final.report, lang="zh"))["text"]
+
+
 async def test_duplicate_marks_and_follows_original(svc, db):
     original = await svc.submit(COURIER, hazard())
     copy = await svc.submit(OTHER, hazard(category="flooding"))
@@ -686,7 +708,7 @@ async def test_lists_and_hotspots(svc, clock):
     assert (await svc.open_reports(status="resolved"))[1] == 1
     assert (await svc.open_reports(category="wages"))[1] == 1
     assert [r.ref for r in await svc.my_reports(COURIER)] == ["G-0004", "H-0001", "G-0001"]
-    assert "分钟前" in svc.list_line(items[-1], "zh")
+    assert "刚刚" in svc.list_line(items[-1], "zh")  # filed this minute: never "0 分钟前"
     assert "1 h ago" in svc.list_line(items[0], "en")
 
     spots = await svc.access_hotspots()
@@ -1060,3 +1082,13 @@ async def test_reporter_view_history_notes_and_nothing_about_others(svc, clock):
     # Only the reporter sees it; a supporter or anyone else gets nothing.
     assert await svc.reporter_view(report.id, OTHER, "zh") is None
     assert await svc.reporter_view(report.id + 99, COURIER, "zh") is None
+
+
+def test_age_is_never_zero_minutes(svc, clock):
+    """A report filed seconds ago is "刚刚" (just now), never "0 分钟前"."""
+    now = clock.now()
+    assert svc.age(now, "zh") == "刚刚"
+    assert svc.age(now - dt.timedelta(seconds=59), "zh") == "刚刚"
+    assert svc.age(now - dt.timedelta(seconds=60), "zh") == "1 分钟前"
+    assert svc.age(now, "en") == "just now"
+    assert svc.age(now - dt.timedelta(hours=3), "zh") == "3 小时前"

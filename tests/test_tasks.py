@@ -271,6 +271,30 @@ async def test_reminders_already_past_are_not_planned_but_the_question_is_asked_
     assert await svc.unconfirmed(task.id) == []
 
 
+async def test_confirm_offset_zero_asks_nobody(core):
+    """`confirm_offset_minutes = 0`: the reminders still go out, none carries 我会到 / 去不了 (not even
+    the one asked at once after a late claim), and nobody is listed as not confirmed."""
+    quiet = Core(
+        config=core.config.with_overrides(tasks={"confirm_offset_minutes": 0}),
+        clock=core.clock,
+        db=core.db,
+        catalog=core.catalog,
+    ).service(TaskService)
+    early = await quiet.publish(draft(), CAPTAIN)
+    late = await quiet.publish(draft(starts_at=NOW + dt.timedelta(hours=3, minutes=20)), CAPTAIN)
+    for task in (early, late):
+        await quiet.claim(task.id, 1)
+    planned = await rows(core, "task:")
+    reminders = [r for r in planned if ":rem:" in r.dedup_key]
+    assert sorted(r.dedup_key for r in reminders) == sorted(
+        [reminder_key(early.id, 1, 1440), reminder_key(early.id, 1, 60), reminder_key(late.id, 1, 60)]
+    )
+    for reminder in reminders:
+        assert "reply_markup" not in reminder.payload["params"]  # no pin either: no buttons at all
+        assert "到时能来吗" not in reminder.payload["params"]["text"]
+    assert await quiet.unconfirmed(early.id) == [] and await quiet.unconfirmed(late.id) == []
+
+
 async def test_task_with_a_pin_carries_a_map_link(core, svc):
     task = await svc.publish(draft(lat=30.2741, lon=120.1551, place_text=""), CAPTAIN)
     count = await svc.get(task.id)
@@ -336,6 +360,30 @@ async def test_mark_done_credits_once_and_completes(core, svc):
     assert [(e.delta, e.reason, e.ref, e.area, e.actor_id) for e in entries] == [
         (10, "task_done", f"task:{task.id}", "蒋村", CAPTAIN)
     ]
+
+
+async def test_a_captain_marking_themselves_done_earns_nothing(core, svc):
+    """Self-dealing: points need someone else's decision. The captain's own claim is recorded as done
+    (the task can finish) but credits nothing; a claimer marked by the captain is credited, with the
+    captain on the ledger as the one who decided."""
+    task = await svc.publish(draft(slots=2, points=10), CAPTAIN)
+    await svc.claim(task.id, CAPTAIN)
+    await svc.claim(task.id, 1)
+    core.clock.set(task.starts_at + dt.timedelta(hours=1))
+    own = await svc.mark(task.id, CAPTAIN, True, CAPTAIN)
+    assert own.outcome is Outcome.SELF_DONE and own.claim is not None and own.claim.state == "done"
+    assert await ledger.balance(core.db, CAPTAIN) == 0
+    assert not [r for r in await rows(core, f"task:{task.id}:v") if r.chat_id == CAPTAIN]  # no "获得 10 分"
+    assert "/adjust" in core.t("zh", "tasks.outcome.self_done", points=10)
+    assert (await svc.mark(task.id, 1, True, CAPTAIN)).outcome is Outcome.OK
+    assert [(e.delta, e.actor_id) for e in await ledger.history(core.db, 1)] == [(10, CAPTAIN)]
+    assert (await svc.get(task.id)).task.state == "completed"  # type: ignore[union-attr]
+    # Marking oneself a no-show is simply recorded; a task without points has nothing to refuse.
+    core.clock.set(NOW)
+    free = await svc.publish(draft(points=0), CAPTAIN)
+    await svc.claim(free.id, CAPTAIN)
+    core.clock.set(free.starts_at + dt.timedelta(hours=1))
+    assert (await svc.mark(free.id, CAPTAIN, True, CAPTAIN)).outcome is Outcome.OK
 
 
 async def test_cancel_tells_everyone_and_drops_reminders(core, svc):

@@ -125,9 +125,12 @@ class TasksConfig:
     withdraw_hours: int = 2
     # Reminders to claimers, in minutes before the start.
     reminder_offsets_minutes: tuple[int, ...] = (1440, 60)
-    # The reminder at this offset asks "我会到 / 去不了" (0 = none asks).
+    # The reminder at this offset asks "我会到 / 去不了" (one of reminder_offsets_minutes; 0 = none
+    # asks, and the captain's roster then shows no "not confirmed" marks).
     confirm_offset_minutes: int = 1440
     redeem_code_minutes: int = 10
+    # What points buy at the stations, shown with /points and /redeem ([] = no such line).
+    rewards: tuple[str, ...] = ("毛巾 10 分", "肥皂 5 分", "充电宝 50 分", "驿站餐食优惠 20 分")
     page_size: int = 5
     # A shared location sorts the wish wall by distance for this many minutes.
     location_max_age_minutes: int = 60
@@ -300,6 +303,7 @@ _ZERO_ALLOWED = {
     "meetings.late_grace_minutes",  # 0: a late reminder is dropped
     "tasks.withdraw_hours",  # 0: withdraw until the start
     "reports.undo_grace_seconds",  # 0: the reporter is told at once
+    "tasks.confirm_offset_minutes",  # 0: no reminder asks 我会到 / 去不了
 }
 _NUMERIC_SECTIONS = (
     "telegram",
@@ -401,6 +405,13 @@ def _validate(config: Config) -> None:
     for i, minutes in enumerate(config.tasks.reminder_offsets_minutes):
         if minutes <= 0:
             raise ConfigError(f"tasks.reminder_offsets_minutes[{i}]", "must be positive")
+    confirm = config.tasks.confirm_offset_minutes
+    if confirm and confirm not in config.tasks.reminder_offsets_minutes:
+        # Otherwise no reminder would ask, silently: say it as 0.
+        raise ConfigError(
+            "tasks.confirm_offset_minutes",
+            "must be 0 (no reminder asks 我会到 / 去不了) or one of tasks.reminder_offsets_minutes",
+        )
     if config.tasks.redeem_code_minutes <= 0:
         raise ConfigError("tasks.redeem_code_minutes", "must be positive")
     if config.tasks.page_size <= 0:

@@ -48,6 +48,10 @@ class Core:
     def t(self, lang: str | None, key: str, /, **values: Any) -> str:
         return self.catalog.t(lang, key, **values)
 
+    def zone_name(self, lang: str | None, zone: str | None = None) -> str:
+        """The time zone (default: bot.timezone) as shown to people: 北京时间 for Asia/Shanghai."""
+        return self.catalog.zone_name(lang, zone or self.config.bot.timezone)
+
     async def user_lang(self, user_id: int, db: Executor | None = None) -> str:
         """The language to write to a user in (their /lang choice, else Telegram's, else default).
 

@@ -3,6 +3,9 @@
 Catalogs are TOML files `bot/locales/<lang>/<feature>.toml`; nested tables flatten to dotted keys
 (`[start] greeting = "..."` is `start.greeting`). Texts use `str.format` placeholders. A test keeps
 both languages complete and their placeholders equal.
+
+Plurals: a placeholder whose format spec holds a `|` picks a word by its number instead of showing
+it: `"{count} {count:group|groups}"` gives "1 group", "2 groups" (Chinese needs none).
 """
 
 from __future__ import annotations
@@ -16,6 +19,23 @@ from typing import Any
 
 LANGUAGES = ("zh", "en")
 DEFAULT_LANGUAGE = "zh"
+# Time zones that keep Beijing time (UTC+8 all year): shown as `zone.beijing` (北京时间).
+BEIJING_ZONES = frozenset({"Asia/Shanghai", "Asia/Chongqing", "Asia/Chungking", "Asia/Harbin", "PRC"})
+
+
+class _Formatter(string.Formatter):
+    """str.format, plus `{n:one|other}`: the word for n (`one` when n is 1, else `other`)."""
+
+    def format_field(self, value: Any, format_spec: str) -> str:
+        if "|" in format_spec:
+            one, _, other = format_spec.partition("|")
+            if isinstance(value, str) and value.strip().isdigit():  # a count read from text ("1")
+                value = int(value)
+            return one if value == 1 else other
+        return super().format_field(value, format_spec)
+
+
+_FORMATTER = _Formatter()
 
 
 def _flatten(prefix: str, table: dict[str, Any], out: dict[str, str], source: str) -> None:
@@ -50,7 +70,13 @@ class Catalog:
             template = self.texts[self.default].get(key)
         if template is None:
             raise KeyError(f"message catalog has no key {key!r}")
-        return template.format(**values) if values else template
+        if not values:
+            return template
+        return _FORMATTER.vformat(template, (), values) if "|" in template else template.format(**values)
+
+    def zone_name(self, lang: str | None, zone: str) -> str:
+        """A time zone as people say it: 北京时间 / Beijing time for China's, else its IANA name."""
+        return self.t(lang, "zone.beijing") if zone in BEIJING_ZONES else zone
 
     def all_languages(self, key: str) -> set[str]:
         """The text of `key` in every language (to recognise a pressed menu button)."""

@@ -525,6 +525,7 @@ class ReportService:
                 updated.kind == rc.HAZARD
                 and target in VALID_STATUSES
                 and self.cfg.hazard_points > 0
+                and updated.reporter_id != actor_id  # a reporter's points need someone else's decision
                 and await points_repo.append(
                     tx,
                     user_id=updated.reporter_id,
@@ -1071,10 +1072,23 @@ class ReportService:
             )
             if last.note and last.action != "duplicate":
                 lines.append(t(lang, "reports.card.note", note=last.note))
+            if await self._self_decided_unpaid(ex, report, last):
+                lines.append(t(lang, "reports.card.no_self_points"))
         text = "\n".join(lines)
         if len(text) > 4000:
             text = text[:3999] + "…"
         return {"text": text, "reply_markup": self.card_keyboard(report, lang)}
+
+    async def _self_decided_unpaid(self, ex: Executor, report: ReportRecord, last: ReportEvent) -> bool:
+        """A valid hazard whose reporter judged it themselves and earned nothing yet: the card says why
+        (hazard tips are never anonymous, so this names nobody who wished to stay unnamed)."""
+        return (
+            report.kind == rc.HAZARD
+            and report.status in VALID_STATUSES
+            and self.cfg.hazard_points > 0
+            and last.actor_id == report.reporter_id
+            and not await points_repo.recorded(ex, f"rp:{report.id}:valid")
+        )
 
     async def _reporter_name(self, ex: Executor, report: ReportRecord, lang: str) -> str:
         if report.anonymous:
@@ -1271,6 +1285,8 @@ class ReportService:
             return self.core.t(lang, "reports.list.age_days", days=seconds // 86400)
         if seconds >= 3600:
             return self.core.t(lang, "reports.list.age_hours", hours=seconds // 3600)
+        if seconds < 60:  # never "0 分钟前"
+            return self.core.t(lang, "reports.list.age_now")
         return self.core.t(lang, "reports.list.age_minutes", minutes=seconds // 60)
 
     # -- export -----------------------------------------------------------------------------------

@@ -39,8 +39,14 @@
   }
 
   function t(key, values) {
+    // The catalog's forms: {name} and, for English plurals, {name:one|other} (bot/core/i18n.py).
     var s = T[key] || key;
-    if (values) Object.keys(values).forEach(function (k) { s = s.split("{" + k + "}").join(values[k]); });
+    if (values) Object.keys(values).forEach(function (k) {
+      s = s.replace(new RegExp("\\{" + k + ":([^|}]*)\\|([^}]*)\\}", "g"), function (_, one, other) {
+        return Number(values[k]) === 1 ? one : other;
+      });
+      s = s.split("{" + k + "}").join(values[k]);
+    });
     return s;
   }
 
