@@ -78,9 +78,10 @@ async def create(
     lang: str,
     now: dt.datetime,
 ) -> int:
-    return await db.execute(
+    return await db.fetchval(
         "INSERT INTO broadcasts(author_id, text, photo_file_id, audience, areas, urgent, pin, requested_at, send_at,"
-        " total, progress_chat_id, progress_message_id, lang, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        " total, progress_chat_id, progress_message_id, lang, created_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
+        " RETURNING id",
         (
             author_id,
             text,

@@ -56,8 +56,11 @@ def from_db_required(text: str) -> dt.datetime:
 
 
 class Executor(Protocol):
+    dialect: str  # "sqlite" or "postgresql": where a repository needs the engine's own statement
+
     async def execute(self, sql: str, params: Params = ()) -> int:
-        """Run one statement; returns lastrowid for INSERT, else rowcount."""
+        """Run one statement; returns how many rows it changed (an INSERT that needs the new id
+        says `RETURNING id` and is run with `fetchval`)."""
         ...
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> int: ...
@@ -70,13 +73,15 @@ class Executor(Protocol):
 
 
 class _Ops:
+    dialect = "sqlite"
     _conn: aiosqlite.Connection
 
     async def _execute(self, sql: str, params: Params) -> int:
+        # The rows this statement changed (sqlite3's rowcount): an upsert that took its UPDATE branch
+        # counts 1, one whose WHERE refused counts 0; never `lastrowid`, which a fresh connection
+        # reports as 0 after an UPDATE (an answer changed after a restart looked "unchanged").
         cursor = await self._conn.execute(sql, params)
         try:
-            if sql.lstrip()[:6].upper() == "INSERT" and cursor.rowcount == 1:
-                return int(cursor.lastrowid or 0)
             return cursor.rowcount
         finally:
             await cursor.close()

@@ -153,11 +153,12 @@ async def _insert_targets(
 
 async def create(db: Executor, new: NewMeeting, now: dt.datetime) -> int:
     """Insert a meeting and its targets. Call inside a transaction to make it all-or-nothing."""
-    meeting_id = await db.execute(
+    meeting_id = await db.fetchval(
         """
         INSERT INTO meetings(title, place, lat, lon, tz, dtstart_local, duration_minutes, rrule,
             reminder_offsets, topic_deadline_minutes, organizer_id, created_at, updated_at)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        RETURNING id
         """,
         (
             new.title,
@@ -363,8 +364,9 @@ async def get_rsvp(db: Executor, meeting_id: int, occurrence: dt.datetime, user_
 async def add_topic(
     db: Executor, meeting_id: int, occurrence: dt.datetime, user_id: int, text: str, now: dt.datetime
 ) -> int:
-    return await db.execute(
-        "INSERT INTO meeting_topics(meeting_id, occurrence, user_id, text, created_at) VALUES (?, ?, ?, ?, ?)",
+    return await db.fetchval(
+        "INSERT INTO meeting_topics(meeting_id, occurrence, user_id, text, created_at) VALUES (?, ?, ?, ?, ?)"
+        " RETURNING id",
         (meeting_id, to_db(occurrence), user_id, text, to_db(now)),
     )
 

@@ -343,9 +343,9 @@ async def add_event(
     note: str | None,
     now: dt.datetime,
 ) -> int:
-    return await db.execute(
+    return await db.fetchval(
         "INSERT INTO report_events(report_id, actor_id, action, from_status, to_status, note, at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (report_id, actor_id, action, from_status, to_status, note, to_db(now)),
     )
 

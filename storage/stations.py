@@ -463,8 +463,9 @@ async def add_flag(
 ) -> int:
     if reason not in FLAG_REASONS:
         raise ValueError(f"unknown flag reason {reason!r}")
-    return await db.execute(
-        "INSERT INTO station_flags(station_id, user_id, reason, note, created_at) VALUES (?, ?, ?, ?, ?)",
+    return await db.fetchval(
+        "INSERT INTO station_flags(station_id, user_id, reason, note, created_at) VALUES (?, ?, ?, ?, ?)"
+        " RETURNING id",
         (station_id, user_id, reason, note, to_db(now)),
     )
 

@@ -139,10 +139,10 @@ async def insert(
     created_by: int,
     now: dt.datetime,
 ) -> int:
-    return await db.execute(
+    return await db.fetchval(
         "INSERT INTO tasks(title, description, starts_at, ends_at, place_text, lat, lon, area, slots, points,"
         " claim_deadline, private_details, created_by, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (
             title,
             description,

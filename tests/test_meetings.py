@@ -657,3 +657,27 @@ async def test_group_migrated_to_supergroup_gets_each_reminder_once(svc, db, clo
     assert len(pending) == 5 * 2  # once per occurrence and offset, not twice
     assert (await outbox.get_by_key(db, reminder_key(meeting.id, first, 60, new_id))).state == "pending"
     assert (await outbox.get_by_key(db, reminder_key(meeting.id, first, 60, G1))).state == "cancelled"
+
+
+async def test_a_changed_rsvp_counts_after_a_restart(tmp_path, clock):
+    """待定 -> 参加 answered on a fresh connection (after a restart) is a change, not "unchanged": the
+    count of changed rows, never SQLite's lastrowid (0 on a fresh connection after an UPDATE)."""
+    path = tmp_path / "r.sqlite3"
+    first = await Database(path).open()
+    await first.migrate()
+    core = Core(config=Config(), clock=clock, db=first, catalog=Catalog.load())
+    meeting = (await MeetingService(core).create(weekly_draft())).meeting
+    occurrence = START + dt.timedelta(days=5)
+    assert await meetings_repo.set_rsvp(first, meeting.id, occurrence, 7, "maybe", START)
+    await first.close()
+    fresh = await Database(path).open()  # a restart: a new connection
+    try:
+        assert await meetings_repo.set_rsvp(fresh, meeting.id, occurrence, 7, "yes", START)
+        assert not await meetings_repo.set_rsvp(fresh, meeting.id, occurrence, 7, "yes", START)
+        assert await meetings_repo.rsvp_counts(fresh, meeting.id, occurrence) == {
+            "yes": 1,
+            "no": 0,
+            "maybe": 0,
+        }
+    finally:
+        await fresh.close()
