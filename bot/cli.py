@@ -44,15 +44,22 @@ def _run(coro: Coroutine[Any, Any, int | None]) -> int:
     except sqlite3.Error as exc:  # e.g. storage.path is a folder, or on a read-only disk
         print(f"storage.path: cannot use the database: {exc}", file=sys.stderr)
         return 1
+    except Exception as exc:
+        from storage.pg import DatabaseUnavailable
+
+        if isinstance(exc, DatabaseUnavailable):  # a wrong URL, no server, no such database
+            print(f"storage.url: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        raise
     except OSError as exc:
         print(f"error: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1
 
 
 async def _open_db(config: Config) -> Any:
-    from storage.db import Database
+    from storage.engine import open_database
 
-    db = await Database(config.storage.path).open()
+    db = await open_database(config.storage.path, config.storage.url).open()
     await db.migrate()
     return db
 
@@ -99,13 +106,13 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
 
 def cmd_migrate(args: argparse.Namespace, config: Config) -> int:
     async def main() -> int:
-        from storage.db import Database
+        from storage.engine import open_database
 
-        async with Database(config.storage.path) as db:
+        async with open_database(config.storage.path, config.storage.url) as db:
             applied = await db.migrate()
             version = await db.schema_version()
         print(
-            f"{config.storage.path}: schema version {version}"
+            f"{db.path}: schema version {version}"
             + (f" (applied {', '.join(applied)})" if applied else " (up to date)")
         )
         return 0

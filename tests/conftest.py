@@ -27,6 +27,7 @@ from bot.core.clock import FakeClock
 from bot.core.config import Config, parse_config
 from bot.core.runtime import Runtime
 from fakeapi import TelegramDriver
+from tests import dbs
 
 ADMIN_ID = 9001
 MODERATOR_CHAT_ID = -1009000000001
@@ -55,6 +56,11 @@ class BotHarness:
         return self.core.db
 
     async def start(self) -> BotHarness:
+        if dbs.on_postgresql():
+            url = await dbs.ensure(self.db_path)
+            self.config = dataclasses.replace(
+                self.config, storage=dataclasses.replace(self.config.storage, url=url)
+            )
         self.runtime = Runtime(self.config, clock=self.clock, polling=True)
         await self.runtime.start()
         return self
@@ -171,3 +177,30 @@ def _assert_callback_data_fits(tg: TelegramDriver) -> None:
 def _quiet_logs(caplog):
     caplog.set_level(logging.INFO, logger="xiaoge")
     yield
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--db",
+        choices=("sqlite", "postgresql"),
+        default=None,
+        help="database engine the tests run on (default: XIAOGE_TEST_DB or sqlite)",
+    )
+
+
+def pytest_configure(config):
+    chosen = config.getoption("--db") or dbs.backend()
+    dbs.BACKEND["name"] = chosen
+    if chosen == "postgresql":
+        problem = asyncio.run(dbs.check_reachable())
+        if problem:
+            pytest.exit(f"--db postgresql: {problem}", returncode=3)
+
+
+def pytest_report_header(config):
+    return f"database engine: {dbs.backend()}"
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if dbs.on_postgresql():
+        asyncio.run(dbs.drop_all())

@@ -9,6 +9,7 @@ from storage import broadcasts as bc_repo
 from storage import groups as groups_repo
 from storage import outbox as outbox_repo
 from storage import users as users_repo
+from tests.dbs import make_database
 
 MOD = 7001
 OWNER = 7000
@@ -250,9 +251,8 @@ async def test_row_in_flight_at_a_crash_is_never_sent_twice(bot, tg):
     ids = await make_groups(tg, bot, 2)
     await bot.stop()
     # Simulate kill -9 during a send: a row left in 'sending'.
-    from storage.db import Database
 
-    db = await Database(bot.db_path).open()
+    db = await make_database(bot.db_path).open()
     await outbox_repo.enqueue(
         db,
         [

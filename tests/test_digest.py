@@ -18,8 +18,8 @@ from bot.digest import DigestService, cjk_font
 from bot.reports.service import ReportDraft, ReportService
 from storage import outbox as outbox_repo
 from storage import users
-from storage.db import Database
 from tests.conftest import ADMIN_ID, MODERATOR_CHAT_ID
+from tests.dbs import make_database
 
 MOD_CHAT = -1001
 AREA_CHAT = -1002
@@ -29,7 +29,7 @@ TZ = dt.timezone(dt.timedelta(hours=8))
 
 @pytest.fixture
 async def db(tmp_path):
-    database = await Database(tmp_path / "d.sqlite3").open()
+    database = await make_database(tmp_path / "d.sqlite3").open()
     await database.migrate()
     yield database
     await database.close()

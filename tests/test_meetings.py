@@ -28,7 +28,7 @@ from bot.meetings.service import (
 )
 from storage import groups, outbox, users
 from storage import meetings as meetings_repo
-from storage.db import Database
+from tests.dbs import make_database
 
 SH = ZoneInfo("Asia/Shanghai")
 UTC = dt.UTC
@@ -40,7 +40,7 @@ MON_1430 = dt.datetime(2026, 11, 30, 14, 30)  # naive = Shanghai wall time
 
 @pytest.fixture
 async def db(tmp_path):
-    database = await Database(tmp_path / "m.sqlite3").open()
+    database = await make_database(tmp_path / "m.sqlite3").open()
     await database.migrate()
     yield database
     await database.close()
@@ -663,14 +663,14 @@ async def test_a_changed_rsvp_counts_after_a_restart(tmp_path, clock):
     """待定 -> 参加 answered on a fresh connection (after a restart) is a change, not "unchanged": the
     count of changed rows, never SQLite's lastrowid (0 on a fresh connection after an UPDATE)."""
     path = tmp_path / "r.sqlite3"
-    first = await Database(path).open()
+    first = await make_database(path).open()
     await first.migrate()
     core = Core(config=Config(), clock=clock, db=first, catalog=Catalog.load())
     meeting = (await MeetingService(core).create(weekly_draft())).meeting
     occurrence = START + dt.timedelta(days=5)
     assert await meetings_repo.set_rsvp(first, meeting.id, occurrence, 7, "maybe", START)
     await first.close()
-    fresh = await Database(path).open()  # a restart: a new connection
+    fresh = await make_database(path).open()  # a restart: a new connection
     try:
         assert await meetings_repo.set_rsvp(fresh, meeting.id, occurrence, 7, "yes", START)
         assert not await meetings_repo.set_rsvp(fresh, meeting.id, occurrence, 7, "yes", START)

@@ -12,7 +12,7 @@ from bot.core.i18n import Catalog
 from bot.points import PointsOutcome, PointsService
 from storage import points as ledger
 from storage import users
-from storage.db import Database
+from tests.dbs import make_database
 
 NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
 MOD = 800
@@ -20,7 +20,7 @@ MOD = 800
 
 @pytest.fixture
 async def core(tmp_path):
-    db = await Database(tmp_path / "t.sqlite3").open()
+    db = await make_database(tmp_path / "t.sqlite3").open()
     await db.migrate()
     yield Core(config=parse_config({}, env={}), clock=FakeClock(NOW), db=db, catalog=Catalog.load())
     await db.close()

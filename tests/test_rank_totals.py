@@ -15,6 +15,7 @@ from bot.core.i18n import Catalog
 from bot.points import RANK_SIZE, PointsService
 from storage import points as ledger
 from storage.db import Database, to_db
+from tests.dbs import make_database
 
 NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
 MONTH = dt.datetime(2026, 10, 31, 16, 0, tzinfo=dt.UTC)  # 1 Nov 00:00 in Asia/Shanghai
@@ -27,7 +28,7 @@ def make_core(db: Database, timezone: str = "Asia/Shanghai") -> Core:
 
 @pytest.fixture
 async def db(tmp_path):
-    database = await Database(tmp_path / "t.sqlite3").open()
+    database = await make_database(tmp_path / "t.sqlite3").open()
     await database.migrate()
     yield database
     await database.close()

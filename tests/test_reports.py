@@ -28,6 +28,7 @@ from bot.reports.service import (
 from storage import groups, outbox, points, users
 from storage import reports as repo
 from storage.db import Database, to_db
+from tests.dbs import make_database
 
 MOD_CHAT = -1001
 AREA_CHAT = -1002
@@ -42,7 +43,7 @@ LAT, LON = 30.2590, 120.1300
 
 @pytest.fixture
 async def db(tmp_path):
-    database = await Database(tmp_path / "t.sqlite3").open()
+    database = await make_database(tmp_path / "t.sqlite3").open()
     await database.migrate()
     yield database
     await database.close()
@@ -1041,7 +1042,7 @@ def test_cli_export(tmp_path):
     cfg.write_text(f'[storage]\npath = "{db_path}"\n', encoding="utf-8")
 
     async def seed():
-        db = await Database(db_path).open()
+        db = await make_database(db_path).open()
         await db.migrate()
         core = Core(config=parse_config({}, env={}), clock=FakeClock(), db=db, catalog=Catalog.load())
         await users.touch(

@@ -11,13 +11,14 @@ import pytest
 import storage.db
 from storage import stations as repo
 from storage.db import Database
+from tests.dbs import make_database
 
 NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
 async def db(tmp_path):
-    database = await Database(tmp_path / "t.sqlite3").open()
+    database = await make_database(tmp_path / "t.sqlite3").open()
     await database.migrate()
     yield database
     await database.close()

@@ -27,6 +27,7 @@ from bot.stations.service import (
 from storage import outbox
 from storage import stations as repo
 from storage.db import Database
+from tests.dbs import make_database
 
 # 2026-11-25 10:00 Asia/Shanghai (a Wednesday)
 NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
@@ -42,7 +43,7 @@ def make_core(db: Database, **bot: object) -> Core:
 
 @pytest.fixture
 async def db(tmp_path):
-    database = await Database(tmp_path / "t.sqlite3").open()
+    database = await make_database(tmp_path / "t.sqlite3").open()
     await database.migrate()
     yield database
     await database.close()
@@ -230,7 +231,7 @@ async def test_export_round_trip(core, db, tmp_path):
     assert raw.decode("utf-8-sig").splitlines()[0] == ",".join(imp.COLUMNS)
     stream = io.StringIO()
     assert await imp.export_csv(db, stream) == count
-    other = await Database(tmp_path / "other.sqlite3").open()
+    other = await make_database(tmp_path / "other.sqlite3").open()
     await other.migrate()
     try:
         result = await imp.import_file(make_core(other), out)
@@ -271,7 +272,7 @@ async def test_export_keeps_demo_and_active_without_reactivating(core, db, tmp_p
     rows = {r.split(",")[0]: r for r in out.read_text(encoding="utf-8-sig").splitlines()[1:]}
     assert rows["d1"].endswith(",1,1") and rows["r1"].endswith(",0,1") and rows["x1"].endswith(",0,0")
 
-    other = await Database(tmp_path / "other.sqlite3").open()
+    other = await make_database(tmp_path / "other.sqlite3").open()
     await other.migrate()
     try:
         result = await imp.import_file(make_core(other), out)
@@ -568,7 +569,7 @@ async def test_export_escapes_formulas_and_imports_them_back(core, db, tmp_path)
     cells = [cell for row in rows for cell in row.values()]
     assert not [c for c in cells if c[:1] in ("=", "+", "@") or (c[:1] == "-" and c != "-")], cells
     assert {r["name"] for r in rows} == {'\'=HYPERLINK("http://evil","点我")', "'-减价驿站"}
-    other = await Database(tmp_path / "other.sqlite3").open()
+    other = await make_database(tmp_path / "other.sqlite3").open()
     await other.migrate()
     try:
         assert (await imp.import_file(make_core(other), out)).errors == []

@@ -4,14 +4,15 @@ import datetime as dt
 import pytest
 
 from storage import outbox, points, roles, users
-from storage.db import Database, from_db, to_db
+from storage.db import from_db, to_db
+from tests.dbs import make_database
 
 NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
 
 
 @pytest.fixture
 async def db(tmp_path):
-    database = await Database(tmp_path / "t.sqlite3").open()
+    database = await make_database(tmp_path / "t.sqlite3").open()
     await database.migrate()
     yield database
     await database.close()
@@ -80,9 +81,8 @@ async def test_roles(db):
 
 async def test_lookup_by_an_id_beyond_64_bits_finds_nothing(tmp_path):
     """A forged button or command with a 25-digit id reads as "no such row", not a crash."""
-    from storage.db import Database
 
-    async with Database(tmp_path / "o.sqlite3") as db:
+    async with make_database(tmp_path / "o.sqlite3") as db:
         await db.migrate()
         huge = 10**25
         assert await db.fetchone("SELECT * FROM users WHERE id = ?", (huge,)) is None

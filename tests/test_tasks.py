@@ -14,7 +14,7 @@ from bot.tasks import Outcome, TaskDraft, TaskInvalid, TaskService, reminder_key
 from storage import outbox, users
 from storage import points as ledger
 from storage import tasks as store
-from storage.db import Database
+from tests.dbs import make_database
 
 NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
 CAPTAIN = 900
@@ -22,7 +22,7 @@ CAPTAIN = 900
 
 @pytest.fixture
 async def core(tmp_path):
-    db = await Database(tmp_path / "t.sqlite3").open()
+    db = await make_database(tmp_path / "t.sqlite3").open()
     await db.migrate()
     yield Core(config=parse_config({}, env={}), clock=FakeClock(NOW), db=db, catalog=Catalog.load())
     await db.close()
@@ -506,7 +506,7 @@ async def test_replanning_after_a_restart_adds_nothing(core, svc, tmp_path):
     task = await svc.publish(draft(), CAPTAIN)
     await svc.claim(task.id, 1)
     await core.db.close()
-    db = await Database(tmp_path / "t.sqlite3").open()
+    db = await make_database(tmp_path / "t.sqlite3").open()
     await db.migrate()
     again = Core(config=core.config, clock=core.clock, db=db, catalog=core.catalog).service(TaskService)
     assert await again.plan_reminders(task.id) == 1

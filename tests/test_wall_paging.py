@@ -17,6 +17,7 @@ from bot.kit.geo import LatLon, distance_m
 from bot.tasks import TaskService
 from storage import tasks as store
 from storage.db import Database, from_db, to_db
+from tests.dbs import make_database
 
 NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
 HERE = (30.2741, 120.1551)
@@ -24,7 +25,7 @@ HERE = (30.2741, 120.1551)
 
 @pytest.fixture
 async def core(tmp_path):
-    db = await Database(tmp_path / "t.sqlite3").open()
+    db = await make_database(tmp_path / "t.sqlite3").open()
     await db.migrate()
     yield Core(config=parse_config({}, env={}), clock=FakeClock(NOW), db=db, catalog=Catalog.load())
     await db.close()

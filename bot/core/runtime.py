@@ -33,7 +33,7 @@ from bot.core.config import Config
 from bot.core.container import Core
 from bot.core.i18n import LANGUAGES, Catalog
 from storage import bot_state
-from storage.db import Database
+from storage.engine import open_database
 
 log = logging.getLogger("xiaoge")
 MENUS_KEY = "command_menus"
@@ -52,7 +52,7 @@ class Runtime:
         self.config = config
         self.clock = clock or SystemClock()
         self.polling = (config.telegram.mode == "polling") if polling is None else polling
-        self.db = Database(config.storage.path)
+        self.db = open_database(config.storage.path, config.storage.url)
         self.core: Core | None = None
         self.app: Application | None = None
         self._closed = asyncio.Event()
@@ -78,7 +78,7 @@ class Runtime:
         await self.db.open()
         applied = await self.db.migrate()
         if applied:
-            log.info("database %s: applied %s", self.config.storage.path, ", ".join(applied))
+            log.info("database %s: applied %s", self.db.path, ", ".join(applied))
         core = Core(self.config, self.clock, self.db, Catalog.load(self.config.bot.default_language))
         self.core = core
         app = build_application(core)
@@ -123,7 +123,7 @@ class Runtime:
             "ready: @%s serving (%s), database %s, timezone %s",
             app.bot.username,
             "polling" if self.polling else "webhook",
-            self.config.storage.path,
+            self.db.path,
             self.config.bot.timezone,
         )
 
