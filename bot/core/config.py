@@ -150,6 +150,13 @@ class BroadcastConfig:
 
 
 @dataclass(frozen=True)
+class OutboxConfig:
+    # Finished rows (sent, failed, skipped, expired, cancelled, delivery unknown) are kept this many
+    # days, then pruned by a daily job in small batches.
+    keep_days: int = 30
+
+
+@dataclass(frozen=True)
 class Config:
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -159,6 +166,7 @@ class Config:
     tasks: TasksConfig = field(default_factory=TasksConfig)
     meetings: MeetingsConfig = field(default_factory=MeetingsConfig)
     broadcast: BroadcastConfig = field(default_factory=BroadcastConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
 
     def with_overrides(self, **sections: Any) -> Config:
         """A copy with some fields of some sections replaced (tests, sandbox)."""
@@ -255,7 +263,7 @@ _ZERO_ALLOWED = {
     "meetings.late_grace_minutes",  # 0: a late reminder is dropped
     "tasks.withdraw_hours",  # 0: withdraw until the start
 }
-_NUMERIC_SECTIONS = ("telegram", "bot", "stations", "reports", "tasks", "meetings", "broadcast")
+_NUMERIC_SECTIONS = ("telegram", "bot", "stations", "reports", "tasks", "meetings", "broadcast", "outbox")
 _SIGNED = {"bot.moderator_chat_id", "telegram.webhook_port"}  # chat ids are negative; port checked below
 
 
