@@ -291,6 +291,16 @@ async def test_migration_0002_carries_every_row_over(tmp_path, monkeypatch):
                 " created_at, updated_at) VALUES (?, ?, ?, '{}', 5, ?, ?, ?, ?, ?)",
                 (kind, f"mtg:1:x:60:{i}", A, stamp, state, 70 + i, stamp, stamp),
             )
+        await database.execute(
+            "INSERT INTO meetings(id, title, tz, dtstart_local, duration_minutes, organizer_id, created_at,"
+            " updated_at) VALUES (1, 't', 'Asia/Shanghai', '2026-11-30T14:30:00', 60, 1, ?, ?)",
+            (stamp, stamp),
+        )
+        await database.execute(
+            "INSERT INTO meeting_reminders(dedup_key, meeting_id, occurrence, chat_id, offset_minutes)"
+            " VALUES ('mtg:1:x:60:0', 1, ?, ?, 60)",
+            (stamp, B),
+        )
         await database.execute("UPDATE outbox SET state = 'sent' WHERE dedup_key = 'mtg:1:x:60:0'")
         monkeypatch.setattr(db_module, "available_migrations", lambda: every)
         await database.migrate()
@@ -300,6 +310,8 @@ async def test_migration_0002_carries_every_row_over(tmp_path, monkeypatch):
             ("broadcast", "sending", 71, False),
             ("task_reminder", "pending", 72, True),
         ]
+        link = await database.fetchone("SELECT chat_id, message_id FROM meeting_reminders")
+        assert tuple(link) == (A, 70)  # the sent reminder's message, where it went
         assert await outbox.recover_interrupted(database, NOW) == (0, 1)
     finally:
         await database.close()

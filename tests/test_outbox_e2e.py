@@ -5,7 +5,9 @@ other rows are reported as "delivery unknown" in the broadcast's final report, n
 import datetime as dt
 
 from bot.broadcast import BroadcastService, Draft
+from bot.meetings.service import MeetingDraft, MeetingService, reminder_key
 from storage import broadcasts as bc_repo
+from storage import outbox as outbox_repo
 from storage.db import Database
 from storage.outbox import NewMessage
 
@@ -74,6 +76,27 @@ async def test_a_busy_group_never_holds_back_another_chats_reminder(bot, tg):
     order = [t for t in texts if t.startswith("群消息") or "任务提醒" in t]
     assert any("任务提醒" in t for t in order[:2]), order[:5]  # with the first rows, not after the 300
     assert len(delivered(tg, courier.id, "任务提醒")) == 1
+
+
+async def test_meeting_reminder_in_flight_at_a_crash_is_sent_again(bot, tg):
+    [group] = await make_groups(tg, bot, 1)
+    svc = bot.core.service(MeetingService)
+    start_local = dt.datetime(2026, 11, 30, 14, 30)  # Monday, Shanghai
+    meeting = (
+        await svc.create(
+            MeetingDraft(title="小哥议事会", first_start=start_local, organizer_id=OWNER, chat_ids=(group,))
+        )
+    ).meeting
+    await bot.settle()
+    start = dt.datetime(2026, 11, 30, 6, 30, tzinfo=dt.UTC)
+    key = reminder_key(meeting.id, start, 1440, group)
+    await crash_while_sending(bot, key)
+    bot.clock.set(start - dt.timedelta(days=1) + dt.timedelta(minutes=1))
+    await bot.start()
+    await bot.settle()
+    assert len(delivered(tg, group, "小哥议事会")) == 2  # the announcement, then the reminder (once)
+    row = await outbox_repo.get_by_key(bot.db, key)
+    assert row.state == "sent" and row.attempts == 2
 
 
 async def test_urgent_notice_in_flight_at_a_crash_is_sent_again(bot, tg):

@@ -10,8 +10,8 @@ Everything a meeting sends later is an outbox row planned by `plan_reminders` (i
 ``{start}`` is the occurrence's actual start in UTC (``2026-12-07T06:30Z``), so a moved occurrence gets
 new rows while the old ones are cancelled. Re-planning computes the wanted rows for the horizon,
 cancels pending rows of the meeting that are no longer wanted and upserts the wanted ones (a pending
-row is refreshed, a row cancelled by an earlier plan is revived, a sent one is never touched). The
-whole plan of a meeting is written in one transaction.
+row is refreshed, a row cancelled by an earlier plan is revived, a sent one is never touched). Only
+the difference from what the outbox holds is written, in one short transaction per meeting.
 
 Occurrences are identified towards users (RSVP, topics, callback data) by their ORIGINAL start, which
 survives moving that occurrence. Callback data carries it as epoch minutes.
@@ -19,6 +19,7 @@ survives moving that occurrence. Callback data carries it as epoch minutes.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import functools
@@ -639,8 +640,12 @@ class MeetingService:
         messages: list[NewMessage] = []
         links: list[repo.ReminderLink] = []
         occurrences = sched.occurrences_between(now - grace, now + dt.timedelta(days=self.cfg.horizon_days))
+        # The RSVP counts and topics of every occurrence in two queries (not two per occurrence).
+        originals = [occ.original_start for occ in occurrences]
+        all_counts = await repo.rsvp_counts_of(self.core.db, meeting.id, originals)
+        all_topics = await repo.topics_of(self.core.db, meeting.id, originals)
         for occ in occurrences:
-            counts = await repo.rsvp_counts(self.core.db, meeting.id, occ.original_start)
+            counts = all_counts[occ.original_start]
             for offset in meeting.reminder_offsets:
                 due = occ.start_utc - dt.timedelta(minutes=offset)
                 expires = due + grace
@@ -656,13 +661,22 @@ class MeetingService:
                 for chat_id in chats:
                     key = reminder_key(meeting.id, occ.start, offset, chat_id)
                     messages.append(
-                        NewMessage(KIND_REMINDER, key, chat_id, payload, due, expires_at=expires, priority=4)
+                        NewMessage(
+                            KIND_REMINDER,
+                            key,
+                            chat_id,
+                            payload,
+                            due,
+                            expires_at=expires,
+                            priority=4,
+                            resend_if_unknown=True,  # in flight at a crash: sent again, never missed
+                        )
                     )
                     links.append(repo.ReminderLink(key, meeting.id, occ.original_start, chat_id, offset))
             # The collected topics go to the organizer when topics close (by default the day before).
             topics_due = occ.start_utc - dt.timedelta(minutes=meeting.topic_deadline_minutes)
             if topics_due >= meeting.created_at and occ.start_utc > now:
-                text = await self._topics_text(meeting, occ, organizer_lang)
+                text = await self._topics_text(meeting, occ, organizer_lang, all_topics[occ.original_start])
                 messages.append(
                     NewMessage(
                         KIND_TOPICS,
@@ -740,7 +754,12 @@ class MeetingService:
     async def plan_reminders(self, meeting: MeetingRecord) -> int:
         """Make the outbox hold exactly the wanted rows of this meeting. Idempotent.
 
-        ``meeting`` may be a stale copy (``replan_all`` loads every meeting first): the plan is written
+        The wanted rows are compared with the meeting's rows already in the outbox (one range of the
+        unique key ``mtg:{id}:``, no LIKE scan); only the difference is written: new rows, rows whose
+        text or time changed, rows to withdraw. A plan with nothing to change writes nothing (the
+        daily re-plan of an unchanged meeting is a few reads).
+
+        ``meeting`` may be a stale copy (``replan_all`` loads every meeting first): a plan is written
         only if the meeting, re-read inside the writing transaction, is still exactly what the plan was
         computed from; otherwise it is recomputed from the fresh record. A meeting that was cancelled
         meanwhile gets nothing planned (its pending rows are withdrawn), so a late re-plan can never
@@ -751,22 +770,38 @@ class MeetingService:
         for _attempt in range(self.PLAN_ATTEMPTS):
             now = self.now
             messages, links = await self._wanted(meeting)
-            wanted = {m.dedup_key for m in messages}
+            wanted = {m.dedup_key: m for m in messages}
+            stored = await outbox_repo.with_prefix(self.core.db, plan_prefix(meeting.id))
+            have = {row.dedup_key: row for row in stored}
+            to_write = [
+                m
+                for m in messages
+                if m.dedup_key not in have or not outbox_repo.unchanged(have[m.dedup_key], m)
+            ]
+            # Pending rows no longer wanted (not those past their expiry: the worker drops them).
+            stale = [
+                row.id
+                for row in stored
+                if row.state == "pending"
+                and row.dedup_key not in wanted
+                and (row.expires_at is None or row.expires_at >= now)
+            ]
+            if meeting.active and not to_write and not stale:
+                return 0  # nothing to change (a change made meanwhile plans itself)
+            writing = {m.dedup_key for m in to_write}
             async with self.core.db.transaction() as tx:
                 current = await repo.get(tx, meeting.id)
                 if current is None or not current.active:
-                    pending = await outbox_repo.pending_with_prefix(tx, plan_prefix(meeting.id), now)
-                    cancelled = await outbox_repo.cancel_ids(tx, [row.id for row in pending], now)
+                    pending = [row.id for row in stored if row.state == "pending"]
+                    cancelled = await outbox_repo.cancel_ids(tx, pending, now)
                     changed = 0
                 elif dataclasses.replace(current, updated_at=meeting.updated_at) != meeting:
                     meeting = current  # changed since the copy was read: plan again from the fresh one
                     continue
                 else:
-                    pending = await outbox_repo.pending_with_prefix(tx, plan_prefix(meeting.id), now)
-                    stale = [row.id for row in pending if row.dedup_key not in wanted]
                     cancelled = await outbox_repo.cancel_ids(tx, stale, now)
-                    await repo.link_reminders(tx, links)
-                    changed = await self.core.outbox.enqueue(messages, tx, mode="replan")
+                    await repo.link_reminders(tx, [link for link in links if link.dedup_key in writing])
+                    changed = await self.core.outbox.enqueue(to_write, tx, mode="replan")
             if cancelled:
                 log.info("meeting %s: %d planned messages withdrawn", meeting.id, cancelled)
             return changed
@@ -776,7 +811,11 @@ class MeetingService:
         return 0
 
     async def replan_all(self) -> int:
-        """At start-up and daily: drop (and log) stale reminders, extend every meeting's horizon."""
+        """At start-up and daily: drop (and log) stale reminders, extend every meeting's horizon.
+
+        One meeting at a time, each in its own short transaction (only when something changed), and
+        the event loop gets a turn between meetings: replies go on while a thousand series re-plan.
+        """
         for row in await outbox_repo.expire_overdue(self.core.db, PLAN_ROOT, self.now):
             log.warning(
                 "dropped meeting message %s to %s: due %s, not sent within the grace period",
@@ -790,6 +829,7 @@ class MeetingService:
                 total += await self.plan_reminders(meeting)
             except Exception:  # one broken meeting must not stop the others
                 log.exception("could not plan meeting %s", meeting.id)
+            await asyncio.sleep(0)
         return total
 
     # -- changes -------------------------------------------------------------------------------------
@@ -842,9 +882,16 @@ class MeetingService:
         if outcome == "sent" and result and result.get("message_id"):
             await repo.announcement_sent(self.core.db, row.dedup_key, row.chat_id, int(result["message_id"]))
 
+    async def on_reminder_done(self, row: Any, outcome: str, result: dict[str, Any] | None) -> None:
+        """`Outbox.on_done(KIND_REMINDER, ...)` hook: a sent reminder's message is recorded, so RSVP
+        answers keep editing its counts after its outbox row is pruned."""
+        if outcome == "sent" and result and result.get("message_id"):
+            await repo.reminder_sent(self.core.db, row.dedup_key, row.chat_id, int(result["message_id"]))
+
     def install(self, outbox: Any) -> None:
         """Register the outbox hooks of meetings (call once at start-up)."""
         outbox.on_done(KIND_NOTICE, self.on_notice_done)
+        outbox.on_done(KIND_REMINDER, self.on_reminder_done)
 
     async def edit(
         self,
@@ -1211,9 +1258,12 @@ class MeetingService:
     async def topics(self, meeting_id: int, original: dt.datetime) -> list[repo.Topic]:
         return await repo.topics(self.core.db, meeting_id, original)
 
-    async def _topics_text(self, meeting: MeetingRecord, occ: Occurrence, lang: str) -> str:
+    async def _topics_text(
+        self, meeting: MeetingRecord, occ: Occurrence, lang: str, topics: list[repo.Topic] | None = None
+    ) -> str:
         t = self.tr(lang)
-        topics = await repo.topics(self.core.db, meeting.id, occ.original_start)
+        if topics is None:
+            topics = await repo.topics(self.core.db, meeting.id, occ.original_start)
         head = t(
             "meetings.topics.digest_title",
             title=meeting.title,
