@@ -23,7 +23,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 # Scenario name -> module under bench/scale/ (each has `async def run(args) -> list[dict]`).
-SCENARIOS: dict[str, str] = {}
+SCENARIOS: dict[str, str] = {
+    "outbox": "bench.scale.outbox",
+    "meetings": "bench.scale.meetings",
+}
 
 
 async def main() -> int:

@@ -319,6 +319,7 @@ WITH RECURSIVE walk(n, p, d, c, seen, picked) AS (
         WHERE x.state = 'pending' AND x.priority = w.p AND x.due_at <= :now
             AND (x.due_at, x.chat_id) > (w.d, w.c)
             AND instr(w.seen, ',' || x.chat_id || ',') = 0
+            AND (x.expires_at IS NULL OR x.expires_at >= :now)
         ORDER BY x.due_at, x.chat_id, x.id LIMIT 1)
     WHERE w.p IS NOT NULL AND w.n < :limit
 )
@@ -338,14 +339,10 @@ async def fetch_due(
     before its HTTP call, so a crash can only ever leave the one in-flight row per chat in doubt.
     """
     stamp = to_db(now)
-    # A row past its expiry can never be sent (even one whose due time pacing moved beyond it): on the
-    # pending-only expiry index, a seek when nothing expired.
-    expired = await db.fetchall(
-        "UPDATE outbox SET state = 'expired', updated_at = ? WHERE state = 'pending' AND expires_at < ?"
-        " RETURNING dedup_key, chat_id, due_at, expires_at",
-        (stamp, stamp),
-    )
-    for row in expired:  # dropped, never sent: too late (e.g. a reminder after downtime beyond its grace)
+    # Rows past their expiry are dropped (never sent: too late, e.g. a reminder after downtime beyond
+    # its grace), at most EXPIRE_BATCH per call so the write stays short after a long downtime; the
+    # pick below skips any left over for the next call.
+    for row in await expire_due(db, now):
         log.warning("outbox: dropped %s to chat %s: due %s, expired %s", row[0], row[1], row[2], row[3])
     if limit <= 0:
         return []
@@ -427,45 +424,74 @@ async def upsert_planned(db: Executor, messages: Iterable[NewMessage], now: dt.d
     Returns how many rows were inserted, revived or actually changed (a pending row planned again
     unchanged is not rewritten and not counted).
     """
-    count = 0
-    for m in messages:
-        # `IS NOT` (null-safe inequality) is SQLite's spelling of PostgreSQL's IS DISTINCT FROM.
-        written = await db.fetchall(
-            f"""
-            INSERT INTO outbox({_COLUMNS}) {_SELECT_VALUES} WHERE {_NOT_PRUNED_FOR_GOOD}
-            ON CONFLICT(dedup_key) DO UPDATE SET
-                kind = excluded.kind, chat_id = excluded.chat_id, payload = excluded.payload,
-                batch = excluded.batch, priority = excluded.priority, due_at = excluded.due_at,
-                expires_at = excluded.expires_at, state = 'pending', updated_at = excluded.updated_at,
-                resend_if_unknown = excluded.resend_if_unknown
-            WHERE outbox.state = 'cancelled'
-                OR (outbox.state = 'pending' AND (
-                    outbox.kind IS NOT excluded.kind OR outbox.chat_id IS NOT excluded.chat_id
-                    OR outbox.payload IS NOT excluded.payload OR outbox.batch IS NOT excluded.batch
-                    OR outbox.priority IS NOT excluded.priority OR outbox.due_at IS NOT excluded.due_at
-                    OR outbox.expires_at IS NOT excluded.expires_at
-                    OR outbox.resend_if_unknown IS NOT excluded.resend_if_unknown))
-            RETURNING id
-            """,
-            _values(m, now),
-        )
-        count += len(written)
-    return count
+    # `IS NOT` (null-safe inequality) is SQLite's spelling of PostgreSQL's IS DISTINCT FROM. The count
+    # is the statement's own (sqlite3 sums changes() over the rows; an untouched row adds nothing).
+    return await db.executemany(
+        f"""
+        INSERT INTO outbox({_COLUMNS}) {_SELECT_VALUES} WHERE {_NOT_PRUNED_FOR_GOOD}
+        ON CONFLICT(dedup_key) DO UPDATE SET
+            kind = excluded.kind, chat_id = excluded.chat_id, payload = excluded.payload,
+            batch = excluded.batch, priority = excluded.priority, due_at = excluded.due_at,
+            expires_at = excluded.expires_at, state = 'pending', updated_at = excluded.updated_at,
+            resend_if_unknown = excluded.resend_if_unknown
+        WHERE outbox.state = 'cancelled'
+            OR (outbox.state = 'pending' AND (
+                outbox.kind IS NOT excluded.kind OR outbox.chat_id IS NOT excluded.chat_id
+                OR outbox.payload IS NOT excluded.payload OR outbox.batch IS NOT excluded.batch
+                OR outbox.priority IS NOT excluded.priority OR outbox.due_at IS NOT excluded.due_at
+                OR outbox.expires_at IS NOT excluded.expires_at
+                OR outbox.resend_if_unknown IS NOT excluded.resend_if_unknown))
+        """,
+        [_values(m, now) for m in messages],
+    )
 
 
-def unchanged(row: OutboxRow, m: NewMessage) -> bool:
-    """Whether planning `m` again would leave the stored `row` as it is (see `upsert_planned`)."""
+@dataclass(frozen=True)
+class PlannedRow:
+    """A planned row as stored (texts as written), to compare with a new plan without decoding it."""
+
+    id: int
+    dedup_key: str
+    state: str
+    kind: str
+    chat_id: int
+    payload: str
+    batch: str | None
+    priority: int
+    due_at: str
+    expires_at: str | None
+    resend_if_unknown: int
+
+
+async def planned_rows(db: Executor, dedup_prefix: str, since: dt.datetime) -> list[PlannedRow]:
+    """The rows of a prefix a re-plan may touch: every pending one, and the others due from `since` on
+    (a plan of rows due from `since` on cannot concern the older history). One key range."""
+    low, high = prefix_range(dedup_prefix)
+    rows = await db.fetchall(
+        "SELECT id, dedup_key, state, kind, chat_id, payload, batch, priority, due_at, expires_at,"
+        " resend_if_unknown FROM outbox WHERE dedup_key >= ? AND dedup_key < ?"
+        " AND (state = 'pending' OR due_at >= ?)",
+        (low, high, to_db(since)),
+    )
+    return [PlannedRow(*r) for r in rows]
+
+
+def needs_writing(row: PlannedRow | None, m: NewMessage, payload: str | None = None) -> bool:
+    """Whether `upsert_planned([m])` would write anything over the stored `row` (None: not read, or
+    not there). `payload` is `dump_payload(m.payload)` when the caller has it already."""
+    if row is None or row.state == "cancelled":
+        return True  # new, or revived
     if row.state != "pending":
-        return row.state != "cancelled"  # a finished row is never touched; a cancelled one is revived
-    return (
+        return False  # sent or otherwise finished: never touched
+    return not (
         row.kind == m.kind
         and row.chat_id == m.chat_id
-        and dump_payload(row.payload) == dump_payload(m.payload)
+        and row.payload == (payload if payload is not None else dump_payload(m.payload))
         and row.batch == m.batch
         and row.priority == m.priority
-        and row.due_at == m.due_at
-        and row.expires_at == m.expires_at
-        and row.resend_if_unknown == m.resend_if_unknown
+        and dt.datetime.fromisoformat(row.due_at) == m.due_at
+        and (from_db(row.expires_at) if row.expires_at else None) == m.expires_at
+        and bool(row.resend_if_unknown) == m.resend_if_unknown
     )
 
 
@@ -512,15 +538,34 @@ async def set_payload(db: Executor, dedup_key: str, payload: dict[str, Any], now
     return changed > 0
 
 
-async def expire_overdue(db: Executor, dedup_prefix: str, now: dt.datetime) -> list[OutboxRow]:
-    """Mark pending rows of a prefix whose expires_at passed as 'expired' and return them (to log)."""
+EXPIRE_BATCH = 200  # rows marked expired per statement: a short write even after a long downtime
+
+
+async def expire_due(db: Executor, now: dt.datetime, limit: int = EXPIRE_BATCH) -> list[Row]:
+    """Mark up to `limit` pending rows whose expiry passed as 'expired'; returns (dedup_key, chat_id,
+    due_at, expires_at) of each (to log). On the pending-only expiry index: a seek when none expired."""
+    stamp = to_db(now)
+    return await db.fetchall(
+        "UPDATE outbox SET state = 'expired', updated_at = ? WHERE id IN ("
+        " SELECT id FROM outbox WHERE state = 'pending' AND expires_at < ? LIMIT ?)"
+        " RETURNING dedup_key, chat_id, due_at, expires_at",
+        (stamp, stamp, limit),
+    )
+
+
+async def expire_overdue(
+    db: Executor, dedup_prefix: str, now: dt.datetime, limit: int = EXPIRE_BATCH
+) -> list[OutboxRow]:
+    """Mark up to `limit` pending rows of a prefix whose expires_at passed as 'expired' and return them
+    (to log); call again while it returns `limit` rows (each call one short write)."""
     low, high = prefix_range(dedup_prefix)
     # `+dedup_key`: the key range is a filter here, so the pending-only expiry index (few rows) is
     # used rather than the range of every row of the prefix ever sent (SQLite's way to say so).
     rows = await db.fetchall(
-        "UPDATE outbox SET state = 'expired', updated_at = ? WHERE state = 'pending' AND expires_at < ?"
-        " AND +dedup_key >= ? AND +dedup_key < ? RETURNING *",
-        (to_db(now), to_db(now), low, high),
+        "UPDATE outbox SET state = 'expired', updated_at = ? WHERE id IN ("
+        " SELECT id FROM outbox WHERE state = 'pending' AND expires_at < ?"
+        " AND +dedup_key >= ? AND +dedup_key < ? LIMIT ?) RETURNING *",
+        (to_db(now), to_db(now), low, high, limit),
     )
     return [_record(r) for r in rows]
 

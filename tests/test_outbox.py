@@ -325,3 +325,17 @@ async def test_a_chats_pending_rows_are_found_by_index(db):
     ):
         plan = await plan_of(db, sql, (A,))
         assert "outbox_chat" in plan, plan
+
+
+async def test_expiry_is_written_in_short_batches_and_nothing_expired_is_handed_out(db):
+    late = NOW - dt.timedelta(hours=2)
+    rows = [
+        msg(f"late{i}", -5000 - i, due=late, expires_at=late + dt.timedelta(minutes=15)) for i in range(450)
+    ]
+    await outbox.enqueue(db, [*rows, msg("fresh", A, due=late)], late)
+    assert [r.dedup_key for r in await outbox.fetch_due(db, NOW, 50)] == ["fresh"]
+    expired = await db.fetchval("SELECT COUNT(*) FROM outbox WHERE state = 'expired'")
+    assert expired == outbox.EXPIRE_BATCH  # one short write; the rest next time, never sent meanwhile
+    await outbox.fetch_due(db, NOW, 50)
+    await outbox.fetch_due(db, NOW, 50)
+    assert await db.fetchval("SELECT COUNT(*) FROM outbox WHERE state = 'expired'") == 450

@@ -162,6 +162,7 @@ class Outbox:
             total += pruned
             if pruned < batch:
                 break
+            await db.checkpoint()  # off the writer lock: no later commit pays for this run's log
             await asyncio.sleep(0)
         if total:
             log.info("outbox: pruned %d finished row(s) older than %s", total, cutoff.date())

@@ -20,6 +20,7 @@ survives moving that occurrence. Callback data carries it as epoch minutes.
 from __future__ import annotations
 
 import asyncio
+import collections
 import dataclasses
 import datetime as dt
 import functools
@@ -48,6 +49,7 @@ from storage import groups as groups_repo
 from storage import meetings as repo
 from storage import outbox as outbox_repo
 from storage import users as users_repo
+from storage.db import to_db
 from storage.meetings import MeetingRecord, NewMeeting
 from storage.outbox import NewMessage
 
@@ -95,7 +97,12 @@ def plan_prefix(meeting_id: int) -> str:
 
 
 def reminder_key(meeting_id: int, start: dt.datetime, offset: int, chat_id: int) -> str:
-    return f"{plan_prefix(meeting_id)}{occ_key(start)}:{offset}:{chat_id}"
+    return f"{reminder_stem(meeting_id, start, offset)}{chat_id}"
+
+
+def reminder_stem(meeting_id: int, start: dt.datetime, offset: int) -> str:
+    """The reminder key up to its chat (shared by the chats of one reminder)."""
+    return f"{plan_prefix(meeting_id)}{occ_key(start)}:{offset}:"
 
 
 def topics_key(meeting_id: int, start: dt.datetime, organizer_id: int) -> str:
@@ -210,6 +217,8 @@ class MeetingService:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.cfg = core.config.meetings
+        self._when_texts: dict[tuple[dt.datetime, str, str], str] = {}
+        self._translators: dict[str, Translate] = {}
 
     # -- small helpers -------------------------------------------------------------------------------
 
@@ -222,7 +231,10 @@ class MeetingService:
         return self.core.config.bot.default_language
 
     def tr(self, lang: str) -> Translate:
-        return functools.partial(self.core.catalog.t, lang)
+        translate = self._translators.get(lang)
+        if translate is None:
+            translate = self._translators[lang] = functools.partial(self.core.catalog.t, lang)
+        return translate
 
     def schedule_of(self, meeting: MeetingRecord) -> Schedule:
         zone = get_zone(meeting.tz)
@@ -286,11 +298,17 @@ class MeetingService:
 
     def format_when(self, moment: dt.datetime, tz: str, lang: str) -> str:
         """A start time in the meeting's zone, e.g. "12月7日（周一）14:30"."""
-        t = self.tr(lang)
-        local = moment.astimezone(get_zone(tz))
-        text = t("meetings.fmt.datetime", date=format_date(local, t), time=local.strftime("%H:%M"))
-        if tz != self.core.config.bot.timezone:
-            text += f" ({tz})"
+        key = (moment, tz, lang)
+        text = self._when_texts.get(key)
+        if text is None:  # remembered: a re-plan of every series writes the same few times again
+            t = self.tr(lang)
+            local = moment.astimezone(get_zone(tz))
+            text = t("meetings.fmt.datetime", date=format_date(local, t), time=local.strftime("%H:%M"))
+            if tz != self.core.config.bot.timezone:
+                text += f" ({tz})"
+            if len(self._when_texts) >= 4096:
+                self._when_texts.clear()
+            self._when_texts[key] = text
         return text
 
     def format_span(self, occ: Occurrence, tz: str, lang: str) -> str:
@@ -634,16 +652,19 @@ class MeetingService:
             return [], []
         grace = dt.timedelta(minutes=self.cfg.late_grace_minutes)
         sched = self.schedule_of(meeting)
-        chats = await self.target_chats(meeting)
         lang = self.group_lang
-        organizer_lang = await self.core.user_lang(meeting.organizer_id)
         messages: list[NewMessage] = []
         links: list[repo.ReminderLink] = []
         occurrences = sched.occurrences_between(now - grace, now + dt.timedelta(days=self.cfg.horizon_days))
-        # The RSVP counts and topics of every occurrence in two queries (not two per occurrence).
+        # The RSVP counts and topics of every occurrence in one query each (not two per occurrence),
+        # and all the reads at once: they run side by side on the database's reader connections.
         originals = [occ.original_start for occ in occurrences]
-        all_counts = await repo.rsvp_counts_of(self.core.db, meeting.id, originals)
-        all_topics = await repo.topics_of(self.core.db, meeting.id, originals)
+        chats, organizer_lang, all_counts, all_topics = await asyncio.gather(
+            self.target_chats(meeting),
+            self.core.user_lang(meeting.organizer_id),
+            repo.rsvp_counts_of(self.core.db, meeting.id, originals),
+            repo.topics_of(self.core.db, meeting.id, originals),
+        )
         for occ in occurrences:
             counts = all_counts[occ.original_start]
             for offset in meeting.reminder_offsets:
@@ -658,8 +679,9 @@ class MeetingService:
                         "reply_markup": self.reminder_markup(meeting, occ, offset, lang),
                     },
                 }
+                stem = reminder_stem(meeting.id, occ.start, offset)
                 for chat_id in chats:
-                    key = reminder_key(meeting.id, occ.start, offset, chat_id)
+                    key = f"{stem}{chat_id}"
                     messages.append(
                         NewMessage(
                             KIND_REMINDER,
@@ -750,6 +772,10 @@ class MeetingService:
 
     #: How often a plan is recomputed when the meeting changed while it was being computed.
     PLAN_ATTEMPTS = 5
+    #: Rows `replan_all` writes between two checkpoints of the write-ahead log.
+    CHECKPOINT_ROWS = 300
+    #: Meetings `replan_all` plans at the same time.
+    REPLAN_AT_ONCE = 2
 
     async def plan_reminders(self, meeting: MeetingRecord) -> int:
         """Make the outbox hold exactly the wanted rows of this meeting. Idempotent.
@@ -769,22 +795,40 @@ class MeetingService:
         """
         for _attempt in range(self.PLAN_ATTEMPTS):
             now = self.now
-            messages, links = await self._wanted(meeting)
-            wanted = {m.dedup_key: m for m in messages}
-            stored = await outbox_repo.with_prefix(self.core.db, plan_prefix(meeting.id))
+            # What is wanted, and what the outbox holds from the earliest time a wanted row can be due
+            # (a wanted row due before would only be written again, never wrongly): read side by side.
+            lead = max(
+                (
+                    *meeting.reminder_offsets,
+                    meeting.topic_deadline_minutes,
+                    self.cfg.holiday_notice_days * 1440,
+                )
+            )
+            since = now - dt.timedelta(minutes=self.cfg.late_grace_minutes + lead)
+            (messages, links), stored = await asyncio.gather(
+                self._wanted(meeting), outbox_repo.planned_rows(self.core.db, plan_prefix(meeting.id), since)
+            )
+            wanted = {m.dedup_key for m in messages}
             have = {row.dedup_key: row for row in stored}
+            texts: dict[int, str] = {}  # one payload is shared by the chats of a reminder
             to_write = [
                 m
                 for m in messages
-                if m.dedup_key not in have or not outbox_repo.unchanged(have[m.dedup_key], m)
+                if outbox_repo.needs_writing(
+                    have.get(m.dedup_key),
+                    m,
+                    texts.get(id(m.payload))
+                    or texts.setdefault(id(m.payload), outbox_repo.dump_payload(m.payload)),
+                )
             ]
             # Pending rows no longer wanted (not those past their expiry: the worker drops them).
+            stamp = to_db(now)
             stale = [
                 row.id
                 for row in stored
                 if row.state == "pending"
                 and row.dedup_key not in wanted
-                and (row.expires_at is None or row.expires_at >= now)
+                and (row.expires_at is None or row.expires_at >= stamp)
             ]
             if meeting.active and not to_write and not stale:
                 return 0  # nothing to change (a change made meanwhile plans itself)
@@ -813,24 +857,45 @@ class MeetingService:
     async def replan_all(self) -> int:
         """At start-up and daily: drop (and log) stale reminders, extend every meeting's horizon.
 
-        One meeting at a time, each in its own short transaction (only when something changed), and
+        Each meeting in its own short transaction (only when something changed), two at a time, and
         the event loop gets a turn between meetings: replies go on while a thousand series re-plan.
         """
-        for row in await outbox_repo.expire_overdue(self.core.db, PLAN_ROOT, self.now):
-            log.warning(
-                "dropped meeting message %s to %s: due %s, not sent within the grace period",
-                row.dedup_key,
-                row.chat_id,
-                row.due_at.isoformat(),
-            )
-        total = 0
-        for meeting in await repo.list_active(self.core.db):
-            try:
-                total += await self.plan_reminders(meeting)
-            except Exception:  # one broken meeting must not stop the others
-                log.exception("could not plan meeting %s", meeting.id)
+        while True:
+            dropped = await outbox_repo.expire_overdue(self.core.db, PLAN_ROOT, self.now)
+            for row in dropped:
+                log.warning(
+                    "dropped meeting message %s to %s: due %s, not sent within the grace period",
+                    row.dedup_key,
+                    row.chat_id,
+                    row.due_at.isoformat(),
+                )
+            if len(dropped) < outbox_repo.EXPIRE_BATCH:
+                break
+            await self.core.db.checkpoint()
             await asyncio.sleep(0)
-        return total
+        queue = collections.deque(await repo.list_active(self.core.db))
+        written = {"total": 0, "unsaved": 0}
+
+        async def planner() -> None:
+            while queue:
+                meeting = queue.popleft()
+                try:
+                    count = await self.plan_reminders(meeting)
+                except Exception:  # one broken meeting must not stop the others
+                    log.exception("could not plan meeting %s", meeting.id)
+                    count = 0
+                written["total"] += count
+                written["unsaved"] += count
+                if written["unsaved"] >= self.CHECKPOINT_ROWS:
+                    # The log copied into the database off the writer lock, so that no commit (ours
+                    # or a reply's) pays for this run's writes with a long hold of it.
+                    written["unsaved"] = 0
+                    await self.core.db.checkpoint()
+                await asyncio.sleep(0)
+
+        # A couple of meetings at a time: one's reads run while the other's texts are rendered.
+        await asyncio.gather(*(planner() for _ in range(self.REPLAN_AT_ONCE)))
+        return written["total"]
 
     # -- changes -------------------------------------------------------------------------------------
 

@@ -48,14 +48,16 @@ ALTER TABLE outbox_new RENAME TO outbox;
 
 -- Next due time (MIN(due_at) of pending rows) and the prune's scan of old finished rows.
 CREATE INDEX outbox_due ON outbox(state, due_at);
--- The fair pick (storage/outbox.py fetch_due): pending rows by priority, then due time, then chat.
--- Partial: the millions of finished rows are not in it.
-CREATE INDEX outbox_queue ON outbox(priority, due_at, chat_id) WHERE state = 'pending';
--- Dropping pending rows past their expiry (state in the key as well: without table statistics
--- SQLite would otherwise prefer outbox_due's equality on state, i.e. read every pending row).
+-- The fair pick (storage/outbox.py fetch_due): pending rows by priority, then due time, then chat
+-- (and the expiry, so the pick reads nothing but this index). Partial: the millions of finished rows
+-- are not in it. The indexes over pending rows all start with state (always 'pending' in them):
+-- without table statistics SQLite ranks an index by its leading equalities, and would otherwise read
+-- every pending row through another one.
+CREATE INDEX outbox_queue ON outbox(state, priority, due_at, chat_id, expires_at) WHERE state = 'pending';
+-- Dropping pending rows past their expiry.
 CREATE INDEX outbox_expiry ON outbox(state, expires_at) WHERE state = 'pending';
 -- A chat's pending rows (skipped when it became unreachable, re-addressed when it migrated).
-CREATE INDEX outbox_chat ON outbox(chat_id) WHERE state = 'pending';
+CREATE INDEX outbox_chat ON outbox(state, chat_id) WHERE state = 'pending';
 CREATE INDEX outbox_batch ON outbox(batch, state);
 
 -- A pruned row's key and final state: a key that was sent (or failed, ...) is never queued again,
