@@ -377,6 +377,26 @@ async def rsvp_counts_of(
     return counts
 
 
+async def rsvp_counts_many(
+    db: Executor, wanted: Sequence[tuple[int, dt.datetime]]
+) -> dict[tuple[int, dt.datetime], dict[str, int]]:
+    """`rsvp_counts` of many (meeting id, occurrence) pairs in one query (a key seek per pair)."""
+    counts = {pair: dict.fromkeys(ANSWERS, 0) for pair in wanted}
+    by_text = {(meeting_id, to_db(occ)): (meeting_id, occ) for meeting_id, occ in wanted}
+    pairs = list(by_text)
+    for start in range(0, len(pairs), 400):
+        chunk = pairs[start : start + 400]
+        rows = await db.fetchall(
+            f"WITH want(m, o) AS (VALUES {','.join(['(?, ?)'] * len(chunk))})"
+            " SELECT r.meeting_id, r.occurrence, r.answer, COUNT(*) FROM want"
+            " JOIN meeting_rsvps r ON r.meeting_id = want.m AND r.occurrence = want.o GROUP BY 1, 2, 3",
+            [value for pair in chunk for value in pair],
+        )
+        for meeting_id, occurrence, answer, count in rows:
+            counts[by_text[(meeting_id, occurrence)]][answer] = count
+    return counts
+
+
 async def rsvps(db: Executor, meeting_id: int, occurrence: dt.datetime) -> list[Rsvp]:
     rows = await db.fetchall(
         "SELECT user_id, answer, updated_at FROM meeting_rsvps WHERE meeting_id = ? AND occurrence = ?"
@@ -441,6 +461,29 @@ async def topics_of(
             Topic(r["id"], r["meeting_id"], by_text[r["occurrence"]], r["user_id"], r["text"],
                   from_db_required(r["created_at"]))
         )  # fmt: skip
+    return found
+
+
+async def topics_many(
+    db: Executor, wanted: Sequence[tuple[int, dt.datetime]]
+) -> dict[tuple[int, dt.datetime], list[Topic]]:
+    """`topics` of many (meeting id, occurrence) pairs in one query (a key seek per pair)."""
+    found: dict[tuple[int, dt.datetime], list[Topic]] = {pair: [] for pair in wanted}
+    by_text = {(meeting_id, to_db(occ)): (meeting_id, occ) for meeting_id, occ in wanted}
+    pairs = list(by_text)
+    for start in range(0, len(pairs), 400):
+        chunk = pairs[start : start + 400]
+        rows = await db.fetchall(
+            f"WITH want(m, o) AS (VALUES {','.join(['(?, ?)'] * len(chunk))})"
+            " SELECT t.* FROM want JOIN meeting_topics t ON t.meeting_id = want.m AND t.occurrence = want.o"
+            " ORDER BY t.id",
+            [value for pair in chunk for value in pair],
+        )
+        for r in rows:
+            meeting_id, occ = by_text[(r["meeting_id"], r["occurrence"])]
+            found[(meeting_id, occ)].append(
+                Topic(r["id"], meeting_id, occ, r["user_id"], r["text"], from_db_required(r["created_at"]))
+            )
     return found
 
 

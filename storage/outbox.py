@@ -19,10 +19,11 @@ the fair pick of due rows (`fetch_due`, a walk of the pending-only queue index),
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -294,8 +295,8 @@ async def rows_in_batch(db: Executor, batch: str, state: str | None = None) -> l
 
 _MIN_CHAT = -(2**63)
 
-# One row per chat, best first, chosen by a walk of the pending-only index outbox_queue (priority,
-# due_at, chat_id): each step takes the next due row of the current priority after the last pick whose
+# One row per chat, best first, chosen by a walk of the pending-only index outbox_queue (state,
+# priority, due_at, chat_id, id, expires_at; migration 0002): each step takes the next due row of the current priority after the last pick whose
 # chat was not picked yet (nor excluded); when the priority has none left, the walk moves to the next
 # priority that has pending rows. Cost: a seek per pick and per priority present, plus the rows of
 # chats already picked that lie in between (300 rows of one group are walked over, never sorted), so
@@ -448,7 +449,8 @@ async def upsert_planned(db: Executor, messages: Iterable[NewMessage], now: dt.d
 
 @dataclass(frozen=True)
 class PlannedRow:
-    """A planned row as stored (texts as written), to compare with a new plan without decoding it."""
+    """A planned row as stored (texts as written), to compare with a new plan without decoding it.
+    The payload only of a pending row (the only one a plan compares it with), else ''."""
 
     id: int
     dedup_key: str
@@ -463,17 +465,49 @@ class PlannedRow:
     resend_if_unknown: int
 
 
+_PLANNED_COLUMNS = (
+    "id, dedup_key, state, kind, chat_id, CASE WHEN state = 'pending' THEN payload ELSE '' END,"
+    " batch, priority, due_at, expires_at, resend_if_unknown"
+)
+
+
 async def planned_rows(db: Executor, dedup_prefix: str, since: dt.datetime) -> list[PlannedRow]:
     """The rows of a prefix a re-plan may touch: every pending one, and the others due from `since` on
     (a plan of rows due from `since` on cannot concern the older history). One key range."""
     low, high = prefix_range(dedup_prefix)
     rows = await db.fetchall(
-        "SELECT id, dedup_key, state, kind, chat_id, payload, batch, priority, due_at, expires_at,"
-        " resend_if_unknown FROM outbox WHERE dedup_key >= ? AND dedup_key < ?"
+        f"SELECT {_PLANNED_COLUMNS} FROM outbox WHERE dedup_key >= ? AND dedup_key < ?"
         " AND (state = 'pending' OR due_at >= ?)",
         (low, high, to_db(since)),
     )
     return [PlannedRow(*r) for r in rows]
+
+
+async def planned_rows_many(
+    db: Executor, dedup_prefixes: Sequence[str], since: dt.datetime
+) -> dict[str, list[PlannedRow]]:
+    """`planned_rows` of several prefixes in one query per 100 (one key range each), by prefix."""
+    found: dict[str, list[PlannedRow]] = {prefix: [] for prefix in dedup_prefixes}
+    prefixes = sorted(found)
+    for start in range(0, len(prefixes), 100):
+        chunk = prefixes[start : start + 100]
+        ranges = [bound for prefix in chunk for bound in prefix_range(prefix)]
+        rows = await db.fetchall(
+            f"SELECT {_PLANNED_COLUMNS} FROM outbox WHERE ("
+            + " OR ".join(["(dedup_key >= ? AND dedup_key < ?)"] * len(chunk))
+            + ") AND (state = 'pending' OR due_at >= ?)",
+            (*ranges, to_db(since)),
+        )
+        for r in rows:
+            row = PlannedRow(*r)
+            # The row's prefix: the greatest one not after its key (a key has one prefix of these,
+            # unless one prefix starts another; then the longer, later one is meant).
+            index = bisect.bisect_right(chunk, row.dedup_key) - 1
+            while index >= 0 and not row.dedup_key.startswith(chunk[index]):
+                index -= 1
+            if index >= 0:
+                found[chunk[index]].append(row)
+    return found
 
 
 def needs_writing(row: PlannedRow | None, m: NewMessage, payload: str | None = None) -> bool:
@@ -573,7 +607,7 @@ async def expire_overdue(
 # -- Keeping the table small ----------------------------------------------------------------------------
 
 
-async def prune(db: Executor, cutoff: dt.datetime, limit: int = 500) -> int:
+async def prune(db: Executor, cutoff: dt.datetime, limit: int = 200) -> int:
     """Delete up to `limit` finished rows last touched (and due) before `cutoff`; returns how many.
 
     Call it in a transaction (all four statements or none) and repeat while it returns `limit`:

@@ -12,7 +12,7 @@ cancelled) across 20,000 chats, 5% pending for later (meeting and task reminders
   another chat (later and at a lower priority), beside the old query (limit*4 rows in order, one per
   chat in Python): "B found" says whether the other chat's row was handed out. Also with 20,000
   due rows of a broadcast (one per chat) and with 5,000 due rows of one group.
-* prune: finished rows older than keep_days deleted in batches of 500 (its own database), as
+* prune: finished rows older than keep_days deleted in batches (`PRUNE_BATCH`, its own database), as
   `Outbox.prune` does (a WAL checkpoint off the writer lock between batches): rows a second, and the
   writer time of one batch's transaction (p50/p95).
 """
@@ -20,6 +20,7 @@ cancelled) across 20,000 chats, 5% pending for later (meeting and task reminders
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import random
 import time
@@ -27,8 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.scale.common import NOW, open_db, report
+from bot.core.outbox import PRUNE_BATCH
 from storage import outbox as repo
-from storage.db import Database, to_db
+from storage.db import Database, available_migrations, to_db
 from storage.outbox import NewMessage
 
 SIZES = (100_000, 1_000_000)
@@ -92,7 +94,8 @@ async def database(workdir: Path, size: int) -> Database:
     """The filled database of `size` rows, reused from an earlier run when it is still the same layout."""
     path = workdir / f"outbox-{size}.sqlite3"
     meta = Path(str(path) + ".json")
-    if path.exists() and meta.exists() and json.loads(meta.read_text()) == {"layout": LAYOUT, "size": size}:
+    want = {"layout": LAYOUT, "size": size, "schema": schema_tag()}
+    if path.exists() and meta.exists() and json.loads(meta.read_text()) == want:
         db = Database(path)
         await db.open()
         if not await db.migrate():
@@ -102,8 +105,13 @@ async def database(workdir: Path, size: int) -> Database:
     started = time.perf_counter()
     await fill(db, _rows(size, random.Random(size)))
     print(f"   (filled {size:,} outbox rows in {time.perf_counter() - started:.0f} s)", flush=True)
-    meta.write_text(json.dumps({"layout": LAYOUT, "size": size}))
+    meta.write_text(json.dumps(want))
     return db
+
+
+def schema_tag() -> str:
+    """The migrations' fingerprint: a kept database built under other migrations is rebuilt."""
+    return hashlib.sha1("".join(sql for _, _, sql in available_migrations()).encode()).hexdigest()[:12]
 
 
 # -- the old ways (kept here only) -------------------------------------------------------------------
@@ -205,7 +213,7 @@ async def bench_fetch_due(
 
 
 async def bench_prune(workdir: Path, size: int) -> None:
-    """Prune `size` finished rows (all older than keep_days) in batches of 500: rows/s, writer time."""
+    """Prune `size` finished rows (all older than keep_days) in batches: rows/s, writer time."""
     path = workdir / f"outbox-prune-{size}.sqlite3"
     db = await open_db(path)
     try:
@@ -223,14 +231,14 @@ async def bench_prune(workdir: Path, size: int) -> None:
         while True:
             start = time.perf_counter()
             async with db.transaction() as tx:
-                pruned = await repo.prune(tx, cutoff, 500)
+                pruned = await repo.prune(tx, cutoff, PRUNE_BATCH)
             holds.append((time.perf_counter() - start) * 1000)
             total += pruned
-            if pruned < 500:
+            if pruned < PRUNE_BATCH:
                 break
             await db.checkpoint()  # as `Outbox.prune` does between batches
         seconds = time.perf_counter() - started
-        report("outbox prune: one batch of 500", len(rows), "rows", holds)
+        report(f"outbox prune: one batch of {PRUNE_BATCH}", len(rows), "rows", holds)
         left = await db.fetchval("SELECT COUNT(*) FROM outbox")
         tombstones = await db.fetchval("SELECT COUNT(*) FROM outbox_tombstones")
         print(

@@ -47,7 +47,7 @@ warnings.filterwarnings("ignore", message="Please use 'Bot.", category=UserWarni
 
 Hook = Callable[[OutboxRow, str, dict[str, Any] | None], Awaitable[None]]
 BULK_PRIORITY = 5
-PRUNE_BATCH = 500  # rows per prune transaction: a few milliseconds of writer time
+PRUNE_BATCH = 200  # rows per prune transaction: a few milliseconds of writer time
 PRUNE_FIRST = dt.timedelta(minutes=10)  # the first prune after a start (not during start-up)
 
 

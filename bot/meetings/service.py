@@ -20,17 +20,17 @@ survives moving that occurrence. Callback data carries it as epoch minutes.
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 import datetime as dt
 import functools
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.core.container import Core
+from bot.core.i18n import resolve_language
 from bot.kit import holidays_cn
 from bot.kit.ics import IcsMeeting, occurrence_ics, series_ics
 from bot.kit.recurrence import (
@@ -208,6 +208,19 @@ class TopicTarget:
     meeting: MeetingRecord
     occurrence: Occurrence
     deadline: dt.datetime
+
+
+@dataclass(frozen=True)
+class _PlanInputs:
+    """What planning one meeting reads (`MeetingService._read_inputs`, or `_inputs_of` for many)."""
+
+    occurrences: list[Occurrence]  # the window planned: from the grace period ago to the horizon
+    chats: list[int]
+    organizer_lang: str
+    counts: dict[dt.datetime, dict[str, int]]  # by original start
+    topics: dict[dt.datetime, list[repo.Topic]]  # by original start
+    stored: list[outbox_repo.PlannedRow]  # the meeting's rows in the outbox a plan may touch
+    names: dict[int, str]  # the topics' authors
 
 
 # -- the service -------------------------------------------------------------------------------------
@@ -452,16 +465,27 @@ class MeetingService:
 
     async def target_chats(self, meeting: MeetingRecord) -> list[int]:
         """Chats that get this meeting's messages: chosen chats (unless known gone) + active area groups."""
+        groups = await groups_repo.get_many(self.core.db, list(meeting.chat_ids))
+        area_groups = (
+            await groups_repo.list_active(self.core.db, list(meeting.areas)) if meeting.areas else []
+        )
+        return self._targets(meeting, groups, area_groups)
+
+    @staticmethod
+    def _targets(meeting: MeetingRecord, groups: dict[int, Any], area_groups: Sequence[Any]) -> list[int]:
+        """`target_chats` from the groups read (``groups`` by chat id; ``area_groups``: active groups of
+        at least the meeting's areas)."""
         chats: dict[int, None] = {}
         for chat_id in meeting.chat_ids:
-            group = await groups_repo.get(self.core.db, chat_id)
+            group = groups.get(chat_id)
             if group is not None and not group.active:
                 if group.migrated_to:
                     chats[group.migrated_to] = None
                 continue
             chats[chat_id] = None
-        if meeting.areas:
-            for group in await groups_repo.list_active(self.core.db, list(meeting.areas)):
+        areas = set(meeting.areas)
+        for group in area_groups:
+            if group.area in areas:
                 chats[group.chat_id] = None
         return list(chats)
 
@@ -646,27 +670,90 @@ class MeetingService:
 
     # -- planning ------------------------------------------------------------------------------------
 
-    async def _wanted(self, meeting: MeetingRecord) -> tuple[list[NewMessage], list[repo.ReminderLink]]:
+    def _window(self, meeting: MeetingRecord) -> list[Occurrence]:
+        """The occurrences a plan covers: from the grace period ago to the horizon."""
         now = self.now
-        if not meeting.active:
-            return [], []
         grace = dt.timedelta(minutes=self.cfg.late_grace_minutes)
-        sched = self.schedule_of(meeting)
-        lang = self.group_lang
-        messages: list[NewMessage] = []
-        links: list[repo.ReminderLink] = []
-        occurrences = sched.occurrences_between(now - grace, now + dt.timedelta(days=self.cfg.horizon_days))
-        # The RSVP counts and topics of every occurrence in one query each (not two per occurrence),
-        # and all the reads at once: they run side by side on the database's reader connections.
+        return self.schedule_of(meeting).occurrences_between(
+            now - grace, now + dt.timedelta(days=self.cfg.horizon_days)
+        )
+
+    def _since(self, meeting: MeetingRecord) -> dt.datetime:
+        """The earliest time a planned row of this meeting can be due (see `plan_reminders`)."""
+        lead = max(
+            (*meeting.reminder_offsets, meeting.topic_deadline_minutes, self.cfg.holiday_notice_days * 1440)
+        )
+        return self.now - dt.timedelta(minutes=self.cfg.late_grace_minutes + lead)
+
+    async def _read_inputs(self, meeting: MeetingRecord) -> _PlanInputs:
+        """What planning one meeting reads, all at once: the reads run side by side on the
+        database's reader connections (the RSVP counts and topics of every occurrence in one query)."""
+        occurrences = self._window(meeting) if meeting.active else []
         originals = [occ.original_start for occ in occurrences]
-        chats, organizer_lang, all_counts, all_topics = await asyncio.gather(
+        chats, organizer_lang, counts, topics, stored = await asyncio.gather(
             self.target_chats(meeting),
             self.core.user_lang(meeting.organizer_id),
             repo.rsvp_counts_of(self.core.db, meeting.id, originals),
             repo.topics_of(self.core.db, meeting.id, originals),
+            outbox_repo.planned_rows(self.core.db, plan_prefix(meeting.id), self._since(meeting)),
         )
-        for occ in occurrences:
-            counts = all_counts[occ.original_start]
+        names = await self._names_of(t for found in topics.values() for t in found)
+        return _PlanInputs(occurrences, chats, organizer_lang, counts, topics, stored, names)
+
+    async def _inputs_of(self, meetings: Sequence[MeetingRecord]) -> dict[int, _PlanInputs]:
+        """`_read_inputs` of many meetings in a handful of queries (for `replan_all`)."""
+        db = self.core.db
+        windows = {}
+        for m in meetings:
+            windows[m.id] = self._window(m)
+            await asyncio.sleep(0)  # the recurrence rules take a while: replies get their turn
+        pairs = [(m.id, occ.original_start) for m in meetings for occ in windows[m.id]]
+        chat_ids = sorted({chat for m in meetings for chat in m.chat_ids})
+        areas = sorted({area for m in meetings for area in m.areas})
+        since = min((self._since(m) for m in meetings), default=self.now)
+        # One after the other (not side by side): the other reader connections stay free for replies.
+        groups = await groups_repo.get_many(db, chat_ids)
+        area_groups = await groups_repo.list_active(db, areas)
+        organizers = await users_repo.get_many(db, sorted({m.organizer_id for m in meetings}))
+        counts = await repo.rsvp_counts_many(db, pairs)
+        topics = await repo.topics_many(db, pairs)
+        stored = await outbox_repo.planned_rows_many(db, [plan_prefix(m.id) for m in meetings], since)
+        names = await self._names_of(t for found in topics.values() for t in found)
+        default = self.core.config.bot.default_language
+        inputs = {}
+        for m in meetings:
+            organizer = organizers.get(m.organizer_id)
+            originals = [occ.original_start for occ in windows[m.id]]
+            inputs[m.id] = _PlanInputs(
+                windows[m.id],
+                self._targets(m, groups, area_groups),
+                resolve_language(organizer.lang, organizer.language_code, default) if organizer else default,
+                {occ: counts[(m.id, occ)] for occ in originals},
+                {occ: topics[(m.id, occ)] for occ in originals},
+                stored[plan_prefix(m.id)],
+                names,
+            )
+        return inputs
+
+    def _wanted(
+        self, meeting: MeetingRecord, inputs: _PlanInputs
+    ) -> tuple[list[NewMessage], list[repo.ReminderLink]]:
+        """The rows this meeting should have in the outbox (from what `_read_inputs` read)."""
+        now = self.now
+        if not meeting.active:
+            return [], []
+        grace = dt.timedelta(minutes=self.cfg.late_grace_minutes)
+        lang = self.group_lang
+        messages: list[NewMessage] = []
+        links: list[repo.ReminderLink] = []
+        chats, organizer_lang, all_topics, names = (
+            inputs.chats,
+            inputs.organizer_lang,
+            inputs.topics,
+            inputs.names,
+        )
+        for occ in inputs.occurrences:
+            counts = inputs.counts[occ.original_start]
             for offset in meeting.reminder_offsets:
                 due = occ.start_utc - dt.timedelta(minutes=offset)
                 expires = due + grace
@@ -698,7 +785,9 @@ class MeetingService:
             # The collected topics go to the organizer when topics close (by default the day before).
             topics_due = occ.start_utc - dt.timedelta(minutes=meeting.topic_deadline_minutes)
             if topics_due >= meeting.created_at and occ.start_utc > now:
-                text = await self._topics_text(meeting, occ, organizer_lang, all_topics[occ.original_start])
+                text = self._topics_text_of(
+                    meeting, occ, organizer_lang, all_topics[occ.original_start], names
+                )
                 messages.append(
                     NewMessage(
                         KIND_TOPICS,
@@ -774,16 +863,18 @@ class MeetingService:
     PLAN_ATTEMPTS = 5
     #: Rows `replan_all` writes between two checkpoints of the write-ahead log.
     CHECKPOINT_ROWS = 300
-    #: Meetings `replan_all` plans at the same time.
-    REPLAN_AT_ONCE = 2
+    #: Meetings `replan_all` reads the inputs of at once.
+    REPLAN_CHUNK = 20
 
-    async def plan_reminders(self, meeting: MeetingRecord) -> int:
+    async def plan_reminders(self, meeting: MeetingRecord, inputs: _PlanInputs | None = None) -> int:
         """Make the outbox hold exactly the wanted rows of this meeting. Idempotent.
 
         The wanted rows are compared with the meeting's rows already in the outbox (one range of the
-        unique key ``mtg:{id}:``, no LIKE scan); only the difference is written: new rows, rows whose
-        text or time changed, rows to withdraw. A plan with nothing to change writes nothing (the
-        daily re-plan of an unchanged meeting is a few reads).
+        unique key ``mtg:{id}:``, no LIKE scan; rows due from the earliest time a wanted row can be
+        due: one due before would only be written again, never wrongly); only the difference is
+        written: new rows, rows whose text or time changed, rows to withdraw. A plan with nothing to
+        change writes nothing (the daily re-plan of an unchanged meeting only reads). ``inputs`` is
+        what `replan_all` read for many meetings at once.
 
         ``meeting`` may be a stale copy (``replan_all`` loads every meeting first): a plan is written
         only if the meeting, re-read inside the writing transaction, is still exactly what the plan was
@@ -795,19 +886,11 @@ class MeetingService:
         """
         for _attempt in range(self.PLAN_ATTEMPTS):
             now = self.now
-            # What is wanted, and what the outbox holds from the earliest time a wanted row can be due
-            # (a wanted row due before would only be written again, never wrongly): read side by side.
-            lead = max(
-                (
-                    *meeting.reminder_offsets,
-                    meeting.topic_deadline_minutes,
-                    self.cfg.holiday_notice_days * 1440,
-                )
-            )
-            since = now - dt.timedelta(minutes=self.cfg.late_grace_minutes + lead)
-            (messages, links), stored = await asyncio.gather(
-                self._wanted(meeting), outbox_repo.planned_rows(self.core.db, plan_prefix(meeting.id), since)
-            )
+            if inputs is None:
+                inputs = await self._read_inputs(meeting)
+            messages, links = self._wanted(meeting, inputs)
+            stored = inputs.stored
+            inputs = None  # a second attempt reads afresh
             wanted = {m.dedup_key for m in messages}
             have = {row.dedup_key: row for row in stored}
             texts: dict[int, str] = {}  # one payload is shared by the chats of a reminder
@@ -857,8 +940,9 @@ class MeetingService:
     async def replan_all(self) -> int:
         """At start-up and daily: drop (and log) stale reminders, extend every meeting's horizon.
 
-        Each meeting in its own short transaction (only when something changed), two at a time, and
-        the event loop gets a turn between meetings: replies go on while a thousand series re-plan.
+        What planning needs is read for twenty meetings at a time in a handful of queries; each
+        meeting is then written in its own short transaction (only when something changed), and the
+        event loop gets a turn between meetings: replies go on while a thousand series re-plan.
         """
         while True:
             dropped = await outbox_repo.expire_overdue(self.core.db, PLAN_ROOT, self.now)
@@ -873,29 +957,26 @@ class MeetingService:
                 break
             await self.core.db.checkpoint()
             await asyncio.sleep(0)
-        queue = collections.deque(await repo.list_active(self.core.db))
-        written = {"total": 0, "unsaved": 0}
-
-        async def planner() -> None:
-            while queue:
-                meeting = queue.popleft()
+        total = unsaved = 0
+        meetings = await repo.list_active(self.core.db)
+        for start in range(0, len(meetings), self.REPLAN_CHUNK):
+            chunk = meetings[start : start + self.REPLAN_CHUNK]
+            inputs = await self._inputs_of(chunk)  # a handful of queries for the whole chunk
+            for meeting in chunk:
                 try:
-                    count = await self.plan_reminders(meeting)
+                    written = await self.plan_reminders(meeting, inputs[meeting.id])
                 except Exception:  # one broken meeting must not stop the others
                     log.exception("could not plan meeting %s", meeting.id)
-                    count = 0
-                written["total"] += count
-                written["unsaved"] += count
-                if written["unsaved"] >= self.CHECKPOINT_ROWS:
-                    # The log copied into the database off the writer lock, so that no commit (ours
-                    # or a reply's) pays for this run's writes with a long hold of it.
-                    written["unsaved"] = 0
+                    written = 0
+                total += written
+                unsaved += written
+                if unsaved >= self.CHECKPOINT_ROWS:
+                    # The log copied into the database off the writer lock, so that no commit (ours or
+                    # a reply's) pays for this run's writes with a long hold of it.
                     await self.core.db.checkpoint()
+                    unsaved = 0
                 await asyncio.sleep(0)
-
-        # A couple of meetings at a time: one's reads run while the other's texts are rendered.
-        await asyncio.gather(*(planner() for _ in range(self.REPLAN_AT_ONCE)))
-        return written["total"]
+        return total
 
     # -- changes -------------------------------------------------------------------------------------
 
@@ -1323,12 +1404,24 @@ class MeetingService:
     async def topics(self, meeting_id: int, original: dt.datetime) -> list[repo.Topic]:
         return await repo.topics(self.core.db, meeting_id, original)
 
-    async def _topics_text(
-        self, meeting: MeetingRecord, occ: Occurrence, lang: str, topics: list[repo.Topic] | None = None
+    async def _topics_text(self, meeting: MeetingRecord, occ: Occurrence, lang: str) -> str:
+        topics = await repo.topics(self.core.db, meeting.id, occ.original_start)
+        return self._topics_text_of(meeting, occ, lang, topics, await self._names_of(topics))
+
+    async def _names_of(self, topics: Iterable[repo.Topic]) -> dict[int, str]:
+        """The display names of the topics' authors."""
+        people = await users_repo.get_many(self.core.db, sorted({x.user_id for x in topics}))
+        return {user_id: person.display_name for user_id, person in people.items()}
+
+    def _topics_text_of(
+        self,
+        meeting: MeetingRecord,
+        occ: Occurrence,
+        lang: str,
+        topics: list[repo.Topic],
+        names: dict[int, str],
     ) -> str:
         t = self.tr(lang)
-        if topics is None:
-            topics = await repo.topics(self.core.db, meeting.id, occ.original_start)
         head = t(
             "meetings.topics.digest_title",
             title=meeting.title,
@@ -1336,10 +1429,9 @@ class MeetingService:
         )
         if not topics:
             return f"{head}\n{t('meetings.topics.digest_empty')}"
-        people = await users_repo.get_many(self.core.db, list({x.user_id for x in topics}))
         lines = [head]
         for i, topic in enumerate(topics, 1):
-            who = people[topic.user_id].display_name if topic.user_id in people else str(topic.user_id)
+            who = names.get(topic.user_id, str(topic.user_id))
             lines.append(t("meetings.topics.digest_line", n=i, text=topic.text, name=who))
         return "\n".join(lines)
 

@@ -48,12 +48,12 @@ ALTER TABLE outbox_new RENAME TO outbox;
 
 -- Next due time (MIN(due_at) of pending rows) and the prune's scan of old finished rows.
 CREATE INDEX outbox_due ON outbox(state, due_at);
--- The fair pick (storage/outbox.py fetch_due): pending rows by priority, then due time, then chat
--- (and the expiry, so the pick reads nothing but this index). Partial: the millions of finished rows
--- are not in it. The indexes over pending rows all start with state (always 'pending' in them):
--- without table statistics SQLite ranks an index by its leading equalities, and would otherwise read
--- every pending row through another one.
-CREATE INDEX outbox_queue ON outbox(state, priority, due_at, chat_id, expires_at) WHERE state = 'pending';
+-- The fair pick (storage/outbox.py fetch_due): pending rows by priority, then due time, then chat,
+-- then id (the walk's order: nothing sorted), and the expiry (the pick reads nothing but this index).
+-- Partial: the millions of finished rows are not in it. The indexes over pending rows all start with
+-- state (always 'pending' in them): without table statistics SQLite ranks an index by its leading
+-- equalities, and would otherwise read every pending row through another one.
+CREATE INDEX outbox_queue ON outbox(state, priority, due_at, chat_id, id, expires_at) WHERE state = 'pending';
 -- Dropping pending rows past their expiry.
 CREATE INDEX outbox_expiry ON outbox(state, expires_at) WHERE state = 'pending';
 -- A chat's pending rows (skipped when it became unreachable, re-addressed when it migrated).
