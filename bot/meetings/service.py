@@ -927,7 +927,11 @@ class MeetingService:
                     continue
                 else:
                     cancelled = await outbox_repo.cancel_ids(tx, stale, now)
-                    await repo.link_reminders(tx, [link for link in links if link.dedup_key in writing])
+                    # A row already in the outbox was linked when it was first planned.
+                    fresh = [
+                        link for link in links if link.dedup_key in writing and link.dedup_key not in have
+                    ]
+                    await repo.link_reminders(tx, fresh)
                     changed = await self.core.outbox.enqueue(to_write, tx, mode="replan")
             if cancelled:
                 log.info("meeting %s: %d planned messages withdrawn", meeting.id, cancelled)
@@ -940,9 +944,10 @@ class MeetingService:
     async def replan_all(self) -> int:
         """At start-up and daily: drop (and log) stale reminders, extend every meeting's horizon.
 
-        What planning needs is read for twenty meetings at a time in a handful of queries; each
-        meeting is then written in its own short transaction (only when something changed), and the
-        event loop gets a turn between meetings: replies go on while a thousand series re-plan.
+        What planning needs is read for twenty meetings at a time in a handful of queries (the next
+        twenty's while these are planned); each meeting is then written in its own short transaction
+        (only when something changed), and the event loop gets a turn between meetings: replies go
+        on while a thousand series re-plan.
         """
         while True:
             dropped = await outbox_repo.expire_overdue(self.core.db, PLAN_ROOT, self.now)
@@ -959,23 +964,33 @@ class MeetingService:
             await asyncio.sleep(0)
         total = unsaved = 0
         meetings = await repo.list_active(self.core.db)
-        for start in range(0, len(meetings), self.REPLAN_CHUNK):
-            chunk = meetings[start : start + self.REPLAN_CHUNK]
-            inputs = await self._inputs_of(chunk)  # a handful of queries for the whole chunk
-            for meeting in chunk:
-                try:
-                    written = await self.plan_reminders(meeting, inputs[meeting.id])
-                except Exception:  # one broken meeting must not stop the others
-                    log.exception("could not plan meeting %s", meeting.id)
-                    written = 0
-                total += written
-                unsaved += written
-                if unsaved >= self.CHECKPOINT_ROWS:
-                    # The log copied into the database off the writer lock, so that no commit (ours or
-                    # a reply's) pays for this run's writes with a long hold of it.
-                    await self.core.db.checkpoint()
-                    unsaved = 0
-                await asyncio.sleep(0)
+        chunks = [meetings[i : i + self.REPLAN_CHUNK] for i in range(0, len(meetings), self.REPLAN_CHUNK)]
+        upcoming = asyncio.ensure_future(self._inputs_of(chunks[0])) if chunks else None
+        try:
+            for index, chunk in enumerate(chunks):
+                assert upcoming is not None
+                inputs = await upcoming  # a handful of queries for the whole chunk
+                # The next chunk's reads run (on a reader connection) while this one is planned.
+                upcoming = None
+                if index + 1 < len(chunks):
+                    upcoming = asyncio.ensure_future(self._inputs_of(chunks[index + 1]))
+                for meeting in chunk:
+                    try:
+                        written = await self.plan_reminders(meeting, inputs[meeting.id])
+                    except Exception:  # one broken meeting must not stop the others
+                        log.exception("could not plan meeting %s", meeting.id)
+                        written = 0
+                    total += written
+                    unsaved += written
+                    if unsaved >= self.CHECKPOINT_ROWS:
+                        # The log copied into the database off the writer lock, so that no commit (ours
+                        # or a reply's) pays for this run's writes with a long hold of it.
+                        await self.core.db.checkpoint()
+                        unsaved = 0
+                    await asyncio.sleep(0)
+        finally:
+            if upcoming is not None and not upcoming.done():
+                upcoming.cancel()
         return total
 
     # -- changes -------------------------------------------------------------------------------------
