@@ -920,12 +920,24 @@ def _input_error(context: XContext, exc: StationInputError) -> str:
         )
     if exc.field == "lat":
         return context.t("stations.ui.invalid_lat", detail=", ".join(exc.values))
+    if exc.field == "opening_hours" and not exc.reason.startswith("too long"):
+        code, part = (*exc.values, "", "")[:2]
+        return _hours_error(context, code, part)
     if exc.reason.startswith("too long"):
         return context.t("stations.ui.too_long", limit=exc.values[0] if exc.values else "")
     key = f"stations.ui.invalid_{exc.field}"
     if context.core.catalog.has(key):
         return context.t(key)
     return context.t("stations.ui.invalid_other", detail=exc.field)
+
+
+def _hours_error(context: XContext, code: str, part: str) -> str:
+    """Why typed opening hours were refused, with what to type instead."""
+    key = f"stations.ui.hours_error.{code}"
+    if not context.core.catalog.has(key):
+        key = "stations.ui.hours_error.unreadable"
+    why = context.t(key, part=part or "-")  # str.format ignores a value a text does not use
+    return context.t("stations.ui.invalid_opening_hours", why=why)
 
 
 async def _point_from_message(update: Update, context: XContext) -> tuple[float, float] | None:
@@ -1090,8 +1102,8 @@ async def add_hours(update: Update, context: XContext) -> int:
         hours = (update.effective_message.text or "").strip()
         try:
             parse_opening_hours(hours)
-        except OpeningHoursError:
-            await reply(update, context, context.t("stations.ui.invalid_opening_hours"))
+        except OpeningHoursError as exc:
+            await reply(update, context, _hours_error(context, exc.code, exc.part))
             return ADD_HOURS
         _add(context)["opening_hours"] = hours
     await reply(update, context, context.t("stations.ui.add_address"), reply_markup=_skip_keyboard(context))

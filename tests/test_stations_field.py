@@ -89,7 +89,7 @@ async def test_at_night_an_open_station_comes_before_nearer_closed_ones(service)
     assert await names(filters=["open"]) == ["24h 900", "24h 2000"]  # known hours, open now
     page = await service.nearest_page(HERE.lat, HERE.lon)
     assert [f.station.name for f in page.items] == ["unknown 700", "24h 900", "closed 300"]
-    assert page.passed_closed  # "closed 600" is nearer than 900 m and on the next page
+    assert page.passed_closed  # "closed 300" and "closed 600" are nearer than 900 m, ranked after
     page = await service.nearest_page(HERE.lat, HERE.lon, page=1)
     assert [f.station.name for f in page.items] == ["closed 600", "24h 2000"]
     assert page.passed_closed is False

@@ -9,6 +9,13 @@ not yet certain: the box contains the circle of its radius, so every station fou
 is final once there are enough of them. The next radius is estimated from the density seen so far.
 Only the stations shown get geopy's ellipsoidal ``geodesic`` distance (~175 µs a call).
 
+Open stations first: a station closed now ranks at ``rank_metres`` (its distance plus a detour), an
+open one at its distance. A rank is never below the distance, so the same certainty holds: every
+station ranked within the box's radius has been read. The opening status of each station read is
+computed once (opening hours are parsed once per text and their timeline once per day, see
+bot/kit/opening_hours.py); the ``open`` filter drops the others after reading them (the index cannot
+tell), which is why the nearest-anyway search with it stops at 10 km.
+
 Rendering
 ---------
 ``render_card`` & co. are pure functions of a ``Catalog`` and a language: handlers add keyboards.
@@ -88,8 +95,10 @@ OPEN_FILTER = "open"
 OPEN_DETOUR_FACTOR = 1.5
 OPEN_DETOUR_M = 800.0
 """A station closed now ranks as if it were max(1.5 x its distance, its distance + 800 m) away: an
-open one comes first when it is at most 800 m farther (about 3 minutes at 15 km/h), or at most half
-as far again for longer rides (1.5 km instead of 1 km -> 2.5 km for 3 km). Hours unknown rank as open."""
+open one comes first when it is at most 800 m farther (about 3 minutes at 15 km/h) or at most 1.5
+times as far, whichever allows more (a closed one at 400 m gives way to an open one within 1.2 km, at
+2 km to one within 3 km). A closed station still shows (it may open soon, or be the only one), just
+later. Hours unknown rank as open."""
 ANY_OPEN_RADIUS_M = 10_000.0
 """How far ``nearest_any`` looks for a station open now: proving there is none means reading the
 opening hours of every station in the box (the index cannot tell), and beyond 10 km it is no help."""
@@ -140,7 +149,7 @@ class NearestPage:
     has_more: bool
     offset: int
     radius_m: float
-    passed_closed: bool = False  # a nearer station, closed now, is ranked after this page's stations
+    passed_closed: bool = False  # a station nearer than one shown, closed now, is ranked after it
 
 
 @dataclass(frozen=True)
@@ -197,7 +206,9 @@ class StationService:
         less than the distance) or drops the station (None). Second: every station read on the way
         (ranked), which holds every station nearer than the farthest of the first list."""
         r = min(start_m, radius_m)
-        limit = need + _MARGIN
+        # With a rank other than the distance some stations read rank later (closed) or drop out:
+        # read more at once rather than ask again (a round trip costs more than a few rows).
+        limit = need + _MARGIN if key is None else 2 * need + _MARGIN
         while True:
             found = await repo.candidates(
                 self.core.db,
@@ -224,8 +235,8 @@ class StationService:
             sure = sum(1 for x in ranked if x[0] <= certain and x[1] <= radius_m)
             if sure >= need or certain >= radius_m:
                 return [x for x in ranked if x[1] <= radius_m][:need], ranked
-            if cut:  # more stations in this box than fetched: fetch more of them
-                limit *= 2 if sure else 4
+            if cut:  # more stations in this box than fetched: fetch enough more of them at once
+                limit = max(2 * limit, math.ceil(limit * need / sure * 1.5)) if sure else 4 * limit
                 continue
             within = sum(1 for x in ranked if x[0] <= r)
             if within == 0:
@@ -288,8 +299,8 @@ class StationService:
         open_first: bool,
         page_size: int | None = None,
     ) -> tuple[list[Found], bool]:
-        """``nearest``, and whether a station nearer than the farthest of the first ``page_size``
-        shown was ranked after them (a closed one passed over for an open one)."""
+        """``nearest``, and whether a station nearer than one of the first ``page_size`` shown is
+        ranked after it (a closed one passed over for an open one), on this page or a later one."""
         codes = sorted(set(filters))
         masks = fac.filter_masks(c for c in codes if c != OPEN_FILTER)
         key, statuses = self._rank_key(codes, open_first)
@@ -298,11 +309,13 @@ class StationService:
         page = ranked[offset : offset + size]
         items = [self._found(s, origin, statuses.get(s.id, _MISSING)) for _, _, s in page]
         shown = page[: page_size if page_size is not None else size]
-        passed = False
-        if shown:
-            farthest = max(x[1] for x in shown)
-            before = {x[2].id for x in ranked[: offset + len(shown)]}
-            passed = any(x[1] < farthest and x[2].id not in before for x in seen)
+        position = {x[2].id: i for i, x in enumerate(ranked)}
+        beyond = len(ranked)  # ranked after every station returned
+        passed = any(
+            x[1] < s[1] and position.get(x[2].id, beyond) > offset + i
+            for i, s in enumerate(shown)
+            for x in seen
+        )
         return items, passed
 
     async def nearest_page(
