@@ -43,6 +43,7 @@ from telegram.ext import (
 from bot.core.app import XContext
 from bot.core.authz import Perm
 from bot.kit.geo import CoordinateError, LatLon, amap_marker_url, parse_coordinates
+from bot.kit.numbers import parse_id
 from bot.kit.opening_hours import OpeningHoursError, parse_opening_hours
 from bot.stations import facilities as fac
 from bot.stations import intents
@@ -596,7 +597,7 @@ async def details_pressed(update: Update, context: XContext) -> None:
 
 async def station_link(update: Update, context: XContext, arg: str) -> None:
     """/start station_12: a station's details in private (from the moderators' chat)."""
-    view = await _details_view(context, int(arg) if arg.isdigit() else 0, update)
+    view = await _details_view(context, parse_id(arg) or 0, update)
     if view is None:
         await reply(update, context, context.t("stations.ui.gone"), reply_markup=main_menu(context))
         return
@@ -752,7 +753,7 @@ async def flag_notice_pressed(update: Update, context: XContext) -> None:
     query = update.callback_query
     parts = (query.data or "").split(":")
     action = parts[2] if len(parts) == 4 else ""
-    flag_id = int(parts[3]) if len(parts) == 4 and parts[3].isdigit() else 0
+    flag_id = (parse_id(parts[3]) if len(parts) == 4 else None) or 0
     service = _service(context)
     shown = await service.flag_notice(flag_id) if action in ("d", "h", "x", "y", "b") else None
     if shown is None:
