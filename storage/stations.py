@@ -67,12 +67,41 @@ class StationRecord:
     updated_at: dt.datetime
 
 
-@dataclass(frozen=True)
 class Candidate:
-    """A station found in a box with its equirectangular distance (metres, for ranking only)."""
+    """A station found in a box with its equirectangular distance (metres, for ranking only).
 
-    station: StationRecord
-    planar_m: float
+    What ranking needs (id, lat, lon, opening_hours) is read from the row; the full ``station``
+    record is built only when asked for, for the few stations shown (~6 us a record saved for every
+    station read and not shown)."""
+
+    __slots__ = ("_row", "_station", "planar_m")
+
+    def __init__(self, row: Row, planar_m: float) -> None:
+        self._row = row
+        self._station: StationRecord | None = None
+        self.planar_m = planar_m
+
+    @property
+    def id(self) -> int:
+        return int(self._row["id"])
+
+    @property
+    def lat(self) -> float:
+        return float(self._row["lat"])
+
+    @property
+    def lon(self) -> float:
+        return float(self._row["lon"])
+
+    @property
+    def opening_hours(self) -> str:
+        return str(self._row["opening_hours"])
+
+    @property
+    def station(self) -> StationRecord:
+        if self._station is None:
+            self._station = _record(self._row)
+        return self._station
 
 
 @dataclass(frozen=True)
@@ -422,7 +451,7 @@ async def candidates(
         f"SELECT {_CANDIDATE_COLUMNS}, c.d2 FROM ({nearest}) AS c JOIN stations AS s ON s.id = c.id ORDER BY c.d2, s.id",
         (*params, limit),
     )
-    return [Candidate(_record(r), math.sqrt(r["d2"]) * _DEG_M) for r in rows]
+    return [Candidate(r, math.sqrt(r["d2"]) * _DEG_M) for r in rows]
 
 
 async def any_active(db: Executor) -> bool:

@@ -104,8 +104,8 @@ ANY_OPEN_RADIUS_M = 10_000.0
 opening hours of every station in the box (the index cannot tell), and beyond 10 km it is no help."""
 _MISSING: Any = object()
 Ranked = tuple[float, float, StationRecord]  # (rank, haversine metres, station)
-RankKey = Callable[[float, StationRecord], "float | None"]
-StatusCache = dict[int, "Status | None"]
+RankKey = Callable[[float, repo.Candidate], "float | None"]
+StatusCache = dict[str, "Status | None"]  # by opening-hours text
 
 
 def rank_metres(metres: float, *, closed: bool) -> float:
@@ -200,11 +200,12 @@ class StationService:
         *,
         start_m: float = START_RADIUS_M,
         key: RankKey | None = None,
-    ) -> tuple[list[Ranked], list[Ranked]]:
+    ) -> tuple[list[Ranked], list[tuple[float, float, int]]]:
         """Up to ``need`` active stations within ``radius_m`` as (rank, haversine metres, station),
         by rank, then distance and id. The rank is the distance unless ``key`` gives another (never
         less than the distance) or drops the station (None). Second: every station read on the way
-        (ranked), which holds every station nearer than the farthest of the first list."""
+        as (rank, metres, station id), which holds every station nearer than the farthest of the first
+        list. Records are built for the first list only."""
         r = min(start_m, radius_m)
         # With a rank other than the distance some stations read rank later (closed) or drop out:
         # read more at once rather than ask again (a round trip costs ~25 rows; measured with
@@ -222,10 +223,10 @@ class StationService:
             )
             ranked = []
             for c in found:
-                metres = haversine_m(lat, lon, c.station.lat, c.station.lon)
-                rank = metres if key is None else key(metres, c.station)
+                metres = haversine_m(lat, lon, c.lat, c.lon)
+                rank = metres if key is None else key(metres, c)
                 if rank is not None:
-                    ranked.append((rank, metres, c.station))
+                    ranked.append((rank, metres, c))
             ranked.sort(key=lambda x: (x[0], x[1], x[2].id))
             # Every station within `certain` metres is in `found`: the box holds the circle of
             # radius r, and when the limit cut the list short the rest lie beyond the last one. One
@@ -236,7 +237,9 @@ class StationService:
                 certain = min(certain, found[-1].planar_m * (1.0 - _PLANAR_SLACK))
             sure = sum(1 for x in ranked if x[0] <= certain and x[1] <= radius_m)
             if sure >= need or certain >= radius_m:
-                return [x for x in ranked if x[1] <= radius_m][:need], ranked
+                within = [x for x in ranked if x[1] <= radius_m][:need]
+                top = [(x[0], x[1], x[2].station) for x in within]
+                return top, [(x[0], x[1], x[2].id) for x in ranked]
             if cut:  # more stations in this box than fetched: fetch enough more of them at once
                 limit = max(2 * limit, math.ceil(limit * need / sure * 1.5)) if sure else 4 * limit
                 continue
@@ -248,17 +251,19 @@ class StationService:
 
     def _rank_key(self, filters: Sequence[str], open_first: bool) -> tuple[RankKey | None, StatusCache]:
         """How ``nearest`` ranks: by distance; closed stations as if farther (``open_first``); only
-        open ones (the ``open`` filter). The statuses computed on the way are kept for the cards."""
+        open ones (the ``open`` filter). The statuses computed on the way are kept for the cards, by
+        opening-hours text (stations share a few dozen texts: each is looked at once a query)."""
         statuses: StatusCache = {}
         open_only = OPEN_FILTER in filters
         if not open_only and not open_first:
             return None, statuses
         now_local = self._now_local()
 
-        def key(metres: float, station: StationRecord) -> float | None:
-            status = statuses.get(station.id, _MISSING)
+        def key(metres: float, station: repo.Candidate) -> float | None:
+            hours = station.opening_hours
+            status = statuses.get(hours, _MISSING)
             if status is _MISSING:
-                status = statuses[station.id] = self._status(station, now_local)
+                status = statuses[hours] = self._status(hours, now_local)
             if open_only:
                 return metres if status is not None and status.is_open else None
             closed = status is not None and not status.is_open
@@ -309,14 +314,12 @@ class StationService:
         ranked, seen = await self._ranked(lat, lon, radius, offset + size, masks, key=key)
         origin = LatLon(lat, lon)
         page = ranked[offset : offset + size]
-        items = [self._found(s, origin, statuses.get(s.id, _MISSING)) for _, _, s in page]
+        items = [self._found(s, origin, statuses.get(s.opening_hours, _MISSING)) for _, _, s in page]
         shown = page[: page_size if page_size is not None else size]
         position = {x[2].id: i for i, x in enumerate(ranked)}
         beyond = len(ranked)  # ranked after every station returned
         passed = any(
-            x[1] < s[1] and position.get(x[2].id, beyond) > offset + i
-            for i, s in enumerate(shown)
-            for x in seen
+            x[1] < s[1] and position.get(x[2], beyond) > offset + i for i, s in enumerate(shown) for x in seen
         )
         return items, passed
 
@@ -384,14 +387,14 @@ class StationService:
                     exclude=searched,
                 )
                 for c in found:
-                    metres = haversine_m(lat, lon, c.station.lat, c.station.lon)
+                    metres = haversine_m(lat, lon, c.lat, c.lon)
                     if metres > max_radius_m:  # the box's corners lie beyond the circle
                         continue
-                    rank = metres if key is None else key(metres, c.station)
+                    rank = metres if key is None else key(metres, c)
                     if rank is None:
                         continue
-                    if best is None or (rank, metres, c.station.id) < best[:3]:
-                        best = (rank, metres, c.station.id, c.station)
+                    if best is None or (rank, metres, c.id) < best[:3]:
+                        best = (rank, metres, c.id, c.station)
                 # The ring's stations not read lie beyond its last one read, and rank no nearer.
                 if len(found) < limit or (
                     best is not None and best[0] <= found[-1].planar_m * (1 - _PLANAR_SLACK)
@@ -404,7 +407,7 @@ class StationService:
             searched, r = box, min(max_radius_m, r * 4)
         if best is None:
             return None
-        return self._found(best[3], LatLon(lat, lon), statuses.get(best[2], _MISSING))
+        return self._found(best[3], LatLon(lat, lon), statuses.get(best[3].opening_hours, _MISSING))
 
     async def has_stations(self) -> bool:
         """Is there any active station at all?"""
@@ -414,11 +417,13 @@ class StationService:
         """The areas stations are tagged with."""
         return await repo.areas(self.core.db)
 
-    def _status(self, station: StationRecord, now_local: dt.datetime) -> Status | None:
-        if not station.opening_hours:
+    @staticmethod
+    def _status(opening_hours: str, now_local: dt.datetime) -> Status | None:
+        """The opening status of hours text now (None: no hours, or unreadable ones)."""
+        if not opening_hours:
             return None
         try:
-            return parse_opening_hours(station.opening_hours).status(now_local)
+            return parse_opening_hours(opening_hours).status(now_local)
         except OpeningHoursError:
             return None
 
@@ -430,7 +435,7 @@ class StationService:
         (``_MISSING`` or None: computed here)."""
         now_local = self._now_local()
         if status is None or status is _MISSING:
-            status = self._status(station, now_local)
+            status = self._status(station.opening_hours, now_local)
         if origin is None:
             return Found(station, now_local, status)
         point = LatLon(station.lat, station.lon)
