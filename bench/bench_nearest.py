@@ -25,10 +25,17 @@ cities (dense cores, suburbs, a thin rural spread), it measures in one run, on t
 It checks that every way returns the same stations in the same order as ours: the in-memory anchors
 exactly (ties broken by station id, as ours does; their threaded runs too); against geodesic, orders
 may differ only between two stations whose distances are within 0.5% of each other (the
-haversine/ellipsoid difference).
+haversine/ellipsoid difference). The order is the bot's: nearest first, except that a station closed
+at the moment asked ranks as if it were farther (``rank_metres``: open ones first within a detour);
+every way applies that rule to the same opening hours (the KD-tree asks for more neighbours until the
+answer is certain, as ours does).
 
     python bench/bench_nearest.py [--sizes 10000,100000,1000000] [--layouts uniform,clustered]
                                   [--queries 2000] [--geodesic-queries 3] [--threads <cores>]
+                                  [--at 12:00]
+
+``--at HH:MM``: the local time (Asia/Shanghai) on that Wednesday the couriers ask at. At 12:00 (the
+default) a fifth of the stations are closed, at 02:10 three fifths.
 
 Target (issues #3 and #12), every run: p95 <= 3 ms at 1M clustered stations through aiosqlite. An
 index held in this process's memory answers faster than any database round trip; the summary says
@@ -62,8 +69,9 @@ from bot.core.config import Config
 from bot.core.container import Core
 from bot.core.i18n import Catalog
 from bot.kit.geo import EARTH_RADIUS_M
+from bot.kit.opening_hours import parse_opening_hours
 from bot.stations import facilities as fac
-from bot.stations.service import StationService
+from bot.stations.service import OPEN_DETOUR_FACTOR, OPEN_DETOUR_M, StationService, rank_metres
 from storage import stations as repo
 from storage.db import Database
 
@@ -74,6 +82,7 @@ KD_MARGIN = 3  # the KD-tree takes K + 3 by chord, so rounding near a tie cannot
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 MIN_QPS_SECONDS = 0.5  # a queries/s figure covers at least this much work (the query set repeated)
 NOW = dt.datetime(2026, 11, 25, 4, 0, tzinfo=dt.UTC)  # a Wednesday noon in Hangzhou
+TZ = dt.timezone(dt.timedelta(hours=8))
 
 # Zhejiang's extent (WGS-84) and its cities with a rough weight for station density.
 LAT_RANGE = (27.05, 31.18)
@@ -172,12 +181,21 @@ def haversine_to(
     return 2 * EARTH_RADIUS_M * np.arcsin(np.sqrt(np.minimum(h, 1.0)))
 
 
-def nearest_k(d: np.ndarray, rows: np.ndarray, station_id: np.ndarray) -> list[int]:
-    """Of candidate ``rows`` within the radius (``d``: their metres), the K nearest, ties by station id."""
+def rank(d: np.ndarray, closed: np.ndarray) -> np.ndarray:
+    """``bot.stations.service.rank_metres`` over arrays: a station closed now ranks farther."""
+    return np.where(closed, np.maximum(d * OPEN_DETOUR_FACTOR, d + OPEN_DETOUR_M), d)
+
+
+def nearest_k(
+    d: np.ndarray, rows: np.ndarray, station_id: np.ndarray, closed: np.ndarray | None = None
+) -> list[int]:
+    """Of candidate ``rows`` within the radius (``d``: their metres), the first K as the bot ranks
+    them (by ``rank``, then distance and station id; ``closed[row]``: closed now)."""
+    key = d if closed is None else rank(d, closed[rows])
     if len(d) > K:
-        keep = d <= np.partition(d, K - 1)[K - 1]  # the K nearest and any tied with the K-th
-        d, rows = d[keep], rows[keep]
-    return rows[np.lexsort((station_id[rows], d))[:K]].tolist()
+        keep = key <= np.partition(key, K - 1)[K - 1]  # the first K and any tied with the K-th
+        d, rows, key = d[keep], rows[keep], key[keep]
+    return rows[np.lexsort((station_id[rows], d, key))[:K]].tolist()
 
 
 class FullScan:
@@ -185,17 +203,20 @@ class FullScan:
 
     name = "full scan"
 
-    def __init__(self, lat: np.ndarray, lon: np.ndarray, station_id: np.ndarray) -> None:
+    def __init__(
+        self, lat: np.ndarray, lon: np.ndarray, station_id: np.ndarray, closed: np.ndarray | None = None
+    ) -> None:
         self.lon = lon
         self.phi = np.radians(lat)
         self.cos_phi = np.cos(self.phi)
         self.station_id = station_id
+        self.closed = closed
         self.nbytes = self.phi.nbytes + self.cos_phi.nbytes + lon.nbytes
 
     def query(self, lat: float, lon: float) -> list[int]:
         d = haversine_to(lat, lon, self.phi, self.lon, self.cos_phi)
         within = np.flatnonzero(d <= RADIUS_M)
-        return nearest_k(d[within], within, self.station_id)
+        return nearest_k(d[within], within, self.station_id, self.closed)
 
 
 class LatBand:
@@ -203,7 +224,10 @@ class LatBand:
 
     name = "lat band"
 
-    def __init__(self, lat: np.ndarray, lon: np.ndarray, station_id: np.ndarray) -> None:
+    def __init__(
+        self, lat: np.ndarray, lon: np.ndarray, station_id: np.ndarray, closed: np.ndarray | None = None
+    ) -> None:
+        self.closed = closed
         self.row = np.argsort(lat, kind="stable")
         self.lat = lat[self.row]
         self.lon = lon[self.row]
@@ -219,17 +243,22 @@ class LatBand:
         hi = int(np.searchsorted(self.lat, lat + self.half_deg, "right"))
         d = haversine_to(lat, lon, self.phi[lo:hi], self.lon[lo:hi], self.cos_phi[lo:hi])
         within = np.flatnonzero(d <= RADIUS_M)
-        return nearest_k(d[within], self.row[lo + within], self.station_id)
+        return nearest_k(d[within], self.row[lo + within], self.station_id, self.closed)
 
 
 class KDTree:
     """scipy's cKDTree over 3-D unit vectors: the K + 3 nearest within the 3 km chord (the chord grows
-    with the great-circle distance, so they are the nearest by haversine too), re-ranked by haversine."""
+    with the great-circle distance, so they are the nearest by haversine too), re-ranked by haversine.
+    With closed stations ranked farther, more are asked for until every station nearer than the K-th
+    rank has been seen (as ours does)."""
 
     name = "KD-tree"
     NODE_BYTES = 72  # scipy's ckdtreenode: 9 machine words
 
-    def __init__(self, lat: np.ndarray, lon: np.ndarray, station_id: np.ndarray) -> None:
+    def __init__(
+        self, lat: np.ndarray, lon: np.ndarray, station_id: np.ndarray, closed: np.ndarray | None = None
+    ) -> None:
+        self.closed = closed
         phi, lam = np.radians(lat), np.radians(lon)
         xyz = np.column_stack((np.cos(phi) * np.cos(lam), np.cos(phi) * np.sin(lam), np.sin(phi)))
         self.tree = cKDTree(xyz)
@@ -245,25 +274,39 @@ class KDTree:
     def query(self, lat: float, lon: float) -> list[int]:
         p, lam = math.radians(lat), math.radians(lon)
         point = (math.cos(p) * math.cos(lam), math.cos(p) * math.sin(lam), math.sin(p))
-        dist, rows = self.tree.query(point, k=K + KD_MARGIN, distance_upper_bound=self.chord)
-        rows = rows[np.isfinite(dist)]  # fewer than K + 3 within the chord: the rest come back as inf
-        d = haversine_to(lat, lon, self.phi[rows], self.lon[rows], self.cos_phi[rows])
-        within = d <= RADIUS_M
-        return nearest_k(d[within], rows[within], self.station_id)
+        k = K + KD_MARGIN
+        while True:
+            dist, rows = self.tree.query(point, k=k, distance_upper_bound=self.chord)
+            complete = not np.isfinite(dist[-1])  # fewer than k within the chord: the rest are inf
+            rows = rows[np.isfinite(dist)]
+            d = haversine_to(lat, lon, self.phi[rows], self.lon[rows], self.cos_phi[rows])
+            within = d <= RADIUS_M
+            found = nearest_k(d[within], rows[within], self.station_id, self.closed)
+            if complete or self.closed is None or len(found) < K:
+                return found
+            # Sure when the K-th rank is within the distance of the last one read (with room for
+            # the chord's rounding); else read twice as many.
+            kth = rank(d[np.flatnonzero(rows == found[-1])], self.closed[found[-1:]])[0]
+            if kth <= d.max() * (1 - 1e-6):
+                return found
+            k *= 2
 
 
 ANCHORS = (FullScan, LatBand, KDTree)
 
 
-def geodesic_scan(lat: np.ndarray, lon: np.ndarray, q: tuple[float, float], idx: np.ndarray) -> list[tuple]:
-    """The naive way: geopy's geodesic to every station in ``idx``; nearest K within the radius."""
+def geodesic_scan(
+    lat: np.ndarray, lon: np.ndarray, q: tuple[float, float], idx: np.ndarray, closed: np.ndarray
+) -> list[tuple]:
+    """The naive way: geopy's geodesic to every station in ``idx``; the first K within the radius as
+    (rank metres, row), ranked as the bot ranks."""
     out = []
     for i in idx.tolist():
         d = geodesic(q, (lat[i], lon[i])).meters
         if d <= RADIUS_M:
-            out.append((d, i))
+            out.append((rank_metres(d, closed=bool(closed[i])), d, i))
     out.sort()
-    return out[:K]
+    return [(r, i) for r, _, i in out[:K]]
 
 
 def same_up_to_ties(ref: list[tuple[float, int]], got: list[int]) -> bool:
@@ -337,10 +380,16 @@ def timed_threads(
 
 
 def run_anchor(
-    cls: type, lat: np.ndarray, lon: np.ndarray, station_id: np.ndarray, queries, threads: int
+    cls: type,
+    lat: np.ndarray,
+    lon: np.ndarray,
+    station_id: np.ndarray,
+    closed: np.ndarray,
+    queries,
+    threads: int,
 ) -> dict:
     s = time.perf_counter()
-    anchor = cls(lat, lon, station_id)
+    anchor = cls(lat, lon, station_id, closed)
     build_s = time.perf_counter() - s
     r = timed_serial(anchor.query, queries)
     r.update(name=cls.name, build_s=build_s, mb=anchor.nbytes / 2**20, threads=threads, qpsn=None)
@@ -355,8 +404,10 @@ def run_anchor(
 # --------------------------------------------------------------------------------------------------
 
 
-async def run_ours(db: Database, index_of: dict[int, int], queries: list[tuple[float, float]]) -> dict:
-    core = Core(config=Config(), clock=FakeClock(NOW), db=db, catalog=Catalog.load())
+async def run_ours(
+    db: Database, index_of: dict[int, int], queries: list[tuple[float, float]], now: dt.datetime = NOW
+) -> dict:
+    core = Core(config=Config(), clock=FakeClock(now), db=db, catalog=Catalog.load())
     service = StationService(core)
 
     async def ours(q: tuple[float, float]) -> list[int]:
@@ -400,8 +451,24 @@ def agreement(ours: list[list[int]], r: dict) -> tuple[int, int]:
     return sum(a == b == c for a, b, c in zip(ours[:n], r["answers"], threaded[:n], strict=True)), n
 
 
+def closed_at(rows: list[repo.StationData], size: int, at: dt.datetime) -> np.ndarray:
+    """closed[row]: the station has opening hours and is closed at ``at`` (local time)."""
+    closed = np.zeros(size, dtype=bool)
+    shut = {h: bool(h) and not parse_opening_hours(h).status(at).is_open for h in HOURS}
+    for r in rows:
+        if shut[r.opening_hours]:
+            closed[int(r.external_id.removeprefix("bench-"))] = True
+    return closed
+
+
 async def run_one(
-    size: int, layout: str, n_queries: int, workdir: Path, geo_queries: int, threads: int
+    size: int,
+    layout: str,
+    n_queries: int,
+    workdir: Path,
+    geo_queries: int,
+    threads: int,
+    now: dt.datetime = NOW,
 ) -> dict:
     load_before = os.getloadavg()[0]
     rng = np.random.default_rng(20261125 + size + (layout == "clustered"))
@@ -411,12 +478,13 @@ async def run_one(
     path = workdir / f"{layout}-{size}.sqlite3"
     db, index_of = await build_db(path, rows)
     load_s = time.perf_counter() - t0
+    closed = closed_at(rows, size, now.astimezone(TZ))
     del rows
     # Couriers ask from where the work is: the same spread as the stations (a fresh sample).
     qlat, qlon = (clustered_points if layout == "clustered" else uniform_points)(rng, n_queries)
     queries = list(zip(qlat.tolist(), qlon.tolist(), strict=True))
 
-    ours = await run_ours(db, index_of, queries)
+    ours = await run_ours(db, index_of, queries, now)
     await db.close()
     ours["db_mb"] = path.stat().st_size / 2**20
 
@@ -427,29 +495,29 @@ async def run_one(
     for cls in ANCHORS:
         # The full scan is slow: keep it to a few seconds (100 queries at 1M).
         n = min(len(queries), max(100, 40_000_000 // size)) if cls is FullScan else len(queries)
-        r = run_anchor(cls, lat, lon, station_id, queries[:n], threads)
+        r = run_anchor(cls, lat, lon, station_id, closed, queries[:n], threads)
         r["agree"] = agreement(ours["answers"], r)
         anchors.append(r)
 
     # Naive geodesic: whole at 10k; sampled (5,000 stations per query, time extrapolated) above.
     sample = min(size, 5000)
-    scan = FullScan(lat, lon, station_id)
+    scan = FullScan(lat, lon, station_id, closed)
     geo_times, agree_geo = [], 0
     for qi in range(geo_queries):
         q = queries[qi]
         if size <= sample:
             s = time.perf_counter()
-            ref = geodesic_scan(lat, lon, q, np.arange(size))
+            ref = geodesic_scan(lat, lon, q, np.arange(size), closed)
             geo_times.append(time.perf_counter() - s)
         else:
             pick = rng.choice(size, sample, replace=False)
             s = time.perf_counter()
-            geodesic_scan(lat, lon, q, pick)
+            geodesic_scan(lat, lon, q, pick, closed)
             geo_times.append((time.perf_counter() - s) * size / sample)
             # The reference answer: geodesic over every station the haversine scan puts within 3.09 km
             # (a superset of the geodesic 3 km circle), since a 1M geodesic scan takes minutes.
             d = haversine_to(q[0], q[1], scan.phi, scan.lon, scan.cos_phi)
-            ref = geodesic_scan(lat, lon, q, np.flatnonzero(d <= RADIUS_M * 1.03))
+            ref = geodesic_scan(lat, lon, q, np.flatnonzero(d <= RADIUS_M * 1.03), closed)
         agree_geo += same_up_to_ties(ref, ours["answers"][qi])
     return {
         "size": size,
@@ -595,7 +663,10 @@ def main() -> int:
     parser.add_argument(
         "--threads", type=int, default=CORES, help=f"threads for the anchors' parallel run (cores: {CORES})"
     )
+    parser.add_argument("--at", default="12:00", help="local time on the Wednesday asked at (HH:MM)")
     args = parser.parse_args()
+    hour, minute = (int(x) for x in args.at.split(":"))
+    now = dt.datetime(2026, 11, 25, hour, minute, tzinfo=TZ).astimezone(dt.UTC)
     threads = max(1, min(args.threads, CORES))  # never more threads than cores
     sizes = [int(s) for s in args.sizes.split(",")]
     print(f"{CORES} cores, anchors on 1 and {threads} threads; load average {os.getloadavg()[0]:.2f}")
@@ -604,7 +675,7 @@ def main() -> int:
         for size in sizes:
             for layout in args.layouts.split(","):
                 r = asyncio.run(
-                    run_one(size, layout, args.queries, Path(tmp), args.geodesic_queries, threads)
+                    run_one(size, layout, args.queries, Path(tmp), args.geodesic_queries, threads, now)
                 )
                 results.append(r)
                 print_scenario(r, threads)

@@ -29,6 +29,8 @@ SCENARIOS: dict[str, str] = {
     "rank": "bench.scale.rank",
     "reports": "bench.scale.reports",
     "desk": "bench.scale.desk",
+    "outbox": "bench.scale.outbox",
+    "meetings": "bench.scale.meetings",
 }
 
 

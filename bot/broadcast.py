@@ -96,6 +96,8 @@ class Figures:
     expired: int
     pending: int
     reasons: dict[str, int]
+    # In flight when the process died (or timed out): Telegram may have it. Not failed: not to resend.
+    unknown: int = 0
 
     @property
     def finished(self) -> bool:
@@ -236,6 +238,9 @@ class BroadcastService:
                         due_at=plan.send_at,
                         batch=batch,
                         priority=9,
+                        # An urgent notice (a typhoon warning) in flight at a crash is sent again: a
+                        # rare duplicate beats a missed warning. Others are reported "delivery unknown".
+                        resend_if_unknown=draft.urgent,
                     )
                     for chat_id in plan.recipients
                 ],
@@ -274,6 +279,7 @@ class BroadcastService:
             expired=counts.get("expired", 0),
             pending=counts.get("pending", 0) + counts.get("sending", 0),
             reasons=reasons,
+            unknown=counts.get("unknown", 0),
         )
 
     def render(self, b: repo.Broadcast, f: Figures, lang: str) -> str:
@@ -298,6 +304,8 @@ class BroadcastService:
                 total=f.total,
             ),
         ]
+        if f.unknown:
+            lines.append(t(lang, "broadcast.report_unknown", count=f.unknown))
         if f.cancelled:
             lines.append(t(lang, "broadcast.report_cancelled_rows", count=f.cancelled))
         for reason, count in list(f.reasons.items())[:5]:

@@ -987,6 +987,7 @@ class TaskService:
                     payload=send_payload("\n".join(lines), markup),
                     due_at=due,
                     expires_at=task.starts_at,
+                    resend_if_unknown=True,  # in flight at a crash: sent again (better twice than missed)
                 )
             )
         await self.core.outbox.enqueue(messages, tx, mode="revive")

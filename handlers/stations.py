@@ -29,6 +29,7 @@ from telegram import (
     Message,
     Update,
 )
+from telegram.error import BadRequest
 from telegram.ext import (
     Application,
     CallbackQueryHandler,
@@ -42,14 +43,18 @@ from telegram.ext import (
 from bot.core.app import XContext
 from bot.core.authz import Perm
 from bot.kit.geo import CoordinateError, LatLon, amap_marker_url, parse_coordinates
+from bot.kit.numbers import parse_id
 from bot.kit.opening_hours import OpeningHoursError, parse_opening_hours
 from bot.stations import facilities as fac
+from bot.stations import intents
 from bot.stations.service import (
     FLAG_REASONS,
+    OPEN_FILTER,
     Found,
     StationInputError,
     StationService,
     format_distance,
+    format_when,
     format_where,
     render_card,
     render_details,
@@ -59,6 +64,7 @@ from handlers.common import (
     actor_of,
     cb,
     community,
+    deep_link,
     draft_state,
     drop_draft,
     is_private,
@@ -75,9 +81,18 @@ COMMANDS = [
     Command("addstation", "stations.ui.cmd_addstation", scope="private", perm=Perm.STATIONS_EDIT),
 ]
 
-# Filter codes <-> one letter in callback data.
-_LETTER = {"charge": "c", "swap": "s", "meal": "m", "toilet": "t", "water": "w"}
+# Filter codes <-> one letter in callback data ("o": open now, beside the facility filters).
+_LETTER = {OPEN_FILTER: "o", "charge": "c", "swap": "s", "meal": "m", "toilet": "t", "water": "w"}
 _CODE = {v: k for k, v in _LETTER.items()}
+_FILTER_BUTTONS = ((OPEN_FILTER, "🟢"), *((f.code, f.icon) for f in fac.FILTERS))
+LOCATION_FRESH = dt.timedelta(minutes=30)
+"""A shared location this recent answers a typed word (厕所, 充电...) without asking again."""
+PENDING_FRESH = dt.timedelta(minutes=15)
+"""A word typed without a fresh location: its filter applies to a location shared within this time."""
+PENDING = "stations_pending"  # user_data: {"letters": "t", "at": ISO}
+FLAG_NOTES = "stations_flag_notes"  # user_data: [{"flag", "chat", "msg", "at"}], the latest last
+FLAG_NOTES_KEPT = 5
+FLAG_NOTE_FRESH = dt.timedelta(hours=24)
 EDIT_FIELDS = ("name", "address", "opening_hours", "facilities", "phone", "location")
 TEXT_LIMITS = {"name": 60, "address": 120, "opening_hours": 120, "facilities": 300, "phone": 40}
 DRAFT = "stations"
@@ -93,13 +108,53 @@ def _service(context: XContext) -> StationService:
 
 
 def _filters_text(letters: str) -> str:
-    return "".join(ch for ch in "cswtm" if ch in letters)
+    return "".join(ch for ch in "ocswtm" if ch in letters)
 
 
 def _remember_location(context: XContext, lat: float, lon: float) -> None:
-    """The wish wall lists nearest tasks first for an hour after a courier shared a location."""
+    """The last shared location (user_data["location"], also read by the wish wall): a typed 厕所
+    within LOCATION_FRESH uses it."""
     if context.user_data is not None:
         context.user_data["location"] = {"lat": lat, "lon": lon, "at": context.core.clock.now().isoformat()}
+
+
+def _since(context: XContext, saved: Any) -> dt.timedelta | None:
+    """How long ago an ISO time stored in user_data was (None: missing or unreadable)."""
+    try:
+        at = dt.datetime.fromisoformat(str(saved))
+    except (TypeError, ValueError):
+        return None
+    if at.tzinfo is None:
+        return None
+    return context.core.clock.now() - at
+
+
+def _fresh_location(context: XContext) -> tuple[float, float, dt.timedelta] | None:
+    """The last shared location if it is at most LOCATION_FRESH old: (lat, lon, age)."""
+    saved = context.user_data.get("location") if context.user_data is not None else None
+    if not isinstance(saved, dict):
+        return None
+    age = _since(context, saved.get("at"))
+    try:
+        lat, lon = float(saved["lat"]), float(saved["lon"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if age is None or not dt.timedelta(0) <= age <= LOCATION_FRESH:
+        return None
+    return lat, lon, age
+
+
+def _take_pending(update: Update, context: XContext) -> str:
+    """The filter letters a typed word left for the next location (private chats only), used once."""
+    if not is_private(update) or context.user_data is None:
+        return ""
+    pending = context.user_data.pop(PENDING, None)
+    if not isinstance(pending, dict):
+        return ""
+    age = _since(context, pending.get("at"))
+    if age is None or not dt.timedelta(0) <= age <= PENDING_FRESH:
+        return ""
+    return "".join(ch for ch in str(pending.get("letters", "")) if ch in _CODE)
 
 
 # -- nearest ------------------------------------------------------------------------------------
@@ -117,11 +172,13 @@ async def _nearest_view(
     radius_text = _radius_text(context, radius)
     rows: list[list[InlineKeyboardButton]] = []
     lines: list[str] = []
-    labels = "、".join(context.t(f"stations.filter.{c}") for c in codes)
+    labels = context.t("stations.label_sep").join(context.t(f"stations.filter.{c}") for c in codes)
     if result.items:
         lines.append(context.t("stations.results_title", radius=radius_text))
         if codes:
             lines.append(context.t("stations.ui.filters_active", filters=labels))
+        if result.passed_closed:
+            lines.append(context.t("stations.open_first_note"))
         for i, found in enumerate(result.items, start=result.offset + 1):
             lines.append("")
             lines.append(render_card(catalog, lang, found, index=i))
@@ -141,7 +198,7 @@ async def _nearest_view(
             elif not codes:
                 lines.append(context.t("stations.none_at_all"))
         else:
-            lines.append(context.t("stations.nearest_anyway", where=format_where(catalog, lang, nearest)))
+            lines.append(_nearest_anyway(context, nearest))
             lines.append(render_card(catalog, lang, nearest, index=1))
             rows.append(_station_buttons(context, nearest, 1))
         # Offer the wider radius only when it would find something (the nearest one lies within it).
@@ -156,15 +213,14 @@ async def _nearest_view(
                     )
                 ]
             )
-    rows.append(
-        [
-            InlineKeyboardButton(
-                ("✅" if _LETTER[f.code] in letters else f.icon) + context.t(f"stations.filter.{f.code}"),
-                callback_data=_n(lat, lon, 0, _toggle(letters, _LETTER[f.code]), wide),
-            )
-            for f in fac.FILTERS
-        ]
-    )
+    buttons = [
+        InlineKeyboardButton(
+            ("✅" if _LETTER[code] in letters else icon) + context.t(f"stations.filter.{code}"),
+            callback_data=_n(lat, lon, 0, _toggle(letters, _LETTER[code]), wide),
+        )
+        for code, icon in _FILTER_BUTTONS
+    ]
+    rows += [buttons[:3], buttons[3:]]
     nav = []
     if page > 0:
         nav.append(
@@ -187,6 +243,20 @@ async def _nearest_view(
     if nav:
         rows.append(nav)
     return "\n".join(lines), InlineKeyboardMarkup(rows)
+
+
+def _nearest_anyway(context: XContext, found: Found) -> str:
+    """The line above the one station shown when none is within the radius: open, or when it opens."""
+    where = format_where(context.core.catalog, context.lang, found)
+    status = found.status
+    if status is None:
+        return context.t("stations.nearest_anyway", where=where)
+    if status.is_open:
+        return context.t("stations.nearest_anyway_open", where=where)
+    if status.changes_at is None:
+        return context.t("stations.nearest_anyway_shut", where=where)
+    when = format_when(context.core.catalog, context.lang, status.changes_at, found.checked_at)
+    return context.t("stations.nearest_anyway_closed", where=where, when=when)
 
 
 def _radius_text(context: XContext, metres: float) -> str:
@@ -219,9 +289,23 @@ def _station_buttons(context: XContext, found: Found, index: int) -> list[Inline
     ]
 
 
-async def _answer_point(update: Update, context: XContext, lat: float, lon: float, note: str = "") -> None:
-    _remember_location(context, lat, lon)
-    text, keyboard = await _nearest_view(context, lat, lon, 0, "", False)
+async def _answer_point(
+    update: Update,
+    context: XContext,
+    lat: float,
+    lon: float,
+    note: str = "",
+    letters: str | None = None,
+    *,
+    remember: bool = True,
+) -> None:
+    """The nearest stations to a point sent now (``remember``: kept as the last location); ``letters``:
+    filters, by default those a typed word left waiting for this location (厕所 -> "t")."""
+    if remember:
+        _remember_location(context, lat, lon)
+    if letters is None:
+        letters = _take_pending(update, context)
+    text, keyboard = await _nearest_view(context, lat, lon, 0, letters, False)
     await reply(update, context, (note + "\n" + text) if note else text, reply_markup=keyboard)
 
 
@@ -354,6 +438,10 @@ _MENU_KEYS = ("menu.stations", "menu.report", "menu.wishes", "menu.meetings", "m
 
 async def on_free_text(update: Update, context: XContext) -> None:
     text = (update.effective_message.text or "").strip()
+    intent = intents.read(text)
+    if intent is not None:
+        await _answer_intent(update, context, intent)
+        return
     if text and await _service(context).search(text[:40], limit=1):
         await _search(update, context, text)
         return
@@ -361,6 +449,43 @@ async def on_free_text(update: Update, context: XContext) -> None:
         update,
         context,
         context.t("stations.ui.free_text_hint", query=text[:40], button=context.t("menu.stations")),
+        reply_markup=main_menu(context),
+    )
+
+
+async def _answer_intent(update: Update, context: XContext, intent: intents.Intent) -> None:
+    """A word typed in private: 你好 -> the short help; 附近 -> ask for the location; 厕所 -> the
+    nearest with a toilet from the last location shared within LOCATION_FRESH, else ask for one and
+    keep the filter for it (PENDING_FRESH)."""
+    if intent.kind == "hello":
+        name = update.effective_user.first_name if update.effective_user else ""
+        text = context.t("start.greeting", name=name) + "\n\n" + context.t("stations.ui.hello_tip")
+        await reply(update, context, text, reply_markup=main_menu(context))
+        return
+    if intent.kind == "nearby":
+        context.user_data.pop(PENDING, None)
+        await _ask_location_private(update, context)
+        return
+    letters = _filters_text("".join(_LETTER[c] for c in intent.filters))
+    button = context.t("menu.stations")
+    fresh = _fresh_location(context)
+    if fresh is not None:
+        lat, lon, age = fresh
+        minutes = int(age.total_seconds() // 60)
+        if minutes < 1:
+            note = context.t("stations.ui.word_saved_location_now", button=button)
+        else:
+            note = context.t("stations.ui.word_saved_location", minutes=minutes, button=button)
+        context.user_data.pop(PENDING, None)
+        await _answer_point(update, context, lat, lon, note, letters=letters, remember=False)
+        return
+    context.user_data[PENDING] = {"letters": letters, "at": context.core.clock.now().isoformat()}
+    labels = context.t("stations.label_sep").join(context.t(f"stations.filter.{c}") for c in intent.filters)
+    what = context.t("stations.ui.word_filter_label", filters=labels)
+    await reply(
+        update,
+        context,
+        context.t("stations.ui.word_ask_location", filters=what, button=button),
         reply_markup=main_menu(context),
     )
 
@@ -431,6 +556,16 @@ async def _details_view(
         [InlineKeyboardButton(context.t("stations.ui.flag"), callback_data=cb("st", "f", s.id))],
     ]
     decision = await context.core.authz.check(actor_of(actor_update), Perm.STATIONS_EDIT, s.area)
+    if decision.allowed and not is_private(actor_update):
+        # A moderator in a group (the moderators' chat, from a flag notice): editing is a private
+        # conversation; this button opens it at the station.
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    context.t("stations.ui.edit_private"), url=deep_link(context, f"station_{s.id}")
+                )
+            ]
+        )
     if decision.allowed and is_private(actor_update):
         edit = [
             InlineKeyboardButton(context.t(f"stations.ui.edit_{f}"), callback_data=cb("st", "e", s.id, f))
@@ -457,6 +592,15 @@ async def details_pressed(update: Update, context: XContext) -> None:
         await query.answer(context.t("stations.ui.gone"), show_alert=True)
         return
     await query.answer()
+    await reply(update, context, view[0], reply_markup=view[1])
+
+
+async def station_link(update: Update, context: XContext, arg: str) -> None:
+    """/start station_12: a station's details in private (from the moderators' chat)."""
+    view = await _details_view(context, parse_id(arg) or 0, update)
+    if view is None:
+        await reply(update, context, context.t("stations.ui.gone"), reply_markup=main_menu(context))
+        return
     await reply(update, context, view[0], reply_markup=view[1])
 
 
@@ -519,28 +663,64 @@ async def flag_reason_pressed(update: Update, context: XContext) -> None:
     await query.edit_message_text(text)
     if not result.duplicate and reason in NOTE_REASONS:
         # The flag is already stored and on its way; an explanation is optional. A reply reaches the
-        # bot in a group too (privacy mode), hence ForceReply rather than a conversation step.
-        await reply(
-            update,
-            context,
-            context.t("stations.ui.flag_note_ask", flag_id=result.flag_id),
-            reply_markup=ForceReply(selective=True),
+        # bot in a group too (privacy mode), hence ForceReply rather than a conversation step. The
+        # prompt shows no id: the flag is kept in the courier's data, by the prompt's message id.
+        pending = _flag_notes(context)
+        entry: dict[str, Any] = {
+            "flag": result.flag_id,
+            "chat": update.effective_chat.id,
+            "msg": None,
+            "at": context.core.clock.now().isoformat(),
+        }
+        pending.append(entry)
+        del pending[:-FLAG_NOTES_KEPT]
+        prompt = await reply(
+            update, context, context.t("stations.ui.flag_note_ask"), reply_markup=ForceReply(selective=True)
         )
+        if prompt is not None:
+            entry["msg"] = prompt.message_id
 
 
-_FLAG_REF = re.compile(r"#(\d{1,12})\s*$")
+def _flag_notes(context: XContext) -> list[dict[str, Any]]:
+    notes = context.user_data.get(FLAG_NOTES)
+    if not isinstance(notes, list):
+        notes = context.user_data[FLAG_NOTES] = []
+    return notes
+
+
+_FLAG_REF = re.compile(r"#(\d{1,12})\s*$")  # prompts sent before 0013 ended with "#<flag id>"
+
+
+def _flag_of_prompt(context: XContext, chat_id: int, prompt: Message) -> int | None:
+    """The flag a "want to say more?" prompt asked about: by its message id, else the latest flag
+    asked about in this chat (a prompt that went out through the outbox has no id noted), else the
+    id an older prompt showed."""
+    notes = []
+    for note in _flag_notes(context):
+        age = _since(context, note.get("at")) if isinstance(note, dict) else None
+        if age is not None and age <= FLAG_NOTE_FRESH and note.get("chat") == chat_id:
+            notes.append(note)
+    for note in reversed(notes):
+        if note.get("msg") == prompt.message_id:
+            return int(note["flag"])
+    for note in reversed(notes):
+        if note.get("msg") is None:
+            return int(note["flag"])
+    found = _FLAG_REF.search(prompt.text or "")
+    return int(found.group(1)) if found else None
 
 
 async def on_flag_note(update: Update, context: XContext) -> None:
-    """A reply to the "want to say more?" prompt: the note goes to the same moderators."""
+    """A reply to the "want to say more?" prompt: the note goes to the same moderators (the service
+    checks the flag is the courier's own and has no note yet)."""
     message = update.effective_message
     target = message.reply_to_message
-    found = _FLAG_REF.search((target.text or "") if target else "")
-    if found is None:
-        return
-    added = await _service(context).add_flag_note(
-        int(found.group(1)), update.effective_user.id, message.text or ""
+    flag_id = _flag_of_prompt(context, update.effective_chat.id, target) if target is not None else None
+    added = flag_id is not None and await _service(context).add_flag_note(
+        flag_id, update.effective_user.id, message.text or ""
     )
+    if added:
+        context.user_data[FLAG_NOTES] = [n for n in _flag_notes(context) if n.get("flag") != flag_id]
     await reply(
         update, context, context.t("stations.ui.flag_note_done" if added else "stations.ui.flag_note_stale")
     )
@@ -560,9 +740,70 @@ class _FlagNotePrompt(filters.MessageFilter):
             target is not None
             and target.from_user is not None
             and target.from_user.is_bot
-            and _FLAG_REF.search(text)
             and any(text.startswith(s) for s in self.starts)
         )
+
+
+# -- moderators: a flag's notice in the moderators' chat --------------------------------------------
+
+
+async def flag_notice_pressed(update: Update, context: XContext) -> None:
+    """st:fg:<action>:<flag id> under a flag notice: d details, h handled, x deactivate (asks), y
+    confirm, b back. The flag and its station are re-read; each needs STATIONS_EDIT on its area."""
+    query = update.callback_query
+    parts = (query.data or "").split(":")
+    action = parts[2] if len(parts) == 4 else ""
+    flag_id = (parse_id(parts[3]) if len(parts) == 4 else None) or 0
+    service = _service(context)
+    shown = await service.flag_notice(flag_id) if action in ("d", "h", "x", "y", "b") else None
+    if shown is None:
+        await query.answer(context.t("error.stale_button"), show_alert=True)
+        return
+    station = shown.station
+    if not await require(update, context, Perm.STATIONS_EDIT, station.area):
+        return
+    if action == "d":
+        view = await _details_view(context, station.id, update)
+        await query.answer()
+        if view is not None:
+            await reply(update, context, view[0], reply_markup=view[1])
+        return
+    if action in ("x", "b"):
+        if shown.flag.handled_at is not None:
+            await query.answer(context.t("stations.ui.flag_already"), show_alert=True)
+            await _show_notice(query, shown.text, shown.markup)
+            return
+        lang = context.core.config.bot.default_language
+        if action == "x":
+            await query.answer(context.t("stations.ui.flag_confirm", name=station.name))
+        else:
+            await query.answer(context.t("stations.ui.flag_back"))
+        markup = service.flag_keyboard(lang, shown.flag, confirm=action == "x")
+        await _show_notice(query, shown.text, markup)
+        return
+    outcome = await service.handle_flag(
+        flag_id, update.effective_user.id, "deactivated" if action == "y" else "handled"
+    )
+    if outcome is None:
+        await query.answer(context.t("error.stale_button"), show_alert=True)
+        return
+    if not outcome.changed:
+        text = context.t("stations.ui.flag_already")
+    elif action == "y":
+        text = context.t("stations.ui.flag_deactivated_now", name=station.name)
+    else:
+        text = context.t("stations.ui.flag_handled_now")
+    await query.answer(text, show_alert=action == "y" or not outcome.changed)
+    await _show_notice(query, outcome.notice.text, outcome.notice.markup)
+
+
+async def _show_notice(query: Any, text: str, markup: dict[str, Any]) -> None:
+    """Redraw a flag notice (its text as the database now has it, and its buttons)."""
+    keyboard = InlineKeyboardMarkup.de_json(markup, None)
+    try:
+        await query.edit_message_text(text, reply_markup=keyboard)
+    except BadRequest:  # not modified, or the message is gone: nothing to redraw
+        pass
 
 
 # -- moderators: activate, deactivate, edit, add ----------------------------------------------------
@@ -680,12 +921,24 @@ def _input_error(context: XContext, exc: StationInputError) -> str:
         )
     if exc.field == "lat":
         return context.t("stations.ui.invalid_lat", detail=", ".join(exc.values))
+    if exc.field == "opening_hours" and not exc.reason.startswith("too long"):
+        code, part = (*exc.values, "", "")[:2]
+        return _hours_error(context, code, part)
     if exc.reason.startswith("too long"):
         return context.t("stations.ui.too_long", limit=exc.values[0] if exc.values else "")
     key = f"stations.ui.invalid_{exc.field}"
     if context.core.catalog.has(key):
         return context.t(key)
     return context.t("stations.ui.invalid_other", detail=exc.field)
+
+
+def _hours_error(context: XContext, code: str, part: str) -> str:
+    """Why typed opening hours were refused, with what to type instead."""
+    key = f"stations.ui.hours_error.{code}"
+    if not context.core.catalog.has(key):
+        key = "stations.ui.hours_error.unreadable"
+    why = context.t(key, part=part or "-")  # str.format ignores a value a text does not use
+    return context.t("stations.ui.invalid_opening_hours", why=why)
 
 
 async def _point_from_message(update: Update, context: XContext) -> tuple[float, float] | None:
@@ -850,8 +1103,8 @@ async def add_hours(update: Update, context: XContext) -> int:
         hours = (update.effective_message.text or "").strip()
         try:
             parse_opening_hours(hours)
-        except OpeningHoursError:
-            await reply(update, context, context.t("stations.ui.invalid_opening_hours"))
+        except OpeningHoursError as exc:
+            await reply(update, context, _hours_error(context, exc.code, exc.part))
             return ADD_HOURS
         _add(context)["opening_hours"] = hours
     await reply(update, context, context.t("stations.ui.add_address"), reply_markup=_skip_keyboard(context))
@@ -967,6 +1220,7 @@ class _StationsPrompt(filters.MessageFilter):
 def register(app: Application) -> None:
     core = app.bot_data["core"]
     deep_links(app)["stations"] = stations_link
+    deep_links(app)["station"] = station_link
     # Only new messages: an edited message (a live location moving, a corrected text) is no new ask.
     fresh = filters.UpdateType.MESSAGE
     private = filters.ChatType.PRIVATE & fresh
@@ -1019,8 +1273,9 @@ def register(app: Application) -> None:
     app.add_handler(CallbackQueryHandler(flag_pressed, pattern=r"^st:f:"))
     app.add_handler(CallbackQueryHandler(flag_reason_pressed, pattern=r"^st:fr:"))
     app.add_handler(CallbackQueryHandler(toggle_pressed, pattern=r"^st:(on|off):"))
+    app.add_handler(CallbackQueryHandler(flag_notice_pressed, pattern=r"^st:fg:"))
     app.add_handler(CallbackQueryHandler(stale_flow_button, pattern=r"^st:(ak|af|afd|skip|aa)"))
-    note_starts = {t.split("#")[0][:12] for t in core.catalog.all_languages("stations.ui.flag_note_ask")}
+    note_starts = {t[:12] for t in core.catalog.all_languages("stations.ui.flag_note_ask")}
     app.add_handler(MessageHandler(text & fresh & _FlagNotePrompt(note_starts), on_flag_note))
     # In groups: replies to the /stations prompt (they reach the bot under privacy mode).
     prompts = core.catalog.all_languages("stations.ui.group_ask")

@@ -294,6 +294,19 @@ class Database(_Ops):
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 
+    async def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file now, on a reader connection (PASSIVE: it
+        waits for nobody and nobody waits for it). A long run of short write transactions (the outbox
+        prune) calls it between batches; otherwise the commit that fills the log to SQLite's
+        auto-checkpoint size pays for the copy while holding the writer lock. SQLite-specific (WAL)."""
+        if not self._all_readers:
+            return
+        conn = await self._readers.get()
+        try:
+            await conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
+        finally:
+            self._readers.put_nowait(conn)
+
     # -- migrations ---------------------------------------------------------------------------
 
     async def migrate(self) -> list[str]:

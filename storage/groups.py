@@ -128,3 +128,14 @@ async def areas(db: Executor) -> list[tuple[str, int]]:
         "SELECT area, COUNT(*) FROM groups WHERE active = 1 AND area IS NOT NULL GROUP BY area ORDER BY area"
     )
     return [(r[0], r[1]) for r in rows]
+
+
+async def get_many(db: Executor, chat_ids: list[int]) -> dict[int, GroupRecord]:
+    """Several groups in one query, by chat id (missing ones left out)."""
+    found: dict[int, GroupRecord] = {}
+    for start in range(0, len(chat_ids), 500):
+        chunk = chat_ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in await db.fetchall(f"SELECT * FROM groups WHERE chat_id IN ({marks})", chunk):
+            found[row["chat_id"]] = _record(row)
+    return found

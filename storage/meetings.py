@@ -194,12 +194,30 @@ async def get(db: Executor, meeting_id: int) -> MeetingRecord | None:
 
 
 async def _many(db: Executor, rows: list[Row]) -> list[MeetingRecord]:
-    out = []
-    for row in rows:
-        meeting = await get(db, row["id"])
-        if meeting is not None:
-            out.append(meeting)
-    return out
+    """The meetings of `rows` (ids) with their targets and overrides: three queries, not three each."""
+    ids = [row["id"] for row in rows]
+    if not ids:
+        return []
+    found: dict[int, Row] = {}
+    targets: dict[int, list[Row]] = {}
+    overrides: dict[int, list[Row]] = {}
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        marks = ",".join("?" * len(chunk))
+        for row in await db.fetchall(f"SELECT * FROM meetings WHERE id IN ({marks})", chunk):
+            found[row["id"]] = row
+        for row in await db.fetchall(
+            f"SELECT meeting_id, chat_id, area FROM meeting_targets WHERE meeting_id IN ({marks})"
+            " ORDER BY meeting_id, chat_id, area",
+            chunk,
+        ):
+            targets.setdefault(row["meeting_id"], []).append(row)
+        for row in await db.fetchall(
+            f"SELECT * FROM meeting_overrides WHERE meeting_id IN ({marks}) ORDER BY meeting_id, original_start",
+            chunk,
+        ):
+            overrides.setdefault(row["meeting_id"], []).append(row)
+    return [_meeting(found[i], targets.get(i, ()), overrides.get(i, ())) for i in ids if i in found]
 
 
 async def list_active(db: Executor) -> list[MeetingRecord]:
@@ -342,6 +360,44 @@ async def rsvp_counts(db: Executor, meeting_id: int, occurrence: dt.datetime) ->
     return counts
 
 
+async def rsvp_counts_of(
+    db: Executor, meeting_id: int, occurrences: Sequence[dt.datetime]
+) -> dict[dt.datetime, dict[str, int]]:
+    """`rsvp_counts` of several occurrences in one query (keyed by the occurrences given)."""
+    counts = {occ: dict.fromkeys(ANSWERS, 0) for occ in occurrences}
+    if not occurrences:
+        return counts
+    by_text = {to_db(occ): occ for occ in occurrences}
+    rows = await db.fetchall(
+        "SELECT occurrence, answer, COUNT(*) FROM meeting_rsvps"
+        f" WHERE meeting_id = ? AND occurrence IN ({','.join('?' * len(by_text))}) GROUP BY occurrence, answer",
+        (meeting_id, *by_text),
+    )
+    for occurrence, answer, count in rows:
+        counts[by_text[occurrence]][answer] = count
+    return counts
+
+
+async def rsvp_counts_many(
+    db: Executor, wanted: Sequence[tuple[int, dt.datetime]]
+) -> dict[tuple[int, dt.datetime], dict[str, int]]:
+    """`rsvp_counts` of many (meeting id, occurrence) pairs in one query (a key seek per pair)."""
+    counts = {pair: dict.fromkeys(ANSWERS, 0) for pair in wanted}
+    by_text = {(meeting_id, to_db(occ)): (meeting_id, occ) for meeting_id, occ in wanted}
+    pairs = list(by_text)
+    for start in range(0, len(pairs), 400):
+        chunk = pairs[start : start + 400]
+        rows = await db.fetchall(
+            f"WITH want(m, o) AS (VALUES {','.join(['(?, ?)'] * len(chunk))})"
+            " SELECT r.meeting_id, r.occurrence, r.answer, COUNT(*) FROM want"
+            " JOIN meeting_rsvps r ON r.meeting_id = want.m AND r.occurrence = want.o GROUP BY 1, 2, 3",
+            [value for pair in chunk for value in pair],
+        )
+        for meeting_id, occurrence, answer, count in rows:
+            counts[by_text[(meeting_id, occurrence)]][answer] = count
+    return counts
+
+
 async def rsvps(db: Executor, meeting_id: int, occurrence: dt.datetime) -> list[Rsvp]:
     rows = await db.fetchall(
         "SELECT user_id, answer, updated_at FROM meeting_rsvps WHERE meeting_id = ? AND occurrence = ?"
@@ -389,6 +445,50 @@ async def topics(db: Executor, meeting_id: int, occurrence: dt.datetime) -> list
     ]
 
 
+async def topics_of(
+    db: Executor, meeting_id: int, occurrences: Sequence[dt.datetime]
+) -> dict[dt.datetime, list[Topic]]:
+    """`topics` of several occurrences in one query (keyed by the occurrences given)."""
+    found: dict[dt.datetime, list[Topic]] = {occ: [] for occ in occurrences}
+    if not occurrences:
+        return found
+    by_text = {to_db(occ): occ for occ in occurrences}
+    rows = await db.fetchall(
+        f"SELECT * FROM meeting_topics WHERE meeting_id = ? AND occurrence IN ({','.join('?' * len(by_text))})"
+        " ORDER BY id",
+        (meeting_id, *by_text),
+    )
+    for r in rows:
+        found[by_text[r["occurrence"]]].append(
+            Topic(r["id"], r["meeting_id"], by_text[r["occurrence"]], r["user_id"], r["text"],
+                  from_db_required(r["created_at"]))
+        )  # fmt: skip
+    return found
+
+
+async def topics_many(
+    db: Executor, wanted: Sequence[tuple[int, dt.datetime]]
+) -> dict[tuple[int, dt.datetime], list[Topic]]:
+    """`topics` of many (meeting id, occurrence) pairs in one query (a key seek per pair)."""
+    found: dict[tuple[int, dt.datetime], list[Topic]] = {pair: [] for pair in wanted}
+    by_text = {(meeting_id, to_db(occ)): (meeting_id, occ) for meeting_id, occ in wanted}
+    pairs = list(by_text)
+    for start in range(0, len(pairs), 400):
+        chunk = pairs[start : start + 400]
+        rows = await db.fetchall(
+            f"WITH want(m, o) AS (VALUES {','.join(['(?, ?)'] * len(chunk))})"
+            " SELECT t.* FROM want JOIN meeting_topics t ON t.meeting_id = want.m AND t.occurrence = want.o"
+            " ORDER BY t.id",
+            [value for pair in chunk for value in pair],
+        )
+        for r in rows:
+            meeting_id, occ = by_text[(r["meeting_id"], r["occurrence"])]
+            found[(meeting_id, occ)].append(
+                Topic(r["id"], meeting_id, occ, r["user_id"], r["text"], from_db_required(r["created_at"]))
+            )
+    return found
+
+
 async def count_user_topics(db: Executor, meeting_id: int, occurrence: dt.datetime, user_id: int) -> int:
     return int(
         await db.fetchval(
@@ -402,23 +502,42 @@ async def count_user_topics(db: Executor, meeting_id: int, occurrence: dt.dateti
 
 
 async def link_reminders(db: Executor, links: Iterable[ReminderLink]) -> None:
-    for link in links:
-        await db.execute(
-            "INSERT INTO meeting_reminders(dedup_key, meeting_id, occurrence, chat_id, offset_minutes)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO NOTHING",
-            (link.dedup_key, link.meeting_id, to_db(link.occurrence), link.chat_id, link.offset_minutes),
-        )
+    await db.executemany(
+        "INSERT INTO meeting_reminders(dedup_key, meeting_id, occurrence, chat_id, offset_minutes)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT(dedup_key) DO NOTHING",
+        [
+            (link.dedup_key, link.meeting_id, to_db(link.occurrence), link.chat_id, link.offset_minutes)
+            for link in links
+        ],
+    )
+
+
+async def reminder_sent(db: Executor, dedup_key: str, chat_id: int, message_id: int) -> bool:
+    """Record the sent message of a reminder; False when ``dedup_key`` is no reminder."""
+    changed = await db.execute(
+        "UPDATE meeting_reminders SET chat_id = ?, message_id = ? WHERE dedup_key = ?",
+        (chat_id, message_id, dedup_key),
+    )
+    return changed > 0
 
 
 async def reminders_of(db: Executor, meeting_id: int, occurrence: dt.datetime) -> list[SentReminder]:
     """The planned reminders of one occurrence with their outbox state, sent message id and chat
-    (the outbox row's chat: a group that became a supergroup has its rows re-addressed)."""
+    (the outbox row's chat: a group that became a supergroup has its rows re-addressed).
+
+    A sent reminder whose outbox row was pruned still counts as 'sent' with the message recorded here
+    when it was sent; a pruned row that was never sent is left out.
+    """
     rows = await db.fetchall(
         """
-        SELECT r.dedup_key, o.chat_id, r.offset_minutes, o.state, o.message_id
-        FROM meeting_reminders r JOIN outbox o ON o.dedup_key = r.dedup_key
-        WHERE r.meeting_id = ? AND r.occurrence = ?
-        ORDER BY o.chat_id, r.offset_minutes DESC
+        SELECT r.dedup_key,
+            CASE WHEN r.message_id IS NOT NULL THEN r.chat_id ELSE COALESCE(o.chat_id, r.chat_id) END,
+            r.offset_minutes,
+            COALESCE(o.state, CASE WHEN r.message_id IS NOT NULL THEN 'sent' END),
+            COALESCE(o.message_id, r.message_id)
+        FROM meeting_reminders r LEFT JOIN outbox o ON o.dedup_key = r.dedup_key
+        WHERE r.meeting_id = ? AND r.occurrence = ? AND (o.id IS NOT NULL OR r.message_id IS NOT NULL)
+        ORDER BY 2, r.offset_minutes DESC
         """,
         (meeting_id, to_db(occurrence)),
     )
@@ -458,13 +577,14 @@ async def announcement_sent(db: Executor, dedup_key: str, chat_id: int, message_
 
 
 async def announcements_of(db: Executor, meeting_id: int, occurrence: dt.datetime) -> list[Announcement]:
-    """The announcements of one occurrence with their outbox state and sent message id."""
+    """The announcements of one occurrence with their outbox state and sent message id (a sent one
+    whose outbox row was pruned still counts as 'sent'; a pruned one never sent is left out)."""
     rows = await db.fetchall(
         """
         SELECT a.dedup_key, COALESCE(CASE WHEN a.message_id IS NULL THEN o.chat_id END, a.chat_id),
-            o.state, a.message_id
-        FROM meeting_announcements a JOIN outbox o ON o.dedup_key = a.dedup_key
-        WHERE a.meeting_id = ? AND a.occurrence = ?
+            COALESCE(o.state, CASE WHEN a.message_id IS NOT NULL THEN 'sent' END), a.message_id
+        FROM meeting_announcements a LEFT JOIN outbox o ON o.dedup_key = a.dedup_key
+        WHERE a.meeting_id = ? AND a.occurrence = ? AND (o.id IS NOT NULL OR a.message_id IS NOT NULL)
         ORDER BY a.chat_id
         """,
         (meeting_id, to_db(occurrence)),

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from storage.db import Executor, Row, from_db_required, to_db
+from storage.db import Executor, Row, from_db, from_db_required, to_db
 
 LAT_CELLS_PER_DEGREE = 100  # must match lat_cell in 0010_stations.sql
 # Up to this many cells, one index seek per cell (on lon); beyond, one range on lat_cell, which scans
@@ -23,6 +23,7 @@ LAT_CELLS_PER_DEGREE = 100  # must match lat_cell in 0010_stations.sql
 _MAX_IN_CELLS = 256
 
 FLAG_REASONS = ("closed", "moved", "broken", "other")
+FLAG_ACTIONS = ("handled", "deactivated")
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,41 @@ class StationRecord:
     updated_at: dt.datetime
 
 
-@dataclass(frozen=True)
 class Candidate:
-    """A station found in a box with its equirectangular distance (metres, for ranking only)."""
+    """A station found in a box with its equirectangular distance (metres, for ranking only).
 
-    station: StationRecord
-    planar_m: float
+    What ranking needs (id, lat, lon, opening_hours) is read from the row; the full ``station``
+    record is built only when asked for, for the few stations shown (~6 us a record saved for every
+    station read and not shown)."""
+
+    __slots__ = ("_row", "_station", "planar_m")
+
+    def __init__(self, row: Row, planar_m: float) -> None:
+        self._row = row
+        self._station: StationRecord | None = None
+        self.planar_m = planar_m
+
+    @property
+    def id(self) -> int:
+        return int(self._row["id"])
+
+    @property
+    def lat(self) -> float:
+        return float(self._row["lat"])
+
+    @property
+    def lon(self) -> float:
+        return float(self._row["lon"])
+
+    @property
+    def opening_hours(self) -> str:
+        return str(self._row["opening_hours"])
+
+    @property
+    def station(self) -> StationRecord:
+        if self._station is None:
+            self._station = _record(self._row)
+        return self._station
 
 
 @dataclass(frozen=True)
@@ -82,6 +112,9 @@ class FlagRecord:
     reason: str
     note: str
     created_at: dt.datetime
+    handled_at: dt.datetime | None = None
+    handled_by: int | None = None
+    handled_action: str = ""  # '' (open), 'handled' or 'deactivated' (0013_station_flag_handling.sql)
 
 
 EDITABLE = frozenset(
@@ -418,7 +451,7 @@ async def candidates(
         f"SELECT {_CANDIDATE_COLUMNS}, c.d2 FROM ({nearest}) AS c JOIN stations AS s ON s.id = c.id ORDER BY c.d2, s.id",
         (*params, limit),
     )
-    return [Candidate(_record(r), math.sqrt(r["d2"]) * _DEG_M) for r in rows]
+    return [Candidate(r, math.sqrt(r["d2"]) * _DEG_M) for r in rows]
 
 
 async def any_active(db: Executor) -> bool:
@@ -447,6 +480,9 @@ async def all_stations(db: Executor, *, include_inactive: bool = False) -> list[
 # -- flags ---------------------------------------------------------------------------------------
 
 
+_FLAG_COLUMNS = "id, station_id, user_id, reason, note, created_at, handled_at, handled_by, handled_action"
+
+
 def _flag(row: Row) -> FlagRecord:
     return FlagRecord(
         id=row["id"],
@@ -455,6 +491,9 @@ def _flag(row: Row) -> FlagRecord:
         reason=row["reason"],
         note=row["note"],
         created_at=from_db_required(row["created_at"]),
+        handled_at=from_db(row["handled_at"]),
+        handled_by=row["handled_by"],
+        handled_action=row["handled_action"],
     )
 
 
@@ -473,8 +512,7 @@ async def add_flag(
 async def set_flag_note(db: Executor, flag_id: int, user_id: int, note: str) -> FlagRecord | None:
     """Add the courier's explanation to their own flag, once (None: not theirs, or it has one)."""
     row = await db.fetchone(
-        "UPDATE station_flags SET note = ? WHERE id = ? AND user_id = ? AND note = ''"
-        " RETURNING id, station_id, user_id, reason, note, created_at",
+        f"UPDATE station_flags SET note = ? WHERE id = ? AND user_id = ? AND note = '' RETURNING {_FLAG_COLUMNS}",
         (note, flag_id, user_id),
     )
     return _flag(row) if row else None
@@ -484,7 +522,8 @@ async def recent_flag(
     db: Executor, *, station_id: int, user_id: int, reason: str, since: dt.datetime
 ) -> FlagRecord | None:
     row = await db.fetchone(
-        "SELECT * FROM station_flags WHERE user_id = ? AND station_id = ? AND reason = ? AND created_at >= ?"
+        f"SELECT {_FLAG_COLUMNS} FROM station_flags"
+        " WHERE user_id = ? AND station_id = ? AND reason = ? AND created_at >= ?"
         " ORDER BY id DESC LIMIT 1",
         (user_id, station_id, reason, to_db(since)),
     )
@@ -492,5 +531,27 @@ async def recent_flag(
 
 
 async def flags_for(db: Executor, station_id: int) -> list[FlagRecord]:
-    rows = await db.fetchall("SELECT * FROM station_flags WHERE station_id = ? ORDER BY id", (station_id,))
+    rows = await db.fetchall(
+        f"SELECT {_FLAG_COLUMNS} FROM station_flags WHERE station_id = ? ORDER BY id", (station_id,)
+    )
     return [_flag(r) for r in rows]
+
+
+async def get_flag(db: Executor, flag_id: int) -> FlagRecord | None:
+    row = await db.fetchone(f"SELECT {_FLAG_COLUMNS} FROM station_flags WHERE id = ?", (flag_id,))
+    return _flag(row) if row else None
+
+
+async def mark_flag_handled(
+    db: Executor, flag_id: int, *, user_id: int, action: str, now: dt.datetime
+) -> FlagRecord | None:
+    """Record who handled an open flag and how; None when there is no such flag or it was handled
+    already (the first moderator's decision stands)."""
+    if action not in FLAG_ACTIONS:
+        raise ValueError(f"unknown flag action {action!r}")
+    row = await db.fetchone(
+        "UPDATE station_flags SET handled_at = ?, handled_by = ?, handled_action = ?"
+        f" WHERE id = ? AND handled_at IS NULL RETURNING {_FLAG_COLUMNS}",
+        (to_db(now), user_id, action, flag_id),
+    )
+    return _flag(row) if row else None

@@ -50,3 +50,28 @@ async def test_small_run_agrees_with_ours(tmp_path, layout, monkeypatch, capsys)
     assert bench.print_summary([r])
     out = capsys.readouterr().out
     assert "KD-tree (in memory)" in out and "answers agree" in out
+
+
+def test_anchors_rank_closed_stations_as_the_bot_does():
+    bench = _bench()
+    # Row 0 closed at 300 m, row 1 open at 900 m, row 2 open at 2000 m (all north).
+    north = np.degrees(np.array([300.0, 900.0, 2000.0]) / bench.EARTH_RADIUS_M)
+    lat, lon = 30.0 + north, np.full(3, 120.0)
+    closed = np.array([True, False, False])
+    for cls in bench.ANCHORS:
+        assert cls(lat, lon, np.array([1, 2, 3]), closed).query(30.0, 120.0) == [1, 0, 2], cls.name
+        assert cls(lat, lon, np.array([1, 2, 3])).query(30.0, 120.0) == [0, 1, 2], cls.name
+
+
+@pytest.mark.parametrize("layout", ["uniform", "clustered"])
+async def test_small_run_at_night_agrees_with_ours(tmp_path, layout, monkeypatch):
+    """At 02:10 three fifths of the stations are closed: every way ranks the open ones first alike."""
+    import datetime as dt
+
+    bench = _bench()
+    monkeypatch.setattr(bench, "MIN_QPS_SECONDS", 0.0)
+    night = dt.datetime(2026, 11, 24, 18, 10, tzinfo=dt.UTC)
+    r = await bench.run_one(3000, layout, 120, tmp_path, 1, 2, night)
+    for a in r["anchors"]:
+        assert a["agree"] == (120, 120), a["name"]
+    assert r["agree_geo"] == (1, 1)

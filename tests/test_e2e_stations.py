@@ -60,12 +60,14 @@ async def test_location_gives_nearest_first_with_distance_direction_and_buttons(
     await chat.press("📍 附近驿站", location=HERE)
     msg = await chat.expect_message(contains="离你最近的驿站")
     text = msg.text
-    order = [text.index(n) for n in ("北边驿站", "东边换电柜", "南边食堂")]
+    order = [text.index(n) for n in ("北边驿站", "东边换电柜", "西边饮水点")]
     assert order == sorted(order)
-    assert "西边饮水点" not in text  # page size 3
-    assert "正北方向 400 米" in text and "正东方向 800 米" in text and "正南方向 1.2 公里" in text
+    # The canteen 1.2 km south is closed until 11:00: the water point open 2 km west comes first
+    # (within 1.2 km + 800 m), the canteen on the next page.
+    assert "南边食堂" not in text  # page size 3
+    assert "正北方向 400 米" in text and "正东方向 800 米" in text and "正西方向 2.0 公里" in text
     assert "骑行约 2 分钟" in text  # 400 m at 15 km/h
-    assert "🔴 已打烊 · 11:00 开门" in text  # the canteen opens at 11:00 local
+    assert "更近但现在没开门的排在后面" in text  # why a farther station comes first
     labels = [label for label, _ in msg.inline]
     assert "🧭 1 导航" in labels and "更多 ▶" in labels and "🗺 1 高德" in labels
     url = dict(msg.inline)["🗺 1 高德"]
@@ -78,8 +80,9 @@ async def test_location_gives_nearest_first_with_distance_direction_and_buttons(
     assert abs(expected - 400) < 2
 
     await (await chat.press("更多 ▶")).wait()
-    page2 = await chat.expect_edit(contains="西边饮水点")
+    page2 = await chat.expect_edit(contains="南边食堂")
     assert "4. " in page2.text and "北边驿站" not in page2.text
+    assert "🔴 已打烊 · 11:00 开门" in page2.text  # the canteen opens at 11:00 local
     assert "远处驿站" not in page2.text  # outside 3 km
 
 
@@ -137,7 +140,7 @@ async def test_empty_area_says_so_and_offers_wider_and_nearest(bot, tg):
     chat = await courier(tg)
     await chat.share_location(*HERE)
     msg = await chat.expect_message(contains="3 公里内没有找到驿站")
-    assert "最近的一个在正北方向 6.0 公里" in msg.text and "远处驿站" in msg.text
+    assert "最近一个正在营业的在正北方向 6.0 公里" in msg.text and "远处驿站" in msg.text
     await (await chat.press("🔎 扩大到 10 公里")).wait()
     await chat.expect_edit(contains="离你最近的驿站（10 公里内）")
 

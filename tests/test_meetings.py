@@ -681,3 +681,85 @@ async def test_a_changed_rsvp_counts_after_a_restart(tmp_path, clock):
         }
     finally:
         await fresh.close()
+
+
+# -- planning at scale ------------------------------------------------------------------------------
+
+
+class Traced:
+    """Every statement run on the database's connections (expanded with its values)."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.seen: list[str] = []
+
+    async def __aenter__(self) -> Traced:
+        for conn in (self.database._conn, *self.database._all_readers):
+            await conn.set_trace_callback(self.seen.append)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for conn in (self.database._conn, *self.database._all_readers):
+            await conn.set_trace_callback(None)
+
+
+async def full_scans_of_outbox(db, statements: list[str]) -> list[str]:
+    found = []
+    for sql in statements:
+        if "outbox" not in sql or sql.startswith(("BEGIN", "COMMIT", "EXPLAIN")):
+            continue
+        plan = " | ".join(r[3] for r in await db.fetchall("EXPLAIN QUERY PLAN " + sql))
+        if any(step.startswith("SCAN outbox") or step.startswith("SCAN o ") for step in plan.split(" | ")):
+            found.append(f"{sql}\n  -> {plan}")
+    return found
+
+
+async def test_replanning_reads_the_outbox_by_index_and_writes_nothing_unchanged(svc, db, clock):
+    meeting = (await svc.create(weekly_draft())).meeting
+    await svc.create(weekly_draft(title="第二个会", chat_ids=(G1,), areas=()))
+    async with Traced(db) as trace:
+        assert await svc.replan_all() == 0
+        assert await svc.plan_reminders(meeting) == 0
+    assert not [s for s in trace.seen if s.startswith("BEGIN") or s.lstrip().upper().startswith("INSERT")]
+    assert not [s for s in trace.seen if " LIKE " in s.upper()]
+    assert await full_scans_of_outbox(db, trace.seen) == []
+
+
+async def test_replanning_writes_only_the_new_occurrence(svc, db, clock):
+    meeting = (await svc.create(weekly_draft(chat_ids=(G1,), areas=()))).meeting
+    clock.set(dt.datetime(2026, 12, 2, 2, 0, tzinfo=UTC))  # a week on: one more Monday in the horizon
+    await send_due(db, clock)
+    async with Traced(db) as trace:
+        assert await svc.plan_reminders(meeting) == 2 + 1  # two reminders and the topics digest
+    writes = [s for s in trace.seen if s.lstrip().upper().startswith(("INSERT INTO OUTBOX", "UPDATE OUTBOX"))]
+    assert len(writes) == 3 and all("2027-01-04" in s for s in writes), writes
+    assert sum(s.startswith("BEGIN") for s in trace.seen) == 1
+    assert await full_scans_of_outbox(db, trace.seen) == []
+
+
+async def test_rsvp_edits_sent_reminders_and_announcements_after_their_rows_are_pruned(svc, db, clock):
+    meeting = (await svc.create(weekly_draft(chat_ids=(G1,), areas=()))).meeting
+    first = dt.datetime(2026, 11, 30, 6, 30, tzinfo=UTC)
+    for when in (clock.now(), first - dt.timedelta(days=1)):  # the announcement, then the reminder
+        clock.set(when)
+        for row in await send_due(db, clock):  # the outbox worker runs the hooks after each send
+            hook = {KIND_REMINDER: svc.on_reminder_done, KIND_NOTICE: svc.on_notice_done}.get(row.kind)
+            if hook is not None:
+                await hook(row, "sent", {"message_id": 9000 + row.id})
+    day_key = reminder_key(meeting.id, first, 1440, G1)
+    day_message = 9000 + (await outbox.get_by_key(db, day_key)).id
+    notice = next(r for r in await rows(db, kind=KIND_NOTICE))
+    # Pruned (keep_days elapsed for these rows: a short keep, or a reminder 30 days ahead).
+    assert await outbox.prune(db, clock.now() + dt.timedelta(seconds=1)) >= 2
+    assert await outbox.get_by_key(db, day_key) is None and await outbox.get(db, notice.id) is None
+    result = await svc.rsvp(meeting.id, first, 7, "y")
+    assert sorted((e.chat_id, e.message_id) for e in result.edits) == sorted(
+        [(G1, day_message), (G1, 9000 + notice.id)]
+    )
+    # the pending 1-hour reminder is still re-rendered in the outbox, and never sent twice
+    assert (
+        "参加 1"
+        in (await outbox.get_by_key(db, reminder_key(meeting.id, first, 60, G1))).payload["params"]["text"]
+    )
+    await svc.replan_all()
+    assert await outbox.get_by_key(db, day_key) is None  # its tombstone keeps it from coming back

@@ -59,7 +59,7 @@ async def test_outbox_claim_is_exclusive(db):
     got = await asyncio.gather(*(worker() for _ in range(6)))
     ids = [i for batch in got for i in batch]
     assert len(ids) == len(set(ids)) == 20
-    assert await outbox.recover_interrupted(db, NOW) == 20
+    assert await outbox.recover_interrupted(db, NOW) == (0, 20)  # (sent again, delivery unknown)
 
 
 async def test_ledger_is_append_only(db):

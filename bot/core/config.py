@@ -195,6 +195,13 @@ class DigestConfig:
 
 
 @dataclass(frozen=True)
+class OutboxConfig:
+    # Finished rows (sent, failed, skipped, expired, cancelled, delivery unknown) are kept this many
+    # days, then pruned by a daily job in small batches.
+    keep_days: int = 30
+
+
+@dataclass(frozen=True)
 class Config:
     telegram: TelegramConfig = field(default_factory=TelegramConfig)
     storage: StorageConfig = field(default_factory=StorageConfig)
@@ -206,6 +213,7 @@ class Config:
     broadcast: BroadcastConfig = field(default_factory=BroadcastConfig)
     webapp: WebappConfig = field(default_factory=WebappConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
+    outbox: OutboxConfig = field(default_factory=OutboxConfig)
 
     def with_overrides(self, **sections: Any) -> Config:
         """A copy with some fields of some sections replaced (tests, sandbox)."""
@@ -315,6 +323,7 @@ _NUMERIC_SECTIONS = (
     "broadcast",
     "webapp",
     "digest",
+    "outbox",
 )
 _SIGNED = {"bot.moderator_chat_id", "telegram.webhook_port"}  # chat ids are negative; port checked below
 

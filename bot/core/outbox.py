@@ -2,16 +2,20 @@
 
 Rows are written first (storage/outbox.py); this worker sends the due ones:
 
-* one row per chat in flight at a time (order within a chat is kept), many chats in parallel;
-* each row moves pending -> sending right before its HTTP call and -> sent right after, so a crash
-  (even kill -9) leaves at most the in-flight rows in doubt; those are marked failed ("interrupted")
-  at the next start and never sent twice;
+* one row per chat in flight at a time (order within a chat is kept), many chats in parallel, picked
+  fairly: a chat with hundreds of due rows never holds back another chat's (`repo.fetch_due`);
+* each row moves pending -> sending right before its HTTP call (everything else prepared first) and
+  -> sent right after, so a crash (even kill -9) leaves at most the in-flight rows in doubt. At the
+  next start those are sent again when their producer asked for it (reminders, urgent notices: a rare
+  duplicate beats a missed warning) and otherwise end 'unknown' ("delivery unknown" in a broadcast's
+  report, never "failed": a moderator must not resend what arrived);
 * pacing through `FloodLimiter` (bulk rows, priority >= 5, stay under the bulk ceiling; replies first);
 * 429 -> the row goes back to pending at retry_after (nobody else waits); 403 -> the chat is marked
   unreachable (group inactive / user blocked) and its pending rows skipped; a migrated group gets its
-  rows re-addressed; network errors retry with backoff up to `max_attempts`; a time-out fails the row
-  (delivery unknown: never risk a duplicate);
-* hooks per `kind` run after every final outcome (store a card's message id, broadcast progress).
+  rows re-addressed; network errors retry with backoff up to `max_attempts`; a time-out is a delivery
+  in doubt, settled like a crash: sent again or 'unknown';
+* hooks per `kind` run after every final outcome (store a card's message id, broadcast progress);
+* a daily job prunes finished rows older than `outbox.keep_days` in small batches (`prune`).
 
 PTB's JobQueue is armed at the next due time to wake the worker; the database stays the truth.
 """
@@ -70,6 +74,8 @@ def with_uploads(params: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dict) and "upload_base64" in value:
             params[key] = InputFile(base64.b64decode(value["upload_base64"]), filename=value.get("filename"))
     return params
+PRUNE_BATCH = 200  # rows per prune transaction: a few milliseconds of writer time
+PRUNE_FIRST = dt.timedelta(minutes=10)  # the first prune after a start (not during start-up)
 
 
 class Outbox:
@@ -158,7 +164,7 @@ class Outbox:
         return True
 
     def on_done(self, kind: str, hook: Hook) -> None:
-        """Call `hook(row, outcome, result)` after a row of `kind` is sent/failed/skipped."""
+        """Call `hook(row, outcome, result)` after a row of `kind` is sent/failed/skipped/unknown."""
         self._hooks.setdefault(kind, []).append(hook)
 
     def wake(self) -> None:
@@ -176,12 +182,48 @@ class Outbox:
         self._limiter = limiter
         self._job_queue = job_queue
         self._stopping = False
-        recovered = await repo.recover_interrupted(self.core.db, self.core.clock.now())
-        if recovered:
+        resent, unknown = await repo.recover_interrupted(
+            self.core.db, self.core.clock.now(), max_attempts=self.core.config.broadcast.max_attempts
+        )
+        if resent or unknown:
             log.warning(
-                "outbox: %d message(s) were in flight at the last stop; marked failed, not resent", recovered
+                "outbox: %d message(s) were in flight at the last stop: %d to send again"
+                " (reminders, urgent notices), %d marked 'delivery unknown' (not resent)",
+                resent + unknown,
+                resent,
+                unknown,
             )
         self._task = asyncio.create_task(self._run(), name="outbox")
+        if job_queue is not None:
+            for job in job_queue.get_jobs_by_name("outbox-prune"):
+                job.schedule_removal()
+            job_queue.run_repeating(
+                self._prune_job, interval=dt.timedelta(days=1), first=PRUNE_FIRST, name="outbox-prune"
+            )
+
+    async def _prune_job(self, _context: Any) -> None:
+        try:
+            await self.prune()
+        except Exception:
+            log.exception("outbox: pruning failed; next try tomorrow")
+
+    async def prune(self, *, batch: int = PRUNE_BATCH) -> int:
+        """Delete finished rows older than `outbox.keep_days`, `batch` rows per short transaction,
+        yielding between batches so replies and sends go on meanwhile. Returns how many went."""
+        db = self.core.db
+        cutoff = self.core.clock.now() - dt.timedelta(days=self.core.config.outbox.keep_days)
+        total = 0
+        while True:
+            async with db.transaction() as tx:
+                pruned = await repo.prune(tx, cutoff, batch)
+            total += pruned
+            if pruned < batch:
+                break
+            await db.checkpoint()  # off the writer lock: no later commit pays for this run's log
+            await asyncio.sleep(0)
+        if total:
+            log.info("outbox: pruned %d finished row(s) older than %s", total, cutoff.date())
+        return total
 
     async def stop(self) -> None:
         """Stop taking rows; let in-flight sends finish (so their outcome is recorded)."""
@@ -281,14 +323,16 @@ class Outbox:
                 ticket = await self._limiter.acquire(row.chat_id, bulk=bulk)
             if self._stopping:
                 return  # the row stays pending for the next start
-            # From here on `stop` waits for this send instead of cancelling it: a cancellation while the
-            # row is being marked 'sending' would leave it in doubt (and so never sent).
-            self._committed.add(row.chat_id)
-            if not await repo.start_sending(db, row.id, clock.now()):
-                return  # cancelled or taken meanwhile
+            # Everything the request needs is ready before the row is marked: the window in which a crash
+            # leaves its delivery in doubt is the request itself.
             method = row.payload["method"]
             params = with_uploads(dict(row.payload.get("params", {})))
             params["chat_id"] = row.chat_id
+            # From here on `stop` waits for this send instead of cancelling it: a cancellation while the
+            # row is being marked 'sending' would leave it in doubt.
+            self._committed.add(row.chat_id)
+            if not await repo.start_sending(db, row.id, clock.now()):
+                return  # cancelled or taken meanwhile
             try:
                 try:
                     result = await self._bot.do_api_request(
@@ -322,8 +366,19 @@ class Outbox:
                 await self._run_hooks(row, "failed", None)
                 return
             except TimedOut:
-                await repo.mark_failed(db, row.id, "timed out (delivery unknown)", clock.now())
-                await self._run_hooks(row, "failed", None)
+                # The request may have reached Telegram: settled like a row in flight at a crash.
+                if row.resend_if_unknown and row.attempts + 1 < self.core.config.broadcast.max_attempts:
+                    backoff = min(300, 2 ** (row.attempts + 1))
+                    await repo.retry_later(
+                        db,
+                        row.id,
+                        "timed out (sent again)",
+                        clock.now() + dt.timedelta(seconds=backoff),
+                        clock.now(),
+                    )
+                    return
+                await repo.mark_unknown(db, row.id, "timed out (delivery unknown)", clock.now())
+                await self._run_hooks(row, "unknown", None)
                 return
             except NetworkError as exc:
                 if row.attempts + 1 >= self.core.config.broadcast.max_attempts:

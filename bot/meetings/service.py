@@ -10,8 +10,8 @@ Everything a meeting sends later is an outbox row planned by `plan_reminders` (i
 ``{start}`` is the occurrence's actual start in UTC (``2026-12-07T06:30Z``), so a moved occurrence gets
 new rows while the old ones are cancelled. Re-planning computes the wanted rows for the horizon,
 cancels pending rows of the meeting that are no longer wanted and upserts the wanted ones (a pending
-row is refreshed, a row cancelled by an earlier plan is revived, a sent one is never touched). The
-whole plan of a meeting is written in one transaction.
+row is refreshed, a row cancelled by an earlier plan is revived, a sent one is never touched). Only
+the difference from what the outbox holds is written, in one short transaction per meeting.
 
 Occurrences are identified towards users (RSVP, topics, callback data) by their ORIGINAL start, which
 survives moving that occurrence. Callback data carries it as epoch minutes.
@@ -19,16 +19,18 @@ survives moving that occurrence. Callback data carries it as epoch minutes.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import datetime as dt
 import functools
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from bot.core.container import Core
+from bot.core.i18n import resolve_language
 from bot.kit import holidays_cn
 from bot.kit.ics import IcsMeeting, occurrence_ics, series_ics
 from bot.kit.numbers import parse_int
@@ -48,6 +50,7 @@ from storage import groups as groups_repo
 from storage import meetings as repo
 from storage import outbox as outbox_repo
 from storage import users as users_repo
+from storage.db import to_db
 from storage.meetings import MeetingRecord, NewMeeting
 from storage.outbox import NewMessage
 
@@ -103,7 +106,12 @@ def plan_prefix(meeting_id: int) -> str:
 
 
 def reminder_key(meeting_id: int, start: dt.datetime, offset: int, chat_id: int) -> str:
-    return f"{plan_prefix(meeting_id)}{occ_key(start)}:{offset}:{chat_id}"
+    return f"{reminder_stem(meeting_id, start, offset)}{chat_id}"
+
+
+def reminder_stem(meeting_id: int, start: dt.datetime, offset: int) -> str:
+    """The reminder key up to its chat (shared by the chats of one reminder)."""
+    return f"{plan_prefix(meeting_id)}{occ_key(start)}:{offset}:"
 
 
 def topics_key(meeting_id: int, start: dt.datetime, organizer_id: int) -> str:
@@ -211,6 +219,19 @@ class TopicTarget:
     deadline: dt.datetime
 
 
+@dataclass(frozen=True)
+class _PlanInputs:
+    """What planning one meeting reads (`MeetingService._read_inputs`, or `_inputs_of` for many)."""
+
+    occurrences: list[Occurrence]  # the window planned: from the grace period ago to the horizon
+    chats: list[int]
+    organizer_lang: str
+    counts: dict[dt.datetime, dict[str, int]]  # by original start
+    topics: dict[dt.datetime, list[repo.Topic]]  # by original start
+    stored: list[outbox_repo.PlannedRow]  # the meeting's rows in the outbox a plan may touch
+    names: dict[int, str]  # the topics' authors
+
+
 # -- the service -------------------------------------------------------------------------------------
 
 
@@ -218,6 +239,8 @@ class MeetingService:
     def __init__(self, core: Core) -> None:
         self.core = core
         self.cfg = core.config.meetings
+        self._when_texts: dict[tuple[dt.datetime, str, str], str] = {}
+        self._translators: dict[str, Translate] = {}
 
     # -- small helpers -------------------------------------------------------------------------------
 
@@ -230,7 +253,10 @@ class MeetingService:
         return self.core.config.bot.default_language
 
     def tr(self, lang: str) -> Translate:
-        return functools.partial(self.core.catalog.t, lang)
+        translate = self._translators.get(lang)
+        if translate is None:
+            translate = self._translators[lang] = functools.partial(self.core.catalog.t, lang)
+        return translate
 
     def schedule_of(self, meeting: MeetingRecord) -> Schedule:
         zone = get_zone(meeting.tz)
@@ -294,11 +320,17 @@ class MeetingService:
 
     def format_when(self, moment: dt.datetime, tz: str, lang: str) -> str:
         """A start time in the meeting's zone, e.g. "12月7日（周一）14:30"."""
-        t = self.tr(lang)
-        local = moment.astimezone(get_zone(tz))
-        text = t("meetings.fmt.datetime", date=format_date(local, t), time=local.strftime("%H:%M"))
-        if tz != self.core.config.bot.timezone:
-            text += f" ({tz})"
+        key = (moment, tz, lang)
+        text = self._when_texts.get(key)
+        if text is None:  # remembered: a re-plan of every series writes the same few times again
+            t = self.tr(lang)
+            local = moment.astimezone(get_zone(tz))
+            text = t("meetings.fmt.datetime", date=format_date(local, t), time=local.strftime("%H:%M"))
+            if tz != self.core.config.bot.timezone:
+                text += f" ({tz})"
+            if len(self._when_texts) >= 4096:
+                self._when_texts.clear()
+            self._when_texts[key] = text
         return text
 
     def format_span(self, occ: Occurrence, tz: str, lang: str) -> str:
@@ -442,16 +474,27 @@ class MeetingService:
 
     async def target_chats(self, meeting: MeetingRecord) -> list[int]:
         """Chats that get this meeting's messages: chosen chats (unless known gone) + active area groups."""
+        groups = await groups_repo.get_many(self.core.db, list(meeting.chat_ids))
+        area_groups = (
+            await groups_repo.list_active(self.core.db, list(meeting.areas)) if meeting.areas else []
+        )
+        return self._targets(meeting, groups, area_groups)
+
+    @staticmethod
+    def _targets(meeting: MeetingRecord, groups: dict[int, Any], area_groups: Sequence[Any]) -> list[int]:
+        """`target_chats` from the groups read (``groups`` by chat id; ``area_groups``: active groups of
+        at least the meeting's areas)."""
         chats: dict[int, None] = {}
         for chat_id in meeting.chat_ids:
-            group = await groups_repo.get(self.core.db, chat_id)
+            group = groups.get(chat_id)
             if group is not None and not group.active:
                 if group.migrated_to:
                     chats[group.migrated_to] = None
                 continue
             chats[chat_id] = None
-        if meeting.areas:
-            for group in await groups_repo.list_active(self.core.db, list(meeting.areas)):
+        areas = set(meeting.areas)
+        for group in area_groups:
+            if group.area in areas:
                 chats[group.chat_id] = None
         return list(chats)
 
@@ -636,20 +679,90 @@ class MeetingService:
 
     # -- planning ------------------------------------------------------------------------------------
 
-    async def _wanted(self, meeting: MeetingRecord) -> tuple[list[NewMessage], list[repo.ReminderLink]]:
+    def _window(self, meeting: MeetingRecord) -> list[Occurrence]:
+        """The occurrences a plan covers: from the grace period ago to the horizon."""
+        now = self.now
+        grace = dt.timedelta(minutes=self.cfg.late_grace_minutes)
+        return self.schedule_of(meeting).occurrences_between(
+            now - grace, now + dt.timedelta(days=self.cfg.horizon_days)
+        )
+
+    def _since(self, meeting: MeetingRecord) -> dt.datetime:
+        """The earliest time a planned row of this meeting can be due (see `plan_reminders`)."""
+        lead = max(
+            (*meeting.reminder_offsets, meeting.topic_deadline_minutes, self.cfg.holiday_notice_days * 1440)
+        )
+        return self.now - dt.timedelta(minutes=self.cfg.late_grace_minutes + lead)
+
+    async def _read_inputs(self, meeting: MeetingRecord) -> _PlanInputs:
+        """What planning one meeting reads, all at once: the reads run side by side on the
+        database's reader connections (the RSVP counts and topics of every occurrence in one query)."""
+        occurrences = self._window(meeting) if meeting.active else []
+        originals = [occ.original_start for occ in occurrences]
+        chats, organizer_lang, counts, topics, stored = await asyncio.gather(
+            self.target_chats(meeting),
+            self.core.user_lang(meeting.organizer_id),
+            repo.rsvp_counts_of(self.core.db, meeting.id, originals),
+            repo.topics_of(self.core.db, meeting.id, originals),
+            outbox_repo.planned_rows(self.core.db, plan_prefix(meeting.id), self._since(meeting)),
+        )
+        names = await self._names_of(t for found in topics.values() for t in found)
+        return _PlanInputs(occurrences, chats, organizer_lang, counts, topics, stored, names)
+
+    async def _inputs_of(self, meetings: Sequence[MeetingRecord]) -> dict[int, _PlanInputs]:
+        """`_read_inputs` of many meetings in a handful of queries (for `replan_all`)."""
+        db = self.core.db
+        windows = {}
+        for m in meetings:
+            windows[m.id] = self._window(m)
+            await asyncio.sleep(0)  # the recurrence rules take a while: replies get their turn
+        pairs = [(m.id, occ.original_start) for m in meetings for occ in windows[m.id]]
+        chat_ids = sorted({chat for m in meetings for chat in m.chat_ids})
+        areas = sorted({area for m in meetings for area in m.areas})
+        since = min((self._since(m) for m in meetings), default=self.now)
+        # One after the other (not side by side): the other reader connections stay free for replies.
+        groups = await groups_repo.get_many(db, chat_ids)
+        area_groups = await groups_repo.list_active(db, areas)
+        organizers = await users_repo.get_many(db, sorted({m.organizer_id for m in meetings}))
+        counts = await repo.rsvp_counts_many(db, pairs)
+        topics = await repo.topics_many(db, pairs)
+        stored = await outbox_repo.planned_rows_many(db, [plan_prefix(m.id) for m in meetings], since)
+        names = await self._names_of(t for found in topics.values() for t in found)
+        default = self.core.config.bot.default_language
+        inputs = {}
+        for m in meetings:
+            organizer = organizers.get(m.organizer_id)
+            originals = [occ.original_start for occ in windows[m.id]]
+            inputs[m.id] = _PlanInputs(
+                windows[m.id],
+                self._targets(m, groups, area_groups),
+                resolve_language(organizer.lang, organizer.language_code, default) if organizer else default,
+                {occ: counts[(m.id, occ)] for occ in originals},
+                {occ: topics[(m.id, occ)] for occ in originals},
+                stored[plan_prefix(m.id)],
+                names,
+            )
+        return inputs
+
+    def _wanted(
+        self, meeting: MeetingRecord, inputs: _PlanInputs
+    ) -> tuple[list[NewMessage], list[repo.ReminderLink]]:
+        """The rows this meeting should have in the outbox (from what `_read_inputs` read)."""
         now = self.now
         if not meeting.active:
             return [], []
         grace = dt.timedelta(minutes=self.cfg.late_grace_minutes)
-        sched = self.schedule_of(meeting)
-        chats = await self.target_chats(meeting)
         lang = self.group_lang
-        organizer_lang = await self.core.user_lang(meeting.organizer_id)
         messages: list[NewMessage] = []
         links: list[repo.ReminderLink] = []
-        occurrences = sched.occurrences_between(now - grace, now + dt.timedelta(days=self.cfg.horizon_days))
-        for occ in occurrences:
-            counts = await repo.rsvp_counts(self.core.db, meeting.id, occ.original_start)
+        chats, organizer_lang, all_topics, names = (
+            inputs.chats,
+            inputs.organizer_lang,
+            inputs.topics,
+            inputs.names,
+        )
+        for occ in inputs.occurrences:
+            counts = inputs.counts[occ.original_start]
             for offset in meeting.reminder_offsets:
                 due = occ.start_utc - dt.timedelta(minutes=offset)
                 expires = due + grace
@@ -662,16 +775,28 @@ class MeetingService:
                         "reply_markup": self.reminder_markup(meeting, occ, offset, lang),
                     },
                 }
+                stem = reminder_stem(meeting.id, occ.start, offset)
                 for chat_id in chats:
-                    key = reminder_key(meeting.id, occ.start, offset, chat_id)
+                    key = f"{stem}{chat_id}"
                     messages.append(
-                        NewMessage(KIND_REMINDER, key, chat_id, payload, due, expires_at=expires, priority=4)
+                        NewMessage(
+                            KIND_REMINDER,
+                            key,
+                            chat_id,
+                            payload,
+                            due,
+                            expires_at=expires,
+                            priority=4,
+                            resend_if_unknown=True,  # in flight at a crash: sent again, never missed
+                        )
                     )
                     links.append(repo.ReminderLink(key, meeting.id, occ.original_start, chat_id, offset))
             # The collected topics go to the organizer when topics close (by default the day before).
             topics_due = occ.start_utc - dt.timedelta(minutes=meeting.topic_deadline_minutes)
             if topics_due >= meeting.created_at and occ.start_utc > now:
-                text = await self._topics_text(meeting, occ, organizer_lang)
+                text = self._topics_text_of(
+                    meeting, occ, organizer_lang, all_topics[occ.original_start], names
+                )
                 messages.append(
                     NewMessage(
                         KIND_TOPICS,
@@ -745,11 +870,22 @@ class MeetingService:
 
     #: How often a plan is recomputed when the meeting changed while it was being computed.
     PLAN_ATTEMPTS = 5
+    #: Rows `replan_all` writes between two checkpoints of the write-ahead log.
+    CHECKPOINT_ROWS = 300
+    #: Meetings `replan_all` reads the inputs of at once.
+    REPLAN_CHUNK = 20
 
-    async def plan_reminders(self, meeting: MeetingRecord) -> int:
+    async def plan_reminders(self, meeting: MeetingRecord, inputs: _PlanInputs | None = None) -> int:
         """Make the outbox hold exactly the wanted rows of this meeting. Idempotent.
 
-        ``meeting`` may be a stale copy (``replan_all`` loads every meeting first): the plan is written
+        The wanted rows are compared with the meeting's rows already in the outbox (one range of the
+        unique key ``mtg:{id}:``, no LIKE scan; rows due from the earliest time a wanted row can be
+        due: one due before would only be written again, never wrongly); only the difference is
+        written: new rows, rows whose text or time changed, rows to withdraw. A plan with nothing to
+        change writes nothing (the daily re-plan of an unchanged meeting only reads). ``inputs`` is
+        what `replan_all` read for many meetings at once.
+
+        ``meeting`` may be a stale copy (``replan_all`` loads every meeting first): a plan is written
         only if the meeting, re-read inside the writing transaction, is still exactly what the plan was
         computed from; otherwise it is recomputed from the fresh record. A meeting that was cancelled
         meanwhile gets nothing planned (its pending rows are withdrawn), so a late re-plan can never
@@ -759,23 +895,53 @@ class MeetingService:
         """
         for _attempt in range(self.PLAN_ATTEMPTS):
             now = self.now
-            messages, links = await self._wanted(meeting)
+            if inputs is None:
+                inputs = await self._read_inputs(meeting)
+            messages, links = self._wanted(meeting, inputs)
+            stored = inputs.stored
+            inputs = None  # a second attempt reads afresh
             wanted = {m.dedup_key for m in messages}
+            have = {row.dedup_key: row for row in stored}
+            texts: dict[int, str] = {}  # one payload is shared by the chats of a reminder
+            to_write = [
+                m
+                for m in messages
+                if outbox_repo.needs_writing(
+                    have.get(m.dedup_key),
+                    m,
+                    texts.get(id(m.payload))
+                    or texts.setdefault(id(m.payload), outbox_repo.dump_payload(m.payload)),
+                )
+            ]
+            # Pending rows no longer wanted (not those past their expiry: the worker drops them).
+            stamp = to_db(now)
+            stale = [
+                row.id
+                for row in stored
+                if row.state == "pending"
+                and row.dedup_key not in wanted
+                and (row.expires_at is None or row.expires_at >= stamp)
+            ]
+            if meeting.active and not to_write and not stale:
+                return 0  # nothing to change (a change made meanwhile plans itself)
+            writing = {m.dedup_key for m in to_write}
             async with self.core.db.transaction() as tx:
                 current = await repo.get(tx, meeting.id)
                 if current is None or not current.active:
-                    pending = await outbox_repo.pending_with_prefix(tx, plan_prefix(meeting.id), now)
-                    cancelled = await outbox_repo.cancel_ids(tx, [row.id for row in pending], now)
+                    pending = [row.id for row in stored if row.state == "pending"]
+                    cancelled = await outbox_repo.cancel_ids(tx, pending, now)
                     changed = 0
                 elif dataclasses.replace(current, updated_at=meeting.updated_at) != meeting:
                     meeting = current  # changed since the copy was read: plan again from the fresh one
                     continue
                 else:
-                    pending = await outbox_repo.pending_with_prefix(tx, plan_prefix(meeting.id), now)
-                    stale = [row.id for row in pending if row.dedup_key not in wanted]
                     cancelled = await outbox_repo.cancel_ids(tx, stale, now)
-                    await repo.link_reminders(tx, links)
-                    changed = await self.core.outbox.enqueue(messages, tx, mode="replan")
+                    # A row already in the outbox was linked when it was first planned.
+                    fresh = [
+                        link for link in links if link.dedup_key in writing and link.dedup_key not in have
+                    ]
+                    await repo.link_reminders(tx, fresh)
+                    changed = await self.core.outbox.enqueue(to_write, tx, mode="replan")
             if cancelled:
                 log.info("meeting %s: %d planned messages withdrawn", meeting.id, cancelled)
             return changed
@@ -785,20 +951,55 @@ class MeetingService:
         return 0
 
     async def replan_all(self) -> int:
-        """At start-up and daily: drop (and log) stale reminders, extend every meeting's horizon."""
-        for row in await outbox_repo.expire_overdue(self.core.db, PLAN_ROOT, self.now):
-            log.warning(
-                "dropped meeting message %s to %s: due %s, not sent within the grace period",
-                row.dedup_key,
-                row.chat_id,
-                row.due_at.isoformat(),
-            )
-        total = 0
-        for meeting in await repo.list_active(self.core.db):
-            try:
-                total += await self.plan_reminders(meeting)
-            except Exception:  # one broken meeting must not stop the others
-                log.exception("could not plan meeting %s", meeting.id)
+        """At start-up and daily: drop (and log) stale reminders, extend every meeting's horizon.
+
+        What planning needs is read for twenty meetings at a time in a handful of queries (the next
+        twenty's while these are planned); each meeting is then written in its own short transaction
+        (only when something changed), and the event loop gets a turn between meetings: replies go
+        on while a thousand series re-plan.
+        """
+        while True:
+            dropped = await outbox_repo.expire_overdue(self.core.db, PLAN_ROOT, self.now)
+            for row in dropped:
+                log.warning(
+                    "dropped meeting message %s to %s: due %s, not sent within the grace period",
+                    row.dedup_key,
+                    row.chat_id,
+                    row.due_at.isoformat(),
+                )
+            if len(dropped) < outbox_repo.EXPIRE_BATCH:
+                break
+            await self.core.db.checkpoint()
+            await asyncio.sleep(0)
+        total = unsaved = 0
+        meetings = await repo.list_active(self.core.db)
+        chunks = [meetings[i : i + self.REPLAN_CHUNK] for i in range(0, len(meetings), self.REPLAN_CHUNK)]
+        upcoming = asyncio.ensure_future(self._inputs_of(chunks[0])) if chunks else None
+        try:
+            for index, chunk in enumerate(chunks):
+                assert upcoming is not None
+                inputs = await upcoming  # a handful of queries for the whole chunk
+                # The next chunk's reads run (on a reader connection) while this one is planned.
+                upcoming = None
+                if index + 1 < len(chunks):
+                    upcoming = asyncio.ensure_future(self._inputs_of(chunks[index + 1]))
+                for meeting in chunk:
+                    try:
+                        written = await self.plan_reminders(meeting, inputs[meeting.id])
+                    except Exception:  # one broken meeting must not stop the others
+                        log.exception("could not plan meeting %s", meeting.id)
+                        written = 0
+                    total += written
+                    unsaved += written
+                    if unsaved >= self.CHECKPOINT_ROWS:
+                        # The log copied into the database off the writer lock, so that no commit (ours
+                        # or a reply's) pays for this run's writes with a long hold of it.
+                        await self.core.db.checkpoint()
+                        unsaved = 0
+                    await asyncio.sleep(0)
+        finally:
+            if upcoming is not None and not upcoming.done():
+                upcoming.cancel()
         return total
 
     # -- changes -------------------------------------------------------------------------------------
@@ -851,9 +1052,16 @@ class MeetingService:
         if outcome == "sent" and result and result.get("message_id"):
             await repo.announcement_sent(self.core.db, row.dedup_key, row.chat_id, int(result["message_id"]))
 
+    async def on_reminder_done(self, row: Any, outcome: str, result: dict[str, Any] | None) -> None:
+        """`Outbox.on_done(KIND_REMINDER, ...)` hook: a sent reminder's message is recorded, so RSVP
+        answers keep editing its counts after its outbox row is pruned."""
+        if outcome == "sent" and result and result.get("message_id"):
+            await repo.reminder_sent(self.core.db, row.dedup_key, row.chat_id, int(result["message_id"]))
+
     def install(self, outbox: Any) -> None:
         """Register the outbox hooks of meetings (call once at start-up)."""
         outbox.on_done(KIND_NOTICE, self.on_notice_done)
+        outbox.on_done(KIND_REMINDER, self.on_reminder_done)
 
     async def edit(
         self,
@@ -1221,8 +1429,23 @@ class MeetingService:
         return await repo.topics(self.core.db, meeting_id, original)
 
     async def _topics_text(self, meeting: MeetingRecord, occ: Occurrence, lang: str) -> str:
-        t = self.tr(lang)
         topics = await repo.topics(self.core.db, meeting.id, occ.original_start)
+        return self._topics_text_of(meeting, occ, lang, topics, await self._names_of(topics))
+
+    async def _names_of(self, topics: Iterable[repo.Topic]) -> dict[int, str]:
+        """The display names of the topics' authors."""
+        people = await users_repo.get_many(self.core.db, sorted({x.user_id for x in topics}))
+        return {user_id: person.display_name for user_id, person in people.items()}
+
+    def _topics_text_of(
+        self,
+        meeting: MeetingRecord,
+        occ: Occurrence,
+        lang: str,
+        topics: list[repo.Topic],
+        names: dict[int, str],
+    ) -> str:
+        t = self.tr(lang)
         head = t(
             "meetings.topics.digest_title",
             title=meeting.title,
@@ -1230,10 +1453,9 @@ class MeetingService:
         )
         if not topics:
             return f"{head}\n{t('meetings.topics.digest_empty')}"
-        people = await users_repo.get_many(self.core.db, list({x.user_id for x in topics}))
         lines = [head]
         for i, topic in enumerate(topics, 1):
-            who = people[topic.user_id].display_name if topic.user_id in people else str(topic.user_id)
+            who = names.get(topic.user_id, str(topic.user_id))
             lines.append(t("meetings.topics.digest_line", n=i, text=topic.text, name=who))
         return "\n".join(lines)
 
