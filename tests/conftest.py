@@ -189,12 +189,24 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: runs on SQLite only (skipped with --db postgresql)")
     chosen = config.getoption("--db") or dbs.backend()
     dbs.BACKEND["name"] = chosen
     if chosen == "postgresql":
         problem = asyncio.run(dbs.check_reachable())
         if problem:
             pytest.exit(f"--db postgresql: {problem}", returncode=3)
+
+
+def pytest_collection_modifyitems(config, items):
+    # SQLite-only tests (query plans, the connections' trace, upgrades of old SQLite files) say so
+    # with @pytest.mark.sqlite_only; on PostgreSQL they are skipped and listed as skipped (-ra).
+    if not dbs.on_postgresql():
+        return
+    skip = pytest.mark.skip(reason="SQLite-specific (query plan, trace or an old SQLite file)")
+    for item in items:
+        if item.get_closest_marker("sqlite_only"):
+            item.add_marker(skip)
 
 
 def pytest_report_header(config):

@@ -181,6 +181,7 @@ async def _plans(db, call) -> list[str]:
     return out
 
 
+@pytest.mark.sqlite_only
 async def test_the_desk_queries_use_their_indexes(db):
     """The board, the map and the week at a million reports: index ranges per area and status, never
     a scan of the table or of an area's whole history."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -689,7 +690,7 @@ async def test_a_changed_rsvp_counts_after_a_restart(tmp_path, clock):
 class Traced:
     """Every statement run on the database's connections (expanded with its values)."""
 
-    def __init__(self, database: Database) -> None:
+    def __init__(self, database: Any) -> None:
         self.database = database
         self.seen: list[str] = []
 
@@ -714,6 +715,7 @@ async def full_scans_of_outbox(db, statements: list[str]) -> list[str]:
     return found
 
 
+@pytest.mark.sqlite_only
 async def test_replanning_reads_the_outbox_by_index_and_writes_nothing_unchanged(svc, db, clock):
     meeting = (await svc.create(weekly_draft())).meeting
     await svc.create(weekly_draft(title="第二个会", chat_ids=(G1,), areas=()))
@@ -725,6 +727,7 @@ async def test_replanning_reads_the_outbox_by_index_and_writes_nothing_unchanged
     assert await full_scans_of_outbox(db, trace.seen) == []
 
 
+@pytest.mark.sqlite_only
 async def test_replanning_writes_only_the_new_occurrence(svc, db, clock):
     meeting = (await svc.create(weekly_draft(chat_ids=(G1,), areas=()))).meeting
     clock.set(dt.datetime(2026, 12, 2, 2, 0, tzinfo=UTC))  # a week on: one more Monday in the horizon

@@ -15,6 +15,7 @@ from storage import db as db_module
 from storage import outbox
 from storage.db import Database
 from storage.outbox import NewMessage
+from tests.dbs import make_database
 
 NOW = dt.datetime(2026, 11, 25, 2, 0, tzinfo=dt.UTC)
 A, B, C = -1001, -1002, -1003
@@ -23,7 +24,7 @@ MSG = {"method": "sendMessage", "params": {"text": "hi"}}
 
 @pytest.fixture
 async def db(tmp_path):
-    database = await Database(tmp_path / "o.sqlite3").open()
+    database = await make_database(tmp_path / "o.sqlite3").open()
     await database.migrate()
     yield database
     await database.close()
@@ -60,6 +61,7 @@ async def plan_of(database: Database, sql: str, params=()) -> str:
 # -- enqueue -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 async def test_enqueue_counts_inserted_rows_without_counting_the_table(db):
     async with Statements(db) as trace:
         assert await outbox.enqueue(db, [msg(f"k{i}", A) for i in range(5)], NOW) == 5
@@ -70,6 +72,7 @@ async def test_enqueue_counts_inserted_rows_without_counting_the_table(db):
     assert (await db.fetchval("SELECT COUNT(*) FROM outbox")) == 8
 
 
+@pytest.mark.sqlite_only
 async def test_enqueue_is_a_key_seek(db):
     await outbox.enqueue(db, [msg(f"k{i}", A) for i in range(50)], NOW)
     async with Statements(db) as trace:
@@ -148,6 +151,7 @@ async def test_fair_pick_and_expiry_use_the_pending_only_indexes(db):
     assert "outbox_expiry" in overdue, overdue
 
 
+@pytest.mark.sqlite_only
 async def test_prefix_operations_are_key_ranges_not_like(db):
     await outbox.enqueue(
         db,
@@ -252,8 +256,9 @@ async def test_a_pruned_key_is_never_queued_again_but_a_cancelled_one_revives(db
     assert (await outbox.get_by_key(db, "withdrawn")).state == "pending"
 
 
+@pytest.mark.sqlite_only
 async def test_the_daily_prune_uses_keep_days_and_short_transactions(tmp_path):
-    database = await Database(tmp_path / "p.sqlite3").open()
+    database = await make_database(tmp_path / "p.sqlite3").open()
     await database.migrate()
     try:
         config = Config(outbox=OutboxConfig(keep_days=7))
@@ -276,6 +281,7 @@ async def test_the_daily_prune_uses_keep_days_and_short_transactions(tmp_path):
 # -- the migration -----------------------------------------------------------------------------------
 
 
+@pytest.mark.sqlite_only
 async def test_migration_0002_carries_every_row_over(tmp_path, monkeypatch):
     every = db_module.available_migrations()
     before = [m for m in every if m[0] < 2 or m[0] in (40, 41)]

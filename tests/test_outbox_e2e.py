@@ -8,8 +8,8 @@ from bot.broadcast import BroadcastService, Draft
 from bot.meetings.service import MeetingDraft, MeetingService, reminder_key
 from storage import broadcasts as bc_repo
 from storage import outbox as outbox_repo
-from storage.db import Database
 from storage.outbox import NewMessage
+from tests.dbs import make_database
 
 OWNER = 7000
 MOD = 7001
@@ -35,7 +35,7 @@ def delivered(tg, chat_id, contains):
 async def crash_while_sending(bot, dedup_key: str) -> None:
     """Stop the bot and leave one row 'sending', as a kill -9 during its request would."""
     await bot.stop()
-    db = await Database(bot.db_path).open()
+    db = await make_database(bot.db_path).open()
     try:
         changed = await db.execute(
             "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE dedup_key = ?", (dedup_key,)

@@ -134,6 +134,7 @@ async def test_totals_always_equal_the_ledger(db):
     assert [tuple(r) for r in area_totals] == [tuple(r) for r in area_expected] and len(area_totals) > 40
 
 
+@pytest.mark.sqlite_only
 async def test_migration_totals_the_ledger_already_there(tmp_path, monkeypatch):
     everything = storage.db.available_migrations()
     monkeypatch.setattr(storage.db, "available_migrations", lambda: [m for m in everything if m[0] < 32])
@@ -192,6 +193,7 @@ class Recorder:
         return await self.db.fetchval(sql, params)
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("area", [None, "蒋村"])
 async def test_a_rank_reads_the_totals_not_the_ledger(db, area):
     await fill(db, random.Random(4), 300)

@@ -857,6 +857,7 @@ async def _plans(db, call):
     ]
 
 
+@pytest.mark.sqlite_only
 async def test_reports_list_reads_ordered_ranges_and_kept_counts(db, clock):
     """/reports page 1 for an area moderator and an unscoped one: each status (and area) is an index
     range in created order; the total and the hotspots never read the reports table."""
@@ -875,6 +876,7 @@ async def test_reports_list_reads_ordered_ranges_and_kept_counts(db, clock):
         assert "_rank (category=? AND" in spots and "TEMP B-TREE" not in spots, spots
 
 
+@pytest.mark.sqlite_only
 async def test_migration_carries_counts_and_hotspots_over(tmp_path, monkeypatch):
     """Reports stored before 0022 are counted and grouped by the migration (backfill)."""
     import storage.db as storage_db

@@ -148,6 +148,7 @@ async def test_index_follows_inserts_edits_and_deactivation(db):
     assert await ours(db, "厕所", 5) == [other]
 
 
+@pytest.mark.sqlite_only
 async def test_migration_indexes_the_stations_already_there(tmp_path, monkeypatch):
     everything = storage.db.available_migrations()
     monkeypatch.setattr(storage.db, "available_migrations", lambda: [m for m in everything if m[0] < 12])
@@ -200,6 +201,7 @@ class Recorder:
         return await self.db.fetchval(sql, params)
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("query", ["文三路", "驿站", "厕", "不存在的地方", "ab"])
 @pytest.mark.parametrize("bounds", ["default", "tiny"])
 async def test_no_statement_reads_the_whole_stations_table(db, monkeypatch, query, bounds):

@@ -28,6 +28,7 @@ from storage import db as db_module
 from storage import outbox
 from storage import stations as repo
 from storage.db import Database
+from tests.dbs import make_database
 
 # 2026-11-25 02:10 Asia/Shanghai, a Wednesday night (18:10 UTC the day before)
 NIGHT = dt.datetime(2026, 11, 24, 18, 10, tzinfo=dt.UTC)
@@ -37,7 +38,7 @@ HOURS = ("24/7", "Mo-Fr 09:00-21:00; Sa,Su 10:00-18:00", "08:00-22:00", "Mo-Su 1
 
 @pytest.fixture
 async def db(tmp_path):
-    database = await Database(tmp_path / "t.sqlite3").open()
+    database = await make_database(tmp_path / "t.sqlite3").open()
     await database.migrate()
     yield database
     await database.close()
@@ -285,6 +286,7 @@ async def test_flag_notice_has_buttons_and_a_flag_is_handled_once(service, core,
     assert await service.handle_flag(99999, 8, "handled") is None
 
 
+@pytest.mark.sqlite_only
 async def test_migration_0013_keeps_the_flags_already_there(tmp_path, monkeypatch):
     real = db_module.available_migrations
     monkeypatch.setattr(db_module, "available_migrations", lambda: [m for m in real() if m[0] < 13])

@@ -146,6 +146,7 @@ class Recorder:
         return None if row is None else row[0]
 
 
+@pytest.mark.sqlite_only
 @pytest.mark.parametrize("location", [None, HERE])
 @pytest.mark.parametrize("area", [None, "文新"])
 async def test_a_page_reads_only_its_tasks_through_the_indexes(core, svc, location, area):

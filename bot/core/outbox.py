@@ -74,6 +74,8 @@ def with_uploads(params: dict[str, Any]) -> dict[str, Any]:
         if isinstance(value, dict) and "upload_base64" in value:
             params[key] = InputFile(base64.b64decode(value["upload_base64"]), filename=value.get("filename"))
     return params
+
+
 PRUNE_BATCH = 200  # rows per prune transaction: a few milliseconds of writer time
 PRUNE_FIRST = dt.timedelta(minutes=10)  # the first prune after a start (not during start-up)
 
