@@ -242,7 +242,7 @@ async def test_flag_notice_buttons_handle_and_deactivate(bot, tg):
     await bot.grant(3300, "moderator", "古荡街道")
     other = group.chat(tg.user(3300, "古荡版主"))
     answer = await (await other.press("✅ 已处理", message=notice.message_id)).wait()
-    assert "区域" in answer.text
+    assert "片区" in answer.text
     (flag,) = await stations_repo.flags_for(bot.db, station.id)
     assert flag.handled_at is None
 

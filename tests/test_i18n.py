@@ -77,14 +77,14 @@ def test_english_reads_right_for_one_everywhere():
 
 def test_english_has_no_chinese_punctuation_and_prompts_no_datum_names():
     """Full-width brackets, colons and commas are Chinese; "WGS-84" means nothing to a courier
-    (a prompt says: send a location, or type coordinates such as 30.27, 120.15)."""
+    (a prompt says: send a location, or type coordinates such as 30.2741, 120.1551)."""
     catalog = Catalog.load()
     for key, text in catalog.texts["en"].items():
         assert not set(text) & set("（）：，。「」"), (key, text)
     for lang in LANGUAGES:
         for key, text in catalog.texts[lang].items():
             assert "WGS" not in text, (lang, key, text)
-    assert "30.27, 120.15" in catalog.t("zh", "stations.ui.add_location")
+    assert "30.2741, 120.1551" in catalog.t("zh", "stations.ui.add_location")
 
 
 def test_zone_names_as_people_say_them():
