@@ -23,6 +23,7 @@ from dateutil.relativedelta import relativedelta
 
 from bot.core.container import Core
 from bot.core.messages import notice
+from storage import locks
 from storage import points as ledger
 from storage import users as users_repo
 from storage.db import Executor
@@ -165,6 +166,7 @@ class PointsService:
         now = self.core.clock.now()
         token = secrets.token_hex(6)
         async with self.core.db.transaction() as tx:
+            await locks.hold(tx, locks.points(user_id))  # the balance checked is the balance written
             wallet = await self._wallet(tx, user_id, now)
             balance = wallet.balance
             if wallet.available + delta < 0:
@@ -212,6 +214,7 @@ class PointsService:
         async with self.core.db.transaction() as tx:
             # Every live code is replaced, so every point of the balance is free for the new one (a
             # refused request replaces nothing).
+            await locks.hold(tx, locks.points(user_id))
             balance = await ledger.balance(tx, user_id)
             if points > balance:
                 return PointsResult(PointsOutcome.INSUFFICIENT, balance)
@@ -240,6 +243,11 @@ class PointsService:
             row = await ledger.find_code(tx, code, now)
             if row is None:
                 return PointsResult(PointsOutcome.UNKNOWN)
+            if tx.dialect == "postgresql":  # a redemption of this user at a time; the code read again
+                await locks.hold(tx, locks.points(row.user_id))
+                row = await ledger.find_code(tx, code, now)
+                if row is None:
+                    return PointsResult(PointsOutcome.UNKNOWN)
             if row.used_at is not None:
                 return PointsResult(PointsOutcome.USED, code=row)
             if row.expires_at <= now:

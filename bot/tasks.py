@@ -25,7 +25,7 @@ from typing import Any
 from bot.core.container import Core
 from bot.core.messages import Button, edit_payload, keyboard, notice, send_payload
 from bot.kit.geo import LatLon, amap_marker_url, bounding_box, distance_m, haversine_m
-from storage import outbox
+from storage import locks, outbox
 from storage import points as ledger
 from storage import tasks as store
 from storage import users as users_repo
@@ -595,6 +595,8 @@ class TaskService:
         when there is no such task; `step(tx, before, now)` does the rest."""
         now = self.core.clock.now()
         async with self.core.db.transaction() as tx:
+            # Claims of one task one transaction at a time (the slot count, the waitlist's positions).
+            await locks.hold(tx, locks.task(task_id))
             before = await store.count(tx, task_id)
             if before is None:
                 return TaskResult(Outcome.NOT_FOUND)

@@ -388,7 +388,7 @@ async def rsvp_counts_many(
     for start in range(0, len(pairs), 400):
         chunk = pairs[start : start + 400]
         rows = await db.fetchall(
-            f"WITH want(m, o) AS (VALUES {','.join(['(?, ?)'] * len(chunk))})"
+            f"WITH want(m, o) AS (VALUES {','.join(['(CAST(? AS BIGINT), CAST(? AS TEXT))'] * len(chunk))})"
             " SELECT r.meeting_id, r.occurrence, r.answer, COUNT(*) FROM want"
             " JOIN meeting_rsvps r ON r.meeting_id = want.m AND r.occurrence = want.o GROUP BY 1, 2, 3",
             [value for pair in chunk for value in pair],
@@ -476,7 +476,7 @@ async def topics_many(
     for start in range(0, len(pairs), 400):
         chunk = pairs[start : start + 400]
         rows = await db.fetchall(
-            f"WITH want(m, o) AS (VALUES {','.join(['(?, ?)'] * len(chunk))})"
+            f"WITH want(m, o) AS (VALUES {','.join(['(CAST(? AS BIGINT), CAST(? AS TEXT))'] * len(chunk))})"
             " SELECT t.* FROM want JOIN meeting_topics t ON t.meeting_id = want.m AND t.occurrence = want.o"
             " ORDER BY t.id",
             [value for pair in chunk for value in pair],

@@ -128,7 +128,12 @@ _COLUMNS = (
     "kind, dedup_key, chat_id, payload, batch, priority, due_at, expires_at, created_at, updated_at,"
     " resend_if_unknown"
 )
-_SELECT_VALUES = "SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11"
+# Typed (both engines read CAST): PostgreSQL cannot infer a bare parameter's type in a SELECT list.
+_SELECT_VALUES = (
+    "SELECT CAST(?1 AS TEXT), CAST(?2 AS TEXT), CAST(?3 AS BIGINT), CAST(?4 AS TEXT), CAST(?5 AS TEXT),"
+    " CAST(?6 AS INTEGER), CAST(?7 AS TEXT), CAST(?8 AS TEXT), CAST(?9 AS TEXT), CAST(?10 AS TEXT),"
+    " CAST(?11 AS INTEGER)"
+)
 
 
 async def enqueue(db: Executor, messages: Iterable[NewMessage], now: dt.datetime) -> int:
@@ -186,24 +191,24 @@ async def release(db: Executor, row_id: int, due_at: dt.datetime, now: dt.dateti
 async def recover_interrupted(db: Executor, now: dt.datetime, *, max_attempts: int = 5) -> tuple[int, int]:
     """Settle the rows whose delivery is in doubt; returns (sent again, marked unknown).
 
-    At start-up every 'sending' row is in doubt: one process sends, and it holds none yet. A row whose
+    A 'sending' row is in doubt once its lease (`start_sending`) lapsed: the process sending it died
+    mid-request (a live one finishes a send well within the lease); a row another live instance is
+    sending is never touched. Run at start-up and periodically by the active instance. A row whose
     producer asked for it (`resend_if_unknown`) goes back to 'pending' and is sent again, unless it has
     used up its attempts; every other one ends 'unknown'.
-
-    Seam for a lease (issue 15: ``claimed_by``, ``lease_until`` set by `start_sending`): the rows in
-    doubt become ``state = 'sending' AND lease_until < now``, settled periodically by whichever process
-    runs this, and the two statements below stay as they are.
     """
     stamp = to_db(now)
+    in_doubt = "state = 'sending' AND (lease_until IS NULL OR lease_until < ?)"
     resent = await db.execute(
-        "UPDATE outbox SET state = 'pending', last_error = 'interrupted (sent again)', updated_at = ?"
-        " WHERE state = 'sending' AND resend_if_unknown = 1 AND attempts < ?",
-        (stamp, max_attempts),
+        "UPDATE outbox SET state = 'pending', last_error = 'interrupted (sent again)', updated_at = ?,"
+        " claimed_by = NULL, lease_until = NULL"
+        f" WHERE {in_doubt} AND resend_if_unknown = 1 AND attempts < ?",
+        (stamp, stamp, max_attempts),
     )
     unknown = await db.execute(
         "UPDATE outbox SET state = 'unknown', last_error = 'interrupted (delivery unknown)', updated_at = ?"
-        " WHERE state = 'sending'",
-        (stamp,),
+        f" WHERE {in_doubt}",
+        (stamp, stamp),
     )
     return resent, unknown
 
@@ -263,7 +268,7 @@ async def batch_counts(db: Executor, batch: str) -> dict[str, int]:
         "SELECT state, SUM(n) FROM ("
         " SELECT state, COUNT(*) AS n FROM outbox WHERE batch = ? GROUP BY state"
         " UNION ALL SELECT state, SUM(count) FROM outbox_pruned WHERE batch = ? GROUP BY state"
-        ") GROUP BY state",
+        ") AS per_state GROUP BY state",
         (batch, batch),
     )
     return {r[0]: int(r[1]) for r in rows}
@@ -277,7 +282,7 @@ async def batch_errors(db: Executor, batch: str) -> dict[str, int]:
         " WHERE batch = ? AND state IN ('failed', 'skipped') GROUP BY 1"
         " UNION ALL SELECT reason, SUM(count) FROM outbox_pruned"
         " WHERE batch = ? AND state IN ('failed', 'skipped') GROUP BY 1"
-        ") GROUP BY reason ORDER BY 2 DESC, 1",
+        ") AS per_reason GROUP BY reason ORDER BY 2 DESC, 1",
         (batch, batch),
     )
     return {r[0]: int(r[1]) for r in rows}
@@ -327,9 +332,42 @@ WITH RECURSIVE walk(n, p, d, c, seen, picked) AS (
 SELECT o.* FROM walk w JOIN outbox o ON o.id = w.picked ORDER BY w.n
 """
 
+# PostgreSQL: the first due row of each chat (DISTINCT ON over the pending rows due now, read through
+# the pending-only outbox_queue index), best first. It reads every row due now once, not a seek per
+# pick as the walk above does; due rows are what the sender is about to send anyway.
+_PG_PICKED = """
+WITH picked AS (
+    SELECT id FROM (
+        SELECT DISTINCT ON (chat_id) id, chat_id, priority, due_at FROM outbox
+        WHERE state = 'pending' AND due_at <= ?1 AND (expires_at IS NULL OR expires_at >= ?2)
+            AND (lease_until IS NULL OR lease_until < ?3 OR claimed_by = ?4)
+            AND NOT (chat_id = ANY (?5::bigint[]))
+        ORDER BY chat_id, priority, due_at, id
+    ) AS first_of_chat
+    ORDER BY priority, due_at, chat_id, id
+    LIMIT ?6
+)"""
+_FAIR_PICK_PG = (
+    _PG_PICKED
+    + """, locked AS (
+    -- The lease is checked again here, on the row as it is once locked: a pick made from the
+    -- statement's snapshot may meanwhile have been leased (and committed) by another sender.
+    SELECT o.id FROM outbox o JOIN picked USING (id)
+    WHERE o.state = 'pending' AND (o.lease_until IS NULL OR o.lease_until < ?3 OR o.claimed_by = ?4)
+    FOR UPDATE OF o SKIP LOCKED
+)
+UPDATE outbox SET claimed_by = ?7, lease_until = ?8 FROM locked WHERE outbox.id = locked.id
+RETURNING outbox.*
+"""
+)
+
 
 async def fetch_due(
-    db: Executor, now: dt.datetime, limit: int, exclude_chats: set[int] | None = None
+    db: Executor,
+    now: dt.datetime,
+    limit: int,
+    exclude_chats: set[int] | None = None,
+    holder: str | None = None,
 ) -> list[OutboxRow]:
     """Expire rows past their deadline, then the next due pending rows: one per chat, best first
     (priority, then due time), chats in `exclude_chats` left out (their row is in flight).
@@ -347,16 +385,49 @@ async def fetch_due(
         log.warning("outbox: dropped %s to chat %s: due %s, expired %s", row[0], row[1], row[2], row[3])
     if limit <= 0:
         return []
+    if db.dialect == "postgresql":
+        # Two instances may run this at once (a failover's overlap): each takes its picks' row locks
+        # with SKIP LOCKED and leases them, so a row another process picked is not picked again.
+        # Without a holder (a look, e.g. whether anything is due) nothing is locked or leased.
+        until = to_db(now + SEND_LEASE)
+        chats = sorted(exclude_chats or ())
+        if holder is None:
+            rows = await db.fetchall(
+                _PG_PICKED + " SELECT o.* FROM outbox o JOIN picked USING (id)",
+                (stamp, stamp, stamp, holder, chats, limit),
+            )
+        else:
+            rows = await db.fetchall(
+                _FAIR_PICK_PG, (stamp, stamp, stamp, holder, chats, limit, holder, until)
+            )
+        return sorted((_record(r) for r in rows), key=lambda r: (r.priority, r.due_at, r.chat_id, r.id))
     seen = "," + "".join(f"{int(chat)}," for chat in sorted(exclude_chats or ()))
     rows = await db.fetchall(_FAIR_PICK, {"seen": seen, "now": stamp, "limit": limit})
     return [_record(r) for r in rows]
 
 
-async def start_sending(db: Executor, row_id: int, now: dt.datetime) -> bool:
-    """pending -> sending, counted as an attempt; False when the row changed meanwhile (e.g. cancelled)."""
+#: How long a row being sent stays leased to its sender: longer than any send takes (PTB's timeouts
+#: are seconds), so a lapsed lease means the sender died mid-request.
+SEND_LEASE = dt.timedelta(seconds=30)
+
+
+async def start_sending(
+    db: Executor,
+    row_id: int,
+    now: dt.datetime,
+    *,
+    holder: str | None = None,
+    lease: dt.timedelta = SEND_LEASE,
+) -> bool:
+    """pending -> sending, counted as an attempt, leased to `holder` until now + `lease`; False when
+    the row changed meanwhile (e.g. cancelled) or another live process holds its lease."""
+    stamp = to_db(now)
     changed = await db.execute(
-        "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ? WHERE id = ? AND state = 'pending'",
-        (to_db(now), row_id),
+        "UPDATE outbox SET state = 'sending', attempts = attempts + 1, updated_at = ?,"
+        " claimed_by = ?, lease_until = ?"
+        " WHERE id = ? AND state = 'pending'"
+        " AND (lease_until IS NULL OR lease_until < ? OR claimed_by = ?)",
+        (stamp, holder, to_db(now + lease), row_id, stamp, holder),
     )
     return changed == 1
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import logging
 import re
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
@@ -38,33 +39,96 @@ class DatabaseUnavailable(Exception):
     """The PostgreSQL server can't be used: a one-line reason for the operator."""
 
 
-_PLACEHOLDER = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?")
+_TOKENS = re.compile(
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?\d*"
+    r"|\bIS\s+NOT\s+(?!NULL\b|TRUE\b|FALSE\b|DISTINCT\b)"
+    r"|\bIS\s+(?!NOT\b|NULL\b|TRUE\b|FALSE\b|DISTINCT\b)"
+    r"|\bINSERT\s+OR\s+IGNORE\s+INTO\b"
+    r"|\s(?:NOT\s+INDEXED|INDEXED\s+BY\s+\w+)\b"
+    r"|(?<![:\w]):[A-Za-z_]\w*"
+    r"|(?:(?<=\bAND )|(?<=\bOR )|(?<=\bWHERE )|(?<=\bON )|(?<=\bBY )|(?<=\()|(?<=, ))\+(?=[A-Za-z_])",
+    re.IGNORECASE,
+)
+_RETURNING = re.compile(r"\sRETURNING\s", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=2048)
+def _translate(sql: str) -> tuple[str, tuple[str, ...]]:
+    """The statement in PostgreSQL's spelling, made once per statement text (outside quoted text):
+
+    * `?` placeholders as `$1, $2, ...` (and `?NNN` as `$NNN`);
+    * SQLite's null-safe comparisons `a IS b` / `a IS NOT b` (b not NULL, TRUE or FALSE) as
+      `a IS NOT DISTINCT FROM b` / `a IS DISTINCT FROM b` (PostgreSQL knows only these spellings);
+    * `INSERT OR IGNORE INTO ...` as `INSERT INTO ... ON CONFLICT DO NOTHING` (before any RETURNING);
+    * SQLite's index hints (`INDEXED BY name`, `NOT INDEXED`, a unary `+column`) dropped:
+      PostgreSQL's planner chooses;
+    * named parameters `:name` as `$n` too (the names in order are returned beside the text).
+
+    SQLite's two-argument `max(a, b)` / `min(a, b)`, `instr` and `julianday` are functions of the
+    baseline migration (storage/migrations/postgresql/), so the statements keep those as written.
+    """
+    counter = 0
+    ignore = False
+    names: list[str] = []
+
+    def repl(match: re.Match[str]) -> str:
+        nonlocal counter, ignore
+        token = match.group(0)
+        if token == "?":
+            counter += 1
+            return f"${counter}"
+        if token[0] == "?":  # SQLite's numbered ?NNN
+            return f"${token[1:]}"
+        if token[0] in "'\"":
+            return token
+        if token[0] == ":":
+            if token[1:] not in names:
+                names.append(token[1:])
+            return f"${names.index(token[1:]) + 1}"
+        if token[0].isspace():
+            return " "  # an index hint
+        if token == "+":
+            return ""  # SQLite's unary `+column` (no index for this term): a hint only
+        upper = token.upper()
+        if upper.startswith("INSERT"):
+            ignore = True
+            return "INSERT INTO"
+        if upper.split()[:2] == ["IS", "NOT"]:
+            return "IS DISTINCT FROM "
+        return "IS NOT DISTINCT FROM "
+
+    out = _TOKENS.sub(repl, sql)
+    if ignore:
+        at = _RETURNING.search(out)
+        out = (
+            f"{out[: at.start()]} ON CONFLICT DO NOTHING{out[at.start() :]}"
+            if at
+            else f"{out.rstrip().rstrip(';')} ON CONFLICT DO NOTHING"
+        )
+    if names and counter:
+        raise ValueError("a statement mixes ? and :name parameters")
+    return out, tuple(names)
 
 
 def to_dollar(sql: str) -> str:
-    """`?` placeholders as `$1, $2, ...`; question marks inside quotes are left alone."""
-    counter = 0
+    """The statement in PostgreSQL's spelling (see `_translate`)."""
+    return _translate(sql)[0]
 
-    def repl(match: re.Match[str]) -> str:
-        nonlocal counter
-        if match.group(0) != "?":
-            return match.group(0)
-        counter += 1
-        return f"${counter}"
 
-    return _PLACEHOLDER.sub(repl, sql)
+def _statement(sql: str, params: Params) -> tuple[str, Sequence[Any]]:
+    """PostgreSQL's statement text and its positional arguments."""
+    text, names = _translate(sql)
+    if isinstance(params, dict):
+        return text, tuple(params[name] for name in names)
+    if names:
+        raise TypeError("named parameters in the statement need a dict of values")
+    return text, tuple(params)
 
 
 def _rowcount(status: str) -> int:
     """asyncpg's command tag ("UPDATE 3", "INSERT 0 1", "DELETE 0") as a row count."""
     tail = status.rsplit(" ", 1)[-1]
     return int(tail) if tail.isdigit() else 0
-
-
-def _args(params: Params) -> Sequence[Any]:
-    if isinstance(params, dict):
-        raise TypeError("named parameters are not supported; use ? placeholders")
-    return tuple(params)
 
 
 def redact(url: str) -> str:
@@ -83,25 +147,31 @@ class _PgOps:
     _conn: Any
 
     async def _execute(self, sql: str, params: Params) -> int:
-        return _rowcount(await self._conn.execute(to_dollar(sql), *_args(params)))
+        text, args = _statement(sql, params)
+        return _rowcount(await self._conn.execute(text, *args))
 
     async def _executemany(self, sql: str, rows: Iterable[Params]) -> int:
-        batch = [tuple(_args(r)) for r in rows]
-        if not batch:
-            return 0
-        await self._conn.executemany(to_dollar(sql), batch)
-        return len(batch)
+        # One execution per row, summing what each changed: the count callers rely on (rows inserted,
+        # not skipped by ON CONFLICT or a WHERE), which asyncpg's executemany does not report. The
+        # statement is prepared once (asyncpg's statement cache), so each row is one round trip.
+        total = 0
+        for r in rows:
+            text, args = _statement(sql, r)
+            total += _rowcount(await self._conn.execute(text, *args))
+        return total
 
     async def _fetchone(self, sql: str, params: Params) -> Any:
+        text, args = _statement(sql, params)
         try:
-            return await self._conn.fetchrow(to_dollar(sql), *_args(params))
-        except (OverflowError, asyncpg.exceptions.NumericValueOutOfRangeError):
+            return await self._conn.fetchrow(text, *args)
+        except (OverflowError, asyncpg.exceptions.DataError, asyncpg.exceptions.NumericValueOutOfRangeError):
             return None  # an id beyond 64 bits (a forged button): no such row
 
     async def _fetchall(self, sql: str, params: Params) -> list[Any]:
+        text, args = _statement(sql, params)
         try:
-            return list(await self._conn.fetch(to_dollar(sql), *_args(params)))
-        except (OverflowError, asyncpg.exceptions.NumericValueOutOfRangeError):
+            return list(await self._conn.fetch(text, *args))
+        except (OverflowError, asyncpg.exceptions.DataError, asyncpg.exceptions.NumericValueOutOfRangeError):
             return []
 
 

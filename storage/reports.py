@@ -14,6 +14,7 @@ import datetime as dt
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
+from storage import locks
 from storage.db import Executor, Row, from_db, from_db_required, to_db
 
 STATUSES = ("new", "acknowledged", "in_progress", "resolved", "rejected", "duplicate")
@@ -248,6 +249,7 @@ async def insert(
     """Insert a report with the next number of its kind, counted in report_counts (and in the hotspot
     groups when it is a grievance naming a compound or property company). Call inside a transaction."""
     compound, property_company, area = _text(compound), _text(property_company), _text(area)
+    await locks.hold(db, locks.report_seq(kind))  # MAX(seq) + 1: one writer of a kind at a time
     row = await db.fetchone(
         """
         INSERT INTO reports(kind, seq, category, description, voice_file_id, lat, lon, place_text, compound,

@@ -335,7 +335,7 @@ async def join_waitlist(
         INSERT INTO task_claims(task_id, user_id, state, position, created_at, updated_at)
         SELECT ?, ?, 'waitlisted',
             (SELECT COALESCE(MAX(position), 0) + 1 FROM task_claims WHERE task_id = ?), ?, ?
-        WHERE 1
+        WHERE TRUE
         ON CONFLICT(task_id, user_id) DO UPDATE SET
             state = 'waitlisted', position = excluded.position, confirmed = 0, updated_at = excluded.updated_at
         WHERE task_claims.state IN ({_marks(allowed)})

@@ -132,6 +132,7 @@ async def test_fair_pick_orders_by_priority_then_due_and_skips_future_rows(db):
     assert await outbox.fetch_due(db, NOW, 0) == []
 
 
+@pytest.mark.sqlite_only
 async def test_fair_pick_and_expiry_use_the_pending_only_indexes(db):
     await outbox.enqueue(db, [msg(f"k{i}", A + i % 7, due=NOW, priority=i % 3) for i in range(200)], NOW)
     pick = await plan_of(db, outbox._FAIR_PICK, {"seen": ",", "now": "x", "limit": 5})
@@ -183,6 +184,7 @@ async def test_prefix_operations_are_key_ranges_not_like(db):
 
 
 async def test_rows_in_flight_at_a_crash_are_sent_again_or_marked_unknown(db):
+    """A row left 'sending' is in doubt once its sender's lease lapsed (the sender died), not before."""
     await outbox.enqueue(
         db,
         [
@@ -195,9 +197,12 @@ async def test_rows_in_flight_at_a_crash_are_sent_again_or_marked_unknown(db):
     )
     for key in ("reminder", "notice", "worn-out"):
         row = await outbox.get_by_key(db, key)
-        assert await outbox.start_sending(db, row.id, NOW)
+        assert await outbox.start_sending(db, row.id, NOW, holder="host:1:dead")
     await db.execute("UPDATE outbox SET attempts = 5 WHERE dedup_key = 'worn-out'")
-    assert await outbox.recover_interrupted(db, NOW, max_attempts=5) == (1, 2)
+    # While their sender's lease runs, the rows are its own: another instance leaves them alone.
+    assert await outbox.recover_interrupted(db, NOW + outbox.SEND_LEASE, max_attempts=5) == (0, 0)
+    lapsed = NOW + outbox.SEND_LEASE + dt.timedelta(seconds=1)
+    assert await outbox.recover_interrupted(db, lapsed, max_attempts=5) == (1, 2)
     states = {
         k: (await outbox.get_by_key(db, k)).state for k in ("reminder", "notice", "worn-out", "waiting")
     }
@@ -324,6 +329,7 @@ async def test_migration_0002_carries_every_row_over(tmp_path, monkeypatch):
         await database.close()
 
 
+@pytest.mark.sqlite_only
 async def test_a_chats_pending_rows_are_found_by_index(db):
     await outbox.enqueue(db, [msg(f"k{i}", A + i % 7) for i in range(100)], NOW)
     for sql in (

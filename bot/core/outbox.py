@@ -29,6 +29,9 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import os
+import secrets
+import socket
 import warnings
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal
@@ -94,6 +97,9 @@ class Outbox:
         self._committed: set[int] = set()
         self._stopping = False
         self.max_inflight = max(4, int(core.config.broadcast.max_per_second * 2))
+        # This sender's name on the rows it leases (storage/outbox.py start_sending): one per start.
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        self._next_recovery = 0.0  # loop time of the next look for rows whose sender died
         core.clock.subscribe(self.wake)
 
     # -- producers ---------------------------------------------------------------------------
@@ -184,17 +190,8 @@ class Outbox:
         self._limiter = limiter
         self._job_queue = job_queue
         self._stopping = False
-        resent, unknown = await repo.recover_interrupted(
-            self.core.db, self.core.clock.now(), max_attempts=self.core.config.broadcast.max_attempts
-        )
-        if resent or unknown:
-            log.warning(
-                "outbox: %d message(s) were in flight at the last stop: %d to send again"
-                " (reminders, urgent notices), %d marked 'delivery unknown' (not resent)",
-                resent + unknown,
-                resent,
-                unknown,
-            )
+        await self._recover()
+        self._next_recovery = asyncio.get_running_loop().time() + self.RECOVERY_EVERY
         self._task = asyncio.create_task(self._run(), name="outbox")
         if job_queue is not None:
             for job in job_queue.get_jobs_by_name("outbox-prune"):
@@ -266,12 +263,34 @@ class Outbox:
                 continue
             await self._sleep_until_due()
 
+    #: Seconds between two looks for rows left 'sending' by a process that died (their lease lapsed).
+    RECOVERY_EVERY = 10.0
+
+    async def _recover(self) -> None:
+        resent, unknown = await repo.recover_interrupted(
+            self.core.db, self.core.clock.now(), max_attempts=self.core.config.broadcast.max_attempts
+        )
+        if resent or unknown:
+            log.warning(
+                "outbox: %d message(s) were in flight when their sender stopped: %d to send again"
+                " (reminders, urgent notices), %d marked 'delivery unknown' (not resent)",
+                resent + unknown,
+                resent,
+                unknown,
+            )
+
     async def _dispatch(self) -> int:
+        loop_now = asyncio.get_running_loop().time()
+        if loop_now >= self._next_recovery:
+            self._next_recovery = loop_now + self.RECOVERY_EVERY
+            await self._recover()
         free = self.max_inflight - len(self._inflight)
         if free <= 0:
             return 0
         now = self.core.clock.now()
-        rows = await repo.fetch_due(self.core.db, now, free, exclude_chats=set(self._inflight))
+        rows = await repo.fetch_due(
+            self.core.db, now, free, exclude_chats=set(self._inflight), holder=self.holder
+        )
         started = 0
         for row in rows:
             wait = self._limiter.group_wait(row.chat_id) if self._limiter else 0.0
@@ -333,7 +352,7 @@ class Outbox:
             # From here on `stop` waits for this send instead of cancelling it: a cancellation while the
             # row is being marked 'sending' would leave it in doubt.
             self._committed.add(row.chat_id)
-            if not await repo.start_sending(db, row.id, clock.now()):
+            if not await repo.start_sending(db, row.id, clock.now(), holder=self.holder):
                 return  # cancelled or taken meanwhile
             try:
                 try:

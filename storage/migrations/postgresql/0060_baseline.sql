@@ -27,6 +27,22 @@
 
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
+-- SQLite's scalar functions the repositories' statements use, with SQLite's meaning, so one statement
+-- serves both engines (storage/pg.py translates only the spellings: ?, IS [NOT], INSERT OR IGNORE):
+-- two-argument max/min (NULL when either is NULL, unlike GREATEST/LEAST), instr, and julianday of
+-- the stored UTC ISO text.
+CREATE FUNCTION max(a anycompatible, b anycompatible) RETURNS anycompatible
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS 'SELECT CASE WHEN a IS NULL OR b IS NULL THEN NULL ELSE GREATEST(a, b) END';
+CREATE FUNCTION min(a anycompatible, b anycompatible) RETURNS anycompatible
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS 'SELECT CASE WHEN a IS NULL OR b IS NULL THEN NULL ELSE LEAST(a, b) END';
+CREATE FUNCTION instr(haystack text, needle text) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE AS 'SELECT strpos(haystack, needle)';
+CREATE FUNCTION julianday(t text) RETURNS double precision
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$SELECT EXTRACT(EPOCH FROM t::timestamptz)::double precision / 86400.0 + 2440587.5$$;
+
 -- 0001 core ----------------------------------------------------------------------------------------
 
 CREATE TABLE users (
