@@ -18,6 +18,7 @@ from bot.core.config import Config, ConfigError, load_config, token_looks_valid
 log = logging.getLogger("xiaoge")
 
 EXIT_CONFIG = 2
+EXIT_LEASE_LOST = 3  # an active instance lost its lease (cluster): its supervisor starts it again
 DEFAULT_CONFIG = "config.toml"
 
 NO_TOKEN = (
@@ -86,6 +87,12 @@ def cmd_run(args: argparse.Namespace, config: Config) -> int:
         try:
             async with Runtime(config) as runtime:
                 await runtime.wait_closed()
+            if runtime.lost_lease:
+                print(
+                    "cluster: lost the lease to another instance; stopped (start again to wait as standby)",
+                    file=sys.stderr,
+                )
+                return EXIT_LEASE_LOST
         except InvalidToken:
             print(
                 f"telegram.token: Telegram refused the token; check it with @BotFather ({args.config})",

@@ -317,8 +317,22 @@ def _fts_source(group: str, text: str) -> tuple[str, list[Any]]:
     return " UNION ".join(selects), params
 
 
+# PostgreSQL: the pg_trgm GIN indexes over the active stations (stations_name_trgm,
+# stations_places_trgm) serve ILIKE '%q%' directly; ILIKE folds case as SQLite's LIKE folds ASCII.
+_PG_MATCH = {
+    "name": "name ILIKE ?1 ESCAPE '\\'",
+    "place": "NOT name ILIKE ?1 ESCAPE '\\' AND (address ILIKE ?1 ESCAPE '\\' OR area ILIKE ?1 ESCAPE '\\')",
+}
+
+
 async def _search_group(db: Executor, group: str, text: str, pattern: str, need: int) -> list[int]:
     """Ids of the first ``need`` active stations of ``group`` matching ``pattern``, by name and id."""
+    if db.dialect == "postgresql":
+        rows = await db.fetchall(
+            f"SELECT id FROM stations WHERE active = 1 AND {_PG_MATCH[group]} ORDER BY name, id LIMIT ?2",
+            (pattern, need),
+        )
+        return [r[0] for r in rows]
     source, source_params = _fts_source(group, text)
     match = _GROUPS[group][2]
     found = await db.fetchval(

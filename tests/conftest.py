@@ -190,6 +190,7 @@ def pytest_addoption(parser):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "sqlite_only: runs on SQLite only (skipped with --db postgresql)")
+    config.addinivalue_line("markers", "postgresql_only: runs with --db postgresql only")
     chosen = config.getoption("--db") or dbs.backend()
     dbs.BACKEND["name"] = chosen
     if chosen == "postgresql":
@@ -201,7 +202,12 @@ def pytest_configure(config):
 def pytest_collection_modifyitems(config, items):
     # SQLite-only tests (query plans, the connections' trace, upgrades of old SQLite files) say so
     # with @pytest.mark.sqlite_only; on PostgreSQL they are skipped and listed as skipped (-ra).
+    # PostgreSQL-only tests (two processes on one database) say so with @pytest.mark.postgresql_only.
     if not dbs.on_postgresql():
+        pg_only = pytest.mark.skip(reason="PostgreSQL only (run with --db postgresql)")
+        for item in items:
+            if item.get_closest_marker("postgresql_only"):
+                item.add_marker(pg_only)
         return
     skip = pytest.mark.skip(reason="SQLite-specific (query plan, trace or an old SQLite file)")
     for item in items:

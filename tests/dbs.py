@@ -18,7 +18,7 @@ import os
 import re
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from storage.db import Database
 
@@ -42,8 +42,9 @@ def admin_url() -> str:
 
 
 def _with_database(url: str, name: str) -> str:
+    # Spelled out: urlunsplit drops the "//" of a URL without a host ("postgresql:///db?host=/run").
     parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
+    return f"{parts.scheme}://{parts.netloc}/{name}" + (f"?{parts.query}" if parts.query else "")
 
 
 def database_name(path: str | Path) -> str:

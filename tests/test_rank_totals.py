@@ -178,6 +178,7 @@ async def test_another_time_zone_gets_its_months_built_once_and_kept(db):
 class Recorder:
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.dialect = db.dialect
         self.statements: list[str] = []
 
     async def fetchall(self, sql, params=()):

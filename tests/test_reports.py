@@ -842,6 +842,8 @@ async def _plans(db, call):
     seen = []
 
     class Spy:
+        dialect = db.dialect
+
         async def fetchall(self, sql, params=()):
             seen.append((sql, params))
             return await db.fetchall(sql, params)

@@ -30,10 +30,11 @@ def _like(text: str) -> str:
 
 async def plain_scan(db, query: str, limit: int, offset: int = 0) -> list[int]:
     """What search_text answered before the indexes (the reference; without NUL characters)."""
+    like = "ILIKE" if db.dialect == "postgresql" else "LIKE"  # SQLite's LIKE ignores ASCII case
     rows = await db.fetchall(
         "SELECT id FROM stations WHERE active = 1"
-        " AND (name LIKE ?1 ESCAPE '\\' OR address LIKE ?1 ESCAPE '\\' OR area LIKE ?1 ESCAPE '\\')"
-        " ORDER BY (name LIKE ?1 ESCAPE '\\') DESC, name, id LIMIT ?2 OFFSET ?3",
+        f" AND (name {like} ?1 ESCAPE '\\' OR address {like} ?1 ESCAPE '\\' OR area {like} ?1 ESCAPE '\\')"
+        f" ORDER BY (name {like} ?1 ESCAPE '\\') DESC, name, id LIMIT ?2 OFFSET ?3",
         (_like(query.replace("\x00", "").strip()), limit, offset),
     )
     return [r[0] for r in rows]
@@ -123,6 +124,7 @@ async def test_names_first_then_address_and_area_by_name(db):
     assert [s.name for s in await repo.search_text(db, "所", limit=10)] == ["丙厕所", "文三路厕所"]
 
 
+@pytest.mark.sqlite_only
 async def test_index_follows_inserts_edits_and_deactivation(db):
     sid, _ = await repo.upsert(db, station(1, "蒋村花园驿站", "文一西路 1 号", "蒋村街道"), NOW)
     assert await ours(db, "花园", 5) == [sid]
@@ -186,6 +188,7 @@ class Recorder:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.dialect = db.dialect
         self.statements: list[tuple[str, tuple]] = []
 
     async def fetchall(self, sql, params=()):

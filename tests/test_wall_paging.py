@@ -129,6 +129,7 @@ class Recorder:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self.dialect = db.dialect
         self.seen: list[tuple[str, tuple, int]] = []
 
     async def fetchall(self, sql, params=()):

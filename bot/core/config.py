@@ -195,6 +195,18 @@ class DigestConfig:
 
 
 @dataclass(frozen=True)
+class ClusterConfig:
+    # Two instances with the same storage.url (PostgreSQL): one active, one standby, by a lease in the
+    # database. The standby takes over within lease_seconds + 1 s of the active one dying.
+    enabled: bool = True
+    lease_seconds: float = 10.0
+    # GET /healthz here: 200 on the active instance, 503 on the standby (a proxy's health check).
+    # 0 = not served.
+    health_listen: str = "127.0.0.1"
+    health_port: int = 0
+
+
+@dataclass(frozen=True)
 class OutboxConfig:
     # Finished rows (sent, failed, skipped, expired, cancelled, delivery unknown) are kept this many
     # days, then pruned by a daily job in small batches.
@@ -214,6 +226,7 @@ class Config:
     webapp: WebappConfig = field(default_factory=WebappConfig)
     digest: DigestConfig = field(default_factory=DigestConfig)
     outbox: OutboxConfig = field(default_factory=OutboxConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
 
     def with_overrides(self, **sections: Any) -> Config:
         """A copy with some fields of some sections replaced (tests, sandbox)."""
@@ -312,6 +325,7 @@ _ZERO_ALLOWED = {
     "tasks.withdraw_hours",  # 0: withdraw until the start
     "reports.undo_grace_seconds",  # 0: the reporter is told at once
     "tasks.confirm_offset_minutes",  # 0: no reminder asks 我会到 / 去不了
+    "cluster.health_port",  # 0: no health endpoint
 }
 _NUMERIC_SECTIONS = (
     "telegram",
@@ -324,6 +338,7 @@ _NUMERIC_SECTIONS = (
     "webapp",
     "digest",
     "outbox",
+    "cluster",
 )
 _SIGNED = {"bot.moderator_chat_id", "telegram.webhook_port"}  # chat ids are negative; port checked below
 
@@ -366,6 +381,10 @@ def _validate(config: Config) -> None:
         raise ConfigError("webapp.public_url", "must be the https:// address Telegram opens (or empty: off)")
     if not 0 < web.port < 65536:
         raise ConfigError("webapp.port", "must be between 1 and 65535")
+    if config.cluster.lease_seconds < 3:
+        raise ConfigError("cluster.lease_seconds", "must be at least 3 (renewed every third of it)")
+    if not 0 <= config.cluster.health_port < 65536:
+        raise ConfigError("cluster.health_port", "must be between 1 and 65535 (or 0: off)")
     if not 1 <= config.digest.weekday <= 7:
         raise ConfigError("digest.weekday", "must be 1 (Monday) to 7 (Sunday)")
     try:

@@ -224,6 +224,11 @@ class Outbox:
             log.info("outbox: pruned %d finished row(s) older than %s", total, cutoff.date())
         return total
 
+    def halt(self) -> None:
+        """Take no more rows, at once (the instance lost its lease: another one sends now)."""
+        self._stopping = True
+        self.wake()
+
     async def stop(self) -> None:
         """Stop taking rows; let in-flight sends finish (so their outcome is recorded)."""
         self._stopping = True

@@ -29,6 +29,7 @@ from telegram.ext import Application
 from bot.core.app import build_application
 from bot.core.authz import Authorizer
 from bot.core.clock import Clock, SystemClock
+from bot.core.cluster import HealthServer, Leadership
 from bot.core.config import Config
 from bot.core.container import Core
 from bot.core.i18n import LANGUAGES, Catalog
@@ -57,6 +58,9 @@ class Runtime:
         self.app: Application | None = None
         self._closed = asyncio.Event()
         self._menus: asyncio.Task[None] | None = None
+        self.leadership: Leadership | None = None
+        self.health: HealthServer | None = None
+        self.lost_lease = False  # the lease was lost while active: the process should exit non-zero
 
     async def __aenter__(self) -> Runtime:
         try:
@@ -74,11 +78,29 @@ class Runtime:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
+    @property
+    def clustered(self) -> bool:
+        """Whether instances elect an active one: on a shared (PostgreSQL) database, unless turned off."""
+        return self.config.cluster.enabled and self.db.dialect == "postgresql"
+
+    @property
+    def active(self) -> bool:
+        return self.app is not None and (self.leadership is None or self.leadership.active)
+
     async def start(self) -> None:
         await self.db.open()
         applied = await self.db.migrate()
         if applied:
             log.info("database %s: applied %s", self.db.path, ", ".join(applied))
+        cluster = self.config.cluster
+        if cluster.health_port:
+            self.health = HealthServer(lambda: self.active, cluster.health_listen, cluster.health_port)
+            await self.health.start()
+        if self.clustered:
+            self.leadership = Leadership(self.db, ttl=cluster.lease_seconds)
+            if not await self.leadership.wait_acquired(self._closed):
+                return  # asked to stop while on standby
+            self.leadership.start_heartbeat(self._lease_lost)
         core = Core(self.config, self.clock, self.db, Catalog.load(self.config.bot.default_language))
         self.core = core
         app = build_application(core)
@@ -213,9 +235,23 @@ class Runtime:
                     await app.stop()
                 await app.shutdown()  # writes the persistence one last time
         finally:
-            await self.db.close()
-            self._closed.set()
-            log.info("stopped")
+            try:
+                if self.leadership is not None:
+                    # After the last persistence write: the next active instance loads it all.
+                    await self.leadership.stop(release=not self.lost_lease)
+                if self.health is not None:
+                    await self.health.stop()
+            finally:
+                await self.db.close()
+                self._closed.set()
+                log.info("stopped")
+
+    def _lease_lost(self) -> None:
+        """Another instance is (or may be) active now: stop sending at once, then stop."""
+        self.lost_lease = True
+        if self.core is not None and self.core.outbox is not None:
+            self.core.outbox.halt()
+        self._closed.set()  # `stop` follows: polling ends, the lease is not released (not ours)
 
     def request_stop(self) -> None:
         self._closed.set()

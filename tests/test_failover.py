@@ -1,0 +1,164 @@
+"""Two `xiaoge-bot run` processes on one PostgreSQL database: one active, one standby; kill -9 the
+active one mid-broadcast and mid-conversation, and the standby carries on (issue 15, section 4).
+
+Real processes against the fake Bot API (this test's server), 150 ms a Bot API call. PostgreSQL only
+(`pytest --db postgresql`): two processes cannot share a SQLite file across machines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import time
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from storage import outbox as outbox_repo
+from tests import dbs
+from tests.conftest import ADMIN_ID
+from tests.test_broadcast import compose, delivered, make_groups, moderator
+
+pytestmark = pytest.mark.postgresql_only
+
+ROOT = Path(__file__).resolve().parents[1]
+LEASE = 3.0  # seconds (the default is 10: a takeover within 11 s)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Instance:
+    def __init__(self, name: str, config: Path, log: Path) -> None:
+        self.name, self.config, self.log = name, config, log
+        self.port = free_port()
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> Instance:
+        text = self.config.read_text(encoding="utf-8")
+        own = self.config.with_name(f"{self.name}.toml")
+        own.write_text(text + f"\n[cluster]\nlease_seconds = {LEASE}\nhealth_port = {self.port}\n", "utf-8")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOGE_BOT_")}
+        env["PYTHONPATH"] = str(ROOT)
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "run", "--config", str(own),
+            cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=asyncio.subprocess.STDOUT,
+        )  # fmt: skip
+        return self
+
+    async def health(self) -> int | None:
+        try:
+            async with aiohttp.ClientSession() as session:
+                async with session.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
+                    return r.status
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+
+    async def wait_health(self, status: int, timeout: float) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if await self.health() == status:
+                return time.monotonic() - started
+            assert self.proc is None or self.proc.returncode is None, self.log.read_text("utf-8")[-3000:]
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"{self.name}: /healthz never {status}\n{self.log.read_text('utf-8')[-3000:]}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 20)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+
+async def test_kill_the_active_instance_mid_broadcast_and_mid_conversation(bot, tg, tmp_path):
+    # Set up through the in-process bot: 40 groups, a moderator, a courier; then hand the database
+    # over to two real processes.
+    groups = await make_groups(tg, bot, 40)
+    mod = await moderator(tg, bot)
+    courier = tg.private(tg.user(7301, "小王"))
+    await courier.send("/start")
+    await courier.expect_message()
+    await bot.stop()
+    url = dbs.url_for(bot.db_path)
+    config = tmp_path / "cluster.toml"
+    config.write_text(
+        f'[telegram]\ntoken = "{tg.token.split(":")[0]}:{"x" * 35}"\nbase_url = "{tg.base_url}"\n'
+        f'base_file_url = "{tg.base_file_url}"\npoll_timeout = 1\n'
+        f'[storage]\nurl = "{url}"\n'
+        f"[bot]\nadmins = [{ADMIN_ID}]\n[digest]\nenabled = false\n"
+        "[broadcast]\nmax_per_second = 8\n",
+        encoding="utf-8",
+    )
+    tg.server.set_latency(0.15)
+    a = await Instance("a", config, tmp_path / "a.log").start()
+    b = None
+    try:
+        await a.wait_health(200, 30)
+        b = await Instance("b", config, tmp_path / "b.log").start()
+        await b.wait_health(503, 30)  # standby
+
+        # A conversation half-way on A...
+        await courier.send("/report")
+        await courier.expect_message(contains="要反映什么", timeout=10)
+        await (await courier.press("隐患随手拍")).wait()
+        await courier.expect_edit(timeout=10)
+        await (await courier.press("积水")).wait()
+        await courier.expect_message(contains="请简单描述", timeout=10)
+        # ... and a broadcast to 40 groups, killed part-way.
+        await compose(mod, "台风蓝色预警：今晚停止配送", "所有群")
+        await (await mod.press("✅ 发送")).wait()
+        text = "台风蓝色预警：今晚停止配送"
+        await tg.server.wait_for(lambda: sum(len(delivered(tg, g, text)) for g in groups) >= 8, 30)
+        a.kill()
+        killed = time.monotonic()
+        await a.proc.wait()
+
+        took = await b.wait_health(200, 30)
+        failover = time.monotonic() - killed
+        assert failover <= 15, failover
+
+        # The conversation goes on where it was, on B.
+        await courier.send("地下通道积水半米深")
+        await courier.expect_message(contains="照片", timeout=15)
+        # Every group gets the notice once; a send cut off by the kill is 'delivery unknown', never
+        # sent twice.
+        db = await dbs.make_database(bot.db_path).open()
+        try:
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                rows = await outbox_repo.rows_in_batch(db, await _batch(db))
+                if all(r.state in ("sent", "unknown") for r in rows):
+                    break
+                await asyncio.sleep(0.2)
+            states = {r.chat_id: r.state for r in rows}
+        finally:
+            await db.close()
+        assert set(states) == set(groups)
+        for g in groups:
+            got = len(delivered(tg, g, text))
+            assert got <= 1, (g, got)
+            assert got == 1 or states[g] == "unknown", (g, states[g])
+        assert sum(s == "unknown" for s in states.values()) <= 3  # at most the sends in flight
+        print(f"failover: kill -> standby active in {failover:.1f} s (health seen after {took:.1f} s)")
+    finally:
+        for inst in (a, b):
+            if inst is not None:
+                await inst.stop()
+
+
+async def _batch(db) -> str:
+    return await db.fetchval("SELECT batch FROM outbox WHERE kind = 'broadcast' ORDER BY id DESC LIMIT 1")
