@@ -49,6 +49,8 @@ async def card_button(update: Update, context: XContext) -> None:
         return  # a card's buttons outside the moderators' chats (forged): the card is not drawn there
     message = query.message
     card_ref = (message.chat.id, message.message_id) if isinstance(message, Message) else None
+    # A new decision on this report: the moderator's earlier ✍️ prompts for it are no longer asked.
+    _supersede(context.user_data.setdefault(PROMPTS, {}), report.id)
     allowed_from, target = TRANSITIONS[action]
     if report.status not in allowed_from:
         # Someone else was faster (or a second press): show the current state, change nothing.
@@ -175,6 +177,8 @@ def _pending_for(
         if key in prompts:
             return key, prompts[key]
     if message.chat.type == "private":
+        # The latest prompt in this chat, live or superseded: text typed just after a superseded
+        # prompt gets the clear answer that it is no longer asked for, never another feature's.
         for key in reversed(list(prompts)):
             entry = prompts[key]
             if isinstance(entry, dict) and entry.get("chat") == message.chat_id:
@@ -210,6 +214,15 @@ class _PromptReply(filters.MessageFilter):
         )
 
 
+def _supersede(prompts: dict[str, Any], report_id: int) -> None:
+    """A moderator pressed another decision on a report: only the latest decision's prompt is live.
+    Earlier prompts for that report stay as markers ("gone"), so a reply to one is told that it is no
+    longer asked for (and changes nothing) instead of deciding the report."""
+    for entry in prompts.values():
+        if isinstance(entry, dict) and entry.get("report") == report_id:
+            entry["gone"] = True
+
+
 def _drop_pending(prompts: dict[str, Any], pid: Any) -> None:
     for key in [k for k, v in prompts.items() if isinstance(v, dict) and v.get("pid") == pid]:
         prompts.pop(key, None)
@@ -227,6 +240,11 @@ async def prompt_reply(update: Update, context: XContext) -> None:
     pid = prompt.get("pid", key)
     service = _service(context)
     report = await service.get(int(prompt["report"]))
+    if prompt.get("gone"):
+        _drop_pending(prompts, pid)
+        ref = report.ref if report is not None else "—"
+        await reply(update, context, context.t("reports.mod.prompt_superseded", ref=ref))
+        return
     if report is None:
         _drop_pending(prompts, pid)
         await reply(update, context, context.t("reports.mod.prompt_stale"))
