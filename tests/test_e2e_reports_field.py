@@ -51,3 +51,91 @@ async def test_a_later_button_retires_the_note_prompt_in_private(bot, tg):
     report = await w.service.get_by_ref(ref)
     assert report.status == "acknowledged"
     assert [e.action for e in await w.service.events(report.id)] == ["submit", "ack"]
+
+
+# -- stable card buttons and undo -------------------------------------------------------------------
+
+
+def _slot_data(msg, row: int, col: int) -> str:
+    return msg.markup["inline_keyboard"][row][col]["callback_data"]
+
+
+async def test_card_buttons_keep_their_places_across_states(bot, tg):
+    w = await World(bot, tg).setup()
+    ref, card = await _filed(w, w.courier)
+    assert card.buttons == [["受理", "处理中", "已解决"], ["驳回", "标记重复", "·"]]
+    await (await w.mod.press("受理", message=card)).wait()
+    acked = await w.mod.expect_edit(contains="状态：已受理", message_id=card.message_id)
+    assert acked.buttons == [["·", "处理中", "已解决"], ["驳回", "标记重复", "↩️ 撤销"]]
+    await (await w.mod.press("处理中", message=card)).wait()
+    doing = await w.mod.expect_edit(contains="状态：处理中", message_id=card.message_id)
+    assert doing.buttons == [["·", "·", "已解决"], ["驳回", "标记重复", "↩️ 撤销"]]
+    # Pressing where 受理 was does nothing now.
+    answer = await (await w.mod.press_data(_slot_data(doing, 0, 0), card.message_id)).wait()
+    assert "不可用" in answer.text and not answer.show_alert
+    assert (await w.service.get_by_ref(ref)).status == "in_progress"
+
+
+async def test_undo_a_mistaken_rejection_reporter_hears_only_the_final_state(bot, tg):
+    w = await World(bot, tg).setup()
+    ref, card = await _filed(w, w.courier)
+    await (await w.mod.press("受理", message=card)).wait()
+    await w.mod.expect_edit(contains="状态：已受理", message_id=card.message_id)
+    await (await w.mod.press("驳回", message=card)).wait()
+    prompt = await w.mod.expect_message(contains="请回复这条消息")
+    await w.mod.reply_to(prompt, "不属实")
+    await w.mod.expect_message(contains="已标记为「已驳回」")
+    rejected = await w.mod.expect_edit(contains="状态：已驳回", message_id=card.message_id)
+    assert rejected.buttons == [["·", "·", "·"], ["·", "·", "↩️ 撤销"]]
+    answer = await (await w.mod.press("撤销", message=rejected)).wait()
+    assert "已撤销" in answer.text and "已受理" in answer.text
+    back = await w.mod.expect_edit(contains="状态：已受理", message_id=card.message_id)
+    assert back.buttons[1][0] == "驳回"
+    report = await w.service.get_by_ref(ref)
+    assert report.status == "acknowledged"
+    events = await w.service.events(report.id)
+    assert [e.action for e in events] == ["submit", "ack", "reject", "undo"]
+    assert events[2].undone_by == events[3].id and events[3].actor_id == w.mod_user.id
+    # The reporter hears of the acknowledgement only, never of the rejection taken back.
+    await bot.advance(seconds=60)
+    notice = await w.courier.expect_message(contains=ref)
+    assert "已受理" in notice.text
+    await w.courier.expect_no_message()
+
+
+async def test_undo_a_duplicate_and_its_limits(bot, tg):
+    w = await World(bot, tg).setup()
+    first, _ = await _filed(w, w.courier)
+    second, card = await _filed(w, w.courier, description="另一个坑在文二路", lat=30.30)
+    await (await w.mod.press("标记重复", message=card)).wait()
+    prompt = await w.mod.expect_message(contains="重复的那条反映的编号")
+    await w.mod.reply_to(prompt, first)
+    await w.mod.expect_message(contains="已标记为「重复」")
+    dup = await w.mod.expect_edit(contains=f"与 {first} 为同一问题", message_id=card.message_id)
+    # Someone without the role cannot undo (forged data in their private chat).
+    report = await w.service.get_by_ref(second)
+    denied = await (await w.courier.press_data(f"rp:st:{report.id}:undo")).wait()
+    assert denied.show_alert and "没有权限" in denied.text
+    # Past the undo window: refused, the card stays.
+    await bot.advance(minutes=11)
+    late = await (await w.mod.press("撤销", message=dup)).wait()
+    assert late.show_alert and "不能撤销" in late.text
+    assert (await w.service.get(report.id)).status == "duplicate"
+    late_card = await w.mod.expect_edit(message_id=card.message_id)
+    assert late_card.buttons == []  # nothing left to do on it
+
+
+async def test_undo_in_time_brings_a_duplicate_back(bot, tg):
+    w = await World(bot, tg).setup()
+    first, _ = await _filed(w, w.courier)
+    second, card = await _filed(w, w.courier, description="另一个坑在文二路", lat=30.30)
+    await (await w.mod.press("标记重复", message=card)).wait()
+    prompt = await w.mod.expect_message(contains="重复的那条反映的编号")
+    await w.mod.reply_to(prompt, first)
+    await w.mod.expect_message(contains="已标记为「重复」")
+    dup = await w.mod.expect_edit(contains=f"与 {first} 为同一问题", message_id=card.message_id)
+    await (await w.mod2.press("撤销", message=dup)).wait()  # another moderator may undo
+    back = await w.mod.expect_edit(contains="状态：待受理", message_id=card.message_id)
+    assert back.buttons == [["受理", "处理中", "已解决"], ["驳回", "标记重复", "·"]]
+    report = await w.service.get_by_ref(second)
+    assert report.status == "new" and report.duplicate_of is None

@@ -54,6 +54,14 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 MODERATOR_ACTIONS: tuple[str, ...] = ("ack", "progress", "resolve", "reject", "duplicate")
 NOTE_REQUIRED = frozenset({"resolve", "reject"})
 UNDO_ACTION = "undo"  # an event that takes the last decision back (see ReportService.undo)
+# The card's buttons: every action keeps its slot in every state (a mis-tap never lands on another
+# action after a change); a slot whose action is not possible now shows CARD_EMPTY_LABEL and does
+# nothing (callback rp:st:{id}:-).
+CARD_SLOTS: tuple[tuple[str, ...], ...] = (
+    ("ack", "progress", "resolve"),
+    ("reject", "duplicate", UNDO_ACTION),
+)
+CARD_EMPTY = "-"
 # A hazard that reached one of these was judged valid: its reporter earns points (once).
 VALID_STATUSES = frozenset({"acknowledged", "in_progress", "resolved"})
 NOTE_LIMIT = 300
@@ -582,7 +590,25 @@ class ReportService:
             return last
         return None
 
-    async def undo(self, report_id: int, actor_id: int) -> Outcome:
+    @staticmethod
+    def _undoable(report: ReportRecord, events: Sequence[ReportEvent]) -> ReportEvent | None:
+        """The decision `undo` takes back: the last event (beside "+1"s and confirmations), if it is a
+        moderator action still standing that led to the report's current status."""
+        decisions = [e for e in events if e.action not in ("support", "confirm")]
+        last = decisions[-1] if decisions else None
+        if (
+            last is None
+            or last.action not in MODERATOR_ACTIONS
+            or last.undone_by is not None
+            or last.from_status is None
+            or last.to_status != report.status
+        ):
+            return None
+        return last
+
+    async def undo(
+        self, report_id: int, actor_id: int, *, edited_card: tuple[int, int] | None = None
+    ) -> Outcome:
         """Take the last moderator decision back (the caller checked the role): the report returns to
         the status it had, as its own audited 'undo' event; resolved_at, a duplicate's link and a
         hazard's points credited by that decision go with it (the "+1" followers a duplicate gave the
@@ -600,14 +626,8 @@ class ReportService:
             if report is None:
                 return Outcome(False, None, Refusal("not_found"))
             events = [e for e in await repo.events(tx, report.id) if e.action not in ("support", "confirm")]
-            last = events[-1] if events else None
-            if (
-                last is None
-                or last.action not in MODERATOR_ACTIONS
-                or last.undone_by is not None
-                or last.from_status is None
-                or last.to_status != report.status
-            ):
+            last = self._undoable(report, events)
+            if last is None or last.from_status is None:
                 return Outcome(False, report, Refusal("nothing_to_undo", {"ref": report.ref}))
             if now > self.undo_deadline(last):
                 return Outcome(
@@ -671,7 +691,7 @@ class ReportService:
             ]
             await outbox_repo.cancel(tx, dedup_prefix=prefix, now=now)
             await self._queue_corrections(tx, restored, undo_id, list(dict.fromkeys(told)), now)
-            await self._queue_card_edits(tx, restored, undo_id, now, skip=None)
+            await self._queue_card_edits(tx, restored, undo_id, now, skip=edited_card)
         log.info(
             "report %s: decision %s undone (%s -> %s)", report.ref, last.id, report.status, restored.status
         )
@@ -1027,17 +1047,28 @@ class ReportService:
             priority=priority,
         )
 
-    def card_keyboard(self, report: ReportRecord, lang: str) -> dict[str, Any]:
-        actions = [a for a in MODERATOR_ACTIONS if report.status in TRANSITIONS[a][0]]
-        buttons = [
-            {
-                "text": self.core.t(lang, f"reports.action.{a}"),
-                "callback_data": f"{CB_STATUS}:{report.id}:{a}",
-            }
-            for a in actions
-        ]
-        rows = [buttons[:3], buttons[3:]] if len(buttons) > 3 else [buttons]
-        return {"inline_keyboard": [row for row in rows if row]}
+    def card_keyboard(self, report: ReportRecord, lang: str, *, undo: bool = False) -> dict[str, Any]:
+        """The card's buttons in fixed slots (CARD_SLOTS): an action not possible in this state keeps
+        its place as an empty slot; 撤销 (undo) when the last decision can still be taken back. No
+        buttons at all when nothing can be done (a final state past the undo window)."""
+        live = {a for a in MODERATOR_ACTIONS if report.status in TRANSITIONS[a][0]}
+        if undo:
+            live.add(UNDO_ACTION)
+        if not live:
+            return {"inline_keyboard": []}
+        empty = self.core.t(lang, "reports.action.none")
+        return {
+            "inline_keyboard": [
+                [
+                    {
+                        "text": self.core.t(lang, f"reports.action.{a}") if a in live else empty,
+                        "callback_data": f"{CB_STATUS}:{report.id}:{a if a in live else CARD_EMPTY}",
+                    }
+                    for a in row
+                ]
+                for row in CARD_SLOTS
+            ]
+        }
 
     async def _render_card(
         self,
@@ -1077,7 +1108,9 @@ class ReportService:
         text = "\n".join(lines)
         if len(text) > 4000:
             text = text[:3999] + "…"
-        return {"text": text, "reply_markup": self.card_keyboard(report, lang)}
+        undoable = self._undoable(report, await repo.events(ex, report.id))
+        undo = undoable is not None and self._now() <= self.undo_deadline(undoable)
+        return {"text": text, "reply_markup": self.card_keyboard(report, lang, undo=undo)}
 
     async def _self_decided_unpaid(self, ex: Executor, report: ReportRecord, last: ReportEvent) -> bool:
         """A valid hazard whose reporter judged it themselves and earned nothing yet: the card says why
