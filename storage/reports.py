@@ -584,6 +584,18 @@ async def count(
     return int(await db.fetchval(f"SELECT COALESCE(SUM(n), 0) FROM report_counts{where}", params))
 
 
+async def known_place(db: Executor, column: str, value: str) -> str | None:
+    """The spelling of a compound or property company already grouped in the hotspots that equals
+    `value` but for the case of its letters (the most reported one), or None."""
+    if column not in ("compound", "property_company"):
+        raise ValueError(column)
+    return await db.fetchval(
+        f"SELECT {column} FROM report_hotspot_totals WHERE lower({column}) = lower(?)"
+        f" ORDER BY total DESC, {column} LIMIT 1",
+        (value,),
+    )
+
+
 async def access_hotspots(
     db: Executor,
     *,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.test_e2e_reports import World, _filed
+from bot.reports.service import ReportDraft, ReportService
+from tests.test_e2e_reports import COURIER_ID, World, _filed
 
 
 @pytest.fixture
@@ -139,3 +140,53 @@ async def test_undo_in_time_brings_a_duplicate_back(bot, tg):
     assert back.buttons == [["受理", "处理中", "已解决"], ["驳回", "标记重复", "·"]]
     report = await w.service.get_by_ref(second)
     assert report.status == "new" and report.duplicate_of is None
+
+
+# -- English for moderators -------------------------------------------------------------------------
+
+
+async def test_private_card_in_the_viewers_language_group_card_in_the_default(bot, tg):
+    w = await World(bot, tg).setup()
+    ref, group_card = await _filed(w, w.courier)
+    assert "状态：待受理" in group_card.text  # the moderators' chat: bot.default_language
+    mod2 = tg.private(w.mod2_user)
+    await mod2.send(f"/reports {ref}")
+    card = await mod2.expect_message(contains="Status: New")
+    assert card.buttons == [["Acknowledge", "In progress", "Resolved"], ["Reject", "Duplicate", "·"]]
+    await (await mod2.press("Acknowledge", message=card)).wait()
+    await mod2.expect_edit(contains="Status: Acknowledged", message_id=card.message_id)
+    # The group's card follows in Chinese, whoever pressed.
+    await w.mod.expect_edit(contains="状态：已受理", message_id=group_card.message_id)
+    # A change made in the group reaches the English private card in English.
+    await (await w.mod.press("处理中", message=group_card)).wait()
+    await w.mod.expect_edit(contains="状态：处理中", message_id=group_card.message_id)
+    await bot.settle()
+    edited = await mod2.expect_edit(contains="Status: In progress", message_id=card.message_id)
+    assert "↩️ Undo" in edited.labels
+
+
+async def test_english_texts_use_ascii_brackets(bot, tg):
+    w = await World(bot, tg).setup()
+    scoped_user = tg.user(5003, "Ann", language_code="en", started=True)
+    await bot.grant(5003, "moderator", area="蒋村")
+    scoped = tg.private(scoped_user)
+    await scoped.send("/me")
+    me = await scoped.expect_message(contains="Roles:")
+    assert "moderator (蒋村)" in me.text and "（" not in me.text
+    mod2 = tg.private(w.mod2_user)
+    await mod2.send("/me")
+    me = await mod2.expect_message(contains="Roles:")
+    assert "moderator (all areas)" in me.text
+    # Hotspots in English: "compound (company)".
+    await bot.core.service(ReportService).submit(
+        COURIER_ID,
+        ReportDraft(
+            kind="grievance", category="access", description="保安不让进", compound="西溪花园", area="蒋村"
+        ),
+    )
+    await mod2.send("/reports")
+    listing = await mod2.expect_message(contains="Access hotspots")
+    assert "西溪花园 (not given): 1 time" in listing.text and "（" not in listing.text
+    await w.mod.send("/reports")
+    listing = await w.mod.expect_message(contains="进门难热点")
+    assert "西溪花园（未填写）：1 次" in listing.text

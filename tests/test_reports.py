@@ -1099,3 +1099,24 @@ def test_age_is_never_zero_minutes(svc, clock):
     assert svc.age(now - dt.timedelta(seconds=60), "zh") == "1 分钟前"
     assert svc.age(now, "en") == "just now"
     assert svc.age(now - dt.timedelta(hours=3), "zh") == "3 小时前"
+
+
+async def test_hotspots_merge_case_width_and_spaces_but_not_other_names(svc):
+    """One compound typed in different case, widths or spacing is one hotspot; another name (the
+    Chinese one) stays its own place."""
+    for name in (
+        "Xixi Garden",
+        "xixi  garden",
+        "ＸＩＸＩ　ＧＡＲＤＥＮ",
+        " Xixi Garden ",
+        "西溪花园",
+        "西溪花园　",
+    ):
+        await svc.submit(OTHER, grievance(compound=name, property_company="绿城物业（杭州）"))
+    spots = await svc.access_hotspots()
+    assert [(s.compound, s.property_company, s.total) for s in spots] == [
+        ("Xixi Garden", "绿城物业(杭州)", 4),
+        ("西溪花园", "绿城物业(杭州)", 2),
+    ]
+    # The report keeps the grouped spelling.
+    assert {r.compound for r in await svc.my_reports(OTHER)} == {"Xixi Garden", "西溪花园"}

@@ -18,6 +18,7 @@ import logging
 import math
 import re
 import sys
+import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -188,6 +189,15 @@ def _clean(text: str | None) -> str | None:
     return text or None
 
 
+def normalize_place(text: str | None) -> str | None:
+    """A compound or property company as typed, in one form: full-width letters, digits, brackets and
+    spaces become their plain forms (NFKC), runs of spaces one space, no spaces around. None if empty.
+    Different names for one place ("Xixi Garden" / "西溪花园") stay different: that takes a person."""
+    if text is None:
+        return None
+    return " ".join(unicodedata.normalize("NFKC", text).split()) or None
+
+
 def _display_name(first_name: str, last_name: str, username: str | None) -> str:
     """A (non-anonymous) reporter as cards and the export show them: name (@username)."""
     name = f"{first_name} {last_name}".strip()
@@ -352,8 +362,12 @@ class ReportService:
                 lat=draft.lat,
                 lon=draft.lon,
                 place_text=_clean(draft.place_text),
-                compound=_clean(draft.compound) if is_access else None,
-                property_company=_clean(draft.property_company) if is_access else None,
+                compound=await self._place_spelling(tx, "compound", draft.compound) if is_access else None,
+                property_company=(
+                    await self._place_spelling(tx, "property_company", draft.property_company)
+                    if is_access
+                    else None
+                ),
                 # Hazard tips are public safety information: only grievances may be anonymous.
                 anonymous=draft.anonymous and draft.kind == rc.GRIEVANCE,
                 reporter_id=user_id,
@@ -375,6 +389,16 @@ class ReportService:
             await self._queue_card(tx, report, now, key=f"rp:{report.id}:card", with_media=True)
         log.info("report %s filed (area %s)", report.ref, report.area)
         return report
+
+    @staticmethod
+    async def _place_spelling(ex: Executor, column: str, text: str | None) -> str | None:
+        """The compound or property company as the hotspots group it: normalised (normalize_place),
+        and written as the place already known under the same letters in another case ("xixi garden"
+        joins "Xixi Garden"), so one place is counted once."""
+        value = normalize_place(text)
+        if value is None:
+            return None
+        return await repo.known_place(ex, column, value) or value
 
     async def add_supporter(self, report_id: int, user_id: int) -> Outcome:
         """A "+1": the user confirms the same problem and follows its updates."""
@@ -877,9 +901,22 @@ class ReportService:
             return bot.area_moderator_chats[area]
         return bot.moderator_chat_id
 
-    async def card(self, report: ReportRecord, *, lang: str | None = None) -> dict[str, Any]:
-        """sendMessage/editMessageText params (text, reply_markup) of a report's moderator card."""
-        return await self._render_card(self.db, report, lang or self.core.config.bot.default_language)
+    async def card(
+        self, report: ReportRecord, *, lang: str | None = None, chat_id: int | None = None
+    ) -> dict[str, Any]:
+        """sendMessage/editMessageText params (text, reply_markup) of a report's moderator card.
+
+        In `lang`, else in the language of the chat it goes to (`chat_id`, see card_language)."""
+        if lang is None:
+            lang = await self.card_language(self.db, chat_id)
+        return await self._render_card(self.db, report, lang)
+
+    async def card_language(self, ex: Executor, chat_id: int | None) -> str:
+        """A card sent to a person (a private chat: its id is the user's) is in that person's language;
+        in a group (the moderators' chat) it stays in bot.default_language, read by everyone there."""
+        if chat_id is not None and chat_id > 0:
+            return await self._lang(ex, chat_id)
+        return self.core.config.bot.default_language
 
     async def card_sent(self, dedup_key: str, chat_id: int, message_id: int) -> bool:
         """Outbox hook for CARD_KIND rows: remember the card so later changes edit it."""
@@ -1011,22 +1048,24 @@ class ReportService:
         posted = [c for c in await repo.cards(ex, report.id) if c != skip]
         if not posted:
             return
-        params = await self._render_card(ex, report, self.core.config.bot.default_language)
-        await self.core.outbox.enqueue(
-            [
+        rendered: dict[str, dict[str, Any]] = {}  # one rendering per language
+        messages = []
+        for chat_id, message_id in posted:
+            lang = await self.card_language(ex, chat_id)
+            if lang not in rendered:
+                rendered[lang] = await self._render_card(ex, report, lang)
+            messages.append(
                 self._message(
                     CARD_EDIT_KIND,
                     f"rp:{report.id}:ev:{event_id}:card:{chat_id}:{message_id}",
                     chat_id,
                     "editMessageText",
-                    {"message_id": message_id, **params},
+                    {"message_id": message_id, **rendered[lang]},
                     now,
                     CARD_PRIORITY,
                 )
-                for chat_id, message_id in posted
-            ],
-            ex,
-        )
+            )
+        await self.core.outbox.enqueue(messages, ex)
 
     @staticmethod
     def _message(

@@ -135,7 +135,7 @@ async def _answer_outcome(
 async def _edit_card(context: XContext, card_ref: tuple[int, int] | None, report: Any) -> None:
     if card_ref is None:
         return
-    params = await _service(context).card(report)
+    params = await _service(context).card(report, chat_id=card_ref[0])
     with contextlib.suppress(BadRequest):  # unchanged, or deleted meanwhile
         await context.bot.edit_message_text(
             params["text"],
