@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import csv
+import datetime as dt
+import io
+
 import pytest
 
 from bot.reports.service import ReportDraft, ReportService
@@ -190,3 +194,83 @@ async def test_english_texts_use_ascii_brackets(bot, tg):
     await w.mod.send("/reports")
     listing = await w.mod.expect_message(contains="进门难热点")
     assert "西溪花园（未填写）：1 次" in listing.text
+
+
+# -- /export --------------------------------------------------------------------------------------
+
+
+def _csv_rows(msg) -> list[list[str]]:
+    assert msg.document.startswith("\ufeff".encode())  # UTF-8 with a BOM: Excel reads Chinese
+    return list(csv.reader(io.StringIO(msg.document.decode("utf-8-sig"))))
+
+
+async def test_export_in_private_since_a_date_and_the_moderators_areas_only(bot, tg):
+    w = await World(bot, tg).setup()
+    service = bot.core.service(ReportService)
+    old = await service.submit(
+        COURIER_ID,
+        ReportDraft(
+            kind="hazard", category="road_damage", description="旧坑", lat=30.26, lon=120.13, area="蒋村"
+        ),
+    )
+    await bot.advance(days=40)
+    jc = await service.submit(
+        COURIER_ID,
+        ReportDraft(
+            kind="hazard", category="road_damage", description="蒋村的坑", lat=30.26, lon=120.13, area="蒋村"
+        ),
+    )
+    cy = await service.submit(
+        COURIER_ID,
+        ReportDraft(
+            kind="hazard", category="flooding", description="翠苑积水", lat=30.27, lon=120.12, area="翠苑"
+        ),
+    )
+    await bot.settle()
+    # An all-areas moderator: the last 30 days by default, every area.
+    mod = tg.private(w.mod_user)
+    await mod.send("/export")
+    doc = await mod.expect_message(contains="📄")
+    assert doc.kind == "document" and doc.file_name.endswith(".csv") and "共 2 条" in doc.text
+    rows = _csv_rows(doc)
+    assert rows[0][0] == "编号" and {r[0] for r in rows[1:]} == {jc.ref, cy.ref}
+    # Since a date: the older report too.
+    since = (bot.clock.now() - dt.timedelta(days=41)).date().isoformat()
+    await mod.send(f"/export {since}")
+    doc = await mod.expect_message(contains="📄")
+    assert {r[0] for r in _csv_rows(doc)[1:]} == {old.ref, jc.ref, cy.ref}
+    # A moderator of 蒋村 only gets 蒋村, with the columns in their language.
+    ann_user = tg.user(5003, "Ann", language_code="en", started=True)
+    await bot.grant(5003, "moderator", area="蒋村")
+    ann = tg.private(ann_user)
+    await ann.send(f"/export {since}")
+    doc = await ann.expect_message(contains="📄")
+    rows = _csv_rows(doc)
+    assert rows[0][0] == "Reference" and [r[0] for r in rows[1:]] == [old.ref, jc.ref]
+    assert "蒋村" in doc.text and "2 reports" in doc.text
+
+
+async def test_export_refusals_and_places(bot, tg):
+    w = await World(bot, tg).setup()
+    await _filed(w, w.courier)
+    mod = tg.private(w.mod_user)
+    for bad in ("2026-13-01", "明天", "11/01"):
+        await mod.send(f"/export {bad}")
+        answer = await mod.expect_message(contains="没看懂日期")
+        assert "2026-11-01" in answer.text
+    future = (bot.clock.now() + dt.timedelta(days=3)).date().isoformat()
+    await mod.send(f"/export {future}")
+    await mod.expect_message(contains="还没到")
+    # Not a moderator: the standard refusal, no file.
+    await w.courier.send("/export")
+    await w.courier.expect_message(contains="没有权限")
+    assert not any(m.kind == "document" for m in w.courier.messages)
+    # In a couriers' group: sent to the private chat instead; in the moderators' chat: right there.
+    in_group = w.group.chat(w.mod_user)
+    in_group.skip()
+    await in_group.send("/export")
+    await in_group.expect_message(contains="私聊")
+    assert not any(m.kind == "document" for m in in_group.messages)
+    await w.mod.send("/export")
+    doc = await w.mod.expect_message(contains="📄")
+    assert len(_csv_rows(doc)) == 2

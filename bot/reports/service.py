@@ -1385,8 +1385,16 @@ class ReportService:
         "duplicate_of",
     )
 
-    async def export_csv(self, since: dt.date, stream: TextIO, *, lang: str | None = None) -> int:
+    async def export_csv(
+        self,
+        since: dt.date,
+        stream: TextIO,
+        *,
+        lang: str | None = None,
+        areas: Collection[str] | None = None,
+    ) -> int:
         """Reports filed on or after `since` (local date) as CSV, UTF-8 with a BOM so Excel reads Chinese.
+        `areas`: only those areas' reports (a moderator scoped to some areas, authz.areas_for); None: all.
 
         Streamed: one query per page of EXPORT_PAGE reports (the reporter's names, photo count and the
         original's reference joined in), each page written before the next is read. Open the stream
@@ -1416,14 +1424,16 @@ class ReportService:
         writer = csv.writer(stream)
         writer.writerow([t(lang, f"reports.export.{c}") for c in self.EXPORT_COLUMNS])
         written = 0
-        page, cursor = await repo.export_page(self.db, since=start, after=None, limit=EXPORT_PAGE)
+        page, cursor = await repo.export_page(
+            self.db, since=start, after=None, limit=EXPORT_PAGE, areas=areas
+        )
         following: asyncio.Future[Any] | None = None
         try:
             while True:
                 # The next page is read (on a reader connection's thread) while this one is formatted.
                 if cursor is not None:
                     following = asyncio.ensure_future(
-                        repo.export_page(self.db, since=start, after=cursor, limit=EXPORT_PAGE)
+                        repo.export_page(self.db, since=start, after=cursor, limit=EXPORT_PAGE, areas=areas)
                     )
                 rows = []
                 for r in page:

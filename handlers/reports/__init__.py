@@ -8,7 +8,7 @@
   group answers with, and the quick path (a photo, then a shared location within QUICK_WINDOW, becomes
   a hazard draft; later a location goes to 📍 nearest stations and the stale draft is dropped).
 * Moderators: the card buttons (rp:st:<id>:<action>) with ForceReply prompts for notes and the
-  duplicate's reference, `/reports` (filters, hotspots, `/reports H-0042` for a card).
+  duplicate's reference, `/reports` (filters, hotspots, `/reports H-0042` for a card), `/export`.
 * Couriers: `/myreports` (an unsubmitted draft, rp:dr:open; a button per report, rp:my:<id>, or
   `/myreports H-0001`: their own report with its history), and the 是/没有 answer to "已解决了吗?"
   (rp:fb:<id>:y|n).
@@ -42,6 +42,7 @@ from bot.reports.service import CB_FEEDBACK, CB_STATUS, ReportService
 from handlers.common import Command
 from handlers.core import cancel_fallback, cancel_keys, deep_links
 from handlers.reports.common import _stale
+from handlers.reports.export import export_command, export_link
 from handlers.reports.filing import (
     anonymity_chosen,
     category_chosen,
@@ -116,6 +117,7 @@ COMMANDS = [
     Command("report", "reports.cmd.report"),
     Command("myreports", "reports.cmd.myreports"),
     Command("reports", "reports.cmd.reports", perm=Perm.REPORTS_HANDLE),
+    Command("export", "reports.cmd.export", perm=Perm.REPORTS_HANDLE),
 ]
 
 
@@ -134,6 +136,7 @@ def register(app: Application) -> None:
     startup_hooks(app).append(_startup)
     deep_links(app)["myreports"] = my_reports_link
     deep_links(app)["reports"] = reports_link
+    deep_links(app)["export"] = export_link
     # Only new messages: editing an earlier message (a description, a caption, /report) must neither
     # answer the current step nor restart the flow.
     fresh = filters.UpdateType.MESSAGE
@@ -236,4 +239,5 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("report", report_in_group, filters.ChatType.GROUPS))
     app.add_handler(CommandHandler("myreports", my_reports))
     app.add_handler(CommandHandler("reports", reports_command))
+    app.add_handler(CommandHandler("export", export_command))
     app.add_handler(CallbackQueryHandler(_stale, pattern=FLOW_PATTERN))
