@@ -274,3 +274,62 @@ async def test_export_refusals_and_places(bot, tg):
     await w.mod.send("/export")
     doc = await w.mod.expect_message(contains="📄")
     assert len(_csv_rows(doc)) == 2
+
+
+# -- an idle draft stops catching text ------------------------------------------------------------
+
+
+async def _to_description(chat):
+    await chat.send("/report")
+    await chat.expect_message(contains="要反映什么")
+    await (await chat.press("隐患随手拍")).wait()
+    await chat.expect_edit(contains="请选择分类")
+    await (await chat.press("道路破损")).wait()
+    await chat.expect_message(contains="请简单描述")
+
+
+async def test_idle_draft_lets_text_go_and_report_offers_to_continue(bot, tg):
+    w = await World(bot, tg).setup()
+    chat = w.courier
+    await _to_description(chat)
+    await bot.advance(minutes=31)
+    await chat.send("文三路口有个大坑")  # half an hour later: a search, not the description
+    answer = await chat.expect_message()
+    assert "照片" not in answer.text and "驿站" in answer.text
+    await chat.send_photo()  # nothing else takes a photo: say how to go on
+    hint = await chat.expect_message(contains="还没提交的反映")
+    assert "道路破损" in hint.text and "/report" in hint.text
+    # /report offers the kept draft; 继续 asks the step where it stood.
+    await chat.send("/report")
+    offer = await chat.expect_message(contains="继续上次的反映？")
+    assert "道路破损" in offer.text and offer.labels == ["▶️ 继续", "🆕 重新开始"]
+    await (await chat.press("继续", message=offer)).wait()
+    await chat.expect_message(contains="请简单描述")
+    await chat.send("人行道上的井盖不见了")
+    await chat.expect_message(contains="照片")
+    await (await chat.press("跳过")).wait()
+    await chat.expect_message(contains="在哪里")
+    await chat.send("文三路口")
+    summary = await chat.expect_message(contains="请确认")
+    assert "人行道上的井盖不见了" in summary.text and "大坑" not in summary.text
+
+
+async def test_idle_draft_start_afresh_and_a_busy_draft_keeps_catching(bot, tg):
+    w = await World(bot, tg).setup()
+    chat = w.courier
+    await _to_description(chat)
+    await bot.advance(minutes=29)
+    await chat.send("文二路积水")  # still in use: the description
+    await chat.expect_message(contains="照片")
+    await bot.advance(minutes=31)
+    await chat.send("/report")
+    offer = await chat.expect_message(contains="继续上次的反映？")
+    assert "文二路积水" in offer.text
+    await (await chat.press("重新开始", message=offer)).wait()
+    await chat.expect_message(contains="要反映什么")
+    await (await chat.press("诉求")).wait()
+    await chat.expect_edit(contains="请选择分类")
+    # The old draft is gone: /myreports mentions none beyond the new one's kind.
+    await chat.send("/myreports")
+    mine = await chat.expect_message()
+    assert "文二路积水" not in mine.text

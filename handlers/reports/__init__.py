@@ -54,6 +54,7 @@ from handlers.reports.filing import (
     duplicate_answer,
     edit_chosen,
     edit_nudge,
+    idle_hint,
     kind_chosen,
     location_other,
     location_received,
@@ -76,6 +77,7 @@ from handlers.reports.filing import (
     report_command,
     report_deep_link,
     report_in_group,
+    start_afresh,
     summary_action,
     summary_nudge,
 )
@@ -93,7 +95,9 @@ from handlers.reports.flow import (
     PHOTOS,
     PROPERTY,
     QUICK_LOCATION,
+    RESUME,
     SUMMARY,
+    _Active,
     _QuickPending,
 )
 from handlers.reports.lists import (
@@ -165,7 +169,9 @@ def register(app: Application) -> None:
         CommandHandler("start", report_deep_link, private & filters.Regex(r"^/start report")),
         MessageHandler(private & report_menu, report_command),
     ]
-    buttons_expected = MessageHandler(private & other_in, press_button)
+    # A draft idle for IDLE_AFTER stops catching messages: they go to the other features again.
+    live = private & _Active(app, core)
+    buttons_expected = MessageHandler(live & other_in, press_button)
     conversation = ConversationHandler(
         name="reports",
         persistent=True,
@@ -176,61 +182,69 @@ def register(app: Application) -> None:
             *restart,
             MessageHandler(private & filters.PHOTO, quick_photo),
             CallbackQueryHandler(open_draft, pattern=r"^rp:dr:open$"),
+            CallbackQueryHandler(start_afresh, pattern=r"^rp:dr:new$"),
         ],
         states={
             KIND: [CallbackQueryHandler(kind_chosen, pattern=r"^rp:k:"), buttons_expected],
             CATEGORY: [CallbackQueryHandler(category_chosen, pattern=r"^rp:c:"), buttons_expected],
             DESCRIPTION: [
-                MessageHandler(private & text_in, description_text),
-                MessageHandler(private & filters.VOICE, description_voice),
-                MessageHandler(private & filters.PHOTO, description_photo),
-                MessageHandler(private & other_in, description_other),
+                MessageHandler(live & text_in, description_text),
+                MessageHandler(live & filters.VOICE, description_voice),
+                MessageHandler(live & filters.PHOTO, description_photo),
+                MessageHandler(live & other_in, description_other),
             ],
             COMPOUND: [
-                MessageHandler(private & text_in, compound_text),
-                MessageHandler(private & other_in, need_text),
+                MessageHandler(live & text_in, compound_text),
+                MessageHandler(live & other_in, need_text),
             ],
             PROPERTY: [
                 CallbackQueryHandler(property_skipped, pattern=r"^rp:sk:prop$"),
-                MessageHandler(private & text_in, property_text),
-                MessageHandler(private & other_in, need_text),
+                MessageHandler(live & text_in, property_text),
+                MessageHandler(live & other_in, need_text),
             ],
             PHOTOS: [
-                MessageHandler(private & filters.PHOTO, photo_received),
+                MessageHandler(live & filters.PHOTO, photo_received),
                 CallbackQueryHandler(photos_done, pattern=r"^rp:ph:done$"),
-                MessageHandler(private & other_in, photo_other),
+                MessageHandler(live & other_in, photo_other),
             ],
             LOCATION: [
-                MessageHandler(private & location_in, location_received),
-                MessageHandler(private & skip_words, location_skipped),
-                MessageHandler(private & text_in, place_received),
-                MessageHandler(private & other_in, location_other),
+                MessageHandler(live & location_in, location_received),
+                MessageHandler(live & skip_words, location_skipped),
+                MessageHandler(live & text_in, place_received),
+                MessageHandler(live & other_in, location_other),
             ],
             QUICK_LOCATION: [
                 # Only while the photo is fresh: later a location goes to 📍 nearest stations.
-                MessageHandler(private & location_in & _QuickPending(app, core), quick_location),
-                MessageHandler(private & filters.PHOTO, quick_photo_more),
-                MessageHandler(private & cancel_words, quick_cancel),
-                MessageHandler(private & text_in & ~skip_words, quick_place),
-                MessageHandler(private & other_in, quick_other),
+                MessageHandler(live & location_in & _QuickPending(app, core), quick_location),
+                MessageHandler(live & filters.PHOTO, quick_photo_more),
+                MessageHandler(live & cancel_words, quick_cancel),
+                MessageHandler(live & text_in & ~skip_words, quick_place),
+                MessageHandler(live & other_in, quick_other),
             ],
             ANONYMITY: [CallbackQueryHandler(anonymity_chosen, pattern=r"^rp:an:"), buttons_expected],
             DUPLICATE: [CallbackQueryHandler(duplicate_answer, pattern=r"^rp:dup:"), buttons_expected],
             SUMMARY: [
                 CallbackQueryHandler(summary_action, pattern=r"^rp:sum:"),
-                MessageHandler(private & other_in, summary_nudge),
+                MessageHandler(live & other_in, summary_nudge),
+            ],
+            RESUME: [
+                CallbackQueryHandler(open_draft, pattern=r"^rp:dr:open$"),
+                CallbackQueryHandler(start_afresh, pattern=r"^rp:dr:new$"),
             ],
             EDIT: [
                 CallbackQueryHandler(edit_chosen, pattern=r"^rp:ed:"),
                 CallbackQueryHandler(summary_action, pattern=r"^rp:sum:"),
-                MessageHandler(private & other_in, edit_nudge),
+                MessageHandler(live & other_in, edit_nudge),
             ],
         },
         fallbacks=[
             cancel_fallback(DRAFT),
             *restart,
             CallbackQueryHandler(open_draft, pattern=r"^rp:dr:open$"),
+            CallbackQueryHandler(start_afresh, pattern=r"^rp:dr:new$"),
             CallbackQueryHandler(summary_action, pattern=r"^rp:sum:x$"),
+            # A photo or voice note for an idle draft: nothing else takes them; say how to go on.
+            MessageHandler(private & (filters.PHOTO | filters.VOICE) & fresh, idle_hint),
             CallbackQueryHandler(_stale, pattern=FLOW_PATTERN),
         ],
     )
