@@ -7,6 +7,9 @@
 * Entry: /report, the 📝 menu button, the deep link `/start report[_<group id>]` that `/report` in a
   group answers with, and the quick path (a photo, then a shared location within QUICK_WINDOW, becomes
   a hazard draft; later a location goes to 📍 nearest stations and the stale draft is dropped).
+* A draft idle for 30 minutes (flow.IDLE_AFTER, by core.clock) stops catching messages: they go to
+  the other features; the draft is kept and the next /report offers 继续上次的反映？ (rp:dr:open /
+  rp:dr:new), continuing at the step where it stood.
 * Moderators: the card buttons (rp:st:<id>:<action>) with ForceReply prompts for notes and the
   duplicate's reference, `/reports` (filters, hotspots, `/reports H-0042` for a card), `/export`.
 * Couriers: `/myreports` (an unsubmitted draft, rp:dr:open; a button per report, rp:my:<id>, or
