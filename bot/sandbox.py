@@ -173,6 +173,8 @@ class Sandbox:
             bot=dataclasses.replace(
                 base.bot, admins=(*base.bot.admins, admin.id), moderator_chat_id=MOD_CHAT_ID
             ),
+            # One person plays everyone: the reporter hears a decision at once (an undo then corrects).
+            reports=dataclasses.replace(base.reports, undo_grace_seconds=0),
         )
         users = {
             p.key: self.tg.user(p.id, p.name, username=p.username, language_code=self.lang, started=True)

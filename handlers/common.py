@@ -80,7 +80,9 @@ async def require(update: Update, context: XContext, perm: Perm, area: str | Non
         text = context.t("authz.wrong_area")
     else:
         roles = ["admin", *sorted(r.value for r in POLICY[perm])]
-        text = context.t("authz.denied", roles="、".join(context.t(f"role.{r}") for r in roles))
+        text = context.t(
+            "authz.denied", roles=context.t("role.list_sep").join(context.t(f"role.{r}") for r in roles)
+        )
     await notify(update, context, text, alert=True)
     return False
 

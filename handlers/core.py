@@ -222,12 +222,14 @@ async def _roles_text(context: XContext, user_id: int) -> str:
     held = await context.core.authz.roles_of(user_id)
     if not held:
         return context.t("role.courier")
-    return "、".join(_role_label(context, role, area) for role, area in held)
+    return context.t("role.list_sep").join(_role_label(context, role, area) for role, area in held)
 
 
 def _role_label(context: XContext, role: Role | str, area: str) -> str:
     label = context.t(f"role.{role}")
-    return f"{label}（{area or context.t('role.everywhere')}）" if role != Role.ADMIN else label
+    if role == Role.ADMIN:
+        return label
+    return context.t("role.with_area", role=label, area=area or context.t("role.everywhere"))
 
 
 async def lang_command(update: Update, context: XContext) -> None:

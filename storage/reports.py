@@ -586,6 +586,18 @@ async def count(
     return int(await db.fetchval(f"SELECT COALESCE(SUM(n), 0) FROM report_counts{where}", params))
 
 
+async def known_place(db: Executor, column: str, value: str) -> str | None:
+    """The spelling of a compound or property company already grouped in the hotspots that equals
+    `value` but for the case of its letters (the most reported one), or None."""
+    if column not in ("compound", "property_company"):
+        raise ValueError(column)
+    return await db.fetchval(
+        f"SELECT {column} FROM report_hotspot_totals WHERE lower({column}) = lower(?)"
+        f" ORDER BY total DESC, {column} LIMIT 1",
+        (value,),
+    )
+
+
 async def access_hotspots(
     db: Executor,
     *,
@@ -711,12 +723,27 @@ class ExportRow:
 
 
 async def export_page(
-    db: Executor, *, since: dt.datetime, after: tuple[str, int] | None = None, limit: int = 2000
+    db: Executor,
+    *,
+    since: dt.datetime,
+    after: tuple[str, int] | None = None,
+    limit: int = 2000,
+    areas: Collection[str] | None = None,
 ) -> tuple[list[ExportRow], tuple[str, int] | None]:
     """One page of the reports filed since `since`, in created order, each with its photo count, the
     original's reference and the reporter's names in the same query (one query per page, not one per
-    report); returns the page and the cursor of the next one (None at the end)."""
+    report); returns the page and the cursor of the next one (None at the end).
+
+    `areas`: only reports of these areas (a moderator scoped to some areas); None: all reports."""
     after_at, after_id = after or ("", 0)
+    in_areas = ""
+    params: list[object] = [to_db(since), after_at, after_at, after_id]
+    if areas is not None:
+        wanted = sorted({a for a in areas if a})
+        if not wanted:
+            return [], None
+        in_areas = f" AND r.area IN ({','.join('?' * len(wanted))})"
+        params += wanted
     rows = await db.fetchall(
         """
         SELECT r.kind, r.seq, r.category, r.status, r.created_at, r.acknowledged_at, r.resolved_at, r.area,
@@ -727,10 +754,12 @@ async def export_page(
         FROM reports r
         LEFT JOIN reports d ON d.id = r.duplicate_of
         LEFT JOIN users u ON u.id = r.reporter_id AND r.anonymous = 0
-        WHERE r.created_at >= ? AND r.created_at >= ? AND (r.created_at > ? OR r.id > ?)
+        WHERE r.created_at >= ? AND r.created_at >= ? AND (r.created_at > ? OR r.id > ?)"""
+        + in_areas
+        + """
         ORDER BY r.created_at, r.id LIMIT ?
         """,
-        (to_db(since), after_at, after_at, after_id, limit),
+        (*params, limit),
     )
     prefix = KIND_PREFIX
     items = [

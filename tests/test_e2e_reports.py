@@ -22,7 +22,7 @@ LAT, LON = 30.2590, 120.1300  # Hangzhou, West Lake district
 
 @pytest.fixture
 def config_overrides():
-    return {"reports": {"daily_limit": 3}}
+    return {"reports": {"daily_limit": 3, "undo_grace_seconds": 0}}
 
 
 class World:
@@ -126,7 +126,7 @@ async def test_hazard_from_group_deep_link_to_submit(bot, tg):
     assert "photo" in kinds and "location" in kinds
     card = await w.card("H-0001")
     assert "文三路有个大坑" in card.text and "小王 (@wangxg)" in card.text and "蒋村" in card.text
-    assert [label for label, _ in card.inline] == ["受理", "处理中", "已解决", "驳回", "标记重复"]
+    assert card.buttons == [["受理", "处理中", "已解决"], ["驳回", "标记重复", "·"]]
     report = await w.service.get_by_ref("H-0001")
     assert report.area == "蒋村" and report.origin_chat_id == GROUP_ID
     assert len(await w.service.photos(report.id)) == 2
@@ -349,7 +349,7 @@ async def test_every_moderator_action_and_notices(bot, tg):
     answer = await (await w.mod.press("受理", message=card)).wait()
     assert "已受理" in answer.text
     edited = await w.mod.expect_edit(contains="状态：已受理", message_id=card.message_id)
-    assert [label for label, _ in edited.inline] == ["处理中", "已解决", "驳回", "标记重复"]
+    assert edited.buttons == [["·", "处理中", "已解决"], ["驳回", "标记重复", "↩️ 撤销"]]
     notice = await chat.expect_message(contains=ref)
     assert "已受理" in notice.text and "5 志愿分" in notice.text
     assert await points.balance(bot.db, COURIER_ID) == 5

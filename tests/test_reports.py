@@ -196,7 +196,7 @@ async def test_submit_stores_photos_event_and_card(svc, db):
     text = card.payload["params"]["text"]
     assert "H-0001" in text and "文三路大坑" in text and "小王 (@wangxg)" in text
     buttons = [b for row in card.payload["params"]["reply_markup"]["inline_keyboard"] for b in row]
-    assert [b["text"] for b in buttons] == ["受理", "处理中", "已解决", "驳回", "标记重复"]
+    assert [b["text"] for b in buttons] == ["受理", "处理中", "已解决", "驳回", "标记重复", "·"]
     assert buttons[0]["callback_data"] == f"rp:st:{report.id}:ack"
     assert all(len(b["callback_data"].encode()) <= 64 for b in buttons)
 
@@ -449,7 +449,7 @@ async def test_feedback_and_reopen_window(svc, db, clock):
     assert (await svc.get(report.id)).status == "resolved"
 
 
-async def test_card_edits_after_change(svc, db):
+async def test_card_edits_after_change(svc, db, clock):
     report = await svc.submit(COURIER, hazard())
     await svc.card_sent(f"rp:{report.id}:card", MOD_CHAT, 500)
     await svc.card_sent(f"rp:{report.id}:esc:2026-11-26", MOD_CHAT, 600)
@@ -461,10 +461,14 @@ async def test_card_edits_after_change(svc, db):
     assert edits[0].payload["method"] == "editMessageText" and params["message_id"] == 600
     assert "已受理" in params["text"] and "社工" in params["text"]
     labels = [b["text"] for row in params["reply_markup"]["inline_keyboard"] for b in row]
-    assert labels == ["处理中", "已解决", "驳回", "标记重复"]
+    assert labels == ["·", "处理中", "已解决", "驳回", "标记重复", "↩️ 撤销"]
     closed = await svc.transition(report.id, "reject", MOD_A, note="非本辖区")
     card = await svc.card(closed.report)
-    assert card["reply_markup"] == {"inline_keyboard": []} and "非本辖区" in card["text"]
+    labels = [b["text"] for row in card["reply_markup"]["inline_keyboard"] for b in row]
+    assert labels == ["·"] * 5 + ["↩️ 撤销"] and "非本辖区" in card["text"]  # undo keeps its place
+    clock.advance(dt.timedelta(minutes=11))  # past the undo window: nothing left to do
+    card = await svc.card(closed.report)
+    assert card["reply_markup"] == {"inline_keyboard": []}
     assert result.changed
 
 
@@ -1097,3 +1101,24 @@ def test_age_is_never_zero_minutes(svc, clock):
     assert svc.age(now - dt.timedelta(seconds=60), "zh") == "1 分钟前"
     assert svc.age(now, "en") == "just now"
     assert svc.age(now - dt.timedelta(hours=3), "zh") == "3 小时前"
+
+
+async def test_hotspots_merge_case_width_and_spaces_but_not_other_names(svc):
+    """One compound typed in different case, widths or spacing is one hotspot; another name (the
+    Chinese one) stays its own place."""
+    for name in (
+        "Xixi Garden",
+        "xixi  garden",
+        "ＸＩＸＩ　ＧＡＲＤＥＮ",
+        " Xixi Garden ",
+        "西溪花园",
+        "西溪花园　",
+    ):
+        await svc.submit(OTHER, grievance(compound=name, property_company="绿城物业（杭州）"))
+    spots = await svc.access_hotspots()
+    assert [(s.compound, s.property_company, s.total) for s in spots] == [
+        ("Xixi Garden", "绿城物业(杭州)", 4),
+        ("西溪花园", "绿城物业(杭州)", 2),
+    ]
+    # The report keeps the grouped spelling.
+    assert {r.compound for r in await svc.my_reports(OTHER)} == {"Xixi Garden", "西溪花园"}

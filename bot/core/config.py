@@ -108,7 +108,7 @@ class ReportsConfig:
     daily_limit: int = 10
     # Volunteer points for a hazard tip acknowledged or resolved as valid (credited once).
     hazard_points: int = 5
-    # A decision taken on the moderators' desk (Mini App) waits this long before the reporter is told,
+    # A decision taken on the moderators' desk (Mini App) or a card button waits this long before the reporter is told,
     # so an undo within it tells them nothing; 0 = told at once.
     undo_grace_seconds: int = 30
     # The last decision on a report may be undone for this many minutes (after the grace, the reporter

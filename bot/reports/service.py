@@ -18,6 +18,7 @@ import logging
 import math
 import re
 import sys
+import unicodedata
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -54,6 +55,14 @@ TRANSITIONS: dict[str, tuple[frozenset[str], str]] = {
 MODERATOR_ACTIONS: tuple[str, ...] = ("ack", "progress", "resolve", "reject", "duplicate")
 NOTE_REQUIRED = frozenset({"resolve", "reject"})
 UNDO_ACTION = "undo"  # an event that takes the last decision back (see ReportService.undo)
+# The card's buttons: every action keeps its slot in every state (a mis-tap never lands on another
+# action after a change); a slot whose action is not possible now shows CARD_EMPTY_LABEL and does
+# nothing (callback rp:st:{id}:-).
+CARD_SLOTS: tuple[tuple[str, ...], ...] = (
+    ("ack", "progress", "resolve"),
+    ("reject", "duplicate", UNDO_ACTION),
+)
+CARD_EMPTY = "-"
 # A hazard that reached one of these was judged valid: its reporter earns points (once).
 VALID_STATUSES = frozenset({"acknowledged", "in_progress", "resolved"})
 NOTE_LIMIT = 300
@@ -178,6 +187,15 @@ def blur_location(lat: float, lon: float) -> tuple[float, float]:
 def _clean(text: str | None) -> str | None:
     text = (text or "").strip()
     return text or None
+
+
+def normalize_place(text: str | None) -> str | None:
+    """A compound or property company as typed, in one form: full-width letters, digits, brackets and
+    spaces become their plain forms (NFKC), runs of spaces one space, no spaces around. None if empty.
+    Different names for one place ("Xixi Garden" / "西溪花园") stay different: that takes a person."""
+    if text is None:
+        return None
+    return " ".join(unicodedata.normalize("NFKC", text).split()) or None
 
 
 def _display_name(first_name: str, last_name: str, username: str | None) -> str:
@@ -344,8 +362,12 @@ class ReportService:
                 lat=draft.lat,
                 lon=draft.lon,
                 place_text=_clean(draft.place_text),
-                compound=_clean(draft.compound) if is_access else None,
-                property_company=_clean(draft.property_company) if is_access else None,
+                compound=await self._place_spelling(tx, "compound", draft.compound) if is_access else None,
+                property_company=(
+                    await self._place_spelling(tx, "property_company", draft.property_company)
+                    if is_access
+                    else None
+                ),
                 # Hazard tips are public safety information: only grievances may be anonymous.
                 anonymous=draft.anonymous and draft.kind == rc.GRIEVANCE,
                 reporter_id=user_id,
@@ -367,6 +389,16 @@ class ReportService:
             await self._queue_card(tx, report, now, key=f"rp:{report.id}:card", with_media=True)
         log.info("report %s filed (area %s)", report.ref, report.area)
         return report
+
+    @staticmethod
+    async def _place_spelling(ex: Executor, column: str, text: str | None) -> str | None:
+        """The compound or property company as the hotspots group it: normalised (normalize_place),
+        and written as the place already known under the same letters in another case ("xixi garden"
+        joins "Xixi Garden"), so one place is counted once."""
+        value = normalize_place(text)
+        if value is None:
+            return None
+        return await repo.known_place(ex, column, value) or value
 
     async def add_supporter(self, report_id: int, user_id: int) -> Outcome:
         """A "+1": the user confirms the same problem and follows its updates."""
@@ -582,7 +614,25 @@ class ReportService:
             return last
         return None
 
-    async def undo(self, report_id: int, actor_id: int) -> Outcome:
+    @staticmethod
+    def _undoable(report: ReportRecord, events: Sequence[ReportEvent]) -> ReportEvent | None:
+        """The decision `undo` takes back: the last event (beside "+1"s and confirmations), if it is a
+        moderator action still standing that led to the report's current status."""
+        decisions = [e for e in events if e.action not in ("support", "confirm")]
+        last = decisions[-1] if decisions else None
+        if (
+            last is None
+            or last.action not in MODERATOR_ACTIONS
+            or last.undone_by is not None
+            or last.from_status is None
+            or last.to_status != report.status
+        ):
+            return None
+        return last
+
+    async def undo(
+        self, report_id: int, actor_id: int, *, edited_card: tuple[int, int] | None = None
+    ) -> Outcome:
         """Take the last moderator decision back (the caller checked the role): the report returns to
         the status it had, as its own audited 'undo' event; resolved_at, a duplicate's link and a
         hazard's points credited by that decision go with it (the "+1" followers a duplicate gave the
@@ -600,14 +650,8 @@ class ReportService:
             if report is None:
                 return Outcome(False, None, Refusal("not_found"))
             events = [e for e in await repo.events(tx, report.id) if e.action not in ("support", "confirm")]
-            last = events[-1] if events else None
-            if (
-                last is None
-                or last.action not in MODERATOR_ACTIONS
-                or last.undone_by is not None
-                or last.from_status is None
-                or last.to_status != report.status
-            ):
+            last = self._undoable(report, events)
+            if last is None or last.from_status is None:
                 return Outcome(False, report, Refusal("nothing_to_undo", {"ref": report.ref}))
             if now > self.undo_deadline(last):
                 return Outcome(
@@ -671,7 +715,7 @@ class ReportService:
             ]
             await outbox_repo.cancel(tx, dedup_prefix=prefix, now=now)
             await self._queue_corrections(tx, restored, undo_id, list(dict.fromkeys(told)), now)
-            await self._queue_card_edits(tx, restored, undo_id, now, skip=None)
+            await self._queue_card_edits(tx, restored, undo_id, now, skip=edited_card)
         log.info(
             "report %s: decision %s undone (%s -> %s)", report.ref, last.id, report.status, restored.status
         )
@@ -857,9 +901,22 @@ class ReportService:
             return bot.area_moderator_chats[area]
         return bot.moderator_chat_id
 
-    async def card(self, report: ReportRecord, *, lang: str | None = None) -> dict[str, Any]:
-        """sendMessage/editMessageText params (text, reply_markup) of a report's moderator card."""
-        return await self._render_card(self.db, report, lang or self.core.config.bot.default_language)
+    async def card(
+        self, report: ReportRecord, *, lang: str | None = None, chat_id: int | None = None
+    ) -> dict[str, Any]:
+        """sendMessage/editMessageText params (text, reply_markup) of a report's moderator card.
+
+        In `lang`, else in the language of the chat it goes to (`chat_id`, see card_language)."""
+        if lang is None:
+            lang = await self.card_language(self.db, chat_id)
+        return await self._render_card(self.db, report, lang)
+
+    async def card_language(self, ex: Executor, chat_id: int | None) -> str:
+        """A card sent to a person (a private chat: its id is the user's) is in that person's language;
+        in a group (the moderators' chat) it stays in bot.default_language, read by everyone there."""
+        if chat_id is not None and chat_id > 0:
+            return await self._lang(ex, chat_id)
+        return self.core.config.bot.default_language
 
     async def card_sent(self, dedup_key: str, chat_id: int, message_id: int) -> bool:
         """Outbox hook for CARD_KIND rows: remember the card so later changes edit it."""
@@ -991,22 +1048,24 @@ class ReportService:
         posted = [c for c in await repo.cards(ex, report.id) if c != skip]
         if not posted:
             return
-        params = await self._render_card(ex, report, self.core.config.bot.default_language)
-        await self.core.outbox.enqueue(
-            [
+        rendered: dict[str, dict[str, Any]] = {}  # one rendering per language
+        messages = []
+        for chat_id, message_id in posted:
+            lang = await self.card_language(ex, chat_id)
+            if lang not in rendered:
+                rendered[lang] = await self._render_card(ex, report, lang)
+            messages.append(
                 self._message(
                     CARD_EDIT_KIND,
                     f"rp:{report.id}:ev:{event_id}:card:{chat_id}:{message_id}",
                     chat_id,
                     "editMessageText",
-                    {"message_id": message_id, **params},
+                    {"message_id": message_id, **rendered[lang]},
                     now,
                     CARD_PRIORITY,
                 )
-                for chat_id, message_id in posted
-            ],
-            ex,
-        )
+            )
+        await self.core.outbox.enqueue(messages, ex)
 
     @staticmethod
     def _message(
@@ -1027,17 +1086,28 @@ class ReportService:
             priority=priority,
         )
 
-    def card_keyboard(self, report: ReportRecord, lang: str) -> dict[str, Any]:
-        actions = [a for a in MODERATOR_ACTIONS if report.status in TRANSITIONS[a][0]]
-        buttons = [
-            {
-                "text": self.core.t(lang, f"reports.action.{a}"),
-                "callback_data": f"{CB_STATUS}:{report.id}:{a}",
-            }
-            for a in actions
-        ]
-        rows = [buttons[:3], buttons[3:]] if len(buttons) > 3 else [buttons]
-        return {"inline_keyboard": [row for row in rows if row]}
+    def card_keyboard(self, report: ReportRecord, lang: str, *, undo: bool = False) -> dict[str, Any]:
+        """The card's buttons in fixed slots (CARD_SLOTS): an action not possible in this state keeps
+        its place as an empty slot; 撤销 (undo) when the last decision can still be taken back. No
+        buttons at all when nothing can be done (a final state past the undo window)."""
+        live = {a for a in MODERATOR_ACTIONS if report.status in TRANSITIONS[a][0]}
+        if undo:
+            live.add(UNDO_ACTION)
+        if not live:
+            return {"inline_keyboard": []}
+        empty = self.core.t(lang, "reports.action.none")
+        return {
+            "inline_keyboard": [
+                [
+                    {
+                        "text": self.core.t(lang, f"reports.action.{a}") if a in live else empty,
+                        "callback_data": f"{CB_STATUS}:{report.id}:{a if a in live else CARD_EMPTY}",
+                    }
+                    for a in row
+                ]
+                for row in CARD_SLOTS
+            ]
+        }
 
     async def _render_card(
         self,
@@ -1077,7 +1147,9 @@ class ReportService:
         text = "\n".join(lines)
         if len(text) > 4000:
             text = text[:3999] + "…"
-        return {"text": text, "reply_markup": self.card_keyboard(report, lang)}
+        undoable = self._undoable(report, await repo.events(ex, report.id))
+        undo = undoable is not None and self._now() <= self.undo_deadline(undoable)
+        return {"text": text, "reply_markup": self.card_keyboard(report, lang, undo=undo)}
 
     async def _self_decided_unpaid(self, ex: Executor, report: ReportRecord, last: ReportEvent) -> bool:
         """A valid hazard whose reporter judged it themselves and earned nothing yet: the card says why
@@ -1313,8 +1385,16 @@ class ReportService:
         "duplicate_of",
     )
 
-    async def export_csv(self, since: dt.date, stream: TextIO, *, lang: str | None = None) -> int:
+    async def export_csv(
+        self,
+        since: dt.date,
+        stream: TextIO,
+        *,
+        lang: str | None = None,
+        areas: Collection[str] | None = None,
+    ) -> int:
         """Reports filed on or after `since` (local date) as CSV, UTF-8 with a BOM so Excel reads Chinese.
+        `areas`: only those areas' reports (a moderator scoped to some areas, authz.areas_for); None: all.
 
         Streamed: one query per page of EXPORT_PAGE reports (the reporter's names, photo count and the
         original's reference joined in), each page written before the next is read. Open the stream
@@ -1344,14 +1424,16 @@ class ReportService:
         writer = csv.writer(stream)
         writer.writerow([t(lang, f"reports.export.{c}") for c in self.EXPORT_COLUMNS])
         written = 0
-        page, cursor = await repo.export_page(self.db, since=start, after=None, limit=EXPORT_PAGE)
+        page, cursor = await repo.export_page(
+            self.db, since=start, after=None, limit=EXPORT_PAGE, areas=areas
+        )
         following: asyncio.Future[Any] | None = None
         try:
             while True:
                 # The next page is read (on a reader connection's thread) while this one is formatted.
                 if cursor is not None:
                     following = asyncio.ensure_future(
-                        repo.export_page(self.db, since=start, after=cursor, limit=EXPORT_PAGE)
+                        repo.export_page(self.db, since=start, after=cursor, limit=EXPORT_PAGE, areas=areas)
                     )
                 rows = []
                 for r in page:

@@ -7,8 +7,11 @@
 * Entry: /report, the 📝 menu button, the deep link `/start report[_<group id>]` that `/report` in a
   group answers with, and the quick path (a photo, then a shared location within QUICK_WINDOW, becomes
   a hazard draft; later a location goes to 📍 nearest stations and the stale draft is dropped).
+* A draft idle for 30 minutes (flow.IDLE_AFTER, by core.clock) stops catching messages: they go to
+  the other features; the draft is kept and the next /report offers 继续上次的反映？ (rp:dr:open /
+  rp:dr:new), continuing at the step where it stood.
 * Moderators: the card buttons (rp:st:<id>:<action>) with ForceReply prompts for notes and the
-  duplicate's reference, `/reports` (filters, hotspots, `/reports H-0042` for a card).
+  duplicate's reference, `/reports` (filters, hotspots, `/reports H-0042` for a card), `/export`.
 * Couriers: `/myreports` (an unsubmitted draft, rp:dr:open; a button per report, rp:my:<id>, or
   `/myreports H-0001`: their own report with its history), and the 是/没有 answer to "已解决了吗?"
   (rp:fb:<id>:y|n).
@@ -42,6 +45,7 @@ from bot.reports.service import CB_FEEDBACK, CB_STATUS, ReportService
 from handlers.common import Command
 from handlers.core import cancel_fallback, cancel_keys, deep_links
 from handlers.reports.common import _stale
+from handlers.reports.export import export_command, export_link
 from handlers.reports.filing import (
     anonymity_chosen,
     category_chosen,
@@ -53,6 +57,7 @@ from handlers.reports.filing import (
     duplicate_answer,
     edit_chosen,
     edit_nudge,
+    idle_hint,
     kind_chosen,
     location_other,
     location_received,
@@ -75,6 +80,7 @@ from handlers.reports.filing import (
     report_command,
     report_deep_link,
     report_in_group,
+    start_afresh,
     summary_action,
     summary_nudge,
 )
@@ -92,7 +98,9 @@ from handlers.reports.flow import (
     PHOTOS,
     PROPERTY,
     QUICK_LOCATION,
+    RESUME,
     SUMMARY,
+    _Active,
     _QuickPending,
 )
 from handlers.reports.lists import (
@@ -116,6 +124,7 @@ COMMANDS = [
     Command("report", "reports.cmd.report"),
     Command("myreports", "reports.cmd.myreports"),
     Command("reports", "reports.cmd.reports", perm=Perm.REPORTS_HANDLE),
+    Command("export", "reports.cmd.export", perm=Perm.REPORTS_HANDLE),
 ]
 
 
@@ -134,6 +143,7 @@ def register(app: Application) -> None:
     startup_hooks(app).append(_startup)
     deep_links(app)["myreports"] = my_reports_link
     deep_links(app)["reports"] = reports_link
+    deep_links(app)["export"] = export_link
     # Only new messages: editing an earlier message (a description, a caption, /report) must neither
     # answer the current step nor restart the flow.
     fresh = filters.UpdateType.MESSAGE
@@ -162,7 +172,9 @@ def register(app: Application) -> None:
         CommandHandler("start", report_deep_link, private & filters.Regex(r"^/start report")),
         MessageHandler(private & report_menu, report_command),
     ]
-    buttons_expected = MessageHandler(private & other_in, press_button)
+    # A draft idle for IDLE_AFTER stops catching messages: they go to the other features again.
+    live = private & _Active(app, core)
+    buttons_expected = MessageHandler(live & other_in, press_button)
     conversation = ConversationHandler(
         name="reports",
         persistent=True,
@@ -173,61 +185,69 @@ def register(app: Application) -> None:
             *restart,
             MessageHandler(private & filters.PHOTO, quick_photo),
             CallbackQueryHandler(open_draft, pattern=r"^rp:dr:open$"),
+            CallbackQueryHandler(start_afresh, pattern=r"^rp:dr:new$"),
         ],
         states={
             KIND: [CallbackQueryHandler(kind_chosen, pattern=r"^rp:k:"), buttons_expected],
             CATEGORY: [CallbackQueryHandler(category_chosen, pattern=r"^rp:c:"), buttons_expected],
             DESCRIPTION: [
-                MessageHandler(private & text_in, description_text),
-                MessageHandler(private & filters.VOICE, description_voice),
-                MessageHandler(private & filters.PHOTO, description_photo),
-                MessageHandler(private & other_in, description_other),
+                MessageHandler(live & text_in, description_text),
+                MessageHandler(live & filters.VOICE, description_voice),
+                MessageHandler(live & filters.PHOTO, description_photo),
+                MessageHandler(live & other_in, description_other),
             ],
             COMPOUND: [
-                MessageHandler(private & text_in, compound_text),
-                MessageHandler(private & other_in, need_text),
+                MessageHandler(live & text_in, compound_text),
+                MessageHandler(live & other_in, need_text),
             ],
             PROPERTY: [
                 CallbackQueryHandler(property_skipped, pattern=r"^rp:sk:prop$"),
-                MessageHandler(private & text_in, property_text),
-                MessageHandler(private & other_in, need_text),
+                MessageHandler(live & text_in, property_text),
+                MessageHandler(live & other_in, need_text),
             ],
             PHOTOS: [
-                MessageHandler(private & filters.PHOTO, photo_received),
+                MessageHandler(live & filters.PHOTO, photo_received),
                 CallbackQueryHandler(photos_done, pattern=r"^rp:ph:done$"),
-                MessageHandler(private & other_in, photo_other),
+                MessageHandler(live & other_in, photo_other),
             ],
             LOCATION: [
-                MessageHandler(private & location_in, location_received),
-                MessageHandler(private & skip_words, location_skipped),
-                MessageHandler(private & text_in, place_received),
-                MessageHandler(private & other_in, location_other),
+                MessageHandler(live & location_in, location_received),
+                MessageHandler(live & skip_words, location_skipped),
+                MessageHandler(live & text_in, place_received),
+                MessageHandler(live & other_in, location_other),
             ],
             QUICK_LOCATION: [
                 # Only while the photo is fresh: later a location goes to 📍 nearest stations.
-                MessageHandler(private & location_in & _QuickPending(app, core), quick_location),
-                MessageHandler(private & filters.PHOTO, quick_photo_more),
-                MessageHandler(private & cancel_words, quick_cancel),
-                MessageHandler(private & text_in & ~skip_words, quick_place),
-                MessageHandler(private & other_in, quick_other),
+                MessageHandler(live & location_in & _QuickPending(app, core), quick_location),
+                MessageHandler(live & filters.PHOTO, quick_photo_more),
+                MessageHandler(live & cancel_words, quick_cancel),
+                MessageHandler(live & text_in & ~skip_words, quick_place),
+                MessageHandler(live & other_in, quick_other),
             ],
             ANONYMITY: [CallbackQueryHandler(anonymity_chosen, pattern=r"^rp:an:"), buttons_expected],
             DUPLICATE: [CallbackQueryHandler(duplicate_answer, pattern=r"^rp:dup:"), buttons_expected],
             SUMMARY: [
                 CallbackQueryHandler(summary_action, pattern=r"^rp:sum:"),
-                MessageHandler(private & other_in, summary_nudge),
+                MessageHandler(live & other_in, summary_nudge),
+            ],
+            RESUME: [
+                CallbackQueryHandler(open_draft, pattern=r"^rp:dr:open$"),
+                CallbackQueryHandler(start_afresh, pattern=r"^rp:dr:new$"),
             ],
             EDIT: [
                 CallbackQueryHandler(edit_chosen, pattern=r"^rp:ed:"),
                 CallbackQueryHandler(summary_action, pattern=r"^rp:sum:"),
-                MessageHandler(private & other_in, edit_nudge),
+                MessageHandler(live & other_in, edit_nudge),
             ],
         },
         fallbacks=[
             cancel_fallback(DRAFT),
             *restart,
             CallbackQueryHandler(open_draft, pattern=r"^rp:dr:open$"),
+            CallbackQueryHandler(start_afresh, pattern=r"^rp:dr:new$"),
             CallbackQueryHandler(summary_action, pattern=r"^rp:sum:x$"),
+            # A photo or voice note for an idle draft: nothing else takes them; say how to go on.
+            MessageHandler(private & (filters.PHOTO | filters.VOICE) & fresh, idle_hint),
             CallbackQueryHandler(_stale, pattern=FLOW_PATTERN),
         ],
     )
@@ -236,4 +256,5 @@ def register(app: Application) -> None:
     app.add_handler(CommandHandler("report", report_in_group, filters.ChatType.GROUPS))
     app.add_handler(CommandHandler("myreports", my_reports))
     app.add_handler(CommandHandler("reports", reports_command))
+    app.add_handler(CommandHandler("export", export_command))
     app.add_handler(CallbackQueryHandler(_stale, pattern=FLOW_PATTERN))

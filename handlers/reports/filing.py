@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import contextlib
 
-from telegram import Update
+from telegram import Message, Update
 from telegram.error import BadRequest
 from telegram.ext import ConversationHandler
 
@@ -40,9 +40,11 @@ from handlers.reports.flow import (
     _ask_edit,
     _ask_location,
     _ask_photos,
+    _ask_property,
     _before_summary,
     _begin,
     _draft,
+    _draft_label,
     _draft_ready,
     _drop,
     _expired,
@@ -53,6 +55,8 @@ from handlers.reports.flow import (
     _quick_gone,
     _quick_keyboard,
     _quick_minutes,
+    _raw_state,
+    _resume,
     _save,
     _state,
     _step,
@@ -249,13 +253,7 @@ async def compound_text(update: Update, context: XContext) -> str:
     draft = _draft(context)
     draft.compound = text
     _save(context, draft)
-    await reply(
-        update,
-        context,
-        context.t("reports.flow.ask_property"),
-        reply_markup=_inline([[(context.t("reports.flow.skip"), cb("rp", "sk", "prop"))]]),
-    )
-    return PROPERTY
+    return await _ask_property(update, context)
 
 
 @_step()
@@ -607,8 +605,12 @@ async def open_draft(update: Update, context: XContext) -> str | int:
             await query.edit_message_reply_markup(None)
         return ConversationHandler.END
     await query.answer()
+    if query.data == "rp:dr:open" and isinstance(query.message, Message):
+        with contextlib.suppress(BadRequest):  # 继续 under "继续上次的反映？" is used up
+            await query.edit_message_reply_markup(None)
     state = _state(context)
     if state.get("quick") and not draft.has_location and not draft.place_text:
+        state["at"] = context.core.clock.now().isoformat()
         await reply(
             update,
             context,
@@ -616,4 +618,28 @@ async def open_draft(update: Update, context: XContext) -> str | int:
             reply_markup=_quick_keyboard(context),
         )
         return QUICK_LOCATION
-    return await _summary(update, context)
+    return await _resume(update, context)
+
+
+async def start_afresh(update: Update, context: XContext) -> str | int:
+    """重新开始 under "继续上次的反映？": the kept draft goes, a new one starts (same origin)."""
+    query = update.callback_query
+    await query.answer()
+    with contextlib.suppress(BadRequest):
+        await query.edit_message_reply_markup(None)
+    state = _raw_state(context.user_data)
+    origin = state.get("afresh_origin") if isinstance(state, dict) else None
+    return await _begin(
+        update, context, origin_chat_id=origin if isinstance(origin, int) else None, fresh=True
+    )
+
+
+async def idle_hint(update: Update, context: XContext) -> str | int | None:
+    """A photo or voice note while the draft is idle: not taken into it; say how to go on."""
+    draft = _pending_draft(context)
+    if draft is None:  # nothing worth keeping (no kind chosen): a photo starts the quick path
+        if update.effective_message.photo:
+            return await quick_photo(update, context)
+        return None
+    what = _draft_label(context, draft)
+    await reply(update, context, context.t("reports.flow.idle_hint", what=what))

@@ -38,6 +38,10 @@ SUMMARY = "summary"
 EDIT = "edit"
 QUICK_LOCATION = "quick_location"
 DRAFT = "reports"
+RESUME = "resume"  # "继续上次的反映？": an idle draft met a new /report
+# A draft untouched this long stops catching what the courier sends (text goes to other features
+# again: a station search, the wall); it is kept, and the next /report offers to continue it.
+IDLE_AFTER = dt.timedelta(minutes=30)
 # The quick path (a photo, then a location) waits this long for the location (measured with core.clock);
 # after that a shared location belongs to other features again (📍 nearest stations) and the photo's
 # draft is dropped.
@@ -61,6 +65,38 @@ def _save(context: XContext, draft: ReportDraft, **extra: Any) -> None:
     state = _state(context)
     state["draft"] = draft.to_dict()
     state.update(extra)
+    state["at"] = context.core.clock.now().isoformat()
+
+
+def _raw_state(user_data: Any) -> Any:
+    """The draft's state in user_data without creating it (None when there is none)."""
+    drafts = user_data.get("drafts") if isinstance(user_data, dict) else None
+    return drafts.get(DRAFT) if isinstance(drafts, dict) else None
+
+
+def _idle(state: Any, now: dt.datetime) -> bool:
+    """A draft nobody touched for IDLE_AFTER (or, from before that was recorded, with no time)."""
+    if not isinstance(state, dict) or not isinstance(state.get("draft"), dict):
+        return False  # no draft: the step guard answers "expired" as before
+    try:
+        at = dt.datetime.fromisoformat(str(state.get("at")))
+    except ValueError:
+        return True
+    return at.tzinfo is None or now - at > IDLE_AFTER
+
+
+class _Active(filters.MessageFilter):
+    """The sender's draft is in use: touched within IDLE_AFTER. Messages to an idle draft are left to
+    the other features (reads the app's user_data: a filter sees no context)."""
+
+    def __init__(self, app: Application, core: Core) -> None:
+        super().__init__(name="ActiveDraft")
+        self._app, self._core = app, core
+
+    def filter(self, message: Message) -> bool:
+        user = message.from_user
+        data = self._app.user_data.get(user.id) if user is not None else None
+        return not _idle(_raw_state(data), self._core.clock.now())
 
 
 def _drop(context: XContext) -> None:
@@ -140,7 +176,12 @@ def _step(*, kind: bool = True, category: bool = True) -> Callable[[_Step], _Ste
         async def guarded(update: Update, context: XContext) -> Any:
             if not _draft_ready(context, kind=kind, category=category):
                 return await _expired(update, context)
-            return await fn(update, context)
+            _state(context)["at"] = context.core.clock.now().isoformat()
+            result = await fn(update, context)
+            state = _raw_state(context.user_data)
+            if isinstance(result, str) and isinstance(state, dict):
+                state["step"] = result  # where a resumed draft picks up
+            return result
 
         return guarded
 
@@ -150,7 +191,11 @@ def _step(*, kind: bool = True, category: bool = True) -> Callable[[_Step], _Ste
 # -- entry ----------------------------------------------------------------------------------------
 
 
-async def _begin(update: Update, context: XContext, *, origin_chat_id: int | None) -> str | int:
+async def _begin(
+    update: Update, context: XContext, *, origin_chat_id: int | None, fresh: bool = False
+) -> str | int:
+    """A new /report: a fresh draft, or, when a kept draft has been idle, "继续上次的反映？" first
+    (`fresh`: the courier chose 重新开始)."""
     service = _service(context)
     remaining = await service.remaining_today(update.effective_user.id)
     if remaining <= 0:
@@ -158,8 +203,14 @@ async def _begin(update: Update, context: XContext, *, origin_chat_id: int | Non
         limit = context.core.config.reports.daily_limit
         await reply(update, context, _refusal(context, Refusal("daily_limit", {"limit": limit})))
         return ConversationHandler.END
+    if not fresh and _pending_draft(context) is not None and _idle(_state(context), context.core.clock.now()):
+        return await _offer_resume(update, context, origin_chat_id)
     _drop(context)
-    _save(context, ReportDraft(origin_chat_id=origin_chat_id), quick=False, editing=False)
+    _save(context, ReportDraft(origin_chat_id=origin_chat_id), quick=False, editing=False, step=KIND)
+    return await _ask_kind(update, context, remaining)
+
+
+async def _ask_kind(update: Update, context: XContext, remaining: int) -> str:
     kinds = [
         (rc.kind_label(context.core.catalog, context.lang, kind), cb("rp", "k", kind)) for kind in rc.KINDS
     ]
@@ -168,6 +219,69 @@ async def _begin(update: Update, context: XContext, *, origin_chat_id: int | Non
         update, context, context.t("reports.flow.ask_kind", remaining=remaining), reply_markup=keyboard
     )
     return KIND
+
+
+def _draft_label(context: XContext, draft: ReportDraft) -> str:
+    """What an unsubmitted draft is about, in a few words: 隐患随手拍 · 道路破损 · 文三路有个大坑…"""
+    catalog, lang = context.core.catalog, context.lang
+    parts = [rc.kind_label(catalog, lang, draft.kind)] if draft.kind else []
+    if draft.kind and draft.category and rc.category(draft.kind, draft.category) is not None:
+        parts.append(rc.category_label(catalog, lang, draft.kind, draft.category))
+    if draft.description:
+        text = draft.description.strip()
+        parts.append(text if len(text) <= 20 else text[:20] + "…")
+    return " · ".join(parts)
+
+
+async def _offer_resume(update: Update, context: XContext, origin_chat_id: int | None) -> str:
+    """继续上次的反映？ with 继续 / 重新开始 (a fresh /report keeps where it came from)."""
+    _state(context)["afresh_origin"] = origin_chat_id
+    draft = _draft(context)
+    keyboard = _inline(
+        [
+            [
+                (context.t("reports.flow.resume_continue"), cb("rp", "dr", "open")),
+                (context.t("reports.flow.resume_afresh"), cb("rp", "dr", "new")),
+            ]
+        ]
+    )
+    await reply(
+        update,
+        context,
+        context.t("reports.flow.resume_ask", what=_draft_label(context, draft)),
+        reply_markup=keyboard,
+    )
+    return RESUME
+
+
+async def _resume(update: Update, context: XContext) -> str | int:
+    """Continue a kept draft at the step where it stood (the question asked again)."""
+    state = _state(context)
+    state["at"] = context.core.clock.now().isoformat()
+    draft = _draft(context)
+    step = state.get("step")
+    if step == KIND or draft.kind is None:
+        remaining = await _service(context).remaining_today(update.effective_user.id)
+        return await _ask_kind(update, context, remaining)
+    if step == CATEGORY or draft.category is None:
+        await _ask_category(update, context, draft, edit=False)
+        return CATEGORY
+    if step == DESCRIPTION:
+        return await _ask_description(update, context)
+    if step == COMPOUND:
+        return await _ask_compound(update, context)
+    if step == PROPERTY:
+        return await _ask_property(update, context)
+    if step == PHOTOS:
+        return await _ask_photos(update, context)
+    if step == LOCATION:
+        return await _ask_location(update, context)
+    if step == ANONYMITY:
+        return await _after_location(update, context)
+    if step == DUPLICATE:
+        state["dup_checked"] = False
+        return await _before_summary(update, context)
+    return await _summary(update, context)
 
 
 def _quick_minutes() -> int:
@@ -225,6 +339,16 @@ async def _after_description(update: Update, context: XContext, draft: ReportDra
 async def _ask_compound(update: Update, context: XContext) -> str:
     await reply(update, context, context.t("reports.flow.ask_compound"))
     return COMPOUND
+
+
+async def _ask_property(update: Update, context: XContext) -> str:
+    await reply(
+        update,
+        context,
+        context.t("reports.flow.ask_property"),
+        reply_markup=_inline([[(context.t("reports.flow.skip"), cb("rp", "sk", "prop"))]]),
+    )
+    return PROPERTY
 
 
 async def _after_compound(update: Update, context: XContext) -> str | int:

@@ -196,7 +196,7 @@ async def _send_card(update: Update, context: XContext, report: Any) -> None:
         log.warning("report %s: media not sent (%s)", report.ref, exc.message)
     if report.lat is not None and report.lon is not None:
         await bot.send_location(chat_id, latitude=report.lat, longitude=report.lon)
-    params = await service.card(report)
+    params = await service.card(report, chat_id=chat_id)  # a person's language in private
     sent = await bot.send_message(chat_id, params["text"], reply_markup=_markup(params["reply_markup"]))
     await service.record_card(report.id, sent.chat_id, sent.message_id)
 
@@ -288,7 +288,11 @@ async def _render_list(update: Update, context: XContext) -> tuple[str, InlineKe
             lines += ["", t("reports.mod.hotspots_title")]
             unknown = t("reports.mod.hotspot_unknown")
             for spot in spots:
-                place = f"{spot.compound or unknown}（{spot.property_company or unknown}）"
+                place = t(
+                    "reports.mod.hotspot_place",
+                    compound=spot.compound or unknown,
+                    company=spot.property_company or unknown,
+                )
                 lines.append(t("reports.mod.hotspot_line", place=place, total=spot.total, open=spot.open))
     lines += ["", t("reports.mod.list_hint")]
 

@@ -1,4 +1,4 @@
-"""Moderators: the card buttons (受理 / 处理中 / 已解决 / 驳回 / 标记重复), the ForceReply prompts for
+"""Moderators: the card buttons (受理 / 处理中 / 已解决 / 驳回 / 标记重复 / 撤销), the ForceReply prompts for
 notes and the duplicate's reference, the reporter's 是/没有 answer to "已解决了吗?", and the escalation job.
 """
 
@@ -17,7 +17,16 @@ from telegram.ext import Application, filters
 from bot.core.app import XContext
 from bot.core.authz import Perm
 from bot.core.container import Core
-from bot.reports.service import MODERATOR_ACTIONS, NOTE_REQUIRED, TRANSITIONS, Outcome, Refusal, ReportService
+from bot.reports.service import (
+    CARD_EMPTY,
+    MODERATOR_ACTIONS,
+    NOTE_REQUIRED,
+    TRANSITIONS,
+    UNDO_ACTION,
+    Outcome,
+    Refusal,
+    ReportService,
+)
 from handlers.common import private_only, reply, require
 from handlers.reports.common import _markup, _parse, _parse_id, _refusal, _service, _stale
 
@@ -30,11 +39,17 @@ ESCALATION_INTERVAL_SECONDS = 600
 
 
 async def card_button(update: Update, context: XContext) -> None:
-    """受理 / 处理中 / 已解决 / 驳回 / 标记重复 on a card: re-read the report, re-check the role."""
+    """受理 / 处理中 / 已解决 / 驳回 / 标记重复 / 撤销 on a card: re-read the report, re-check the role.
+
+    Decisions reach the reporter after reports.undo_grace_seconds (as on the desk), so a mis-tap
+    undone at once is never heard of: the reporter is told only of the final state."""
     query = update.callback_query
     pieces = _parse(query.data, 4)
     report_id = _parse_id(pieces[2]) if pieces is not None else None
-    if pieces is None or report_id is None or pieces[3] not in MODERATOR_ACTIONS:
+    if pieces is not None and report_id is not None and pieces[3] == CARD_EMPTY:
+        await query.answer(context.t("reports.mod.slot_empty"))  # an empty slot: nothing to do here
+        return
+    if pieces is None or report_id is None or pieces[3] not in (*MODERATOR_ACTIONS, UNDO_ACTION):
         await _stale(update, context)
         return
     action = pieces[3]
@@ -49,6 +64,17 @@ async def card_button(update: Update, context: XContext) -> None:
         return  # a card's buttons outside the moderators' chats (forged): the card is not drawn there
     message = query.message
     card_ref = (message.chat.id, message.message_id) if isinstance(message, Message) else None
+    # A new decision on this report: the moderator's earlier ✍️ prompts for it are no longer asked.
+    _supersede(context.user_data.setdefault(PROMPTS, {}), report.id)
+    if action == UNDO_ACTION:
+        outcome = await service.undo(report.id, update.effective_user.id, edited_card=card_ref)
+        if outcome.changed and outcome.report is not None:
+            status = context.t(f"reports.status.{outcome.report.status}")
+            await query.answer(context.t("reports.mod.undone", ref=outcome.report.ref, status=status))
+            await _edit_card(context, card_ref, outcome.report)
+        else:
+            await _answer_outcome(update, context, outcome, card_ref)
+        return
     allowed_from, target = TRANSITIONS[action]
     if report.status not in allowed_from:
         # Someone else was faster (or a second press): show the current state, change nothing.
@@ -65,7 +91,13 @@ async def card_button(update: Update, context: XContext) -> None:
         await _send_prompt(update, context, context.t(key, ref=report.ref, status=status), pending)
         await query.answer(context.t("reports.mod.asked"))
         return
-    outcome = await service.transition(report.id, action, update.effective_user.id, edited_card=card_ref)
+    outcome = await service.transition(
+        report.id,
+        action,
+        update.effective_user.id,
+        edited_card=card_ref,
+        notice_delay_seconds=context.core.config.reports.undo_grace_seconds,
+    )
     await _answer_outcome(update, context, outcome, card_ref)
 
 
@@ -103,7 +135,7 @@ async def _answer_outcome(
 async def _edit_card(context: XContext, card_ref: tuple[int, int] | None, report: Any) -> None:
     if card_ref is None:
         return
-    params = await _service(context).card(report)
+    params = await _service(context).card(report, chat_id=card_ref[0])
     with contextlib.suppress(BadRequest):  # unchanged, or deleted meanwhile
         await context.bot.edit_message_text(
             params["text"],
@@ -175,6 +207,8 @@ def _pending_for(
         if key in prompts:
             return key, prompts[key]
     if message.chat.type == "private":
+        # The latest prompt in this chat, live or superseded: text typed just after a superseded
+        # prompt gets the clear answer that it is no longer asked for, never another feature's.
         for key in reversed(list(prompts)):
             entry = prompts[key]
             if isinstance(entry, dict) and entry.get("chat") == message.chat_id:
@@ -210,6 +244,15 @@ class _PromptReply(filters.MessageFilter):
         )
 
 
+def _supersede(prompts: dict[str, Any], report_id: int) -> None:
+    """A moderator pressed another decision on a report: only the latest decision's prompt is live.
+    Earlier prompts for that report stay as markers ("gone"), so a reply to one is told that it is no
+    longer asked for (and changes nothing) instead of deciding the report."""
+    for entry in prompts.values():
+        if isinstance(entry, dict) and entry.get("report") == report_id:
+            entry["gone"] = True
+
+
 def _drop_pending(prompts: dict[str, Any], pid: Any) -> None:
     for key in [k for k, v in prompts.items() if isinstance(v, dict) and v.get("pid") == pid]:
         prompts.pop(key, None)
@@ -227,6 +270,11 @@ async def prompt_reply(update: Update, context: XContext) -> None:
     pid = prompt.get("pid", key)
     service = _service(context)
     report = await service.get(int(prompt["report"]))
+    if prompt.get("gone"):
+        _drop_pending(prompts, pid)
+        ref = report.ref if report is not None else "—"
+        await reply(update, context, context.t("reports.mod.prompt_superseded", ref=ref))
+        return
     if report is None:
         _drop_pending(prompts, pid)
         await reply(update, context, context.t("reports.mod.prompt_stale"))
@@ -244,6 +292,7 @@ async def prompt_reply(update: Update, context: XContext) -> None:
         note=None if action == "duplicate" else text,
         duplicate_ref=text if action == "duplicate" else None,
         edited_card=card_ref,
+        notice_delay_seconds=context.core.config.reports.undo_grace_seconds,
     )
     retry = outcome.refusal is not None and outcome.refusal.code in (
         "note_required",
