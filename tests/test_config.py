@@ -26,6 +26,9 @@ def test_env_token_wins():
         ({"telegram": {"mode": "webhook"}}, "telegram.webhook_url"),
         ({"broadcast": {"rush_windows": ["noon"]}}, "broadcast.rush_windows[0]"),
         ({"bot": "x"}, "bot: must be a table"),
+        ({"cluster": {"lease_seconds": 1}}, "cluster.lease_seconds: must be at least 3"),
+        ({"cluster": {"health_port": 70000}}, "cluster.health_port: must be between 1 and 65535"),
+        ({"storage": {"url": "mysql://x"}}, "storage.url: must be a postgresql:// URL"),
     ],
 )
 def test_bad_values_name_the_key(data, message):

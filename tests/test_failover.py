@@ -162,3 +162,31 @@ async def test_kill_the_active_instance_mid_broadcast_and_mid_conversation(bot, 
 
 async def _batch(db) -> str:
     return await db.fetchval("SELECT batch FROM outbox WHERE kind = 'broadcast' ORDER BY id DESC LIMIT 1")
+
+
+async def test_an_active_instance_that_loses_its_lease_stops_sending(tg, tmp_path, clock):
+    """Someone else holds the lease now (this one stalled past it): stop sending at once, stop, and
+    do not release the other's lease; `xiaoge-bot run` then exits 3 for its supervisor."""
+    from bot.core.runtime import Runtime
+    from storage import leader
+    from tests.conftest import make_config
+
+    url = await dbs.ensure(tmp_path / "lease.sqlite3")
+    config = make_config(tg, tmp_path / "lease.sqlite3", storage={"url": url}, cluster={"lease_seconds": 3})
+    runtime = Runtime(config, clock=clock, polling=True)
+    await runtime.start()
+    try:
+        assert runtime.active and runtime.leadership is not None
+        holder = runtime.leadership.holder
+        assert (await leader.holder(runtime.db, "bot"))[0] == holder
+        await runtime.db.execute("UPDATE leader_lease SET holder = 'other:1:x' WHERE name = 'bot'")
+        await asyncio.wait_for(runtime.wait_closed(), 5)  # noticed at the next renewal (1 s)
+        assert runtime.lost_lease and not runtime.leadership.active
+        assert runtime.core.outbox._stopping
+    finally:
+        await runtime.stop()
+    db = await dbs.make_database(tmp_path / "lease.sqlite3").open()
+    try:
+        assert (await leader.holder(db, "bot"))[0] == "other:1:x"  # not released: not ours
+    finally:
+        await db.close()
