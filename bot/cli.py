@@ -1,4 +1,4 @@
-"""`xiaoge-bot` command line: run, migrate, sandbox, role, stations, reports."""
+"""`xiaoge-bot` command line: run, migrate, sandbox, role, stations, reports, db."""
 
 from __future__ import annotations
 
@@ -253,6 +253,27 @@ def cmd_reports(args: argparse.Namespace, config: Config) -> int:
     return _run(main())
 
 
+def cmd_db(args: argparse.Namespace, config: Config | None) -> int:
+    async def main() -> int:
+        import asyncpg
+
+        from storage.copy import CopyRefused, copy_database
+        from storage.pg import DatabaseUnavailable
+
+        try:
+            result = await copy_database(args.source, args.target, force=args.force)
+        except (CopyRefused, DatabaseUnavailable, sqlite3.Error) as exc:  # nothing was written
+            print(f"db copy: {exc}", file=sys.stderr)
+            return EXIT_CONFIG
+        except asyncpg.PostgresError as exc:  # the copy's transaction was rolled back
+            print(f"db copy: PostgreSQL refused the copy, nothing was written: {exc}", file=sys.stderr)
+            return 1
+        print("\n".join(result.lines()))
+        return 0 if result.ok else 1
+
+    return _run(main())
+
+
 # -- parser -------------------------------------------------------------------------------------
 
 
@@ -330,6 +351,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     rexp.add_argument("--since", help="first day, YYYY-MM-DD")
     rexp.add_argument("--output", "-o", default="-", help="file to write ('-' = stdout)")
+
+    db = sub.add_parser("db", help="database maintenance", description="database maintenance")
+    db.set_defaults(func=cmd_db, needs_config=False)
+    db_sub = db.add_subparsers(dest="action", required=True, metavar="ACTION")
+    dbc = db_sub.add_parser(
+        "copy",
+        help="copy a deployment's data to another database (e.g. SQLite to PostgreSQL)",
+        description=(
+            "Copy every table to another database: the target is migrated first, then filled in one"
+            " transaction; row counts are compared per table afterwards (exit 1 on a mismatch)."
+            " Running it again adds only what is missing. A target holding other data is refused"
+            " (exit 2) unless --force."
+        ),
+    )
+    dbc.add_argument(
+        "--from", dest="source", required=True, metavar="URL", help="sqlite:PATH or postgresql://..."
+    )
+    dbc.add_argument(
+        "--to", dest="target", required=True, metavar="URL", help="postgresql://... or sqlite:PATH"
+    )
+    dbc.add_argument(
+        "--force", action="store_true", help="replace what the target holds (PostgreSQL targets)"
+    )
     return parser
 
 
@@ -337,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(args.verbose)
+    if not getattr(args, "needs_config", True):
+        return args.func(args, None)
     try:
         config = load_config(args.config)
     except ConfigError as exc:
