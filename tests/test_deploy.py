@@ -19,7 +19,7 @@ def test_compose_config_is_valid_and_matches_the_proxy(monkeypatch):
     assert f"path /{config.telegram.webhook_path} " in caddy
     for port in (config.telegram.webhook_port, config.webapp.port):
         assert f"bot-a:{port} bot-b:{port}" in caddy
-    assert re.findall(r"health_port (\d+)", caddy) == [str(config.webapp.port)]
+    assert re.findall(r"health_port (\d+)", caddy) == [str(config.cluster.health_port)] * 2
     assert caddy.count("health_uri /healthz") == 2
     compose = (DEPLOY / "docker-compose.yml").read_text(encoding="utf-8")
     assert "image: postgres:15" in compose and "bot-a: *bot" in compose and "bot-b: *bot" in compose
