@@ -107,7 +107,43 @@ def _translate(sql: str) -> tuple[str, tuple[str, ...]]:
         )
     if names and counter:
         raise ValueError("a statement mixes ? and :name parameters")
-    return out, tuple(names)
+    return _alias_subqueries(out), tuple(names)
+
+
+_FROM_PAREN = re.compile(r"'(?:[^']|'')*'|\bFROM\s*\(", re.IGNORECASE)
+_AFTER_SUBQUERY = re.compile(r"\s*(\w+)?")
+_NOT_ALIAS = {
+    "where", "group", "order", "limit", "offset", "union", "except", "intersect", "join", "left",
+    "right", "inner", "cross", "full", "on", "having", "window", "returning", "for", "natural",
+}  # fmt: skip
+
+
+def _alias_subqueries(sql: str) -> str:
+    """`FROM (SELECT ...)` without a name, as SQLite allows, named `AS _subN` (PostgreSQL before 16
+    requires one)."""
+    out = sql
+    start = 0
+    n = 0
+    while match := _FROM_PAREN.search(out, start):
+        if match.group(0)[0] == "'":
+            start = match.end()
+            continue
+        depth, i, quoted = 1, match.end(), False
+        while i < len(out) and depth:
+            ch = out[i]
+            if ch == "'":
+                quoted = not quoted
+            elif not quoted and ch == "(":
+                depth += 1
+            elif not quoted and ch == ")":
+                depth -= 1
+            i += 1
+        word = _AFTER_SUBQUERY.match(out, i).group(1)  # type: ignore[union-attr]
+        if word is None or word.lower() in _NOT_ALIAS:
+            n += 1
+            out = f"{out[:i]} AS _sub{n}{out[i:]}"
+        start = match.end()
+    return out
 
 
 def to_dollar(sql: str) -> str:

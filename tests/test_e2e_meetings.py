@@ -8,6 +8,7 @@ updating pending reminders, holiday flags, and refusals for non-moderators.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -163,7 +164,8 @@ async def test_restart_never_duplicates_and_late_reminders(bot, tg, caplog):
     await reader.expect_no_message()
     row = await outbox_repo.get_by_key(bot.db, reminder_key(meeting.id, second, 60, GROUP_ID))
     assert row.state == "expired"
-    assert f"dropped {row.dedup_key}" in caplog.text
+    # Logged by whichever drops it first: the meetings' start-up re-plan or the outbox worker.
+    assert re.search(rf"dropped (meeting message )?{re.escape(row.dedup_key)}", caplog.text)
     assert len(reminders_in(reader)) == 3  # both of the first Monday, the 1-day one of the second
     await bot.restart()
     await bot.settle()
