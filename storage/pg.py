@@ -118,6 +118,22 @@ _NOT_ALIAS = {
 }  # fmt: skip
 
 
+def after_parenthesis(sql: str, i: int) -> int:
+    """The index just after the `)` closing the parenthesis opened right before `i` (quoted text
+    skipped; the end of `sql` if it is never closed)."""
+    depth, quoted = 1, False
+    while i < len(sql) and depth:
+        ch = sql[i]
+        if ch == "'":
+            quoted = not quoted
+        elif not quoted and ch == "(":
+            depth += 1
+        elif not quoted and ch == ")":
+            depth -= 1
+        i += 1
+    return i
+
+
 def _alias_subqueries(sql: str) -> str:
     """`FROM (SELECT ...)` without a name, as SQLite allows, named `AS _subN` (PostgreSQL before 16
     requires one)."""
@@ -128,16 +144,7 @@ def _alias_subqueries(sql: str) -> str:
         if match.group(0)[0] == "'":
             start = match.end()
             continue
-        depth, i, quoted = 1, match.end(), False
-        while i < len(out) and depth:
-            ch = out[i]
-            if ch == "'":
-                quoted = not quoted
-            elif not quoted and ch == "(":
-                depth += 1
-            elif not quoted and ch == ")":
-                depth -= 1
-            i += 1
+        i = after_parenthesis(out, match.end())
         word = _AFTER_SUBQUERY.match(out, i).group(1)  # type: ignore[union-attr]
         if word is None or word.lower() in _NOT_ALIAS:
             n += 1

@@ -29,7 +29,7 @@ import asyncpg
 import pytest
 
 from storage.db import Database
-from storage.pg import PgDatabase, redact
+from storage.pg import PgDatabase, after_parenthesis, redact
 
 DEFAULT_PG_URL = "postgresql:///postgres?host=/var/run/postgresql"
 PG_URL = os.environ.get("XIAOGE_TEST_PG_URL") or DEFAULT_PG_URL
@@ -98,16 +98,7 @@ def _checks(create_sql: str) -> list[str]:
     sql = _strip_sql(create_sql)
     found = []
     for match in re.finditer(r"\bCHECK\s*\(", sql, re.IGNORECASE):
-        depth, i, quoted = 1, match.end(), False
-        while depth:
-            ch = sql[i]
-            if ch == "'":
-                quoted = not quoted
-            elif not quoted and ch == "(":
-                depth += 1
-            elif not quoted and ch == ")":
-                depth -= 1
-            i += 1
+        i = after_parenthesis(sql, match.end())
         found.append(sql[match.end() : i - 1])
     return found
 
