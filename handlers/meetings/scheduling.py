@@ -18,7 +18,9 @@ from bot.kit.recurrence import (
     RecurrenceError,
     Schedule,
     describe,
+    format_date,
     get_zone,
+    parse_spoken_rule,
     rrule_monthly_day,
     rrule_monthly_nth_weekday,
     rrule_quarterly_first_monday,
@@ -132,16 +134,40 @@ async def got_title(update: Update, context: XContext) -> int:
 
 
 async def got_when(update: Update, context: XContext) -> int:
+    text = update.effective_message.text or ""
+    tz = await _draft_tz(context)
+    zone = get_zone(tz)
     try:
-        zone = get_zone(await _draft_tz(context))
-        start = to_local_naive(
-            parse_time(update.effective_message.text or "", context.core.clock.now(), zone), zone
-        )
-    except InputError as exc:
+        spoken = parse_spoken_rule(text)
+        if spoken is not None:
+            return await _got_spoken_rule(update, context, *spoken)
+        start = to_local_naive(parse_time(text, context.core.clock.now(), zone), zone)
+    except (InputError, RecurrenceError) as exc:
         await _error(update, context, exc)
         return WHEN
     _draft(context)["start"] = start.isoformat()
     return await _ask_recur(update, context)
+
+
+async def _got_spoken_rule(update: Update, context: XContext, rule: str, rest: str) -> int:
+    """The date step said how often (每周三晚上八点, first Monday of each quarter at 14:30): the first
+    meeting is the rule's first day at that time (from the date said, if any), no step 3."""
+    tz = await _draft_tz(context)
+    zone = get_zone(tz)
+    if not rest:
+        raise InputError("rule_time")
+    earliest = to_local_naive(parse_time(rest, context.core.clock.now(), zone), zone)
+    sched = Schedule.create(earliest, dt.timedelta(minutes=60), rule, tz)
+    draft = _draft(context)
+    draft["start"] = to_local_naive(sched.dtstart, zone).isoformat()
+    draft["rrule"] = rule
+    t = lambda key, **v: context.t(key, **v)  # noqa: E731
+    await reply(
+        update,
+        context,
+        context.t("meetings.ui.spoken_rule", rule=describe(sched, t), first=format_date(sched.dtstart, t)),
+    )
+    return await _after_rule(update, context)
 
 
 def _recur_choices(context: XContext, start: dt.datetime) -> list[tuple[str, str | None]]:

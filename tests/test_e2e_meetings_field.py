@@ -1,0 +1,163 @@
+"""End to end, from issue 14 (a first week in the field): times said with Chinese numerals and rules
+said in words at the date step of /newmeeting and /newtask, in Chinese and in English."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from storage import meetings as meetings_repo
+from tests.test_e2e_meetings import setup_world
+from tests.test_e2e_tasks import answers, started
+
+# FakeClock starts at 2026-11-25 02:00 UTC (Wednesday 10:00 in Shanghai).
+
+
+async def _english_moderator(bot, tg, user_id: int = 2003):
+    await bot.grant(user_id, "moderator")
+    return tg.private(tg.user(user_id, "Sam", language_code="en", started=True))
+
+
+async def _at_date_step(mod, *, step2: str = "第 2 步") -> None:
+    await mod.send("/newmeeting")
+    await mod.expect_message()
+    await mod.send("小哥议事会")
+    await mod.expect_message(contains=step2)
+
+
+@pytest.mark.parametrize(
+    ("said", "weekly"),
+    [
+        ("下周三下午三点", "每周三 15:00"),
+        ("明天下午两点", "每周四 14:00"),
+        ("后天上午十点", "每周五 10:00"),
+        ("今晚8点", "每周三 20:00"),
+        ("明晚7点", "每周四 19:00"),
+        ("十点半", "每周三 10:30"),
+        ("下午三点一刻", "每周三 15:15"),
+    ],
+)
+async def test_newmeeting_reads_chinese_numerals(bot, tg, said, weekly):
+    mod, _group, _reader = await setup_world(bot, tg)
+    await _at_date_step(mod)
+    await mod.send(said)
+    recur = await mod.expect_message()
+    assert "多久开一次" in recur.text, (said, recur.text)
+    assert weekly in recur.labels  # the weekly preset names the weekday and time that was read
+
+
+@pytest.mark.parametrize(
+    ("said", "weekly"),
+    [
+        ("next wednesday 3pm", "every Wednesday at 15:00"),
+        ("tomorrow 2pm", "every Thursday at 14:00"),
+        ("day after tomorrow 10am", "every Friday at 10:00"),
+        ("tonight at 8", "every Wednesday at 20:00"),
+        ("tomorrow evening 7", "every Thursday at 19:00"),
+        ("half past ten", "every Wednesday at 10:30"),
+        ("quarter past three pm", "every Wednesday at 15:15"),
+    ],
+)
+async def test_newmeeting_reads_spoken_english_times(bot, tg, said, weekly):
+    await setup_world(bot, tg)
+    mod = await _english_moderator(bot, tg)
+    await _at_date_step(mod, step2="Step 2")
+    await mod.send(said)
+    recur = await mod.expect_message()
+    assert "how often" in recur.text, (said, recur.text)
+    assert weekly in recur.labels
+
+
+async def test_quarterly_rule_said_at_the_date_step_skips_the_rule_question(bot, tg):
+    mod, _group, _reader = await setup_world(bot, tg)
+    await _at_date_step(mod)
+    await mod.send("每季度第一个周一")  # no time: asked for one, the step kept
+    await mod.expect_message(contains="请加上开会的时间")
+    await mod.send("每季度第一个周一 14:30")
+    said = await mod.expect_message(contains="🔁")
+    assert said.text == "🔁 每季度第一个周一 14:30，第一次：2027年1月4日（周一）"
+    await mod.expect_message(contains="第 4 步")  # no "多久开一次"
+    await (await mod.press("90分钟")).wait()
+    await mod.expect_message(contains="第 5 步")
+    await mod.send("蒋村党群服务中心")
+    await mod.expect_message(contains="第 6 步")
+    await (await mod.press("⬜ 蒋村小哥群")).wait()
+    await (await mod.press("完成")).wait()
+    await mod.expect_message(contains="第 7 步")
+    await (await mod.press("默认：1天 + 1小时")).wait()
+    await mod.expect_message(contains="第 8 步")
+    await (await mod.press("默认：提前20小时")).wait()
+    preview = await mod.expect_message(contains="请确认")
+    assert "每季度第一个周一 14:30" in preview.text and "2027年1月4日（周一） 14:30–16:00" in preview.text
+    await (await mod.press("✅ 确认发布")).wait()
+    await mod.expect_message(contains="已安排")
+    (meeting,) = await meetings_repo.list_active(bot.db)
+    assert meeting.rrule == "FREQ=MONTHLY;BYMONTH=1,4,7,10;BYDAY=1MO"
+    assert meeting.dtstart_local == dt.datetime(2027, 1, 4, 14, 30)
+
+
+async def test_weekly_rule_with_chinese_numerals_at_the_date_step(bot, tg):
+    mod, _group, _reader = await setup_world(bot, tg)
+    await _at_date_step(mod)
+    await mod.send("每周三晚上八点")
+    said = await mod.expect_message(contains="🔁")
+    assert said.text == "🔁 每周三 20:00，第一次：2026年11月25日（周三）"  # today, 20:00 is still ahead
+    await mod.expect_message(contains="第 4 步")
+
+
+async def test_rules_said_in_english_at_the_date_step(bot, tg):
+    await setup_world(bot, tg)
+    mod = await _english_moderator(bot, tg)
+    await _at_date_step(mod, step2="Step 2")
+    await mod.send("first Monday of each quarter at 14:30")
+    said = await mod.expect_message(contains="🔁")
+    assert said.text == "🔁 first Monday of each quarter at 14:30, first one: Mon 2027/1/4"
+    await mod.expect_message(contains="Step 4")
+    await mod.send("/cancel")
+    await mod.expect_message()
+    await _at_date_step(mod, step2="Step 2")
+    await mod.send("every Wednesday 8pm")
+    said = await mod.expect_message(contains="🔁")
+    assert said.text == "🔁 every Wednesday at 20:00, first one: Wed 2026/11/25"
+    await mod.expect_message(contains="Step 4")
+
+
+async def test_newtask_reads_chinese_numerals(bot, tg):
+    await bot.grant(2001, "captain")
+    _, captain = await started(tg, 2001, "李队长")
+    await captain.send("/newtask")
+    await captain.expect_message(contains="1/10")
+    await answers(
+        captain,
+        ("助老送餐", "2/10"),
+        ("-", "3/10"),
+        ("明天下午两点", "4/10"),
+        ("下午四点半", "5/10"),
+        ("文新社区", "6/10"),
+        ("button:跳过", "7/10"),
+        ("2", "8/10"),
+        ("10", "9/10"),
+        ("明天上午十点", "10/10"),
+        ("王奶奶", "预览"),
+    )
+    preview = captain.state.bot_messages[-1].text
+    assert "11月26日（周四）14:00–16:30" in preview
+
+
+async def test_newtask_reads_spoken_english_times(bot, tg):
+    await bot.grant(2001, "captain")
+    user = tg.user(2001, "Li", language_code="en", started=True)
+    captain = tg.private(user)
+    await captain.send("/start")
+    await captain.expect_message()
+    await captain.send("/newtask")
+    await captain.expect_message(contains="1/10")
+    await answers(
+        captain,
+        ("Meals for elders", "2/10"),
+        ("-", "3/10"),
+        ("tomorrow afternoon 2", "4/10"),
+        ("half past four pm", "5/10"),
+    )
+    await captain.send("/cancel")
