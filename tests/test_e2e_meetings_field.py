@@ -7,8 +7,9 @@ import datetime as dt
 
 import pytest
 
+from bot.meetings.service import MeetingService
 from storage import meetings as meetings_repo
-from tests.test_e2e_meetings import setup_world
+from tests.test_e2e_meetings import at, setup_world, weekly_meeting
 from tests.test_e2e_tasks import answers, started
 
 # FakeClock starts at 2026-11-25 02:00 UTC (Wednesday 10:00 in Shanghai).
@@ -161,3 +162,96 @@ async def test_newtask_reads_spoken_english_times(bot, tg):
         ("half past four pm", "5/10"),
     )
     await captain.send("/cancel")
+
+
+# -- /topic keeps the text (item 8) ----------------------------------------------------------------------
+
+
+async def _two_meetings(bot, tg, **second):
+    """The weekly 小哥议事会 in 蒋村小哥群 and a 西溪议事会 in another group (a courier without an area
+    sees both in private)."""
+    mod, group, reader = await setup_world(bot, tg)
+    owner = tg.user(2052, "别的群主", started=True)
+    other = tg.group(-100299, "西溪小哥群", creator=owner)
+    await other.add_bot(by=owner)
+    await bot.settle()
+    await weekly_meeting(bot)
+    values = {"title": "西溪议事会", "chat_ids": (-100299,), "first_start": dt.datetime(2026, 12, 1, 9, 0)}
+    values.update(second)
+    await weekly_meeting(bot, **values)
+    return mod, group, reader
+
+
+async def _topics(bot, title: str) -> list[str]:
+    """The topics of the next occurrences of the meeting called ``title``."""
+    service = bot.core.service(MeetingService)
+    (meeting,) = [m for m in await meetings_repo.list_active(bot.db) if m.title == title]
+    found = []
+    for occ in service.schedule_of(meeting).next_occurrences(bot.clock.now(), 3):
+        found += [t.text for t in await meetings_repo.topics(bot.db, meeting.id, occ.original_start)]
+    return found
+
+
+async def test_topic_alone_asks_for_the_topic_and_takes_the_next_text(bot, tg):
+    await setup_world(bot, tg)
+    await weekly_meeting(bot)
+    courier = tg.private(tg.user(2110, "阿强", started=True))
+    await courier.send("/topic")
+    asked = await courier.expect_message(contains="请直接发送你的议题")
+    assert "小哥议事会" in asked.text
+    await courier.send("东门能否临时停车")  # not a station search
+    saved = await courier.expect_message(contains="已收到你的议题")
+    assert "小哥议事会" in saved.text
+    assert await _topics(bot, "小哥议事会") == ["东门能否临时停车"]
+    # Asked and left unanswered: later text is a search again, not a topic.
+    await courier.send("/topic")
+    await courier.expect_message(contains="请直接发送你的议题")
+    await bot.advance(minutes=11)
+    await courier.send("厕所")
+    later = await courier.expect_message()
+    assert "已收到你的议题" not in later.text
+    assert await _topics(bot, "小哥议事会") == ["东门能否临时停车"]
+
+
+async def test_topic_alone_in_a_group_takes_the_reply(bot, tg):
+    _mod, group, _reader = await setup_world(bot, tg)
+    await weekly_meeting(bot)
+    courier = group.chat(tg.user(2103, "阿明"))
+    await courier.send("/topic")
+    asked = await courier.expect_message(contains="请回复这条消息")
+    assert "小哥议事会" in asked.text
+    await courier.send("电梯高峰期能否让骑手先上", reply_to=asked)
+    await courier.expect_message(contains="已收到你的议题")
+    assert await _topics(bot, "小哥议事会") == ["电梯高峰期能否让骑手先上"]
+
+
+async def test_the_chooser_keeps_the_typed_topic(bot, tg):
+    await _two_meetings(bot, tg)
+    courier = tg.private(tg.user(2110, "阿强", started=True))
+    await courier.send("/topic 东门能否临时停车")
+    choose = await courier.expect_message(contains="点一下就提交")
+    label = next(label for label in choose.labels if "西溪议事会" in label)
+    await (await courier.press(label, message=choose)).wait()
+    saved = await courier.expect_message(contains="已收到你的议题")
+    assert "西溪议事会" in saved.text
+    assert await _topics(bot, "西溪议事会") == ["东门能否临时停车"]
+    # /topic alone with several meetings: choose, then the topic is asked for and taken.
+    await courier.send("/topic")
+    choose = await courier.expect_message(contains="请先点一下")
+    label = next(label for label in choose.labels if "小哥议事会" in label)
+    await (await courier.press(label, message=choose)).wait()
+    await courier.expect_message(contains="请直接发送你的议题")
+    await courier.send("电梯能否让骑手先上")
+    await courier.expect_message(contains="已收到你的议题")
+    assert await _topics(bot, "小哥议事会") == ["电梯能否让骑手先上"]
+
+
+async def test_a_meeting_whose_topics_closed_is_not_offered(bot, tg):
+    # 西溪议事会 once, tomorrow 09:00: its topics closed at 13:00 today (20 h before).
+    await _two_meetings(bot, tg, rrule=None, first_start=dt.datetime(2026, 11, 26, 9, 0))
+    await at(bot, dt.datetime(2026, 11, 25, 6, 0, tzinfo=dt.UTC))  # 14:00 in Shanghai
+    courier = tg.private(tg.user(2110, "阿强", started=True))
+    await courier.send("/topic 东门能否临时停车")
+    saved = await courier.expect_message()
+    assert "已收到你的议题" in saved.text and "小哥议事会" in saved.text  # no chooser
+    assert await _topics(bot, "西溪议事会") == []

@@ -662,13 +662,17 @@ class MeetingService:
         """Next occurrences for a private listing (see ``visible_to``)."""
         return self._next_of(await self.visible_to(area), limit, lang)
 
-    async def topic_targets_for_user(self, area: str | None) -> list[TopicTarget]:
-        """The next future occurrence of each meeting visible to this user, soonest first."""
+    async def topic_targets_for_user(self, area: str | None, *, open_only: bool = True) -> list[TopicTarget]:
+        """Per meeting visible to this user, the next occurrence still taking topics (its deadline
+        ahead: when this week's has passed, a series offers its next date), soonest first.
+        ``open_only=False``: the next future occurrence whatever its deadline."""
         targets = []
         for meeting in await self.visible_to(area):
-            for occ in self.schedule_of(meeting).next_occurrences(self.now, 1):
-                if occ.start_utc > self.now:
-                    targets.append(TopicTarget(meeting, occ, self.topic_deadline(meeting, occ)))
+            for occ in self.schedule_of(meeting).next_occurrences(self.now, 2):
+                deadline = self.topic_deadline(meeting, occ)
+                if occ.start_utc > self.now and (not open_only or deadline > self.now):
+                    targets.append(TopicTarget(meeting, occ, deadline))
+                    break
         targets.sort(key=lambda t: (t.occurrence.start_utc, t.meeting.id))
         return targets
 

@@ -40,7 +40,7 @@ from bot.core.container import Core
 from bot.core.runtime import startup_hooks
 from bot.meetings.service import MeetingService
 from handlers.common import Command, menu_text
-from handlers.core import cancel_fallback, deep_links
+from handlers.core import cancel_fallback, cancel_keys, deep_links
 from handlers.meetings.common import (
     CONFIRM,
     DEADLINE,
@@ -76,7 +76,16 @@ from handlers.meetings.managing import (
     skip_pressed,
     who_pressed,
 )
-from handlers.meetings.rsvp import meetings_command, rsvp_pressed, send_ics, topic_command, topic_pressed
+from handlers.meetings.rsvp import (
+    TOPIC_WAIT,
+    TopicText,
+    meetings_command,
+    rsvp_pressed,
+    send_ics,
+    topic_command,
+    topic_pressed,
+    topic_text,
+)
 from handlers.meetings.scheduling import (
     _use_buttons,
     confirmed,
@@ -219,6 +228,14 @@ def register(app: Application) -> None:
     deep_links(app)["meetings"] = _meetings_link
     app.add_handler(MessageHandler(menu_text(catalog, "menu.meetings"), meetings_command))
     app.add_handler(CommandHandler("topic", topic_command))
+    # The topic a /topic question waits for: before other features' text handlers (station search).
+    menu = filters.Text(sorted({t for key in catalog.keys("menu.") for t in catalog.all_languages(key)}))
+    app.add_handler(
+        MessageHandler(
+            filters.TEXT & ~filters.COMMAND & ~menu & filters.UpdateType.MESSAGE & TopicText(app), topic_text
+        )
+    )
+    cancel_keys(app).add(TOPIC_WAIT)  # a command in private (or /cancel) drops the question
     app.add_handler(CallbackQueryHandler(rsvp_pressed, pattern=r"^mt:rsvp:"))
     app.add_handler(CallbackQueryHandler(topic_pressed, pattern=r"^mt:topic:"))
     app.add_handler(CallbackQueryHandler(send_ics, pattern=r"^mt:ics:"))
