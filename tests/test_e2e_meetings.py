@@ -255,7 +255,9 @@ async def test_calendar_files_from_meetings_list(bot, tg):
     assert event.decoded("DTSTART") == FIRST and event.decoded("DTEND") == FIRST + dt.timedelta(minutes=90)
     assert "RRULE" not in event
 
-    await (await courier.press("🔁 小哥议事会：整个系列加入日历", message=listing)).wait()
+    await (await courier.press("🗓 1. 更多日期", message=listing)).wait()
+    more = await courier.expect_message(contains="接下来的日期")
+    await (await courier.press("🔁 小哥议事会：整个系列加入日历", message=more)).wait()
     series = await courier.expect_message()
     while series.kind != "document":
         series = await courier.expect_message()
@@ -584,8 +586,11 @@ async def test_time_zone_from_the_preview_berlin_across_dst(bot, tg):
     courier = group.chat(tg.user(2108, "小孙"))
     await courier.send("/meetings")
     listing = await courier.expect_message(contains="近期议事会")
-    assert "2026年4月6日（周一） 09:00 (Europe/Berlin)–10:00" in listing.text
-    await (await courier.press("🔁 柏林华人骑手会：整个系列加入日历", message=listing)).wait()
+    assert "2026年3月30日（周一） 09:00 (Europe/Berlin)–10:00" in listing.text
+    await (await courier.press("🗓 1. 更多日期", message=listing)).wait()
+    more = await courier.expect_message(contains="接下来的日期")
+    assert "2026年4月6日（周一） 09:00 (Europe/Berlin)–10:00" in more.text
+    await (await courier.press("🔁 柏林华人骑手会：整个系列加入日历", message=more)).wait()
     series = await courier.expect_message()
     while series.kind != "document":
         series = await courier.expect_message()

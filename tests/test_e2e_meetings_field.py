@@ -255,3 +255,108 @@ async def test_a_meeting_whose_topics_closed_is_not_offered(bot, tg):
     saved = await courier.expect_message()
     assert "已收到你的议题" in saved.text and "小哥议事会" in saved.text  # no chooser
     assert await _topics(bot, "西溪议事会") == []
+
+
+# -- meetings are lighter (item 18) ----------------------------------------------------------------------
+
+
+async def test_meetings_lists_the_next_date_per_series_and_more_on_demand(bot, tg):
+    from bot.kit.recurrence import rrule_quarterly_first_monday
+
+    _mod, group, _reader = await setup_world(bot, tg)
+    await weekly_meeting(
+        bot, rrule=rrule_quarterly_first_monday(), first_start=dt.datetime(2027, 1, 4, 14, 30)
+    )
+    courier = group.chat(tg.user(2104, "小周"))
+    await courier.send("/meetings")
+    listing = await courier.expect_message(contains="近期议事会")
+    assert listing.text.count("小哥议事会") == 1 and "2027年1月4日（周一） 14:30" in listing.text
+    assert "2027年4月5日" not in listing.text
+    assert sum(len(row) for row in listing.buttons) == 5, listing.buttons  # 3 RSVP, calendar, more
+    await (await courier.press("🗓 1. 更多日期", message=listing)).wait()
+    more = await courier.expect_message(contains="接下来的日期")
+    for day in (
+        "2027年1月4日",
+        "2027年4月5日",
+        "2027年7月5日",
+        "2027年10月4日",
+        "2028年1月3日",
+        "2028年4月3日",
+    ):
+        assert day in more.text, (day, more.text)
+    assert more.labels == ["🔁 小哥议事会：整个系列加入日历"]
+
+
+async def test_a_move_far_ahead_is_told_a_week_before_not_at_once(bot, tg):
+    _mod, _group, reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot)
+    service = bot.core.service(MeetingService)
+    feb1 = dt.datetime(2027, 2, 1, 6, 30, tzinfo=dt.UTC)  # Monday 14:30, beyond the 35-day horizon
+    await service.move_occurrence(meeting.id, feb1, dt.datetime(2027, 10, 11, 14, 30))
+    await bot.settle()
+
+    def moved_notices():
+        return [m for m in reader.messages if "改到" in (m.text or "")]
+
+    assert moved_notices() == []  # not told eight months early
+    await at(bot, dt.datetime(2027, 1, 25, 6, 29, tzinfo=dt.UTC))
+    assert moved_notices() == []
+    await at(bot, dt.datetime(2027, 1, 25, 6, 30, tzinfo=dt.UTC))  # a week before the old date
+    (notice,) = moved_notices()
+    assert "原定 2027年2月1日（周一） 14:30 的这一次改到 2027年10月11日（周一） 14:30" in notice.text
+
+    # A move within the horizon is told at once.
+    feb8 = dt.datetime(2027, 2, 8, 6, 30, tzinfo=dt.UTC)
+    await service.move_occurrence(meeting.id, feb8, dt.datetime(2027, 11, 8, 14, 30))
+    await bot.settle()
+    assert len(moved_notices()) == 2
+
+
+async def test_a_move_far_ahead_undone_before_its_notice_is_never_told(bot, tg):
+    _mod, _group, reader = await setup_world(bot, tg)
+    meeting = await weekly_meeting(bot)
+    service = bot.core.service(MeetingService)
+    feb1 = dt.datetime(2027, 2, 1, 6, 30, tzinfo=dt.UTC)
+    await service.move_occurrence(meeting.id, feb1, dt.datetime(2027, 10, 11, 14, 30))
+    await service.move_occurrence(meeting.id, feb1, dt.datetime(2027, 2, 1, 14, 30))  # back again
+    await at(bot, dt.datetime(2027, 1, 26, 0, 0, tzinfo=dt.UTC))
+    assert [m for m in reader.messages if "改到" in (m.text or "")] == []
+
+
+async def test_a_meeting_an_hour_away_promises_only_what_is_still_ahead(bot, tg):
+    mod, _group, _reader = await setup_world(bot, tg)
+    await _at_date_step(mod)
+    await mod.send("今天上午十一点")  # 10:00 now
+    await mod.expect_message(contains="多久开一次")
+    await (await mod.press("每周三 11:00")).wait()
+    await mod.expect_message(contains="第 4 步")
+    await (await mod.press("90分钟")).wait()
+    await mod.expect_message(contains="第 5 步")
+    await (await mod.press("跳过")).wait()
+    await mod.expect_message(contains="第 6 步")
+    await (await mod.press("⬜ 蒋村小哥群")).wait()
+    await (await mod.press("完成")).wait()
+    await mod.expect_message(contains="第 7 步")
+    await (await mod.press("默认：1天 + 1小时")).wait()
+    await mod.expect_message(contains="第 8 步")
+    await (await mod.press("默认：提前20小时")).wait()
+    preview = await mod.expect_message(contains="请确认")
+    assert "议题截止：开会前20小时" not in preview.text and "提前提醒：1天" not in preview.text
+    assert "💡 这次时间太近，不收集议题；以后每次开会前20小时截止" in preview.text
+    assert "⏰ 这次时间太近，不再提前提醒；以后每次提前1天、1小时提醒" in preview.text
+
+
+async def test_a_meeting_tomorrow_morning_keeps_the_hour_reminder(bot, tg):
+    from bot.meetings.service import MeetingDraft
+
+    await setup_world(bot, tg)
+    service = bot.core.service(MeetingService)
+    draft = MeetingDraft(
+        title="小哥议事会",
+        first_start=dt.datetime(2026, 11, 26, 9, 0),
+        organizer_id=2001,
+        chat_ids=(-100201,),
+    )
+    text = service.preview_text(draft, "en")
+    assert "⏰ Reminders this time: 1 hour before" in text and "later" not in text
+    assert "💡 Topics close 20 hours before" in text  # 13:00 today, still ahead

@@ -6,7 +6,7 @@ scheduling.py (/newmeeting), managing.py (the organiser's manage menu), rsvp.py 
 /topic, .ics) and common.py (what several of them need). This file registers them, in one place.
 Callback data is never trusted: the meeting is re-read and the actor's right re-checked on every press.
 
-Callback data (all ``mt:``): ``rsvp:{id}:{occ}:{y|n|m}``, ``topic:{id}:{occ}``, ``ics:{id}[:{occ}]``,
+Callback data (all ``mt:``): ``rsvp:{id}:{occ}:{y|n|m}``, ``topic:{id}:{occ}``, ``ics:{id}[:{occ}]``, ``more:{id}``,
 ``hol:{id}:{occ}:{skip|next|keep}``, ``mg:{id}``, ``who:{id}:{occ}``, ``sk:{id}:{occ}``,
 ``sky:{id}:{occ}``, ``cx:{id}``, ``cxy:{id}``, ``mv:{id}:{occ}``, ``out:{id}``, ``rs:{id}``, and the
 edits ``et:{id}`` (title), ``ep:{id}`` (place), ``eo:{id}`` (reminder offsets), ``ed:{id}`` (topic
@@ -80,6 +80,7 @@ from handlers.meetings.rsvp import (
     TOPIC_WAIT,
     TopicText,
     meetings_command,
+    more_dates,
     rsvp_pressed,
     send_ics,
     topic_command,
@@ -239,6 +240,7 @@ def register(app: Application) -> None:
     app.add_handler(CallbackQueryHandler(rsvp_pressed, pattern=r"^mt:rsvp:"))
     app.add_handler(CallbackQueryHandler(topic_pressed, pattern=r"^mt:topic:"))
     app.add_handler(CallbackQueryHandler(send_ics, pattern=r"^mt:ics:"))
+    app.add_handler(CallbackQueryHandler(more_dates, pattern=r"^mt:more:"))
     app.add_handler(CallbackQueryHandler(holiday_pressed, pattern=r"^mt:hol:"))
     app.add_handler(CallbackQueryHandler(manage_pressed, pattern=r"^mt:mg:"))
     app.add_handler(CallbackQueryHandler(who_pressed, pattern=r"^mt:who:"))

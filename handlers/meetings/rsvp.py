@@ -32,9 +32,13 @@ log = logging.getLogger(__name__)
 
 
 LIST_LIMIT = 5
+#: Dates shown by 🗓 more dates (a year of a quarterly series, six weeks of a weekly one).
+MORE_DATES = 6
 
 
 async def meetings_command(update: Update, context: XContext) -> None:
+    """The next date of each meeting (RSVP, calendar, and "more dates" for a series), not every date:
+    a quarterly series is one item with five buttons, in a group too."""
     service = _service(context)
     chat = update.effective_chat
     user = update.effective_user
@@ -42,33 +46,26 @@ async def meetings_command(update: Update, context: XContext) -> None:
     if is_private(update):
         record = await community(context).user(user.id) if user else None
         area = record.area if record and record.area else None
-        items = await service.upcoming_for_user(area, limit=LIST_LIMIT, lang=context.lang)
+        items = await service.upcoming_for_user(area, limit=LIST_LIMIT, lang=context.lang, per_meeting=1)
     else:
-        items = await service.upcoming(chat_id=chat.id, limit=LIST_LIMIT, lang=context.lang)
+        items = await service.upcoming(chat_id=chat.id, limit=LIST_LIMIT, lang=context.lang, per_meeting=1)
     t = context.t
     rows: list[list[tuple[str, str]]] = []
     if items:
         lines = [t("meetings.ui.list_title")]
         for n, item in enumerate(items, 1):
-            when = service.format_span(item.occurrence, item.meeting.tz, context.lang)
-            lines.append(t("meetings.ui.list_line", n=n, title=item.meeting.title, when=when))
-            if item.occurrence.moved:
-                lines.append(t("meetings.ui.list_moved"))
-            if item.holiday:
-                lines.append(t("meetings.ui.list_holiday", holiday=item.holiday))
-            rows.append(
-                [
-                    (
-                        t("meetings.ui.ics_one", n=n),
-                        cb("mt", "ics", item.meeting.id, occ_code(item.occurrence.original_start)),
-                    )
-                ]
-            )
+            lines.extend(_item_lines(context, item, n))
             rsvp = service.rsvp_row(item.meeting, item.occurrence, context.lang, n=n)
             rows.append([(b["text"], b["callback_data"]) for b in rsvp])
-        series = {item.meeting.id: item.meeting for item in items if item.meeting.rrule}
-        for meeting in series.values():
-            rows.append([(t("meetings.ui.ics_series", title=meeting.title), cb("mt", "ics", meeting.id))])
+            more = [
+                (
+                    t("meetings.ui.ics_one", n=n),
+                    cb("mt", "ics", item.meeting.id, occ_code(item.occurrence.original_start)),
+                )
+            ]
+            if item.meeting.rrule:
+                more.append((t("meetings.ui.more_dates", n=n), cb("mt", "more", item.meeting.id)))
+            rows.append(more)
     else:
         lines = [t("meetings.ui.list_empty")]
     # Moderators (in private) also get a manage button per meeting they may manage.
@@ -77,6 +74,34 @@ async def meetings_command(update: Update, context: XContext) -> None:
             if await _in_scope(context, user.id, meeting):
                 rows.append([(t("meetings.ui.manage", title=meeting.title), cb("mt", "mg", meeting.id))])
     await reply(update, context, "\n".join(lines), reply_markup=_keyboard(rows) if rows else None)
+
+
+def _item_lines(context: XContext, item: Any, n: int | None) -> list[str]:
+    service = _service(context)
+    when = service.format_span(item.occurrence, item.meeting.tz, context.lang)
+    if n is None:
+        lines = [context.t("meetings.ui.more_line", when=when)]
+    else:
+        lines = [context.t("meetings.ui.list_line", n=n, title=item.meeting.title, when=when)]
+    if item.occurrence.moved:
+        lines.append(context.t("meetings.ui.list_moved"))
+    if item.holiday:
+        lines.append(context.t("meetings.ui.list_holiday", holiday=item.holiday))
+    return lines
+
+
+async def more_dates(update: Update, context: XContext) -> None:
+    """🗓 More dates of a series from /meetings: the next MORE_DATES, and the whole series' .ics."""
+    parts = _parts(update)
+    meeting = await _meeting_of(update, context, parts[2] if len(parts) > 2 else "")
+    if meeting is None:
+        return
+    await update.callback_query.answer()
+    lines = [context.t("meetings.ui.more_title", title=meeting.title)]
+    for item in _service(context).next_dates(meeting, MORE_DATES, context.lang):
+        lines.extend(_item_lines(context, item, None))
+    rows = [[(context.t("meetings.ui.ics_series", title=meeting.title), cb("mt", "ics", meeting.id))]]
+    await context.bot.send_message(update.effective_chat.id, "\n".join(lines), reply_markup=_keyboard(rows))
 
 
 async def send_ics(update: Update, context: XContext) -> None:
