@@ -552,9 +552,9 @@ async def test_time_zone_from_the_preview_berlin_across_dst(bot, tg):
     await mod.expect_message(contains="第 8 步")
     await (await mod.press("默认：提前20小时")).wait()
     preview = await mod.expect_message(contains="请确认")
-    assert "🌐 时区：Asia/Shanghai（点此更改）" in preview.labels
-    await (await mod.press("🌐 时区：Asia/Shanghai（点此更改）")).wait()
-    await mod.expect_message(contains="IANA")
+    assert "🌐 时区：北京时间（点此更改）" in preview.labels
+    await (await mod.press("🌐 时区：北京时间（点此更改）")).wait()
+    await mod.expect_message(contains="按哪里的时间开")
     await mod.send("Mars/Olympus_Mons")
     refused = await mod.expect_message(contains="不认识的时区")
     assert "Mars/Olympus_Mons" in refused.text
@@ -622,13 +622,13 @@ async def test_default_time_zone_costs_no_extra_step_and_can_be_restored(bot, tg
     await mod.expect_message(contains="第 8 步")
     await (await mod.press("默认：提前20小时")).wait()
     await mod.expect_message(contains="请确认")
-    await (await mod.press("🌐 时区：Asia/Shanghai（点此更改）")).wait()
-    await mod.expect_message(contains="IANA")
+    await (await mod.press("🌐 时区：北京时间（点此更改）")).wait()
+    await mod.expect_message(contains="按哪里的时间开")
     await mod.send("America/New_York")
     await mod.expect_message(contains="(America/New_York)")
     await (await mod.press("🌐 时区：America/New_York（点此更改）")).wait()
-    await mod.expect_message(contains="IANA")
-    await (await mod.press("用默认时区：Asia/Shanghai")).wait()
+    await mod.expect_message(contains="按哪里的时间开")
+    await (await mod.press("用默认时区：北京时间")).wait()
     preview = await mod.expect_message(contains="请确认")
     assert "(America/New_York)" not in preview.text
     await (await mod.press("✅ 确认发布")).wait()

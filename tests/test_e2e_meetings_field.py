@@ -360,3 +360,74 @@ async def test_a_meeting_tomorrow_morning_keeps_the_hour_reminder(bot, tg):
     text = service.preview_text(draft, "en")
     assert "⏰ Reminders this time: 1 hour before" in text and "later" not in text
     assert "💡 Topics close 20 hours before" in text  # 13:00 today, still ahead
+
+
+# -- the time zone said as people say it (item 19 wording) -----------------------------------------------
+
+
+async def test_meeting_prompts_say_beijing_time(bot, tg):
+    mod, _group, _reader = await setup_world(bot, tg)
+    await mod.send("/newmeeting")
+    await mod.expect_message(contains="第 1 步")
+    await mod.send("小哥议事会")
+    step2 = await mod.expect_message(contains="第 2 步")
+    assert "第一次什么时候开（北京时间）？" in step2.text and "Asia/Shanghai" not in step2.text
+    await mod.send("12月2日 14:30")
+    await mod.expect_message(contains="多久开一次")
+    await (await mod.press("只开这一次")).wait()
+    await mod.expect_message(contains="第 4 步")
+    await (await mod.press("90分钟")).wait()
+    await mod.expect_message(contains="第 5 步")
+    await (await mod.press("跳过")).wait()
+    await mod.expect_message(contains="第 6 步")
+    await (await mod.press("⬜ 蒋村小哥群")).wait()
+    await (await mod.press("完成")).wait()
+    await mod.expect_message(contains="第 7 步")
+    await (await mod.press("默认：1天 + 1小时")).wait()
+    await mod.expect_message(contains="第 8 步")
+    await (await mod.press("默认：提前20小时")).wait()
+    preview = await mod.expect_message(contains="请确认")
+    assert "🌐 时区：北京时间（点此更改）" in preview.labels
+    await (await mod.press("🌐 时区：北京时间（点此更改）")).wait()
+    asked = await mod.expect_message(contains="按哪里的时间开")
+    assert "IANA" not in asked.text and "用默认时区：北京时间" in asked.labels
+    await mod.send("Europe/Berlin")
+    preview = await mod.expect_message(contains="请确认")
+    assert "🌐 时区：Europe/Berlin（点此更改）" in preview.labels
+    await (await mod.press("🌐 时区：Europe/Berlin（点此更改）")).wait()
+    await mod.expect_message(contains="按哪里的时间开")
+    await mod.send("北京时间")  # typed as said
+    preview = await mod.expect_message(contains="请确认")
+    assert "🌐 时区：北京时间（点此更改）" in preview.labels
+    await (await mod.press("✅ 确认发布")).wait()
+    await mod.expect_message(contains="已安排")
+    (meeting,) = await meetings_repo.list_active(bot.db)
+    assert meeting.tz == "Asia/Shanghai"
+
+    # Moving it: the prompt names the zone the same way.
+    mod.skip()
+    await mod.send("/meetings")
+    await mod.expect_message(contains="议事会")
+    await (await mod.press("⚙️ 管理：小哥议事会")).wait()
+    await mod.expect_message(contains="⚙️ 管理")
+    await (await mod.press("🕑 下一次改期")).wait()
+    ask = await mod.expect_message(contains="改到什么时候")
+    assert "（北京时间）" in ask.text
+
+
+async def test_meeting_prompts_say_beijing_time_in_english(bot, tg):
+    await setup_world(bot, tg)
+    mod = await _english_moderator(bot, tg)
+    await mod.send("/newmeeting")
+    await mod.expect_message(contains="Step 1")
+    await mod.send("Courier council")
+    step2 = await mod.expect_message(contains="Step 2")
+    assert "when is the first one (Beijing time)?" in step2.text
+
+
+async def test_newtask_start_prompt_says_beijing_time(bot, tg):
+    await bot.grant(2001, "captain")
+    _, captain = await started(tg, 2001, "李队长")
+    await captain.send("/newtask")
+    await captain.expect_message(contains="1/10")
+    await answers(captain, ("助老送餐", "2/10"), ("-", "几点开始（北京时间）"))

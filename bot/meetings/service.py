@@ -330,7 +330,7 @@ class MeetingService:
             local = moment.astimezone(get_zone(tz))
             text = t("meetings.fmt.datetime", date=format_date(local, t), time=local.strftime("%H:%M"))
             if tz != self.core.config.bot.timezone:
-                text += f" ({tz})"
+                text += f" ({self.core.zone_name(lang, tz)})"
             if len(self._when_texts) >= 4096:
                 self._when_texts.clear()
             self._when_texts[key] = text

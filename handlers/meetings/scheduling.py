@@ -97,6 +97,12 @@ async def _draft_tz(context: XContext) -> str:
     return context.core.config.bot.timezone
 
 
+async def _ask_when(update: Update, context: XContext) -> None:
+    """Step 2 (or a reschedule's new date): the zone named as people say it (北京时间)."""
+    tz = context.core.zone_name(context.lang, await _draft_tz(context))
+    await reply(update, context, context.t("meetings.ui.ask_when", tz=tz))
+
+
 async def new_meeting(update: Update, context: XContext) -> int:
     if not is_private(update):
         await reply(
@@ -129,7 +135,7 @@ async def got_title(update: Update, context: XContext) -> int:
         await reply(update, context, context.t("meetings.error.title_too_long", limit=limit))
         return TITLE
     _draft(context)["title"] = title
-    await reply(update, context, context.t("meetings.ui.ask_when"))
+    await _ask_when(update, context)
     return WHEN
 
 
@@ -245,7 +251,7 @@ async def got_nweeks_text(update: Update, context: XContext) -> int:
     draft = _draft(context)
     text = unicodedata.normalize("NFKC", update.effective_message.text or "").strip()
     if "start" not in draft:
-        await reply(update, context, context.t("meetings.ui.ask_when"))
+        await _ask_when(update, context)
         return WHEN
     if not text.isdigit() or not 1 <= int(text) <= MAX_NWEEKS:
         await reply(update, context, context.t("meetings.ui.nweeks_typed"))
@@ -269,7 +275,7 @@ async def got_rrule(update: Update, context: XContext) -> int:
     draft = _draft(context)
     text = (update.effective_message.text or "").strip()
     if "start" not in draft:
-        await reply(update, context, context.t("meetings.ui.ask_when"))
+        await _ask_when(update, context)
         return WHEN
     try:
         Schedule.create(
@@ -302,7 +308,7 @@ async def _after_rule(update: Update, context: XContext) -> int:
         )
     except (MeetingError, RecurrenceError) as exc:
         await _error(update, context, exc)
-        await reply(update, context, context.t("meetings.ui.ask_when"))
+        await _ask_when(update, context)
         return WHEN
     _drop(context)
     await reply(
@@ -498,7 +504,7 @@ async def _preview(update: Update, context: XContext) -> int:
         text = service.preview_text(_draft_obj(context, update.effective_user.id), context.lang)
     except (MeetingError, RecurrenceError) as exc:
         await _error(update, context, exc)
-        await reply(update, context, context.t("meetings.ui.ask_when"))
+        await _ask_when(update, context)
         return WHEN
     names = [title for chat_id, title in draft.get("opt_chats", []) if chat_id in draft.get("chats", [])]
     names += draft.get("areas", [])
@@ -514,7 +520,7 @@ async def _preview(update: Update, context: XContext) -> int:
             (context.t("meetings.ui.confirm"), cb("mt", "ok")),
             (context.t("meetings.ui.discard"), cb("mt", "no")),
         ],
-        [(context.t("meetings.ui.tz_button", tz=tz), cb("mt", "tz"))],
+        [(context.t("meetings.ui.tz_button", tz=context.core.zone_name(context.lang, tz)), cb("mt", "tz"))],
     ]
     await reply(update, context, "\n".join(lines), reply_markup=_keyboard(rows))
     return CONFIRM
@@ -529,7 +535,8 @@ async def tz_pressed(update: Update, context: XContext) -> int:
     await query.answer()
     await query.edit_message_reply_markup(None)
     default = context.core.config.bot.timezone
-    rows = [[(context.t("meetings.ui.tz_default", tz=default), cb("mt", "tz", "default"))]]
+    label = context.t("meetings.ui.tz_default", tz=context.core.zone_name(context.lang, default))
+    rows = [[(label, cb("mt", "tz", "default"))]]
     await reply(update, context, context.t("meetings.ui.ask_tz"), reply_markup=_keyboard(rows))
     return TIMEZONE
 
@@ -542,8 +549,10 @@ async def tz_default(update: Update, context: XContext) -> int:
 
 
 async def got_tz(update: Update, context: XContext) -> int:
+    typed = (update.effective_message.text or "").strip()
+    beijing = {name.casefold() for name in context.core.catalog.all_languages("zone.beijing")}
     try:
-        name = zone_name(update.effective_message.text or "")
+        name = "Asia/Shanghai" if typed.casefold() in beijing else zone_name(typed)
     except RecurrenceError as exc:  # unknown zone: explained, the step kept
         await _error(update, context, exc)
         return TIMEZONE
