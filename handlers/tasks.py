@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import re
 from dataclasses import replace
 from typing import Any
 
@@ -32,7 +31,7 @@ from bot.core.app import XContext
 from bot.core.authz import Perm
 from bot.core.messages import is_link
 from bot.kit.numbers import parse_id, parse_int
-from bot.kit.timeparse import InputError, parse_time
+from bot.kit.timeparse import InputError, names_a_day, parse_time
 from bot.tasks import Outcome, Task, TaskCount, TaskDraft, TaskInvalid, TaskResult, TaskService, cb
 from handlers.common import (
     Command,
@@ -633,12 +632,6 @@ async def _answered(update: Update, context: XContext, step: int, draft: TaskDra
     return await _ask_step(update, context, step + 1)
 
 
-_BARE_TIME = re.compile(
-    r"^\s*(?:上午|下午|中午|晚上)?\s*\d{1,2}(?:\s*[:：点时]\s*(?:\d{1,2}|半)?)?\s*(?:分|am|pm)?\s*$",
-    re.IGNORECASE,
-)
-
-
 def _read_time(text: str, after: dt.datetime, tz: dt.tzinfo) -> tuple[dt.datetime | None, str]:
     """(the time typed, after `after`) or (None, why not: "past", "too_far" or "when")."""
     try:
@@ -677,7 +670,7 @@ async def got_end(update: Update, context: XContext) -> int:
         # not silently moved to the next day. Anything with a day in it ("明天 12:00", "12-02 09:00")
         # is read from now, as the courier means it.
         tz = context.core.tz
-        if _BARE_TIME.match(text):
+        if not names_a_day(text):
             base = draft.starts_at.astimezone(tz).replace(hour=0, minute=0, second=0, microsecond=0)
         else:
             base = context.core.clock.now()

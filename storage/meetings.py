@@ -22,6 +22,7 @@ class Override:
     original_start: dt.datetime  # UTC
     action: str  # skip | move
     new_start: dt.datetime | None  # UTC, for move
+    set_at: dt.datetime | None = None  # when it was decided
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ def _meeting(row: Row, targets: Sequence[Row] = (), overrides: Sequence[Row] = (
                 from_db_required(o["original_start"]),
                 o["action"],
                 from_db_required(o["new_start"]) if o["new_start"] else None,
+                from_db_required(o["created_at"]),
             )
             for o in overrides
         ),

@@ -257,7 +257,9 @@ async def test_calendar_files_from_meetings_list(bot, tg):
     assert event.decoded("DTSTART") == FIRST and event.decoded("DTEND") == FIRST + dt.timedelta(minutes=90)
     assert "RRULE" not in event
 
-    await (await courier.press("🔁 小哥议事会：整个系列加入日历", message=listing)).wait()
+    await (await courier.press("🗓 1. 更多日期", message=listing)).wait()
+    more = await courier.expect_message(contains="接下来的日期")
+    await (await courier.press("🔁 小哥议事会：整个系列加入日历", message=more)).wait()
     series = await courier.expect_message()
     while series.kind != "document":
         series = await courier.expect_message()
@@ -552,9 +554,9 @@ async def test_time_zone_from_the_preview_berlin_across_dst(bot, tg):
     await mod.expect_message(contains="第 8 步")
     await (await mod.press("默认：提前20小时")).wait()
     preview = await mod.expect_message(contains="请确认")
-    assert "🌐 时区：Asia/Shanghai（点此更改）" in preview.labels
-    await (await mod.press("🌐 时区：Asia/Shanghai（点此更改）")).wait()
-    await mod.expect_message(contains="IANA")
+    assert "🌐 时区：北京时间（点此更改）" in preview.labels
+    await (await mod.press("🌐 时区：北京时间（点此更改）")).wait()
+    await mod.expect_message(contains="按哪里的时间开")
     await mod.send("Mars/Olympus_Mons")
     refused = await mod.expect_message(contains="不认识的时区")
     assert "Mars/Olympus_Mons" in refused.text
@@ -586,8 +588,11 @@ async def test_time_zone_from_the_preview_berlin_across_dst(bot, tg):
     courier = group.chat(tg.user(2108, "小孙"))
     await courier.send("/meetings")
     listing = await courier.expect_message(contains="近期议事会")
-    assert "2026年4月6日（周一） 09:00 (Europe/Berlin)–10:00" in listing.text
-    await (await courier.press("🔁 柏林华人骑手会：整个系列加入日历", message=listing)).wait()
+    assert "2026年3月30日（周一） 09:00 (Europe/Berlin)–10:00" in listing.text
+    await (await courier.press("🗓 1. 更多日期", message=listing)).wait()
+    more = await courier.expect_message(contains="接下来的日期")
+    assert "2026年4月6日（周一） 09:00 (Europe/Berlin)–10:00" in more.text
+    await (await courier.press("🔁 柏林华人骑手会：整个系列加入日历", message=more)).wait()
     series = await courier.expect_message()
     while series.kind != "document":
         series = await courier.expect_message()
@@ -619,13 +624,13 @@ async def test_default_time_zone_costs_no_extra_step_and_can_be_restored(bot, tg
     await mod.expect_message(contains="第 8 步")
     await (await mod.press("默认：提前20小时")).wait()
     await mod.expect_message(contains="请确认")
-    await (await mod.press("🌐 时区：Asia/Shanghai（点此更改）")).wait()
-    await mod.expect_message(contains="IANA")
+    await (await mod.press("🌐 时区：北京时间（点此更改）")).wait()
+    await mod.expect_message(contains="按哪里的时间开")
     await mod.send("America/New_York")
     await mod.expect_message(contains="(America/New_York)")
     await (await mod.press("🌐 时区：America/New_York（点此更改）")).wait()
-    await mod.expect_message(contains="IANA")
-    await (await mod.press("用默认时区：Asia/Shanghai")).wait()
+    await mod.expect_message(contains="按哪里的时间开")
+    await (await mod.press("用默认时区：北京时间")).wait()
     preview = await mod.expect_message(contains="请确认")
     assert "(America/New_York)" not in preview.text
     await (await mod.press("✅ 确认发布")).wait()
@@ -779,14 +784,12 @@ async def test_private_listing_and_topics_without_a_user_area(bot, tg):
     listing = await mod.expect_message(contains="近期议事会")
     assert "小哥议事会" in listing.text
 
-    # /topic in private with several meetings: choose first, then the topic goes to that one.
+    # /topic in private with several meetings: the tapped one gets the topic typed with /topic.
     await courier.send("/topic 东门能否临时停车")
     choose = await courier.expect_message(contains="哪一场")
     assert any("西溪议事会" in label for label in choose.labels)
     label = next(label for label in choose.labels if "西溪议事会" in label)
-    hint = await (await courier.press(label, message=choose)).wait()
-    assert hint.show_alert and "西溪议事会" in hint.text
-    await courier.send("/topic 东门能否临时停车")
+    await (await courier.press(label, message=choose)).wait()
     saved = await courier.expect_message(contains="已收到你的议题")
     assert "西溪议事会" in saved.text
 

@@ -106,3 +106,35 @@ def test_skipped_single_meeting_is_cancelled_in_calendar() -> None:
     sched = Schedule.create(dt.datetime(2026, 12, 7, 14, 30), dt.timedelta(minutes=90))
     _, (event,) = _parse(series_ics(IcsMeeting(3, "x", sched.skip(sched.dtstart)), NOW))
     assert str(event["STATUS"]) == "CANCELLED"
+
+
+def test_next_working_day_counts_make_up_workdays() -> None:
+    """The State Council's 2025 and 2026 schedules: a weekend day worked instead (调休上班) is the next
+    working day, a holiday block is skipped whole."""
+    cases = {
+        # 2025 Spring Festival: Jan 28 - Feb 4 off, Sun Jan 26 and Sat Feb 8 worked.
+        "2025-01-24": "2025-01-26",
+        "2025-02-03": "2025-02-05",
+        "2025-02-07": "2025-02-08",
+        # 2025 Labour Day: May 1-5 off, Sun Apr 27 worked.
+        "2025-04-25": "2025-04-27",
+        # 2025 National Day and Mid-Autumn: Oct 1-8 off, Sun Sep 28 and Sat Oct 11 worked.
+        "2025-09-26": "2025-09-28",
+        "2025-10-01": "2025-10-09",
+        "2025-10-10": "2025-10-11",
+        # 2026 New Year: Jan 1-3 off, Sun Jan 4 worked.
+        "2026-01-01": "2026-01-04",
+        # 2026 Spring Festival: Feb 15-23 off, Sat Feb 14 and Sat Feb 28 worked.
+        "2026-02-13": "2026-02-14",
+        "2026-02-14": "2026-02-24",
+        "2026-02-27": "2026-02-28",
+        # 2026 Labour Day: May 1-5 off, Sat May 9 worked.
+        "2026-05-08": "2026-05-09",
+        # 2026 National Day: Oct 1-7 off, Sun Sep 20 and Sat Oct 10 worked.
+        "2026-09-18": "2026-09-20",
+        "2026-10-09": "2026-10-10",
+    }
+    got = {day: holidays_cn.next_working_day(dt.date.fromisoformat(day)).isoformat() for day in cases}
+    assert got == cases
+    assert holidays_cn.is_working_day(dt.date(2026, 1, 4))  # a Sunday, worked
+    assert not holidays_cn.is_working_day(dt.date(2026, 1, 10))  # an ordinary Saturday

@@ -17,6 +17,7 @@ from bot.kit.recurrence import (
     attach_zone,
     describe,
     normalize_rrule,
+    parse_spoken_rule,
     rrule_monthly_day,
     rrule_monthly_nth_weekday,
     rrule_quarterly_first_monday,
@@ -333,3 +334,43 @@ def test_zone_names_typed_by_users() -> None:
         with pytest.raises(RecurrenceError) as err:
             zone_name(bad)
         assert err.value.code == "bad_timezone"
+
+
+@pytest.mark.parametrize(
+    ("text", "rule", "rest"),
+    [
+        ("每季度第一个周一 14:30", "FREQ=MONTHLY;BYMONTH=1,4,7,10;BYDAY=1MO", "14:30"),
+        ("first Monday of each quarter at 14:30", "FREQ=MONTHLY;BYMONTH=1,4,7,10;BYDAY=1MO", "at 14:30"),
+        ("every quarter on the first monday 14:30", "FREQ=MONTHLY;BYMONTH=1,4,7,10;BYDAY=1MO", "14:30"),
+        ("每周三晚上八点", "FREQ=WEEKLY;BYDAY=WE", "晚上八点"),
+        ("every Wednesday 8pm", "FREQ=WEEKLY;BYDAY=WE", "8pm"),
+        ("每周一和周四 19:00", "FREQ=WEEKLY;BYDAY=MO,TH", "19:00"),
+        ("every monday and thursday 7pm", "FREQ=WEEKLY;BYDAY=MO,TH", "7pm"),
+        ("每两周的周五 19:00", "FREQ=WEEKLY;INTERVAL=2;BYDAY=FR", "19:00"),
+        ("隔周周三 晚上8点", "FREQ=WEEKLY;INTERVAL=2;BYDAY=WE", "晚上8点"),
+        ("every other friday 7pm", "FREQ=WEEKLY;INTERVAL=2;BYDAY=FR", "7pm"),
+        ("every 2 weeks on monday 10am", "FREQ=WEEKLY;INTERVAL=2;BYDAY=MO", "10am"),
+        ("每月十五号晚上七点", "FREQ=MONTHLY;BYMONTHDAY=15", "晚上七点"),
+        ("the 15th of every month at 7pm", "FREQ=MONTHLY;BYMONTHDAY=15", "at 7pm"),
+        ("每月最后一天 18:00", "FREQ=MONTHLY;BYMONTHDAY=-1", "18:00"),
+        ("每月第二个周二下午三点", "FREQ=MONTHLY;BYDAY=2TU", "下午三点"),
+        ("the second tuesday of each month 3pm", "FREQ=MONTHLY;BYDAY=2TU", "3pm"),
+        ("每月最后一个周五 15:00", "FREQ=MONTHLY;BYDAY=-1FR", "15:00"),
+        ("每天早上9点", "FREQ=DAILY", "早上9点"),
+        ("every day 9am", "FREQ=DAILY", "9am"),
+        ("每个工作日 9:00", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "9:00"),
+        ("every weekday 9am", "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR", "9am"),
+    ],
+)
+def test_rules_said_in_words(text: str, rule: str, rest: str) -> None:
+    assert parse_spoken_rule(text) == (rule, rest)
+
+
+@pytest.mark.parametrize("text", ["12月7日 14:30", "下周三下午三点", "next wednesday 3pm", "周一 9点"])
+def test_a_date_is_not_a_rule(text: str) -> None:
+    assert parse_spoken_rule(text) is None
+
+
+def test_a_day_that_does_not_exist_is_refused() -> None:
+    with pytest.raises(RecurrenceError):
+        parse_spoken_rule("每月32号 9:00")

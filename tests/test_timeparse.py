@@ -51,3 +51,46 @@ def test_parse_local_time(text: str, local: dt.datetime) -> None:
 )
 def test_unreadable_past_or_far_is_none(text: str) -> None:
     assert parse_local_time(text, NOW, SH) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "local"),
+    [
+        # Chinese numerals as people say them (NOW is Wednesday 2026-03-04 10:00 in Shanghai).
+        ("下周三下午三点", dt.datetime(2026, 3, 11, 15, 0)),
+        ("明天下午两点", dt.datetime(2026, 3, 5, 14, 0)),
+        ("后天上午十点", dt.datetime(2026, 3, 6, 10, 0)),
+        ("今晚8点", dt.datetime(2026, 3, 4, 20, 0)),
+        ("明晚7点", dt.datetime(2026, 3, 5, 19, 0)),
+        ("明早八点", dt.datetime(2026, 3, 5, 8, 0)),
+        ("十点半", dt.datetime(2026, 3, 4, 10, 30)),
+        ("下午三点一刻", dt.datetime(2026, 3, 4, 15, 15)),
+        ("三点三刻", dt.datetime(2026, 3, 5, 3, 45)),
+        ("下午两点零五", dt.datetime(2026, 3, 4, 14, 5)),
+        ("十二月七日下午两点", dt.datetime(2026, 12, 7, 14, 0)),
+        ("二〇二六年十二月七日 14:30", dt.datetime(2026, 12, 7, 14, 30)),
+        ("周日下午三点", dt.datetime(2026, 3, 8, 15, 0)),
+        ("晚上十二点", dt.datetime(2026, 3, 5, 0, 0)),
+        # The same times said in English.
+        ("next wednesday 3pm", dt.datetime(2026, 3, 11, 15, 0)),
+        ("tomorrow 2pm", dt.datetime(2026, 3, 5, 14, 0)),
+        ("day after tomorrow 10am", dt.datetime(2026, 3, 6, 10, 0)),
+        ("tonight at 8", dt.datetime(2026, 3, 4, 20, 0)),
+        ("tomorrow evening 7", dt.datetime(2026, 3, 5, 19, 0)),
+        ("tomorrow night 7pm", dt.datetime(2026, 3, 5, 19, 0)),
+        ("tomorrow morning 8", dt.datetime(2026, 3, 5, 8, 0)),
+        ("half past ten", dt.datetime(2026, 3, 4, 10, 30)),
+        ("quarter past three pm", dt.datetime(2026, 3, 4, 15, 15)),
+        ("quarter to four pm", dt.datetime(2026, 3, 4, 15, 45)),
+        ("tomorrow at ten o'clock", dt.datetime(2026, 3, 5, 10, 0)),
+    ],
+)
+def test_spoken_times_with_words_and_chinese_numerals(text: str, local: dt.datetime) -> None:
+    got = parse_local_time(text, NOW, SH)
+    assert got == local.replace(tzinfo=SH).astimezone(dt.UTC), text
+
+
+@pytest.mark.parametrize("text", ["明天下午", "tomorrow evening", "十十点", "周三"])
+def test_spoken_times_without_an_hour_are_refused(text: str) -> None:
+    with pytest.raises(InputError):
+        parse_time(text, NOW, SH)

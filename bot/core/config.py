@@ -152,6 +152,9 @@ class MeetingsConfig:
     max_topics_per_user: int = 5
     # Occurrences on a Chinese public holiday are flagged to the organizer this many days ahead.
     holiday_notice_days: int = 7
+    # A moved occurrence is told to the groups at once when its old or new date is within
+    # horizon_days; a move further ahead is told this many days before the earlier of the two dates.
+    move_notice_days: int = 7
     title_max_chars: int = 80
     outcome_max_chars: int = 1500
 

@@ -2,7 +2,9 @@
 
 ``holidays.China`` knows the statutory holidays including the extra days off of the Spring Festival
 and National Day weeks (``Day off (substituted from ...)``) for the years the State Council has
-published; further years fall back to the fixed rules. We only ask it and never hand-code dates.
+published, and the make-up workdays (调休: a Saturday or Sunday that is worked instead, e.g. Sun
+2026-01-04), its ``weekend_workdays``; further years fall back to the fixed rules. We only ask it
+and never hand-code dates.
 
 A meeting occurrence is "on a holiday" when its local start date (in the meeting's own zone) is one.
 """
@@ -36,11 +38,18 @@ def is_holiday(day: dt.date) -> bool:
     return day in _calendar(day.year, "zh")
 
 
+def is_working_day(day: dt.date) -> bool:
+    """A weekday that is not a public holiday, or a weekend day the State Council made a make-up
+    workday (调休上班)."""
+    return _calendar(day.year, "zh").is_working_day(day)
+
+
 def next_working_day(day: dt.date) -> dt.date:
-    """The first day after ``day`` that is neither a weekend nor a public holiday."""
+    """The first working day after ``day``: a make-up workday (调休) on a weekend counts, as in the
+    State Council's schedule (after 2026-01-01 comes Sun 2026-01-04)."""
     candidate = day + dt.timedelta(days=1)
     for _ in range(60):  # the longest Chinese holiday block is about 9 days
-        if candidate.weekday() < 5 and not is_holiday(candidate):
+        if is_working_day(candidate):
             return candidate
         candidate += dt.timedelta(days=1)
     raise RuntimeError(f"no working day within 60 days after {day}")  # pragma: no cover

@@ -35,12 +35,14 @@ import dataclasses
 import functools
 import itertools
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import MAXYEAR, UTC, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
+import cn2an
 from dateutil.rrule import rrule, rruleset, rrulestr
 
 DEFAULT_TIMEZONE = "Asia/Shanghai"
@@ -728,3 +730,175 @@ def describe(schedule: Schedule, t: Translate) -> str:
     elif "COUNT" in parts:
         text += t("meetings.rule.count", n=parts["COUNT"])
     return text
+
+
+# --------------------------------------------------------------------------------------------------
+# Rules said in words at the date step ("每周三晚上八点", "first Monday of each quarter at 14:30")
+# --------------------------------------------------------------------------------------------------
+
+_ZH_DAY = "[一二三四五六日天]"
+_ZH_WEEK = "(?:周|星期|礼拜)"
+_ZH_DAYS = rf"{_ZH_WEEK}?({_ZH_DAY}(?:\s*[、,和及与]?\s*{_ZH_WEEK}?{_ZH_DAY})*)"
+_ZH_DAY_INDEX = {"一": 0, "二": 1, "三": 2, "四": 3, "五": 4, "六": 5, "日": 6, "天": 6}
+_ZH_NTH = r"(?:第\s*([一二三四1-4])\s*个?|(最后)\s*一?\s*个?)"
+_EN_DAY_INDEX = {
+    "monday": 0, "mon": 0, "tuesday": 1, "tue": 1, "tues": 1, "wednesday": 2, "wed": 2,
+    "thursday": 3, "thu": 3, "thur": 3, "thurs": 3, "friday": 4, "fri": 4,
+    "saturday": 5, "sat": 5, "sunday": 6, "sun": 6,
+}  # fmt: skip
+_EN_DAY = r"(?:" + "|".join(sorted(_EN_DAY_INDEX, key=len, reverse=True)) + r")s?"
+_EN_DAYS = rf"({_EN_DAY}(?:\s*(?:,|and|&)\s*{_EN_DAY})*)"
+_EN_NTH_INDEX = {
+    "first": 1,
+    "1st": 1,
+    "second": 2,
+    "2nd": 2,
+    "third": 3,
+    "3rd": 3,
+    "fourth": 4,
+    "4th": 4,
+    "last": -1,
+}
+_EN_NTH = r"(first|1st|second|2nd|third|3rd|fourth|4th|last)"
+_EN_COUNT = {"other": 2, "two": 2, "three": 3, "four": 4, "2": 2, "3": 3, "4": 4}
+_QUARTER_MONTHS = "1,4,7,10"
+
+
+def _zh_number(word: str) -> int:
+    if word.isdigit():
+        return int(word)
+    return int(cn2an.cn2an(word.replace("两", "二"), "smart"))
+
+
+def _zh_days(text: str) -> str:
+    days = [_ZH_DAY_INDEX[c] for c in re.findall(_ZH_DAY, text)]
+    return ",".join(WEEKDAY_CODES[d] for d in sorted(set(days)))
+
+
+def _en_days(text: str) -> str:
+    words = re.findall(_EN_DAY, text)
+    days = {_EN_DAY_INDEX[w.rstrip("s") if w.rstrip("s") in _EN_DAY_INDEX else w] for w in words}
+    return ",".join(WEEKDAY_CODES[d] for d in sorted(days))
+
+
+def _spoken_patterns() -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]]:
+    zh_nth = lambda m: -1 if m.group(2) else _zh_number(m.group(1))  # noqa: E731
+    en_nth = lambda m, i=1: _EN_NTH_INDEX[m.group(i)]  # noqa: E731
+    return [
+        # 每季度第一个周一 · 每个季度的最后一个周五
+        (
+            re.compile(rf"每个?季度?的?\s*{_ZH_NTH}\s*{_ZH_WEEK}({_ZH_DAY})"),
+            lambda m: f"FREQ=MONTHLY;BYMONTH={_QUARTER_MONTHS};BYDAY={zh_nth(m)}{_zh_days(m.group(3))}",
+        ),
+        # 每月第二个周二 · 每个月最后一个周五
+        (
+            re.compile(rf"每个?月的?\s*{_ZH_NTH}\s*{_ZH_WEEK}({_ZH_DAY})"),
+            lambda m: f"FREQ=MONTHLY;BYDAY={zh_nth(m)}{_zh_days(m.group(3))}",
+        ),
+        # 每月最后一天 · 每月15号
+        (re.compile(r"每个?月的?\s*最后\s*一\s*天"), lambda m: "FREQ=MONTHLY;BYMONTHDAY=-1"),
+        (
+            re.compile(r"每个?月的?\s*([一二三四五六七八九十\d]{1,3})\s*[号日]"),
+            lambda m: rrule_monthly_day(_zh_number(m.group(1))),
+        ),
+        # 每隔一周的周三 · 隔周周三 · 双周周三 (every other week)
+        (
+            re.compile(rf"(?:每隔\s*[一1]\s*{_ZH_WEEK}|隔周|双周)的?\s*{_ZH_DAYS}"),
+            lambda m: f"FREQ=WEEKLY;INTERVAL=2;BYDAY={_zh_days(m.group(1))}",
+        ),
+        # 每两周的周三 · 每3周周五
+        (
+            re.compile(rf"每\s*([二两三四五六七八九十\d]{{1,3}})\s*个?{_ZH_WEEK}的?\s*{_ZH_DAYS}"),
+            lambda m: f"FREQ=WEEKLY;INTERVAL={_zh_number(m.group(1))};BYDAY={_zh_days(m.group(2))}",
+        ),
+        # 每个工作日 · 工作日每天
+        (re.compile(r"每个?工作日|工作日每天"), lambda m: "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"),
+        # 每周三 · 每周一和周四 · 每个星期六
+        (
+            re.compile(rf"每个?{_ZH_WEEK}的?\s*{_ZH_DAYS}"),
+            lambda m: f"FREQ=WEEKLY;BYDAY={_zh_days(m.group(1))}",
+        ),
+        (re.compile(r"每天|每日"), lambda m: "FREQ=DAILY"),
+        # first monday of each quarter · every quarter on the first monday · quarterly on the last friday
+        (
+            re.compile(
+                rf"(?:on\s+)?(?:the\s+)?{_EN_NTH}\s+({_EN_DAY})\s+(?:of|in)\s+(?:each|every|the)\s+quarter"
+            ),
+            lambda m: f"FREQ=MONTHLY;BYMONTH={_QUARTER_MONTHS};BYDAY={en_nth(m)}{_en_days(m.group(2))}",
+        ),
+        (
+            re.compile(rf"(?:every\s+quarter|quarterly)\s+on\s+(?:the\s+)?{_EN_NTH}\s+({_EN_DAY})"),
+            lambda m: f"FREQ=MONTHLY;BYMONTH={_QUARTER_MONTHS};BYDAY={en_nth(m)}{_en_days(m.group(2))}",
+        ),
+        # second tuesday of each month · every month on the last friday · monthly on the 1st monday
+        (
+            re.compile(
+                rf"(?:on\s+)?(?:the\s+)?{_EN_NTH}\s+({_EN_DAY})\s+(?:of|in)\s+(?:each|every|the)\s+month"
+            ),
+            lambda m: f"FREQ=MONTHLY;BYDAY={en_nth(m)}{_en_days(m.group(2))}",
+        ),
+        (
+            re.compile(rf"(?:every\s+month|monthly)\s+on\s+(?:the\s+)?{_EN_NTH}\s+({_EN_DAY})"),
+            lambda m: f"FREQ=MONTHLY;BYDAY={en_nth(m)}{_en_days(m.group(2))}",
+        ),
+        # the last day of each month · the 15th of every month · every month on the 15th
+        (
+            re.compile(r"(?:on\s+)?(?:the\s+)?last\s+day\s+of\s+(?:each|every|the)\s+month"),
+            lambda m: "FREQ=MONTHLY;BYMONTHDAY=-1",
+        ),
+        (
+            re.compile(
+                r"(?:on\s+)?(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?\s+(?:day\s+)?of\s+(?:each|every)\s+month"
+            ),
+            lambda m: rrule_monthly_day(int(m.group(1))),
+        ),
+        (
+            re.compile(r"(?:every\s+month|monthly)\s+on\s+(?:the\s+)?(\d{1,2})(?:st|nd|rd|th)?\b"),
+            lambda m: rrule_monthly_day(int(m.group(1))),
+        ),
+        # every other wednesday · every 2 weeks on friday · every two weeks on monday and thursday
+        (
+            re.compile(rf"every\s+other\s+{_EN_DAYS}"),
+            lambda m: f"FREQ=WEEKLY;INTERVAL=2;BYDAY={_en_days(m.group(1))}",
+        ),
+        (
+            re.compile(rf"every\s+(two|three|four|other|\d{{1,2}})\s+weeks?\s+on\s+{_EN_DAYS}"),
+            lambda m: (
+                f"FREQ=WEEKLY;INTERVAL={_EN_COUNT.get(m.group(1)) or int(m.group(1))};"
+                f"BYDAY={_en_days(m.group(2))}"
+            ),
+        ),
+        (re.compile(r"every\s+week\s?day\b"), lambda m: "FREQ=WEEKLY;BYDAY=MO,TU,WE,TH,FR"),
+        # every wednesday · every monday and thursday · weekly on friday · every week on tuesday
+        (
+            re.compile(rf"(?:every|each|(?:every\s+week|weekly)\s+on)\s+{_EN_DAYS}\b"),
+            lambda m: f"FREQ=WEEKLY;BYDAY={_en_days(m.group(1))}",
+        ),
+        (re.compile(r"\b(?:every\s+day|daily)\b"), lambda m: "FREQ=DAILY"),
+    ]
+
+
+_SPOKEN = _spoken_patterns()
+
+
+def parse_spoken_rule(text: str) -> tuple[str, str] | None:
+    """A recurrence said in words in ``text`` (Chinese or English), as an RRULE value, with the rest of
+    the text (the time of day, perhaps a start date) -> ``(rrule, rest)``; None when none is said.
+
+    Understood: 每周三 · 每周一和周四 · 每两周的周五 · 隔周周三 · 每月15号 · 每月最后一天 ·
+    每月第二个周二 · 每月最后一个周五 · 每季度第一个周一 · 每天 · 每个工作日; every wednesday ·
+    every monday and thursday · every other friday · every 2 weeks on monday · the 15th of every month ·
+    the second tuesday of each month · first monday of each quarter · every day · every weekday.
+    Raises `RecurrenceError` for a day that does not exist (每月32号).
+    """
+    s = unicodedata.normalize("NFKC", text or "").strip().lower()
+    for pattern, build in _SPOKEN:
+        found = pattern.search(s)
+        if found:
+            try:
+                rule = build(found)
+            except (ValueError, KeyError):
+                raise RecurrenceError("bad_monthday", found.group(0)) from None
+            rest = (s[: found.start()] + " " + s[found.end() :]).strip(" ,，、的")
+            return rule, " ".join(rest.split())
+    return None

@@ -3,6 +3,10 @@
 Accepted (Chinese or Western forms, full-width digits and punctuation too): ``2026-12-07 14:30`` ·
 ``12/7 14:30`` · ``12.7 14:30`` (month.day) · ``12月7日 14:30`` · ``2026年12月7日下午2点半`` ·
 ``明天中午1点`` · ``下周一 14:30`` · ``7 Dec 2pm`` · ``tomorrow at 14:30`` · ``next monday 3pm``.
+Chinese numerals as people say them (``下周三下午三点`` · ``明天下午两点`` · ``十点半`` · ``三点一刻`` ·
+``两点零五`` · ``十二月七日``) are read by the maintained ``cn2an`` library; ``今晚8点`` · ``明晚7点`` ·
+``明早8点`` name the day and the part of it; in English ``tomorrow evening 7`` · ``tonight at 8`` ·
+``half past ten`` · ``quarter past three`` · ``quarter to four``.
 A date without a year means the next such date, but one that passed less than two months ago is
 refused as past; a time alone that passed today means tomorrow; a time of day is required; at most
 two years ahead. Date parsing is dateutil's; we only normalise Chinese notation into a form it reads.
@@ -16,7 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 import unicodedata
+import warnings
 
+import cn2an
 from dateutil import parser as date_parser
 from dateutil.relativedelta import FR, MO, SA, SU, TH, TU, WE, relativedelta
 
@@ -62,6 +68,60 @@ MAX_AHEAD = relativedelta(years=2)
 RECENT_PAST = relativedelta(months=2)
 
 
+#: 今晚 / 明晚 / 今早 / 明早: the day and the part of the day in one word.
+_CN_DAY_PARTS = (("今晚", "今天晚上"), ("明晚", "明天晚上"), ("今早", "今天早上"), ("明早", "明天早上"))
+#: A quarter hour said in Chinese: 三点一刻 = 3:15, 三点三刻 = 3:45.
+_CN_QUARTER = re.compile(r"([点时])\s*([一三])\s*刻")
+#: A run of Chinese numerals (not the weekday of 周三 / 星期三 / 礼拜三, read as a weekday).
+_CN_NUMERAL = re.compile(r"(?<!周)(?<!星期)(?<!礼拜)[零〇一二两三四五六七八九十百千]+")
+#: English parts of the day ("tomorrow evening 7", "in the afternoon"); "tonight" is a day and evening.
+_EN_PART = re.compile(r"\b(?:in\s+the\s+|this\s+)?(morning|afternoon|evening|night)\b")
+_EN_HOURS = {
+    "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
+    "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+}  # fmt: skip
+_EN_HOUR = r"(\d{1,2}|" + "|".join(_EN_HOURS) + r")"
+#: "half past ten", "quarter past 3", "quarter to four", "ten o'clock".
+_EN_PAST = re.compile(r"\b(half|(?:a\s+)?quarter)\s+(past|to)\s+" + _EN_HOUR + r"\b")
+#: A lone hour next to an English part of the day ("tonight at 8").
+_EN_BARE_HOUR = re.compile(r"(?<![\d:.\-/])(\d{1,2})(?![\d:.\-/])")
+_EN_OCLOCK = re.compile(r"\b" + _EN_HOUR + r"\s*o'?\s*clock\b")
+
+
+def _en_hour(word: str) -> int:
+    return int(word) if word.isdigit() else _EN_HOURS[word]
+
+
+def _en_past(match: re.Match[str]) -> str:
+    hour = _en_hour(match.group(3))
+    if not 1 <= hour <= 12 or (match.group(1) == "half" and match.group(2) == "to"):
+        raise InputError("when")
+    if match.group(2) == "to":
+        return f" {12 if hour == 1 else hour - 1}:45 "
+    return f" {hour}:{30 if match.group(1) == 'half' else 15:02d} "
+
+
+def _cn_numerals(s: str) -> str:
+    """Chinese numerals in ``s`` as digits (十点半 -> 10点半, 十二月七日 -> 12月7日), by cn2an."""
+    for short, long in _CN_DAY_PARTS:
+        s = s.replace(short, long)
+    s = _CN_QUARTER.sub(lambda m: f"{m.group(1)}{15 if m.group(2) == '一' else 45}分", s)
+
+    def number(match: re.Match[str]) -> str:
+        run = match.group(0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # cn2an warns before it raises on malformed numerals
+            try:
+                value = cn2an.cn2an(run, "smart")
+            except (ValueError, KeyError):
+                raise InputError("when") from None
+        if len(run) == 4 and re.fullmatch(r"[零〇一二三四五六七八九]{4}", run):
+            return str(value).zfill(4)  # 二〇二六年
+        return str(int(value))
+
+    return _CN_NUMERAL.sub(number, s)
+
+
 _CN_DATE = re.compile(r"(?:(\d{4})\s*年)?\s*(\d{1,2})\s*月\s*(\d{1,2})\s*[日号]?")
 _CN_TIME = re.compile(r"(\d{1,2})\s*[点时:](?:\s*(半|\d{1,2})\s*分?)?")
 _OTHER_DATE = re.compile(r"\d{1,4}[-/]\d{1,2}|[a-z]{3}")
@@ -98,13 +158,25 @@ def _parse_local(text: str, now_local: dt.datetime) -> dt.datetime:
     s = normalise(text)
     if not s:
         raise InputError("when")
-    evening = any(word in s for word in _EVENING)
-    pm = any(word in s for word in _PM)
+    s = _cn_numerals(s)
+    en_part = _EN_PART.search(s)
+    en_evening = bool(re.search(r"\btonight\b", s)) or bool(
+        en_part and en_part.group(1) in ("evening", "night")
+    )
+    evening = any(word in s for word in _EVENING) or en_evening
+    pm = any(word in s for word in _PM) or en_evening or bool(en_part and en_part.group(1) == "afternoon")
     noon = any(word in s for word in _NOON)
-    am = any(word in s for word in _AM)
+    am = any(word in s for word in _AM) or bool(en_part and en_part.group(1) == "morning")
     for word in (*_PM, *_NOON, *_AM):
         s = s.replace(word, " ")
+    s = _EN_PART.sub(" ", s)
+    s = _EN_PAST.sub(_en_past, s)
+    s = _EN_OCLOCK.sub(lambda m: f" {_en_hour(m.group(1))}:00 ", s)
     s = _EN_CLOCK.sub(_english_clock, s)
+    if (en_part or en_evening) and not re.search(r"\d{1,2}:\d{2}", s):
+        hours = _EN_BARE_HOUR.findall(s)
+        if len(hours) == 1 and 1 <= int(hours[0]) <= 12:
+            s = _EN_BARE_HOUR.sub(lambda m: f" {m.group(1)}:00 ", s)  # tonight at 8, tomorrow evening 7
     year_given = bool(re.search(r"\d{4}", s))
     date_match = _CN_DATE.search(s)
     if date_match:
@@ -182,6 +254,28 @@ def _parse_local(text: str, now_local: dt.datetime) -> dt.datetime:
     if too_far:
         raise InputError("too_far")
     return parsed
+
+
+_EN_MONTH = re.compile(r"\b(?:jan|feb|mar|apr|may|jun|jul|aug|sep|sept|oct|nov|dec)[a-z]*\b")
+
+
+def names_a_day(text: str) -> bool:
+    """Whether a typed time says which day (a date, 明天, 今晚, 周一, tomorrow, 7 Dec), not only a time
+    of day (十点半, 下午四点, half past four pm): an end time without a day is read on the start's day."""
+    try:
+        s = _cn_numerals(normalise(text))
+    except InputError:
+        return False
+    s = _EN_CLOCK.sub(" ", s)
+    return bool(
+        _CN_DATE.search(s)
+        or _DOTTED_DATE.search(s)
+        or any(pattern.search(s) for pattern, _days in _RELATIVE_DAYS)
+        or _CN_WEEKDAY.search(s)
+        or _EN_WEEKDAY.search(s)
+        or re.search(r"\d{1,4}[-/]\d{1,2}", s)
+        or _EN_MONTH.search(s)
+    )
 
 
 def parse_time(text: str, now: dt.datetime, tz: dt.tzinfo) -> dt.datetime:

@@ -5,7 +5,10 @@ Everything a meeting sends later is an outbox row planned by `plan_reminders` (i
 * reminder  ``mtg:{id}:{start}:{offset}:{chat}``  to each target group, due ``start - offset``,
   expiring ``late_grace_minutes`` later (the outbox worker drops it as 'expired' after that);
 * topics    ``mtg:{id}:{start}:topics:{organizer}``  the collected agenda topics, at the topic deadline;
-* holiday   ``mtg:{id}:{start}:holiday:{organizer}``  skip/move buttons, ``holiday_notice_days`` ahead.
+* holiday   ``mtg:{id}:{start}:holiday:{organizer}``  skip/move buttons, ``holiday_notice_days`` ahead;
+* moved     ``mtg:{id}:{original}:moved:{new}:{chat}``  a move decided while both dates were beyond
+  the horizon (``horizon_days``), told to the groups ``move_notice_days`` before the earlier one (a
+  move within the horizon is told at once by `move_occurrence`).
 
 ``{start}`` is the occurrence's actual start in UTC (``2026-12-07T06:30Z``), so a moved occurrence gets
 new rows while the old ones are cancelled. Re-planning computes the wanted rows for the horizon,
@@ -327,7 +330,7 @@ class MeetingService:
             local = moment.astimezone(get_zone(tz))
             text = t("meetings.fmt.datetime", date=format_date(local, t), time=local.strftime("%H:%M"))
             if tz != self.core.config.bot.timezone:
-                text += f" ({tz})"
+                text += f" ({self.core.zone_name(lang, tz)})"
             if len(self._when_texts) >= 4096:
                 self._when_texts.clear()
             self._when_texts[key] = text
@@ -540,14 +543,37 @@ class MeetingService:
             if draft.topic_deadline_minutes is None
             else draft.topic_deadline_minutes
         )
-        lines.append(t("meetings.preview.topics", offset=self.format_offset(deadline, lang)))
-        lines.append(
-            t(
-                "meetings.preview.reminders",
-                offsets=t("meetings.rule.join").join(self.format_offset(o, lang) for o in offsets),
-            )
-        )
+        lines.extend(self._promises(upcoming[0], sched.is_recurring, offsets, deadline, lang))
         return "\n".join(lines)
+
+    def _promises(
+        self, first: Occurrence, recurring: bool, offsets: Sequence[int], deadline: int, lang: str
+    ) -> list[str]:
+        """The topic deadline and reminders a draft promises, only those still ahead for its first
+        meeting (a meeting an hour away gets no 1-day reminder); a series says what later ones get."""
+        t = self.tr(lang)
+        join = t("meetings.rule.join").join
+        now = self.now
+        ahead = [o for o in offsets if first.start_utc - dt.timedelta(minutes=o) > now]
+        every = join(self.format_offset(o, lang) for o in offsets)
+        if len(ahead) == len(offsets):
+            reminders = t("meetings.preview.reminders", offsets=every)
+        elif ahead:
+            reminders = t(
+                "meetings.preview.reminders_first", offsets=join(self.format_offset(o, lang) for o in ahead)
+            )
+        else:
+            reminders = t("meetings.preview.reminders_none")
+        if len(ahead) < len(offsets) and recurring:
+            reminders += t("meetings.preview.reminders_later", offsets=every)
+        offset = self.format_offset(deadline, lang)
+        if first.start_utc - dt.timedelta(minutes=deadline) > now:
+            topics = t("meetings.preview.topics", offset=offset)
+        else:
+            topics = t("meetings.preview.topics_none")
+            if recurring:
+                topics += t("meetings.preview.topics_later", offset=offset)
+        return [topics, reminders]
 
     async def active_meetings(self) -> list[MeetingRecord]:
         return await repo.list_active(self.core.db)
@@ -615,9 +641,16 @@ class MeetingService:
         return await repo.get(self.core.db, meeting_id)
 
     async def upcoming(
-        self, *, chat_id: int | None = None, areas: Sequence[str] = (), limit: int = 5, lang: str = "zh"
+        self,
+        *,
+        chat_id: int | None = None,
+        areas: Sequence[str] = (),
+        limit: int = 5,
+        lang: str = "zh",
+        per_meeting: int | None = None,
     ) -> list[Upcoming]:
-        """Next occurrences of meetings announced in a chat (or its area) or to the given areas."""
+        """Next occurrences of meetings announced in a chat (or its area) or to the given areas (at
+        most ``per_meeting`` of each meeting: 1 for a listing, where more dates are on demand)."""
         area_set = list(dict.fromkeys(a for a in areas if a))
         chat_ids = []
         if chat_id is not None:
@@ -625,12 +658,16 @@ class MeetingService:
             group = await groups_repo.get(self.core.db, chat_id)
             if group is not None and group.area and group.area not in area_set:
                 area_set.append(group.area)
-        return self._next_of(await repo.for_targets(self.core.db, chat_ids, area_set), limit, lang)
+        meetings = await repo.for_targets(self.core.db, chat_ids, area_set)
+        return self._next_of(meetings, limit, lang, per_meeting)
 
-    def _next_of(self, meetings: Sequence[MeetingRecord], limit: int, lang: str) -> list[Upcoming]:
+    def _next_of(
+        self, meetings: Sequence[MeetingRecord], limit: int, lang: str, per_meeting: int | None = None
+    ) -> list[Upcoming]:
         items = []
         for meeting in meetings:
-            for occ in self.schedule_of(meeting).next_occurrences(self.now - self._running(meeting), limit):
+            after = self.now - self._running(meeting)
+            for occ in self.schedule_of(meeting).next_occurrences(after, min(limit, per_meeting or limit)):
                 items.append(Upcoming(meeting, occ, holidays_cn.holiday_name(occ.start.date(), lang)))
         items.sort(key=lambda u: (u.occurrence.start_utc, u.meeting.id))
         return items[:limit]
@@ -657,18 +694,30 @@ class MeetingService:
         return visible
 
     async def upcoming_for_user(
-        self, area: str | None, *, limit: int = 5, lang: str = "zh"
+        self, area: str | None, *, limit: int = 5, lang: str = "zh", per_meeting: int | None = None
     ) -> list[Upcoming]:
         """Next occurrences for a private listing (see ``visible_to``)."""
-        return self._next_of(await self.visible_to(area), limit, lang)
+        return self._next_of(await self.visible_to(area), limit, lang, per_meeting)
 
-    async def topic_targets_for_user(self, area: str | None) -> list[TopicTarget]:
-        """The next future occurrence of each meeting visible to this user, soonest first."""
+    def next_dates(self, meeting: MeetingRecord, count: int, lang: str) -> list[Upcoming]:
+        """The next ``count`` occurrences of one meeting (the "more dates" of a listing)."""
+        after = self.now - self._running(meeting)
+        return [
+            Upcoming(meeting, occ, holidays_cn.holiday_name(occ.start.date(), lang))
+            for occ in self.schedule_of(meeting).next_occurrences(after, count)
+        ]
+
+    async def topic_targets_for_user(self, area: str | None, *, open_only: bool = True) -> list[TopicTarget]:
+        """Per meeting visible to this user, the next occurrence still taking topics (its deadline
+        ahead: when this week's has passed, a series offers its next date), soonest first.
+        ``open_only=False``: the next future occurrence whatever its deadline."""
         targets = []
         for meeting in await self.visible_to(area):
-            for occ in self.schedule_of(meeting).next_occurrences(self.now, 1):
-                if occ.start_utc > self.now:
-                    targets.append(TopicTarget(meeting, occ, self.topic_deadline(meeting, occ)))
+            for occ in self.schedule_of(meeting).next_occurrences(self.now, 2):
+                deadline = self.topic_deadline(meeting, occ)
+                if occ.start_utc > self.now and (not open_only or deadline > self.now):
+                    targets.append(TopicTarget(meeting, occ, deadline))
+                    break
         targets.sort(key=lambda t: (t.occurrence.start_utc, t.meeting.id))
         return targets
 
@@ -690,7 +739,12 @@ class MeetingService:
     def _since(self, meeting: MeetingRecord) -> dt.datetime:
         """The earliest time a planned row of this meeting can be due (see `plan_reminders`)."""
         lead = max(
-            (*meeting.reminder_offsets, meeting.topic_deadline_minutes, self.cfg.holiday_notice_days * 1440)
+            (
+                *meeting.reminder_offsets,
+                meeting.topic_deadline_minutes,
+                self.cfg.holiday_notice_days * 1440,
+                self.cfg.move_notice_days * 1440,
+            )
         )
         return self.now - dt.timedelta(minutes=self.cfg.late_grace_minutes + lead)
 
@@ -823,7 +877,45 @@ class MeetingService:
                         priority=3,
                     )
                 )
+        messages.extend(self._move_notices(meeting, chats, lang))
         return messages, links
+
+    def _move_far(self, original: dt.datetime, new: dt.datetime, at: dt.datetime) -> bool:
+        """Whether a move decided ``at`` is told later: both dates beyond the planning horizon
+        (``horizon_days``, the reminders already planned) when it was decided."""
+        return min(original, new) - dt.timedelta(days=self.cfg.horizon_days) > at
+
+    def _move_notices(self, meeting: MeetingRecord, chats: Sequence[int], lang: str) -> list[NewMessage]:
+        """A move decided while both dates were beyond the horizon is told ``move_notice_days`` before
+        the earlier one (the week-ahead notice), not months early; withdrawn if the move changes."""
+        messages = []
+        for override in meeting.overrides:
+            new = override.new_start
+            if override.action != "move" or new is None or override.set_at is None:
+                continue
+            first = min(override.original_start, new)
+            if first <= self.now or not self._move_far(override.original_start, new, override.set_at):
+                continue
+            text = self.tr(lang)(
+                "meetings.notice.moved",
+                title=meeting.title,
+                old=self.format_when(override.original_start, meeting.tz, lang),
+                new=self.format_when(new, meeting.tz, lang),
+            )
+            stem = f"{plan_prefix(meeting.id)}{occ_key(override.original_start)}:moved:{occ_key(new)}:"
+            messages.extend(
+                NewMessage(
+                    KIND_NOTICE,
+                    f"{stem}{chat_id}",
+                    chat_id,
+                    {"method": "sendMessage", "params": {"text": text}},
+                    first - dt.timedelta(days=self.cfg.move_notice_days),
+                    expires_at=first,
+                    priority=3,
+                )
+                for chat_id in chats
+            )
+        return messages
 
     def holiday_payload(
         self, meeting: MeetingRecord, occ: Occurrence, holiday: str, lang: str
@@ -1220,6 +1312,8 @@ class MeetingService:
             await repo.bump_revision(tx, meeting.id, self.now)
         updated = await self._require(meeting.id)
         await self.plan_reminders(updated)
+        if self._move_far(min(occ.start_utc, occ.original_start), target, self.now):
+            return updated  # told a week before (planned with the reminders), not months early
         await self._notify(
             updated,
             "move",

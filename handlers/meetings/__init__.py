@@ -6,7 +6,7 @@ scheduling.py (/newmeeting), managing.py (the organiser's manage menu), rsvp.py 
 /topic, .ics) and common.py (what several of them need). This file registers them, in one place.
 Callback data is never trusted: the meeting is re-read and the actor's right re-checked on every press.
 
-Callback data (all ``mt:``): ``rsvp:{id}:{occ}:{y|n|m}``, ``topic:{id}:{occ}``, ``ics:{id}[:{occ}]``,
+Callback data (all ``mt:``): ``rsvp:{id}:{occ}:{y|n|m}``, ``topic:{id}:{occ}``, ``ics:{id}[:{occ}]``, ``more:{id}``,
 ``hol:{id}:{occ}:{skip|next|keep}``, ``mg:{id}``, ``who:{id}:{occ}``, ``sk:{id}:{occ}``,
 ``sky:{id}:{occ}``, ``cx:{id}``, ``cxy:{id}``, ``mv:{id}:{occ}``, ``out:{id}``, ``rs:{id}``, and the
 edits ``et:{id}`` (title), ``ep:{id}`` (place), ``eo:{id}`` (reminder offsets), ``ed:{id}`` (topic
@@ -40,7 +40,7 @@ from bot.core.container import Core
 from bot.core.runtime import startup_hooks
 from bot.meetings.service import MeetingService
 from handlers.common import Command, menu_text
-from handlers.core import cancel_fallback, deep_links
+from handlers.core import cancel_fallback, cancel_keys, deep_links
 from handlers.meetings.common import (
     CONFIRM,
     DEADLINE,
@@ -76,7 +76,17 @@ from handlers.meetings.managing import (
     skip_pressed,
     who_pressed,
 )
-from handlers.meetings.rsvp import meetings_command, rsvp_pressed, send_ics, topic_command, topic_pressed
+from handlers.meetings.rsvp import (
+    TOPIC_WAIT,
+    TopicText,
+    meetings_command,
+    more_dates,
+    rsvp_pressed,
+    send_ics,
+    topic_command,
+    topic_pressed,
+    topic_text,
+)
 from handlers.meetings.scheduling import (
     _use_buttons,
     confirmed,
@@ -219,9 +229,18 @@ def register(app: Application) -> None:
     deep_links(app)["meetings"] = _meetings_link
     app.add_handler(MessageHandler(menu_text(catalog, "menu.meetings"), meetings_command))
     app.add_handler(CommandHandler("topic", topic_command))
+    # The topic a /topic question waits for: before other features' text handlers (station search).
+    menu = filters.Text(sorted({t for key in catalog.keys("menu.") for t in catalog.all_languages(key)}))
+    app.add_handler(
+        MessageHandler(
+            filters.TEXT & ~filters.COMMAND & ~menu & filters.UpdateType.MESSAGE & TopicText(app), topic_text
+        )
+    )
+    cancel_keys(app).add(TOPIC_WAIT)  # a command in private (or /cancel) drops the question
     app.add_handler(CallbackQueryHandler(rsvp_pressed, pattern=r"^mt:rsvp:"))
     app.add_handler(CallbackQueryHandler(topic_pressed, pattern=r"^mt:topic:"))
     app.add_handler(CallbackQueryHandler(send_ics, pattern=r"^mt:ics:"))
+    app.add_handler(CallbackQueryHandler(more_dates, pattern=r"^mt:more:"))
     app.add_handler(CallbackQueryHandler(holiday_pressed, pattern=r"^mt:hol:"))
     app.add_handler(CallbackQueryHandler(manage_pressed, pattern=r"^mt:mg:"))
     app.add_handler(CallbackQueryHandler(who_pressed, pattern=r"^mt:who:"))

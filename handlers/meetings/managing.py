@@ -44,7 +44,8 @@ async def reschedule_pressed(update: Update, context: XContext) -> int:
     await query.answer()
     _drop(context)
     _draft(context)["resched"] = meeting.id
-    await reply(update, context, context.t("meetings.ui.ask_reschedule", title=meeting.title))
+    tz = context.core.zone_name(context.lang, meeting.tz)
+    await reply(update, context, context.t("meetings.ui.ask_reschedule", title=meeting.title, tz=tz))
     return WHEN
 
 
@@ -235,7 +236,10 @@ async def move_pressed(update: Update, context: XContext) -> int:
     await query.answer()
     _draft(context).update({"move_m": meeting.id, "move_o": occ_code(occ.original_start)})
     when = service.format_when(occ.start, meeting.tz, context.lang)
-    await reply(update, context, context.t("meetings.ui.ask_move", when=when), reply_markup=ForceReply())
+    tz = context.core.zone_name(context.lang, meeting.tz)
+    await reply(
+        update, context, context.t("meetings.ui.ask_move", when=when, tz=tz), reply_markup=ForceReply()
+    )
     return MOVE
 
 

@@ -18,7 +18,9 @@ from bot.kit.recurrence import (
     RecurrenceError,
     Schedule,
     describe,
+    format_date,
     get_zone,
+    parse_spoken_rule,
     rrule_monthly_day,
     rrule_monthly_nth_weekday,
     rrule_quarterly_first_monday,
@@ -95,6 +97,12 @@ async def _draft_tz(context: XContext) -> str:
     return context.core.config.bot.timezone
 
 
+async def _ask_when(update: Update, context: XContext) -> None:
+    """Step 2 (or a reschedule's new date): the zone named as people say it (北京时间)."""
+    tz = context.core.zone_name(context.lang, await _draft_tz(context))
+    await reply(update, context, context.t("meetings.ui.ask_when", tz=tz))
+
+
 async def new_meeting(update: Update, context: XContext) -> int:
     if not is_private(update):
         await reply(
@@ -127,21 +135,45 @@ async def got_title(update: Update, context: XContext) -> int:
         await reply(update, context, context.t("meetings.error.title_too_long", limit=limit))
         return TITLE
     _draft(context)["title"] = title
-    await reply(update, context, context.t("meetings.ui.ask_when"))
+    await _ask_when(update, context)
     return WHEN
 
 
 async def got_when(update: Update, context: XContext) -> int:
+    text = update.effective_message.text or ""
+    tz = await _draft_tz(context)
+    zone = get_zone(tz)
     try:
-        zone = get_zone(await _draft_tz(context))
-        start = to_local_naive(
-            parse_time(update.effective_message.text or "", context.core.clock.now(), zone), zone
-        )
-    except InputError as exc:
+        spoken = parse_spoken_rule(text)
+        if spoken is not None:
+            return await _got_spoken_rule(update, context, *spoken)
+        start = to_local_naive(parse_time(text, context.core.clock.now(), zone), zone)
+    except (InputError, RecurrenceError) as exc:
         await _error(update, context, exc)
         return WHEN
     _draft(context)["start"] = start.isoformat()
     return await _ask_recur(update, context)
+
+
+async def _got_spoken_rule(update: Update, context: XContext, rule: str, rest: str) -> int:
+    """The date step said how often (每周三晚上八点, first Monday of each quarter at 14:30): the first
+    meeting is the rule's first day at that time (from the date said, if any), no step 3."""
+    tz = await _draft_tz(context)
+    zone = get_zone(tz)
+    if not rest:
+        raise InputError("rule_time")
+    earliest = to_local_naive(parse_time(rest, context.core.clock.now(), zone), zone)
+    sched = Schedule.create(earliest, dt.timedelta(minutes=60), rule, tz)
+    draft = _draft(context)
+    draft["start"] = to_local_naive(sched.dtstart, zone).isoformat()
+    draft["rrule"] = rule
+    t = lambda key, **v: context.t(key, **v)  # noqa: E731
+    await reply(
+        update,
+        context,
+        context.t("meetings.ui.spoken_rule", rule=describe(sched, t), first=format_date(sched.dtstart, t)),
+    )
+    return await _after_rule(update, context)
 
 
 def _recur_choices(context: XContext, start: dt.datetime) -> list[tuple[str, str | None]]:
@@ -219,7 +251,7 @@ async def got_nweeks_text(update: Update, context: XContext) -> int:
     draft = _draft(context)
     text = unicodedata.normalize("NFKC", update.effective_message.text or "").strip()
     if "start" not in draft:
-        await reply(update, context, context.t("meetings.ui.ask_when"))
+        await _ask_when(update, context)
         return WHEN
     if not text.isdigit() or not 1 <= int(text) <= MAX_NWEEKS:
         await reply(update, context, context.t("meetings.ui.nweeks_typed"))
@@ -243,7 +275,7 @@ async def got_rrule(update: Update, context: XContext) -> int:
     draft = _draft(context)
     text = (update.effective_message.text or "").strip()
     if "start" not in draft:
-        await reply(update, context, context.t("meetings.ui.ask_when"))
+        await _ask_when(update, context)
         return WHEN
     try:
         Schedule.create(
@@ -276,7 +308,7 @@ async def _after_rule(update: Update, context: XContext) -> int:
         )
     except (MeetingError, RecurrenceError) as exc:
         await _error(update, context, exc)
-        await reply(update, context, context.t("meetings.ui.ask_when"))
+        await _ask_when(update, context)
         return WHEN
     _drop(context)
     await reply(
@@ -472,7 +504,7 @@ async def _preview(update: Update, context: XContext) -> int:
         text = service.preview_text(_draft_obj(context, update.effective_user.id), context.lang)
     except (MeetingError, RecurrenceError) as exc:
         await _error(update, context, exc)
-        await reply(update, context, context.t("meetings.ui.ask_when"))
+        await _ask_when(update, context)
         return WHEN
     names = [title for chat_id, title in draft.get("opt_chats", []) if chat_id in draft.get("chats", [])]
     names += draft.get("areas", [])
@@ -488,7 +520,7 @@ async def _preview(update: Update, context: XContext) -> int:
             (context.t("meetings.ui.confirm"), cb("mt", "ok")),
             (context.t("meetings.ui.discard"), cb("mt", "no")),
         ],
-        [(context.t("meetings.ui.tz_button", tz=tz), cb("mt", "tz"))],
+        [(context.t("meetings.ui.tz_button", tz=context.core.zone_name(context.lang, tz)), cb("mt", "tz"))],
     ]
     await reply(update, context, "\n".join(lines), reply_markup=_keyboard(rows))
     return CONFIRM
@@ -503,7 +535,8 @@ async def tz_pressed(update: Update, context: XContext) -> int:
     await query.answer()
     await query.edit_message_reply_markup(None)
     default = context.core.config.bot.timezone
-    rows = [[(context.t("meetings.ui.tz_default", tz=default), cb("mt", "tz", "default"))]]
+    label = context.t("meetings.ui.tz_default", tz=context.core.zone_name(context.lang, default))
+    rows = [[(label, cb("mt", "tz", "default"))]]
     await reply(update, context, context.t("meetings.ui.ask_tz"), reply_markup=_keyboard(rows))
     return TIMEZONE
 
@@ -516,8 +549,10 @@ async def tz_default(update: Update, context: XContext) -> int:
 
 
 async def got_tz(update: Update, context: XContext) -> int:
+    typed = (update.effective_message.text or "").strip()
+    beijing = {name.casefold() for name in context.core.catalog.all_languages("zone.beijing")}
     try:
-        name = zone_name(update.effective_message.text or "")
+        name = "Asia/Shanghai" if typed.casefold() in beijing else zone_name(typed)
     except RecurrenceError as exc:  # unknown zone: explained, the step kept
         await _error(update, context, exc)
         return TIMEZONE
