@@ -174,7 +174,8 @@ async def mark_skipped(db: Executor, row_id: int, reason: str, now: dt.datetime)
 
 async def retry_later(db: Executor, row_id: int, error: str, due_at: dt.datetime, now: dt.datetime) -> None:
     await db.execute(
-        "UPDATE outbox SET state = 'pending', last_error = ?, due_at = ?, updated_at = ? WHERE id = ? AND state = 'sending'",
+        "UPDATE outbox SET state = 'pending', last_error = ?, due_at = ?, updated_at = ?,"
+        " claimed_by = NULL, lease_until = NULL WHERE id = ? AND state = 'sending'",
         (error, to_db(due_at), to_db(now), row_id),
     )
 
@@ -182,7 +183,8 @@ async def retry_later(db: Executor, row_id: int, error: str, due_at: dt.datetime
 async def release(db: Executor, row_id: int, due_at: dt.datetime, now: dt.datetime) -> None:
     """Hand a claimed row back untouched (e.g. a 429 stopped the send before it happened)."""
     await db.execute(
-        "UPDATE outbox SET state = 'pending', attempts = MAX(attempts - 1, 0), due_at = ?, updated_at = ?"
+        "UPDATE outbox SET state = 'pending', attempts = MAX(attempts - 1, 0), due_at = ?, updated_at = ?,"
+        " claimed_by = NULL, lease_until = NULL"
         " WHERE id = ? AND state = 'sending'",
         (to_db(due_at), to_db(now), row_id),
     )
@@ -432,9 +434,19 @@ async def start_sending(
     return changed == 1
 
 
+async def release_picks(db: Executor, holder: str) -> int:
+    """Give back the pending rows `holder` picked but never started (a clean stop): another
+    instance, or the next start, takes them at once instead of after the lease."""
+    return await db.execute(
+        "UPDATE outbox SET claimed_by = NULL, lease_until = NULL WHERE claimed_by = ? AND state = 'pending'",
+        (holder,),
+    )
+
+
 async def postpone(db: Executor, row_id: int, due_at: dt.datetime, now: dt.datetime) -> None:
     await db.execute(
-        "UPDATE outbox SET due_at = ?, updated_at = ? WHERE id = ? AND state = 'pending'",
+        "UPDATE outbox SET due_at = ?, updated_at = ?, claimed_by = NULL, lease_until = NULL"
+        " WHERE id = ? AND state = 'pending'",
         (to_db(due_at), to_db(now), row_id),
     )
 

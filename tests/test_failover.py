@@ -152,7 +152,8 @@ async def test_kill_the_active_instance_mid_broadcast_and_mid_conversation(bot, 
             got = len(delivered(tg, g, text))
             assert got <= 1, (g, got)
             assert got == 1 or states[g] == "unknown", (g, states[g])
-        assert sum(s == "unknown" for s in states.values()) <= 3  # at most the sends in flight
+        # At most the sends in flight at the kill (the outbox allows 2 x max_per_second at once).
+        assert sum(s == "unknown" for s in states.values()) <= 16
         print(f"failover: kill -> standby active in {failover:.1f} s (health seen after {took:.1f} s)")
     finally:
         for inst in (a, b):

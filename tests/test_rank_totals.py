@@ -44,7 +44,7 @@ async def reference(db, start: dt.datetime, end: dt.datetime, area: str | None) 
     if area is not None:
         sql += " AND area = ?"
         params.append(area)
-    sql += " GROUP BY user_id HAVING earned > 0 ORDER BY earned DESC, MIN(created_at), user_id"
+    sql += " GROUP BY user_id HAVING SUM(delta) > 0 ORDER BY earned DESC, MIN(created_at), user_id"
     return [(r[0], r[1]) for r in await db.fetchall(sql, params)]
 
 

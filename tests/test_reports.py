@@ -28,6 +28,7 @@ from bot.reports.service import (
 from storage import groups, outbox, points, users
 from storage import reports as repo
 from storage.db import Database, to_db
+from tests import dbs
 from tests.dbs import make_database
 
 MOD_CHAT = -1001
@@ -1061,6 +1062,8 @@ def test_cli_export(tmp_path):
         await db.close()
 
     asyncio.run(seed())
+    if dbs.on_postgresql():  # the command reads the database the seed wrote
+        cfg.write_text(f'[storage]\nurl = "{dbs.url_for(db_path)}"\n', encoding="utf-8")
     env = {k: v for k, v in os.environ.items() if k != "XIAOGE_BOT_TOKEN"}
     env["PYTHONPATH"] = str(root)
     out = tmp_path / "out" / "reports.csv"

@@ -242,6 +242,10 @@ class Outbox:
                 task.cancel()  # still waiting for a send slot: the row stays pending for next time
         if self._inflight:
             await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        try:  # rows picked but never started: the next sender takes them at once
+            await repo.release_picks(self.core.db, self.holder)
+        except Exception as exc:  # the database away (a lost lease): they lapse on their own
+            log.warning("outbox: could not hand back picked rows: %s", exc)
 
     async def idle(self, timeout: float = 5.0) -> bool:
         """Wait until nothing is due or in flight (tests)."""

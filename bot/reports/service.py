@@ -537,11 +537,12 @@ class ReportService:
                 now=now,
                 duplicate_of=other.id if other else None,
             )
-            if updated is None:  # changed under us: report the state that won
+            if updated is None:  # changed under us (a concurrent press): report the state that won
                 current = await repo.get(tx, report.id)
-                return Outcome(
-                    False, current, self._status_refusal(current, "not_allowed") if current else None
-                )
+                if current is None:
+                    return Outcome(False, None, Refusal("not_found"))
+                code = "already" if current.status == target else "not_allowed"
+                return Outcome(False, current, self._status_refusal(current, code))
             event_id = await repo.add_event(
                 tx,
                 report.id,
