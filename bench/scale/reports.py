@@ -271,7 +271,7 @@ async def naive_export(service: ReportService, stream: io.StringIO | Any) -> int
     """Every report read at once, then one reporter lookup per row."""
     import csv
 
-    from bot.reports.service import _csv_safe
+    from bot.kit.spreadsheet import escape_cell as _csv_safe
 
     core, db, lang = service.core, service.db, service.core.config.bot.default_language
     rows = await db.fetchall("SELECT * FROM reports WHERE created_at >= ? ORDER BY created_at, id", ("",))
