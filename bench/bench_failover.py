@@ -4,8 +4,8 @@ Each trial, as tests/test_failover.py does it: the fake Bot API in this process 
 default 150 ms), a fresh scratch database (a copy of one migrated once), two real processes
 `python -m bot.cli run` with the same config (each its own /healthz port). Instance A starts first
 and becomes active (/healthz 200), then B starts and waits (/healthz 503). A courier's /start is
-answered (by A), then after a random part of a lease renewal period (the kill lands anywhere between
-two renewals, as a crash would) A is killed with SIGKILL and at once a new courier sends /start. The
+answered (by A), then after a random wait of up to one lease renewal period (so the kill lands
+anywhere between two renewals, as a crash would) A is killed with SIGKILL and at once a new courier sends /start. The
 figure is kill -> the bot's reply to that /start completed at the fake Bot API (so: the lease lapsing,
 B taking it, starting its Application, its first getUpdates, the handler, the sendMessage). Beside it,
 kill -> B's first getUpdates.
@@ -204,7 +204,7 @@ async def run(
                     r = await trial(n, tg, template, pg_url, lease, Path(tmp), rng)
                     results.append(r)
                     print(
-                        f"  trial {n:2}: killed {r['phase']:4.2f} s into a renewal period;"
+                        f"  trial {n:2}: killed {r['phase']:4.2f} s after A's first reply;"
                         f" standby's first getUpdates after {r['polled']:5.2f} s,"
                         f" reply to /start after {r['answered']:5.2f} s",
                         flush=True,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import random
 import resource
 import sys
@@ -47,6 +48,18 @@ FIRST_COURIER = 7_000_000
 REPLY_METHODS = {"sendmessage", "sendvenue", "sendlocation", "sendphoto"}
 
 
+class ErrorCount(logging.Handler):
+    """Counts the records logged at ERROR or above while installed (an update whose handler failed
+    is answered with an apology: answered, but not with what the courier asked for)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.count = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.count += 1
+
+
 def percentile(values: list[float], p: float) -> float:
     if not values:
         return float("nan")
@@ -63,10 +76,18 @@ async def run(
     engine: str = "sqlite",
     pg_url: str = pgscratch.DEFAULT_ADMIN_URL,
 ) -> dict[str, float]:
-    if engine == "postgresql":
-        async with pgscratch.scratch(pg_url, "rush") as url:
-            return await _run(rate, seconds, latency, jitter, concurrent, url)
-    return await _run(rate, seconds, latency, jitter, concurrent, "")
+    errors = ErrorCount()
+    logging.getLogger().addHandler(errors)
+    try:
+        if engine == "postgresql":
+            async with pgscratch.scratch(pg_url, "rush") as url:
+                result = await _run(rate, seconds, latency, jitter, concurrent, url)
+        else:
+            result = await _run(rate, seconds, latency, jitter, concurrent, "")
+    finally:
+        logging.getLogger().removeHandler(errors)
+    result["errors"] = errors.count
+    return result
 
 
 async def _run(
@@ -230,7 +251,7 @@ def line(name: str, r: dict[str, float]) -> str:
     return (
         f"  {name:<20} offered {r['offered']:5.1f}/s  served {r['served']:5.1f}/s  "
         f"reply p50 {r['p50']:6.2f} s  p95 {p95} s  max {r['max']:6.2f} s  "
-        f"unanswered {int(r['unanswered'])}  429s {int(r['429'])}"
+        f"unanswered {int(r['unanswered'])}  429s {int(r['429'])}  errors logged {int(r.get('errors', 0))}"
     )
 
 
@@ -283,6 +304,12 @@ async def main() -> int:
             else:
                 ok = r["served"] >= 25.0 and r["p95"] < 2.0
                 print(f"  ours ({engine}) target served >= 25/s and p95 < 2 s: {'met' if ok else 'MISSED'}")
+            if r["errors"]:
+                ok = False
+                print(
+                    f"  ours ({engine}): {r['errors']} errors logged: those couriers got an apology,"
+                    " not an answer; the figures are not comparable"
+                )
             failures += not ok
             base = results.get(("baseline", engine))
             if base and base["served"] > 0:

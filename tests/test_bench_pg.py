@@ -81,6 +81,7 @@ async def test_rush_on_both_engines_answers_every_courier():
     for engine, r in runs.items():
         assert r["unanswered"] == 0, engine
         assert r["answered"] == 8, engine
+    assert runs["sqlite"]["errors"] == 0
     assert runs["postgresql"]["answered_chats"] == runs["sqlite"]["answered_chats"]
     print(bench.line("ours (postgresql)", runs["postgresql"]))
     assert await _bench_databases() == before
@@ -98,3 +99,16 @@ async def test_failover_one_trial(capsys):
     out = capsys.readouterr().out
     assert "trial  1" in out and "not judged" in out
     assert await _bench_databases() == before
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="storage/stations.py candidates(): the UNION ALL subquery of a ring search has no alias,"
+    " which PostgreSQL 15 refuses ('subquery in FROM must have an alias'), so nearest_any fails for a"
+    " courier with no station in the first box; remove this marker with the fix",
+)
+async def test_rush_on_postgresql_logs_no_errors():
+    bench = _bench("bench_rush")
+    r = await bench.run(4.0, 2.0, 0.0, 0.0, 16, "postgresql", dbs.admin_url())
+    assert r["unanswered"] == 0
+    assert r["errors"] == 0
