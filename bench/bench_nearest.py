@@ -48,8 +48,8 @@ the statements of the query at the 95th percentile (printed anyway when its targ
 default) a fifth of the stations are closed, at 02:10 three fifths.
 
 Targets, every run: p95 <= 3 ms at 1M clustered stations through aiosqlite (issues #3 and #12),
-p95 <= 5 ms through PostgreSQL (issue #15). An index held in this process's memory answers faster than any database round trip; the summary says
-where and by how much, and what ours pays for.
+p95 <= 5 ms through PostgreSQL (issue #15). An index held in this process's memory answers faster
+than any database round trip; the summary says where and by how much, and what ours pays for.
 """
 
 from __future__ import annotations
