@@ -81,7 +81,9 @@ async def test_rush_on_both_engines_answers_every_courier():
     for engine, r in runs.items():
         assert r["unanswered"] == 0, engine
         assert r["answered"] == 8, engine
-    assert runs["sqlite"]["errors"] == 0
+        # No handler failed: every courier got an answer, not an apology (on PostgreSQL 15 the ring
+        # search of nearest_any once failed for a subquery without a name).
+        assert r["errors"] == 0, engine
     assert runs["postgresql"]["answered_chats"] == runs["sqlite"]["answered_chats"]
     print(bench.line("ours (postgresql)", runs["postgresql"]))
     assert await _bench_databases() == before
@@ -99,16 +101,3 @@ async def test_failover_one_trial(capsys):
     out = capsys.readouterr().out
     assert "trial  1" in out and "not judged" in out
     assert await _bench_databases() == before
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="storage/stations.py candidates(): the UNION ALL subquery of a ring search has no alias,"
-    " which PostgreSQL 15 refuses ('subquery in FROM must have an alias'), so nearest_any fails for a"
-    " courier with no station in the first box; remove this marker with the fix",
-)
-async def test_rush_on_postgresql_logs_no_errors():
-    bench = _bench("bench_rush")
-    r = await bench.run(4.0, 2.0, 0.0, 0.0, 16, "postgresql", dbs.admin_url())
-    assert r["unanswered"] == 0
-    assert r["errors"] == 0
