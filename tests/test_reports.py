@@ -951,7 +951,7 @@ async def test_export_csv(svc, db, clock):
 
 
 async def test_export_reads_pages_with_the_reporter_joined_not_a_lookup_per_row(
-    svc, core, db, clock, monkeypatch
+    svc, core, db, clock, monkeypatch, tmp_path
 ):
     """Every report once, in created order, page by page (one query per page, the reporter's name, the
     photo count and the original's reference joined in); anonymity and formula escaping kept."""
@@ -999,7 +999,7 @@ async def test_export_reads_pages_with_the_reporter_joined_not_a_lookup_per_row(
     assert by_ref["H-0003"]["反映人"] == "—" and by_ref["H-0003"]["语音"] == "有"
     assert by_ref["G-0002"]["小区/楼宇"] == "'=1+2"
     # To a file: written as it is read, under the asked name once complete.
-    path = Path(str(db.path)).parent / "out" / "reports.csv"
+    path = tmp_path / "out" / "reports.csv"
     assert await export_reports(core, dt.date(2026, 11, 1), str(path)) == 5
     assert path.read_bytes().startswith(b"\xef\xbb\xbf") and not path.with_name("reports.csv.part").exists()
     assert path.read_bytes().decode("utf-8-sig") == buffer.getvalue().lstrip("\ufeff")
