@@ -1043,7 +1043,6 @@ def test_cli_export(tmp_path):
     import os
     import subprocess
     import sys
-    from pathlib import Path
 
     root = Path(__file__).resolve().parents[1]
     db_path = tmp_path / "db.sqlite3"
