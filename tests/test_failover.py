@@ -8,16 +8,11 @@ Real processes against the fake Bot API (this test's server), 150 ms a Bot API c
 from __future__ import annotations
 
 import asyncio
-import os
-import signal
-import socket
-import sys
 import time
-from pathlib import Path
 
-import aiohttp
 import pytest
 
+from bench.bench_failover import Instance
 from storage import outbox as outbox_repo
 from tests import dbs
 from tests.conftest import ADMIN_ID
@@ -25,63 +20,7 @@ from tests.test_broadcast import compose, delivered, make_groups, moderator
 
 pytestmark = pytest.mark.postgresql_only
 
-ROOT = Path(__file__).resolve().parents[1]
 LEASE = 3.0  # seconds (the default is 10: a takeover within 11 s)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Instance:
-    def __init__(self, name: str, config: Path, log: Path) -> None:
-        self.name, self.config, self.log = name, config, log
-        self.port = free_port()
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> Instance:
-        text = self.config.read_text(encoding="utf-8")
-        own = self.config.with_name(f"{self.name}.toml")
-        own.write_text(text + f"\n[cluster]\nlease_seconds = {LEASE}\nhealth_port = {self.port}\n", "utf-8")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("XIAOGE_BOT_")}
-        env["PYTHONPATH"] = str(ROOT)
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bot.cli", "run", "--config", str(own),
-            cwd=ROOT, env=env, stdout=self.log.open("wb"), stderr=asyncio.subprocess.STDOUT,
-        )  # fmt: skip
-        return self
-
-    async def health(self) -> int | None:
-        try:
-            async with aiohttp.ClientSession() as session:
-                async with session.get(f"http://127.0.0.1:{self.port}/healthz", timeout=1) as r:
-                    return r.status
-        except (aiohttp.ClientError, TimeoutError):
-            return None
-
-    async def wait_health(self, status: int, timeout: float) -> float:
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if await self.health() == status:
-                return time.monotonic() - started
-            assert self.proc is None or self.proc.returncode is None, self.log.read_text("utf-8")[-3000:]
-            await asyncio.sleep(0.1)
-        raise AssertionError(f"{self.name}: /healthz never {status}\n{self.log.read_text('utf-8')[-3000:]}")
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 20)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
 
 
 async def test_kill_the_active_instance_mid_broadcast_and_mid_conversation(bot, tg, tmp_path):
@@ -104,11 +43,12 @@ async def test_kill_the_active_instance_mid_broadcast_and_mid_conversation(bot, 
         encoding="utf-8",
     )
     tg.server.set_latency(0.15)
-    a = await Instance("a", config, tmp_path / "a.log").start()
+    text = config.read_text(encoding="utf-8")
+    a = await Instance("a", text, tmp_path, LEASE).start()
     b = None
     try:
         await a.wait_health(200, 30)
-        b = await Instance("b", config, tmp_path / "b.log").start()
+        b = await Instance("b", text, tmp_path, LEASE).start()
         await b.wait_health(503, 30)  # standby
 
         # A conversation half-way on A...
@@ -127,7 +67,7 @@ async def test_kill_the_active_instance_mid_broadcast_and_mid_conversation(bot, 
         killed = time.monotonic()
         await a.proc.wait()
 
-        took = await b.wait_health(200, 30)
+        await b.wait_health(200, 30)
         failover = time.monotonic() - killed
         assert failover <= 15, failover
 
@@ -154,7 +94,7 @@ async def test_kill_the_active_instance_mid_broadcast_and_mid_conversation(bot, 
             assert got == 1 or states[g] == "unknown", (g, states[g])
         # At most the sends in flight at the kill (the outbox allows 2 x max_per_second at once).
         assert sum(s == "unknown" for s in states.values()) <= 16
-        print(f"failover: kill -> standby active in {failover:.1f} s (health seen after {took:.1f} s)")
+        print(f"failover: kill -> standby active in {failover:.1f} s")
     finally:
         for inst in (a, b):
             if inst is not None:
