@@ -243,11 +243,11 @@ class PointsService:
             row = await ledger.find_code(tx, code, now)
             if row is None:
                 return PointsResult(PointsOutcome.UNKNOWN)
-            if tx.dialect == "postgresql":  # a redemption of this user at a time; the code read again
-                await locks.hold(tx, locks.points(row.user_id))
-                row = await ledger.find_code(tx, code, now)
-                if row is None:
-                    return PointsResult(PointsOutcome.UNKNOWN)
+            # One redemption of this user's points at a time; the code read again under the lock.
+            await locks.hold(tx, locks.points(row.user_id))
+            row = await ledger.find_code(tx, code, now)
+            if row is None:
+                return PointsResult(PointsOutcome.UNKNOWN)
             if row.used_at is not None:
                 return PointsResult(PointsOutcome.USED, code=row)
             if row.expires_at <= now:

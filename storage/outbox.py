@@ -190,17 +190,25 @@ async def release(db: Executor, row_id: int, due_at: dt.datetime, now: dt.dateti
     )
 
 
-async def recover_interrupted(db: Executor, now: dt.datetime, *, max_attempts: int = 5) -> tuple[int, int]:
+async def recover_interrupted(
+    db: Executor, now: dt.datetime, *, max_attempts: int = 5, every_lease: bool = False
+) -> tuple[int, int]:
     """Settle the rows whose delivery is in doubt; returns (sent again, marked unknown).
 
     A 'sending' row is in doubt once its lease (`start_sending`) lapsed: the process sending it died
     mid-request (a live one finishes a send well within the lease); a row another live instance is
     sending is never touched. Run at start-up and periodically by the active instance. A row whose
     producer asked for it (`resend_if_unknown`) goes back to 'pending' and is sent again, unless it has
-    used up its attempts; every other one ends 'unknown'.
+    used up its attempts; every other one ends 'unknown'. `every_lease`: every 'sending' row is in
+    doubt whatever its lease (the start of the only process that sends: SQLite's).
     """
     stamp = to_db(now)
-    in_doubt = "state = 'sending' AND (lease_until IS NULL OR lease_until < ?)"
+    lapsed = (
+        "(lease_until IS NULL OR lease_until < ? OR 1 = 1)"
+        if every_lease
+        else "(lease_until IS NULL OR lease_until < ?)"
+    )
+    in_doubt = f"state = 'sending' AND {lapsed}"
     resent = await db.execute(
         "UPDATE outbox SET state = 'pending', last_error = 'interrupted (sent again)', updated_at = ?,"
         " claimed_by = NULL, lease_until = NULL"

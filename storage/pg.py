@@ -40,7 +40,7 @@ class DatabaseUnavailable(Exception):
 
 
 _TOKENS = re.compile(
-    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|\?\d*"
+    r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"|--[^\n]*|\?\d*"
     r"|\bIS\s+NOT\s+(?!NULL\b|TRUE\b|FALSE\b|DISTINCT\b)"
     r"|\bIS\s+(?!NOT\b|NULL\b|TRUE\b|FALSE\b|DISTINCT\b)"
     r"|\bINSERT\s+OR\s+IGNORE\s+INTO\b"
@@ -79,8 +79,8 @@ def _translate(sql: str) -> tuple[str, tuple[str, ...]]:
             return f"${counter}"
         if token[0] == "?":  # SQLite's numbered ?NNN
             return f"${token[1:]}"
-        if token[0] in "'\"":
-            return token
+        if token[0] in "'\"" or token.startswith("--"):
+            return token  # quoted text and comments are kept as written
         if token[0] == ":":
             if token[1:] not in names:
                 names.append(token[1:])

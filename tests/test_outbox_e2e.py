@@ -4,10 +4,13 @@ other rows are reported as "delivery unknown" in the broadcast's final report, n
 
 import datetime as dt
 
+import pytest
+
 from bot.broadcast import BroadcastService, Draft
 from bot.meetings.service import MeetingDraft, MeetingService, reminder_key
 from storage import broadcasts as bc_repo
 from storage import outbox as outbox_repo
+from storage.db import to_db
 from storage.outbox import NewMessage
 from tests.dbs import make_database
 
@@ -32,13 +35,16 @@ def delivered(tg, chat_id, contains):
     ]
 
 
-async def crash_while_sending(bot, dedup_key: str) -> None:
-    """Stop the bot and leave one row 'sending', as a kill -9 during its request would."""
+async def crash_while_sending(bot, dedup_key: str, lease_until: str | None = None) -> None:
+    """Stop the bot and leave one row 'sending' (leased to a process that died, if `lease_until`), as
+    a kill -9 during its request would."""
     await bot.stop()
     db = await make_database(bot.db_path).open()
     try:
         changed = await db.execute(
-            "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE dedup_key = ?", (dedup_key,)
+            "UPDATE outbox SET state = 'sending', attempts = attempts + 1, claimed_by = ?, lease_until = ?"
+            " WHERE dedup_key = ?",
+            ("host:1:dead" if lease_until else None, lease_until, dedup_key),
         )
         assert changed == 1
     finally:
@@ -139,3 +145,21 @@ async def test_notice_in_flight_at_a_crash_is_reported_as_delivery_unknown(bot, 
     assert "送达未知：1" in zh and "失败 0" in zh
     en = service.render(stored, figures, "en")
     assert "delivery unknown: 1" in en and "failed 0" in en
+
+
+@pytest.mark.sqlite_only
+async def test_on_sqlite_a_restart_settles_a_send_cut_off_at_once_whatever_its_lease(bot, tg):
+    """SQLite has one sending process: at its start a 'sending' row was cut off in the last one, even
+    while its lease (30 s) still runs; the urgent notice goes out again at once, not 30 s later."""
+    groups = await make_groups(tg, bot, 2)
+    service = bot.core.service(BroadcastService)
+    at = bot.clock.now() + dt.timedelta(minutes=30)
+    notice, _ = await service.submit(
+        Draft(text="台风红色预警", audience="groups", at=at, urgent=True), author_id=MOD, lang="zh"
+    )
+    later = bot.clock.now() + dt.timedelta(hours=1)
+    await crash_while_sending(bot, f"{bc_repo.batch_name(notice.id)}:{groups[0]}", to_db(later))
+    bot.clock.set(at + dt.timedelta(minutes=1))
+    await bot.start()
+    await bot.settle()
+    assert all(len(delivered(tg, chat_id, "台风红色预警")) == 1 for chat_id in groups)

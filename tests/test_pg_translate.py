@@ -28,6 +28,11 @@ from storage.pg import _statement, to_dollar
         ),
         ("SELECT n FROM (SELECT 1 AS n) AS named", "SELECT n FROM (SELECT 1 AS n) AS named"),
         ("SELECT 'FROM (' FROM t", "SELECT 'FROM (' FROM t"),
+        # A comment is kept as written: its '?' is no parameter, its "is" no comparison.
+        (
+            "SELECT a -- is this one? yes: it is\nFROM t WHERE a = ?",
+            "SELECT a -- is this one? yes: it is\nFROM t WHERE a = $1",
+        ),
     ],
 )
 def test_spellings(sqlite, postgresql):

@@ -67,9 +67,10 @@ class Leadership:
             except Exception as exc:  # the database away for a moment: keep waiting
                 log.warning("cluster: cannot ask for the lease: %s", exc)
             if not told:
-                found = await leader.holder(self.db, LEASE_NAME)
-                log.info("cluster: standby; active instance: %s", found[0] if found else "?")
-                told = True
+                with contextlib.suppress(Exception):
+                    found = await leader.holder(self.db, LEASE_NAME)
+                    log.info("cluster: standby; active instance: %s", found[0] if found else "?")
+                    told = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=poll)
         return False

@@ -190,7 +190,7 @@ class Outbox:
         self._limiter = limiter
         self._job_queue = job_queue
         self._stopping = False
-        await self._recover()
+        await self._recover(at_start=True)
         self._next_recovery = asyncio.get_running_loop().time() + self.RECOVERY_EVERY
         self._task = asyncio.create_task(self._run(), name="outbox")
         if job_queue is not None:
@@ -275,9 +275,14 @@ class Outbox:
     #: Seconds between two looks for rows left 'sending' by a process that died (their lease lapsed).
     RECOVERY_EVERY = 10.0
 
-    async def _recover(self) -> None:
+    async def _recover(self, *, at_start: bool = False) -> None:
+        # At the start on SQLite this is the only process that sends: whatever was 'sending' was cut
+        # off in the last one, lease or not. On PostgreSQL another instance may be sending it.
         resent, unknown = await repo.recover_interrupted(
-            self.core.db, self.core.clock.now(), max_attempts=self.core.config.broadcast.max_attempts
+            self.core.db,
+            self.core.clock.now(),
+            max_attempts=self.core.config.broadcast.max_attempts,
+            every_lease=at_start and self.core.db.dialect == "sqlite",
         )
         if resent or unknown:
             log.warning(
