@@ -72,31 +72,53 @@ class Executor(Protocol):
     async def fetchval(self, sql: str, params: Params = ()) -> Any: ...
 
 
+def _run_execute(conn: sqlite3.Connection, sql: str, params: Params) -> int:
+    cursor = conn.execute(sql, params)
+    try:
+        return cursor.rowcount
+    finally:
+        cursor.close()
+
+
+def _run_executemany(conn: sqlite3.Connection, sql: str, rows: list[Params]) -> int:
+    cursor = conn.executemany(sql, rows)
+    try:
+        return cursor.rowcount
+    finally:
+        cursor.close()
+
+
+def _run_fetchone(conn: sqlite3.Connection, sql: str, params: Params) -> Row | None:
+    cursor = conn.execute(sql, params)
+    try:
+        return cursor.fetchone()
+    finally:
+        cursor.close()
+
+
 class _Ops:
+    """Each statement is one trip to the connection's thread (aiosqlite's own helpers take two or
+    three: execute, fetch, close), run through aiosqlite's queue like its `execute_fetchall`."""
+
     dialect = "sqlite"
     _conn: aiosqlite.Connection
+
+    async def _on_thread(self, fn: Callable[..., Any], *args: Any) -> Any:
+        conn = self._conn
+        return await conn._execute(fn, conn._conn, *args)
 
     async def _execute(self, sql: str, params: Params) -> int:
         # The rows this statement changed (sqlite3's rowcount): an upsert that took its UPDATE branch
         # counts 1, one whose WHERE refused counts 0; never `lastrowid`, which a fresh connection
         # reports as 0 after an UPDATE (an answer changed after a restart looked "unchanged").
-        cursor = await self._conn.execute(sql, params)
-        try:
-            return cursor.rowcount
-        finally:
-            await cursor.close()
+        return await self._on_thread(_run_execute, sql, params)
 
     async def _executemany(self, sql: str, rows: Iterable[Params]) -> int:
-        cursor = await self._conn.executemany(sql, list(rows))
-        try:
-            return cursor.rowcount
-        finally:
-            await cursor.close()
+        return await self._on_thread(_run_executemany, sql, list(rows))
 
     async def _fetchone(self, sql: str, params: Params) -> Row | None:
         try:
-            async with self._conn.execute(sql, params) as cursor:
-                return await cursor.fetchone()
+            return await self._on_thread(_run_fetchone, sql, params)
         except OverflowError:  # an id beyond SQLite's 64 bits (a forged button): no such row
             return None
 
@@ -170,6 +192,7 @@ class Database(_Ops):
         self._reader_count = 0 if self.path == ":memory:" else max(0, readers)
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
+        self._checkpointing: asyncio.Future[None] | None = None
 
     @property
     def _conn(self) -> aiosqlite.Connection:  # type: ignore[override]
@@ -218,6 +241,9 @@ class Database(_Ops):
         return self
 
     async def close(self) -> None:
+        if self._checkpointing is not None:
+            await self._checkpointing
+            self._checkpointing = None
         if self._conn_or_none is not None:
             async with self._lock:
                 for reader in self._all_readers:
@@ -238,15 +264,15 @@ class Database(_Ops):
         """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK when the block raises. Callbacks registered with
         `tx.after_commit` run once it committed."""
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            await self._execute("BEGIN IMMEDIATE", ())
             tx = Transaction(self._conn)
             try:
                 yield tx
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                await self._execute("ROLLBACK", ())
                 raise
             else:
-                await self._conn.execute("COMMIT")
+                await self._execute("COMMIT", ())
         for callback in tx._after_commit:
             callback()
 
@@ -273,13 +299,13 @@ class Database(_Ops):
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> int:
         async with self._lock:
-            await self._conn.execute("BEGIN IMMEDIATE")
+            await self._execute("BEGIN IMMEDIATE", ())
             try:
                 count = await self._executemany(sql, rows)
             except BaseException:
-                await self._conn.execute("ROLLBACK")
+                await self._execute("ROLLBACK", ())
                 raise
-            await self._conn.execute("COMMIT")
+            await self._execute("COMMIT", ())
             return count
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
@@ -293,6 +319,20 @@ class Database(_Ops):
     async def fetchval(self, sql: str, params: Params = ()) -> Any:
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
+
+    def checkpoint_soon(self) -> None:
+        """`checkpoint` in the background, unless one is running already: a long job of short
+        transactions calls it between batches and goes on at once (the copy runs on a reader
+        connection's thread meanwhile; `close` waits for it)."""
+        if not self._all_readers or (self._checkpointing is not None and not self._checkpointing.done()):
+            return
+        self._checkpointing = asyncio.ensure_future(self._checkpoint_quietly())
+
+    async def _checkpoint_quietly(self) -> None:
+        try:
+            await self.checkpoint()
+        except Exception as exc:  # the log is copied by the next checkpoint (or SQLite's own) instead
+            log.warning("background checkpoint failed: %s", exc)
 
     async def checkpoint(self) -> None:
         """Copy the write-ahead log into the database file now, on a reader connection (PASSIVE: it

@@ -500,6 +500,50 @@ async def count_user_topics(db: Executor, meeting_id: int, occurrence: dt.dateti
     )
 
 
+# -- What plans were made from ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanSignature:
+    """The digest of a meeting's last plan's inputs and the occurrences (original starts) it covered."""
+
+    signature: str
+    occurrences: frozenset[int]  # epoch minutes (see bot.meetings.service.occ_code)
+
+
+async def plan_signatures(db: Executor, meeting_ids: Sequence[int]) -> dict[int, PlanSignature]:
+    """The stored plan signatures of these meetings (one query per 500)."""
+    found: dict[int, PlanSignature] = {}
+    ids = sorted(set(meeting_ids))
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        rows = await db.fetchall(
+            "SELECT meeting_id, signature, occurrences FROM meeting_plans WHERE meeting_id IN ("
+            + ", ".join("?" * len(chunk))
+            + ")",
+            chunk,
+        )
+        for meeting_id, signature, occurrences in rows:
+            codes = frozenset(int(code) for code in occurrences.split(",") if code)
+            found[meeting_id] = PlanSignature(signature, codes)
+    return found
+
+
+async def set_plan_signature(
+    db: Executor, meeting_id: int, plan: PlanSignature | None, now: dt.datetime
+) -> None:
+    """Record what the plan just written was made from (None: forget it, the next plan starts afresh)."""
+    if plan is None:
+        await db.execute("DELETE FROM meeting_plans WHERE meeting_id = ?", (meeting_id,))
+        return
+    await db.execute(
+        "INSERT INTO meeting_plans(meeting_id, signature, occurrences, planned_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT(meeting_id) DO UPDATE SET signature = excluded.signature,"
+        " occurrences = excluded.occurrences, planned_at = excluded.planned_at",
+        (meeting_id, plan.signature, ",".join(map(str, sorted(plan.occurrences))), to_db(now)),
+    )
+
+
 # -- Reminder links ---------------------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from storage.db import Executor, Row, from_db, from_db_required, to_db
 
@@ -416,6 +416,19 @@ async def fetch_due(
     return [_record(r) for r in rows]
 
 
+async def any_due(db: Executor, now: dt.datetime, holder: str | None = None) -> bool:
+    """Whether a pending row is due for `holder`: not leased, or leased to it (a pick it made and is
+    about to send), and not expired. A look: nothing is locked or leased."""
+    stamp = to_db(now)
+    row = await db.fetchone(
+        "SELECT 1 FROM outbox WHERE state = 'pending' AND due_at <= ?"
+        " AND (expires_at IS NULL OR expires_at >= ?)"
+        " AND (lease_until IS NULL OR lease_until < ? OR claimed_by = ?) LIMIT 1",
+        (stamp, stamp, stamp, holder),
+    )
+    return row is not None
+
+
 #: How long a row being sent stays leased to its sender: longer than any send takes (PTB's timeouts
 #: are seconds), so a lapsed lease means the sender died mid-request.
 SEND_LEASE = dt.timedelta(seconds=30)
@@ -538,10 +551,10 @@ async def upsert_planned(db: Executor, messages: Iterable[NewMessage], now: dt.d
     )
 
 
-@dataclass(frozen=True)
-class PlannedRow:
+class PlannedRow(NamedTuple):
     """A planned row as stored (texts as written), to compare with a new plan without decoding it.
-    The payload only of a pending row (the only one a plan compares it with), else ''."""
+    The payload only of a pending row (the only one a plan compares it with), else ''. A tuple: a
+    re-plan of every series reads tens of thousands of them."""
 
     id: int
     dedup_key: str
@@ -678,21 +691,30 @@ async def expire_due(db: Executor, now: dt.datetime, limit: int = EXPIRE_BATCH) 
     )
 
 
+@dataclass(frozen=True)
+class ExpiredRow:
+    """What the log says of a row that expired unsent."""
+
+    dedup_key: str
+    chat_id: int
+    due_at: dt.datetime
+
+
 async def expire_overdue(
     db: Executor, dedup_prefix: str, now: dt.datetime, limit: int = EXPIRE_BATCH
-) -> list[OutboxRow]:
+) -> list[ExpiredRow]:
     """Mark up to `limit` pending rows of a prefix whose expires_at passed as 'expired' and return them
-    (to log); call again while it returns `limit` rows (each call one short write)."""
+    (to log; not their payloads); call again while it returns `limit` rows (each a short write)."""
     low, high = prefix_range(dedup_prefix)
     # `+dedup_key`: the key range is a filter here, so the pending-only expiry index (few rows) is
     # used rather than the range of every row of the prefix ever sent (SQLite's way to say so).
     rows = await db.fetchall(
         "UPDATE outbox SET state = 'expired', updated_at = ? WHERE id IN ("
         " SELECT id FROM outbox WHERE state = 'pending' AND expires_at < ?"
-        " AND +dedup_key >= ? AND +dedup_key < ? LIMIT ?) RETURNING *",
+        " AND +dedup_key >= ? AND +dedup_key < ? LIMIT ?) RETURNING dedup_key, chat_id, due_at",
         (to_db(now), to_db(now), low, high, limit),
     )
-    return [_record(r) for r in rows]
+    return [ExpiredRow(key, chat_id, from_db_required(due)) for key, chat_id, due in rows]
 
 
 # -- Keeping the table small ----------------------------------------------------------------------------

@@ -308,6 +308,13 @@ class PgDatabase:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
+    async def checkpoint(self) -> None:
+        """SQLite's write-ahead-log copy (see `Database.checkpoint`): PostgreSQL checkpoints itself."""
+        return None
+
+    def checkpoint_soon(self) -> None:
+        return None
+
     def _require(self) -> Any:
         if self._pool is None:
             raise RuntimeError("database is not open")

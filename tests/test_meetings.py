@@ -766,3 +766,121 @@ async def test_rsvp_edits_sent_reminders_and_announcements_after_their_rows_are_
     )
     await svc.replan_all()
     assert await outbox.get_by_key(db, day_key) is None  # its tombstone keeps it from coming back
+
+
+async def test_long_jobs_checkpoint_between_batches_on_either_engine(svc, db, clock, monkeypatch):
+    """The start-up re-plan (expiry batches, then past CHECKPOINT_ROWS rows written) and the daily
+    outbox prune ask for a checkpoint between batches: SQLite's runs in the background, PostgreSQL
+    needs none. Either way the job finishes (on PostgreSQL the request used to fail the job)."""
+    monkeypatch.setattr(MeetingService, "CHECKPOINT_ROWS", 1)
+    monkeypatch.setattr(outbox, "EXPIRE_BATCH", 1)
+    for n in range(3):
+        await svc.create(weekly_draft(title=f"议事会{n}", chat_ids=(G1, G2), areas=()))
+    clock.set(START + dt.timedelta(days=9))  # a week of reminders never sent, a week more to plan
+    with monkeypatch.context() as m:
+        m.setattr(outbox, "expire_overdue", _one_at_a_time(outbox.expire_overdue))
+        assert await svc.replan_all() >= 3
+    assert len(await rows(db, state="expired")) >= 2
+    await send_due(db, clock)
+    clock.set(START + dt.timedelta(days=60))
+    assert await svc.core.outbox.prune(batch=2) >= 4
+    assert await rows(db, state="sent") == []
+
+
+def _one_at_a_time(expire):
+    async def expire_one(db, prefix, now, limit=1):
+        return await expire(db, prefix, now, 1)
+
+    return expire_one
+
+
+# -- plan signatures: the daily re-plan of an unchanged series ------------------------------------------
+
+
+class _Spy:
+    """Records the prefixes `planned_rows_many` is asked for and the reminders rendered."""
+
+    def __init__(self, monkeypatch, svc) -> None:
+        self.prefixes: list[str] = []
+        self.rendered = 0
+        real_rows, real_texts = outbox.planned_rows_many, svc.reminder_texts
+
+        async def rows_of(db, prefixes, since):
+            self.prefixes.extend(prefixes)
+            return await real_rows(db, prefixes, since)
+
+        def texts(*args, **kwargs):
+            self.rendered += 1
+            return real_texts(*args, **kwargs)
+
+        monkeypatch.setattr(outbox, "planned_rows_many", rows_of)
+        monkeypatch.setattr(svc, "reminder_texts", texts)
+
+
+async def test_an_unchanged_series_is_neither_read_nor_rendered_again_only_extended(
+    svc, db, clock, monkeypatch
+):
+    meeting = (await svc.create(weekly_draft(chat_ids=(G1,), areas=()))).meeting
+    other = (
+        await svc.create(weekly_draft(title="周三会", rrule=rrule_weekly(2), chat_ids=(G2,), areas=()))
+    ).meeting
+    spy = _Spy(monkeypatch, svc)
+    assert await svc.replan_all() == 0
+    assert spy.prefixes == [] and spy.rendered == 0  # nothing read from the outbox, nothing rendered
+
+    # A week on, one more Monday and one more Wednesday enter the horizon: only their rows are read,
+    # rendered and written.
+    clock.set(dt.datetime(2026, 12, 2, 2, 0, tzinfo=UTC))
+    await send_due(db, clock)
+    assert await svc.replan_all() == 2 * (2 + 1)  # two reminders and a topics digest each
+    monday, wednesday = (
+        dt.datetime(2027, 1, 4, 6, 30, tzinfo=UTC),
+        dt.datetime(2026, 12, 30, 6, 30, tzinfo=UTC),
+    )
+    assert sorted(spy.prefixes) == sorted(
+        [f"mtg:{meeting.id}:{monday:%Y-%m-%dT%H:%MZ}:", f"mtg:{other.id}:{wednesday:%Y-%m-%dT%H:%MZ}:"]
+    )
+    assert spy.rendered == 2
+    reminders = [r for r in await rows(db, kind=KIND_REMINDER) if r.due_at.date() >= dt.date(2026, 12, 29)]
+    assert sorted((r.chat_id, r.due_at) for r in reminders) == sorted(
+        [
+            (G1, monday - dt.timedelta(days=1)),
+            (G1, monday - dt.timedelta(hours=1)),
+            (G2, wednesday - dt.timedelta(days=1)),
+            (G2, wednesday - dt.timedelta(hours=1)),
+        ]
+    )
+    spy.prefixes.clear()
+    assert await svc.replan_all() == 0
+    assert spy.prefixes == []
+
+
+async def test_a_change_the_replan_was_not_told_about_is_planned_all_the_same(svc, db, clock):
+    """Inputs changed behind the service's back (an answer, a topic, a group gone) change the series'
+    plan signature: its next re-plan compares every row again and writes what changed."""
+    meeting = (await svc.create(weekly_draft(chat_ids=(G1, G2), areas=()))).meeting
+    first = dt.datetime(2026, 11, 30, 6, 30, tzinfo=UTC)
+    await meetings_repo.set_rsvp(db, meeting.id, first, 7, "yes", clock.now())
+    await meetings_repo.add_topic(db, meeting.id, first, 8, "电动车充电桩不够用", clock.now())
+    await groups.set_active(db, G2, False, clock.now())
+    assert await svc.replan_all() >= 2
+    day_row = await outbox.get_by_key(db, reminder_key(meeting.id, first, 1440, G1))
+    assert "✅ 参加 1 · ❌ 不参加 0 · ❓ 待定 0" in day_row.payload["params"]["text"]
+    digest = next(r for r in await rows(db, kind=KIND_TOPICS) if r.state == "pending" and r.due_at < first)
+    assert "电动车充电桩不够用" in digest.payload["params"]["text"]
+    gone = await outbox.get_by_key(db, reminder_key(meeting.id, first, 1440, G2))
+    assert gone.state == "cancelled"
+    assert await svc.replan_all() == 0
+
+
+async def test_new_texts_or_settings_replan_every_series_once(svc, db, clock):
+    meeting = (await svc.create(weekly_draft(chat_ids=(G1,), areas=()))).meeting
+    first = dt.datetime(2026, 11, 30, 6, 30, tzinfo=UTC)
+    texts = {lang: dict(table) for lang, table in svc.core.catalog.texts.items()}
+    texts["zh"]["meetings.reminder.title"] = "📣 「{title}」{offset}后开始"
+    core = Core(config=svc.core.config, clock=clock, db=db, catalog=Catalog(texts))
+    upgraded = core.service(MeetingService)
+    assert await upgraded.replan_all() >= 2
+    row = await outbox.get_by_key(db, reminder_key(meeting.id, first, 1440, G1))
+    assert row.payload["params"]["text"].startswith("📣 「小哥议事会」")
+    assert await upgraded.replan_all() == 0

@@ -48,6 +48,7 @@ GIVEN_KEYS = {
     ("ptb_user_data", "user_id"),
     ("ptb_chat_data", "chat_id"),
     ("schema_migrations", "version"),
+    ("meeting_plans", "meeting_id"),
 }
 # INTEGER columns that hold ids or 64 bits in SQLite, besides id, *_id and *_by: BIGINT. Every other
 # INTEGER column stays INTEGER (flags, counters, amounts: SUM over them is BIGINT, read as int).

@@ -218,7 +218,7 @@ class Outbox:
             total += pruned
             if pruned < batch:
                 break
-            await db.checkpoint()  # off the writer lock: no later commit pays for this run's log
+            db.checkpoint_soon()  # off the writer lock: no later commit pays for this run's log
             await asyncio.sleep(0)
         if total:
             log.info("outbox: pruned %d finished row(s) older than %s", total, cutoff.date())
@@ -248,11 +248,12 @@ class Outbox:
             log.warning("outbox: could not hand back picked rows: %s", exc)
 
     async def idle(self, timeout: float = 5.0) -> bool:
-        """Wait until nothing is due or in flight (tests)."""
+        """Wait until nothing is due or in flight (tests). A row this process picked counts as due
+        until its send starts (on PostgreSQL a pick is a lease, which a plain look would not see)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline:
-            due = await repo.fetch_due(self.core.db, self.core.clock.now(), 1)
+            due = await repo.any_due(self.core.db, self.core.clock.now(), self.holder)
             if not due and not self._inflight:
                 return True
             await asyncio.sleep(0.01)

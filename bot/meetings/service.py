@@ -26,15 +26,19 @@ import asyncio
 import dataclasses
 import datetime as dt
 import functools
+import hashlib
+import importlib.metadata
 import itertools
 import logging
+import sys
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bot.core.container import Core
 from bot.core.i18n import resolve_language
-from bot.kit import holidays_cn
+from bot.kit import holidays_cn, recurrence
 from bot.kit.ics import IcsMeeting, occurrence_ics, series_ics
 from bot.kit.numbers import parse_int
 from bot.kit.recurrence import (
@@ -110,6 +114,18 @@ def plan_prefix(meeting_id: int) -> str:
 
 def reminder_key(meeting_id: int, start: dt.datetime, offset: int, chat_id: int) -> str:
     return f"{reminder_stem(meeting_id, start, offset)}{chat_id}"
+
+
+@functools.cache
+def _code_digest() -> str:
+    """A digest of the code that renders a plan's messages (this module, the recurrence and holiday
+    helpers, the outbox's payload format) and the holiday data's version: a new release re-plans
+    every meeting once rather than trusting plans rendered by older code."""
+    digest = hashlib.blake2b(digest_size=16)
+    for module in (sys.modules[__name__], recurrence, holidays_cn, outbox_repo):
+        digest.update(Path(module.__file__ or "").read_bytes())
+    digest.update(importlib.metadata.version("holidays").encode())
+    return digest.hexdigest()
 
 
 def reminder_stem(meeting_id: int, start: dt.datetime, offset: int) -> str:
@@ -233,6 +249,11 @@ class _PlanInputs:
     topics: dict[dt.datetime, list[repo.Topic]]  # by original start
     stored: list[outbox_repo.PlannedRow]  # the meeting's rows in the outbox a plan may touch
     names: dict[int, str]  # the topics' authors
+    # What the plan is made from (recorded with it), and what the last plan was made from.
+    signature: repo.PlanSignature | None = None
+    previous: repo.PlanSignature | None = None
+    # Only new occurrences entering the horizon: the rest is planned already from the same inputs.
+    extend: bool = False
 
 
 # -- the service -------------------------------------------------------------------------------------
@@ -244,6 +265,7 @@ class MeetingService:
         self.cfg = core.config.meetings
         self._when_texts: dict[tuple[dt.datetime, str, str], str] = {}
         self._translators: dict[str, Translate] = {}
+        self._fingerprint: str | None = None
 
     # -- small helpers -------------------------------------------------------------------------------
 
@@ -373,43 +395,74 @@ class MeetingService:
         self, meeting: MeetingRecord, occ: Occurrence, offset: int, counts: dict[str, int], lang: str
     ) -> str:
         """The reminder ``offset`` minutes before ``occ``; it invites topics if they are open by then."""
+        return self.reminder_texts(meeting, occ, (offset,), counts, lang)[offset]
+
+    def reminder_texts(
+        self,
+        meeting: MeetingRecord,
+        occ: Occurrence,
+        offsets: Sequence[int],
+        counts: dict[str, int],
+        lang: str,
+    ) -> dict[int, str]:
+        """`reminder_text` for each of ``offsets`` (the lines they share rendered once: a re-plan of a
+        thousand series renders tens of thousands of reminders)."""
         t = self.tr(lang)
-        lines = [
-            t("meetings.reminder.title", title=meeting.title, offset=self.format_offset(offset, lang)),
+        shared = [
             t("meetings.card.when", when=self.format_span(occ, meeting.tz, lang)),
             *self._place_lines(meeting, lang),
         ]
         if occ.moved:
-            lines.append(
+            shared.append(
                 t("meetings.card.moved_from", when=self.format_when(occ.original_start, meeting.tz, lang))
             )
+        counts_line = self.counts_line(counts, lang)
         deadline = self.topic_deadline(meeting, occ)
-        if self._topics_open_at(meeting, occ, offset):
-            lines.append(
-                t("meetings.reminder.topics_open", deadline=self.format_when(deadline, meeting.tz, lang))
-            )
-        lines.append(self.counts_line(counts, lang))
-        return "\n".join(lines)
-
-    def _topics_open_at(self, meeting: MeetingRecord, occ: Occurrence, offset: int) -> bool:
-        """Whether topics are still open when the reminder ``offset`` minutes before is sent."""
-        return self.topic_deadline(meeting, occ) > occ.start_utc - dt.timedelta(minutes=offset)
+        topics_line = None
+        texts = {}
+        for offset in offsets:
+            lines = [
+                t("meetings.reminder.title", title=meeting.title, offset=self.format_offset(offset, lang)),
+                *shared,
+            ]
+            if deadline > occ.start_utc - dt.timedelta(minutes=offset):  # topics open when it is sent
+                if topics_line is None:
+                    topics_line = t(
+                        "meetings.reminder.topics_open",
+                        deadline=self.format_when(deadline, meeting.tz, lang),
+                    )
+                lines.append(topics_line)
+            lines.append(counts_line)
+            texts[offset] = "\n".join(lines)
+        return texts
 
     def reminder_markup(
         self, meeting: MeetingRecord, occ: Occurrence, offset: int, lang: str
     ) -> dict[str, Any]:
+        return self.reminder_markups(meeting, occ, (offset,), lang)[offset]
+
+    def reminder_markups(
+        self, meeting: MeetingRecord, occ: Occurrence, offsets: Sequence[int], lang: str
+    ) -> dict[int, dict[str, Any]]:
+        """The buttons of the reminder at each of ``offsets``: RSVP, and (while topics are open when
+        it is sent) 我有议题, and the calendar file."""
         t = self.tr(lang)
         rsvp_row = self.rsvp_row(meeting, occ, lang)
-        more_row = [{"text": t("meetings.button.calendar"), "callback_data": ics_data(meeting.id)}]
-        if self._topics_open_at(meeting, occ, offset):
-            more_row.insert(
-                0,
-                {
-                    "text": t("meetings.button.topic"),
-                    "callback_data": topic_data(meeting.id, occ.original_start),
-                },
-            )
-        return {"inline_keyboard": [rsvp_row, more_row]}
+        calendar = {"text": t("meetings.button.calendar"), "callback_data": ics_data(meeting.id)}
+        deadline = self.topic_deadline(meeting, occ)
+        topic = None
+        markups = {}
+        for offset in offsets:
+            more_row = [calendar]
+            if deadline > occ.start_utc - dt.timedelta(minutes=offset):
+                if topic is None:
+                    topic = {
+                        "text": t("meetings.button.topic"),
+                        "callback_data": topic_data(meeting.id, occ.original_start),
+                    }
+                more_row = [topic, calendar]
+            markups[offset] = {"inline_keyboard": [rsvp_row, more_row]}
+        return markups
 
     def rsvp_row(
         self, meeting: MeetingRecord, occ: Occurrence, lang: str, n: int | None = None
@@ -753,49 +806,131 @@ class MeetingService:
         database's reader connections (the RSVP counts and topics of every occurrence in one query)."""
         occurrences = self._window(meeting) if meeting.active else []
         originals = [occ.original_start for occ in occurrences]
-        chats, organizer_lang, counts, topics, stored = await asyncio.gather(
+        chats, organizer_lang, counts, topics, stored, previous = await asyncio.gather(
             self.target_chats(meeting),
             self.core.user_lang(meeting.organizer_id),
             repo.rsvp_counts_of(self.core.db, meeting.id, originals),
             repo.topics_of(self.core.db, meeting.id, originals),
             outbox_repo.planned_rows(self.core.db, plan_prefix(meeting.id), self._since(meeting)),
+            repo.plan_signatures(self.core.db, [meeting.id]),
         )
         names = await self._names_of(t for found in topics.values() for t in found)
-        return _PlanInputs(occurrences, chats, organizer_lang, counts, topics, stored, names)
+        inputs = _PlanInputs(
+            occurrences,
+            chats,
+            organizer_lang,
+            counts,
+            topics,
+            stored,
+            names,
+            previous=previous.get(meeting.id),
+        )
+        return dataclasses.replace(inputs, signature=self._plan_signature(meeting, inputs, originals))
+
+    def _plan_signature(
+        self, meeting: MeetingRecord, inputs: _PlanInputs, originals: Iterable[dt.datetime]
+    ) -> repo.PlanSignature:
+        """A digest of everything a plan of ``originals`` is rendered from: the meeting as stored
+        (overrides, offsets, place, state), its chats, the organizer's language, each occurrence's
+        RSVP counts and topics (with their authors' names), and `_plan_fingerprint` (texts, settings,
+        the code that renders). Time only ever removes rows from a plan (each once it expired); so
+        while the digest stays the same, the rows planned for those occurrences are still exactly the
+        wanted ones."""
+        digest = hashlib.blake2b(digest_size=16)
+        digest.update(self._plan_fingerprint().encode())
+        # Not its revision or time of change: no planned row depends on them (a notice bumps them).
+        planned_from = dataclasses.replace(meeting, revision=0, updated_at=meeting.created_at)
+        digest.update(repr((planned_from, inputs.chats, inputs.organizer_lang)).encode())
+        codes = set()
+        for original in sorted(originals):
+            topics = inputs.topics.get(original, [])
+            names = [inputs.names.get(topic.user_id) for topic in topics]
+            code = occ_code(original)  # (the instant, whatever zone `original` is given in)
+            digest.update(repr((code, inputs.counts.get(original), topics, names)).encode())
+            codes.add(code)
+        return repo.PlanSignature(digest.hexdigest(), frozenset(codes))
+
+    def _plan_fingerprint(self) -> str:
+        """What renders every plan alike: the message catalog, the settings used, the code."""
+        if self._fingerprint is None:
+            config = self.core.config
+            digest = hashlib.blake2b(digest_size=16)
+            digest.update(repr(sorted(self.core.catalog.texts.items())).encode())
+            digest.update(repr((self.cfg, config.bot.default_language, config.bot.timezone)).encode())
+            digest.update(_code_digest().encode())
+            self._fingerprint = digest.hexdigest()
+        return self._fingerprint
 
     async def _inputs_of(self, meetings: Sequence[MeetingRecord]) -> dict[int, _PlanInputs]:
-        """`_read_inputs` of many meetings in a handful of queries (for `replan_all`)."""
+        """`_read_inputs` of many meetings in a handful of queries (for `replan_all`).
+
+        A meeting whose last plan was made from the same inputs (`_plan_signature` of the occurrences
+        it covered) reads none of its rows in the outbox: it has nothing to plan, or only the
+        occurrences new in its horizon (their rows alone are read)."""
         db = self.core.db
         windows = {}
         for m in meetings:
             windows[m.id] = self._window(m)
             await asyncio.sleep(0)  # the recurrence rules take a while: replies get their turn
-        pairs = [(m.id, occ.original_start) for m in meetings for occ in windows[m.id]]
+        previous = await repo.plan_signatures(db, [m.id for m in meetings])
+        covered = {
+            m.id: sorted(
+                {occ.original_start for occ in windows[m.id]}
+                | (
+                    {occ_from_code(code) for code in previous[m.id].occurrences}
+                    if m.id in previous
+                    else set()
+                )
+            )
+            for m in meetings
+        }
+        pairs = [(m.id, original) for m in meetings for original in covered[m.id]]
         chat_ids = sorted({chat for m in meetings for chat in m.chat_ids})
         areas = sorted({area for m in meetings for area in m.areas})
-        since = min((self._since(m) for m in meetings), default=self.now)
         # One after the other (not side by side): the other reader connections stay free for replies.
         groups = await groups_repo.get_many(db, chat_ids)
         area_groups = await groups_repo.list_active(db, areas)
         organizers = await users_repo.get_many(db, sorted({m.organizer_id for m in meetings}))
         counts = await repo.rsvp_counts_many(db, pairs)
         topics = await repo.topics_many(db, pairs)
-        stored = await outbox_repo.planned_rows_many(db, [plan_prefix(m.id) for m in meetings], since)
         names = await self._names_of(t for found in topics.values() for t in found)
         default = self.core.config.bot.default_language
         inputs = {}
+        prefixes: dict[int, list[str]] = {}  # the rows each meeting's plan compares with
         for m in meetings:
             organizer = organizers.get(m.organizer_id)
             originals = [occ.original_start for occ in windows[m.id]]
-            inputs[m.id] = _PlanInputs(
+            plan = _PlanInputs(
                 windows[m.id],
                 self._targets(m, groups, area_groups),
                 resolve_language(organizer.lang, organizer.language_code, default) if organizer else default,
-                {occ: counts[(m.id, occ)] for occ in originals},
-                {occ: topics[(m.id, occ)] for occ in originals},
-                stored[plan_prefix(m.id)],
+                {occ: counts[(m.id, occ)] for occ in covered[m.id]},
+                {occ: topics[(m.id, occ)] for occ in covered[m.id]},
+                [],
                 names,
+                previous=previous.get(m.id),
             )
+            plan = dataclasses.replace(plan, signature=self._plan_signature(m, plan, originals))
+            before = previous.get(m.id)
+            if before is not None and m.active:
+                old = [occ_from_code(code) for code in before.occurrences]
+                if self._plan_signature(m, plan, old).signature == before.signature:
+                    # Planned from the same inputs: only occurrences new in the horizon.
+                    new = [
+                        occ for occ in windows[m.id] if occ_code(occ.original_start) not in before.occurrences
+                    ]
+                    plan = dataclasses.replace(plan, occurrences=new, extend=True)
+                    prefixes[m.id] = [f"{plan_prefix(m.id)}{occ_key(occ.start)}:" for occ in new]
+            if not plan.extend:
+                prefixes[m.id] = [plan_prefix(m.id)]
+            inputs[m.id] = plan
+            await asyncio.sleep(0)
+        wanted = [prefix for found in prefixes.values() for prefix in found]
+        since = min((self._since(m) for m in meetings), default=self.now)
+        stored = await outbox_repo.planned_rows_many(db, wanted, since) if wanted else {}
+        for m in meetings:
+            rows = [row for prefix in prefixes[m.id] for row in stored[prefix]]
+            inputs[m.id] = dataclasses.replace(inputs[m.id], stored=rows)
         return inputs
 
     def _wanted(
@@ -817,17 +952,20 @@ class MeetingService:
         )
         for occ in inputs.occurrences:
             counts = inputs.counts[occ.original_start]
-            for offset in meeting.reminder_offsets:
+            # Too late to remind (older than the grace period): never planned.
+            offsets = [
+                offset
+                for offset in meeting.reminder_offsets
+                if occ.start_utc - dt.timedelta(minutes=offset) + grace > now
+            ]
+            texts = self.reminder_texts(meeting, occ, offsets, counts, lang)
+            markups = self.reminder_markups(meeting, occ, offsets, lang)
+            for offset in offsets:
                 due = occ.start_utc - dt.timedelta(minutes=offset)
                 expires = due + grace
-                if expires <= now:
-                    continue  # too late to remind: never planned (older than the grace period)
                 payload = {
                     "method": "sendMessage",
-                    "params": {
-                        "text": self.reminder_text(meeting, occ, offset, counts, lang),
-                        "reply_markup": self.reminder_markup(meeting, occ, offset, lang),
-                    },
+                    "params": {"text": texts[offset], "reply_markup": markups[offset]},
                 }
                 stem = reminder_stem(meeting.id, occ.start, offset)
                 for chat_id in chats:
@@ -877,7 +1015,8 @@ class MeetingService:
                         priority=3,
                     )
                 )
-        messages.extend(self._move_notices(meeting, chats, lang))
+        if not inputs.extend:  # (a move's notice depends on the meeting alone: planned already)
+            messages.extend(self._move_notices(meeting, chats, lang))
         return messages, links
 
     def _move_far(self, original: dt.datetime, new: dt.datetime, at: dt.datetime) -> bool:
@@ -964,6 +1103,8 @@ class MeetingService:
     PLAN_ATTEMPTS = 5
     #: Rows `replan_all` writes between two checkpoints of the write-ahead log.
     CHECKPOINT_ROWS = 300
+    #: Dropped (expired unsent) rows `replan_all` logs one line each; the rest are counted.
+    DROPS_LOGGED = 50
     #: Meetings `replan_all` reads the inputs of at once.
     REPLAN_CHUNK = 20
 
@@ -989,8 +1130,11 @@ class MeetingService:
             now = self.now
             if inputs is None:
                 inputs = await self._read_inputs(meeting)
+            if inputs.extend and not inputs.occurrences:
+                return 0  # planned from the same inputs, and nothing new in the horizon
             messages, links = self._wanted(meeting, inputs)
             stored = inputs.stored
+            signature, previous = inputs.signature, inputs.previous
             inputs = None  # a second attempt reads afresh
             wanted = {m.dedup_key for m in messages}
             have = {row.dedup_key: row for row in stored}
@@ -1014,7 +1158,8 @@ class MeetingService:
                 and row.dedup_key not in wanted
                 and (row.expires_at is None or row.expires_at >= stamp)
             ]
-            if meeting.active and not to_write and not stale:
+            recorded = signature is None or signature == previous
+            if meeting.active and not to_write and not stale and recorded:
                 return 0  # nothing to change (a change made meanwhile plans itself)
             writing = {m.dedup_key for m in to_write}
             async with self.core.db.transaction() as tx:
@@ -1022,6 +1167,7 @@ class MeetingService:
                 if current is None or not current.active:
                     pending = [row.id for row in stored if row.state == "pending"]
                     cancelled = await outbox_repo.cancel_ids(tx, pending, now)
+                    await repo.set_plan_signature(tx, meeting.id, None, now)
                     changed = 0
                 elif dataclasses.replace(current, updated_at=meeting.updated_at) != meeting:
                     meeting = current  # changed since the copy was read: plan again from the fresh one
@@ -1034,6 +1180,8 @@ class MeetingService:
                     ]
                     await repo.link_reminders(tx, fresh)
                     changed = await self.core.outbox.enqueue(to_write, tx, mode="replan")
+                    if not recorded:
+                        await repo.set_plan_signature(tx, meeting.id, signature, now)
             if cancelled:
                 log.info("meeting %s: %d planned messages withdrawn", meeting.id, cancelled)
             return changed
@@ -1050,9 +1198,14 @@ class MeetingService:
         (only when something changed), and the event loop gets a turn between meetings: replies go
         on while a thousand series re-plan.
         """
+        logged = unlogged = 0
         while True:
             dropped = await outbox_repo.expire_overdue(self.core.db, PLAN_ROOT, self.now)
             for row in dropped:
+                if logged >= self.DROPS_LOGGED:
+                    unlogged += 1  # after a long downtime: counted, not one line each
+                    continue
+                logged += 1
                 log.warning(
                     "dropped meeting message %s to %s: due %s, not sent within the grace period",
                     row.dedup_key,
@@ -1061,8 +1214,10 @@ class MeetingService:
                 )
             if len(dropped) < outbox_repo.EXPIRE_BATCH:
                 break
-            await self.core.db.checkpoint()
+            self.core.db.checkpoint_soon()
             await asyncio.sleep(0)
+        if unlogged:
+            log.warning("dropped %d more meeting messages not sent within the grace period", unlogged)
         total = unsaved = 0
         meetings = await repo.list_active(self.core.db)
         chunks = [meetings[i : i + self.REPLAN_CHUNK] for i in range(0, len(meetings), self.REPLAN_CHUNK)]
@@ -1086,7 +1241,7 @@ class MeetingService:
                     if unsaved >= self.CHECKPOINT_ROWS:
                         # The log copied into the database off the writer lock, so that no commit (ours
                         # or a reply's) pays for this run's writes with a long hold of it.
-                        await self.core.db.checkpoint()
+                        self.core.db.checkpoint_soon()
                         unsaved = 0
                     await asyncio.sleep(0)
         finally:
