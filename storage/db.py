@@ -15,6 +15,7 @@ import datetime as dt
 import logging
 import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from importlib import resources
@@ -182,7 +183,15 @@ class Database(_Ops):
     statement that writes and every `transaction()` runs there. Reads outside a transaction go to a
     small pool of reader connections: in WAL mode they read the last committed state beside the
     writer, so a list or a nearest search never waits behind a write (nor the outbox behind either).
+
+    The write-ahead log is copied into the database file by a connection of its own, in the
+    background, at most every CHECKPOINT_EVERY seconds while writes go on: left to SQLite, the commit
+    that fills the log to 1,000 pages copies it while holding the writer (tens of milliseconds that a
+    reply's commit would wait). SQLite's own checkpoint stays as a backstop at AUTOCHECKPOINT_PAGES.
     """
+
+    CHECKPOINT_EVERY = 1.0
+    AUTOCHECKPOINT_PAGES = 10_000
 
     def __init__(self, path: str | Path, *, readers: int = 3) -> None:
         self.path = str(path)
@@ -192,7 +201,9 @@ class Database(_Ops):
         self._reader_count = 0 if self.path == ":memory:" else max(0, readers)
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
+        self._checkpointer: aiosqlite.Connection | None = None
         self._checkpointing: asyncio.Future[None] | None = None
+        self._last_checkpoint = 0.0  # time.monotonic() of the last one started
 
     @property
     def _conn(self) -> aiosqlite.Connection:  # type: ignore[override]
@@ -212,6 +223,7 @@ class Database(_Ops):
             if not reader:
                 await conn.execute("PRAGMA journal_mode=WAL")
                 await conn.execute("PRAGMA synchronous=NORMAL")
+                await conn.execute(f"PRAGMA wal_autocheckpoint={self.AUTOCHECKPOINT_PAGES}")
             await conn.execute("PRAGMA foreign_keys=ON")
             await conn.execute("PRAGMA busy_timeout=5000")
             if reader:
@@ -235,6 +247,8 @@ class Database(_Ops):
                 reader = await self._connect(reader=True)
                 self._all_readers.append(reader)
                 self._readers.put_nowait(reader)
+            if self._reader_count:
+                self._checkpointer = await self._connect(reader=True)
         except BaseException:
             await self.close()
             raise
@@ -249,6 +263,9 @@ class Database(_Ops):
                 for reader in self._all_readers:
                     await reader.close()
                 self._all_readers.clear()
+                if self._checkpointer is not None:
+                    await self._checkpointer.close()
+                    self._checkpointer = None
                 self._readers = asyncio.Queue()
                 await self._conn_or_none.close()
                 self._conn_or_none = None
@@ -273,6 +290,7 @@ class Database(_Ops):
                 raise
             else:
                 await self._execute("COMMIT", ())
+        self._committed()
         for callback in tx._after_commit:
             callback()
 
@@ -295,7 +313,9 @@ class Database(_Ops):
 
     async def execute(self, sql: str, params: Params = ()) -> int:
         async with self._lock:
-            return await self._execute(sql, params)
+            changed = await self._execute(sql, params)
+        self._committed()
+        return changed
 
     async def executemany(self, sql: str, rows: Iterable[Params]) -> int:
         async with self._lock:
@@ -306,7 +326,8 @@ class Database(_Ops):
                 await self._execute("ROLLBACK", ())
                 raise
             await self._execute("COMMIT", ())
-            return count
+        self._committed()
+        return count
 
     async def fetchone(self, sql: str, params: Params = ()) -> Row | None:
         async with self._reading(sql) as ops:
@@ -320,12 +341,18 @@ class Database(_Ops):
         row = await self.fetchone(sql, params)
         return None if row is None else row[0]
 
+    def _committed(self) -> None:
+        """A write was committed: a background checkpoint if none ran for CHECKPOINT_EVERY seconds."""
+        if time.monotonic() - self._last_checkpoint >= self.CHECKPOINT_EVERY:
+            self.checkpoint_soon()
+
     def checkpoint_soon(self) -> None:
         """`checkpoint` in the background, unless one is running already: a long job of short
-        transactions calls it between batches and goes on at once (the copy runs on a reader
+        transactions calls it between batches and goes on at once (the copy runs on the checkpoint
         connection's thread meanwhile; `close` waits for it)."""
-        if not self._all_readers or (self._checkpointing is not None and not self._checkpointing.done()):
+        if self._checkpointer is None or (self._checkpointing is not None and not self._checkpointing.done()):
             return
+        self._last_checkpoint = time.monotonic()
         self._checkpointing = asyncio.ensure_future(self._checkpoint_quietly())
 
     async def _checkpoint_quietly(self) -> None:
@@ -339,13 +366,9 @@ class Database(_Ops):
         waits for nobody and nobody waits for it). A long run of short write transactions (the outbox
         prune) calls it between batches; otherwise the commit that fills the log to SQLite's
         auto-checkpoint size pays for the copy while holding the writer lock. SQLite-specific (WAL)."""
-        if not self._all_readers:
+        if self._checkpointer is None:
             return
-        conn = await self._readers.get()
-        try:
-            await conn.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
-        finally:
-            self._readers.put_nowait(conn)
+        await self._checkpointer.execute_fetchall("PRAGMA wal_checkpoint(PASSIVE)")
 
     # -- migrations ---------------------------------------------------------------------------
 
