@@ -58,9 +58,15 @@ def test_jitter_is_learnt_from_round_trips():
     limiter = FloodLimiter()
     assert limiter.jitter == JITTER_UNKNOWN  # cautious until enough round trips were seen
     limiter._rtts.extend([0.15, 0.151, 0.152] * 5)
-    assert limiter.jitter == pytest.approx(0.02)  # a steady network: the floor
+    assert limiter.jitter == pytest.approx(0.01)  # a steady network: the floor
     limiter._rtts.extend([0.05, 0.3])
+    # Half the spread of round trips: only the way there moves an arrival...
+    assert limiter.jitter == pytest.approx(0.125)
+    # ... until Telegram answers 429: then the whole spread, for a while.
+    limiter.saw_flood_limit()
     assert limiter.jitter == pytest.approx(0.25)
+    limiter._cautious_until = 0.0
+    assert limiter.jitter == pytest.approx(0.125)
 
 
 @pytest.mark.parametrize("spread", [0.0, 0.1, 0.25])

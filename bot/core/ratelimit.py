@@ -68,13 +68,15 @@ IDEMPOTENT = frozenset(
         "setMessageReaction",
     }
 )
-# The network's jitter is estimated from the last RTT_SAMPLES round trips (max - min), within
+# The network's jitter is estimated from the last RTT_SAMPLES round trips (see `jitter`), within
 # [JITTER_MIN, JITTER_MAX]; until RTT_MIN_SAMPLES were seen it is taken as JITTER_UNKNOWN.
 RTT_SAMPLES = 200
 RTT_MIN_SAMPLES = 10
-JITTER_MIN = 0.02
+JITTER_MIN = 0.01
 JITTER_MAX = 2.0
 JITTER_UNKNOWN = 0.5
+# After a 429 the whole spread of round trips is the margin for this long (else half of it).
+CAUTIOUS_FOR = 60.0
 
 
 class _Send:
@@ -166,6 +168,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         self._groups: dict[int, _Window] = {}
         self._group_period = 60.0
         self._rtts: deque[float] = deque(maxlen=RTT_SAMPLES)
+        self._cautious_until = 0.0  # time.monotonic(); set by a 429 (see `jitter`)
         self._bulk_paused_until = 0.0  # time.monotonic(); set by a 429 to a bulk send
         # Sends waiting for room, in arrival order (replies and bulk apart: replies go first).
         self._waiting: dict[bool, deque[_Waiter]] = {False: deque(), True: deque()}
@@ -185,17 +188,28 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
 
     @property
     def jitter(self) -> float:
-        """How much the network delay to Telegram varies (seconds): the spread of recent round trips
-        between their 1st and 99th percentile (a rare stall is not the network's steady jitter, and a
-        send that hit one at worst meets a 429 and is retried), JITTER_UNKNOWN until enough were
-        seen, plus the configured safety margin."""
+        """How much the delay from admitting a send to its arrival at Telegram varies (seconds).
+
+        Estimated from recent round trips: their spread between the 1st and the 99th percentile (a
+        rare stall is not the network's steady jitter, and a send that hit one at worst meets a 429
+        and is retried). A round trip is the way there and the way back, each with its own delays
+        (our event loop's and the network's both ways), and only the way there moves an arrival: the
+        margin is half the spread, the whole spread for CAUTIOUS_FOR seconds after a 429 said half
+        was too little. JITTER_UNKNOWN until enough round trips were seen; plus the configured
+        safety margin. At Telegram's 30 a second each millisecond of margin costs 0.03 sends a
+        second, which a queue at the limit pays for in growing waits."""
         if len(self._rtts) < RTT_MIN_SAMPLES:
-            spread = JITTER_UNKNOWN
-        else:
-            ordered = sorted(self._rtts)
-            cut = len(ordered) // 100
-            spread = min(JITTER_MAX, max(JITTER_MIN, ordered[-1 - cut] - ordered[cut]))
-        return spread + self.safety
+            return JITTER_UNKNOWN + self.safety
+        ordered = sorted(self._rtts)
+        cut = len(ordered) // 100
+        spread = ordered[-1 - cut] - ordered[cut]
+        if time.monotonic() >= self._cautious_until:
+            spread /= 2
+        return min(JITTER_MAX, max(JITTER_MIN, spread)) + self.safety
+
+    def saw_flood_limit(self) -> None:
+        """Telegram answered 429: count sends with the whole spread of round trips for a while."""
+        self._cautious_until = time.monotonic() + CAUTIOUS_FOR
 
     def _group_window(self, chat_id: int) -> _Window:
         window = self._groups.get(chat_id)
@@ -221,6 +235,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         """
         until = time.monotonic() + min(max(seconds, 0.0), BULK_PAUSE_MAX)
         self._bulk_paused_until = max(self._bulk_paused_until, until)
+        self.saw_flood_limit()
 
     def _own_delay(self, chat_id: int | None, bulk: bool, now: float, jitter: float) -> float:
         """Seconds this send waits for windows other than the overall one."""
@@ -357,6 +372,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         try:
             return await self._with_retries(callback, args, kwargs, endpoint)
         except RetryAfter as exc:
+            self.saw_flood_limit()
             if bulk or self.defer is None or not await self.defer(endpoint, data):
                 raise
             log.warning(
