@@ -255,17 +255,19 @@ class Database(_Ops):
         return self
 
     async def close(self) -> None:
+        # No checkpoint starts from here on (a commit finishing meanwhile would start one on a
+        # connection being closed); the one running finishes first.
+        checkpointer, self._checkpointer = self._checkpointer, None
         if self._checkpointing is not None:
             await self._checkpointing
             self._checkpointing = None
+        if checkpointer is not None:
+            await checkpointer.close()
         if self._conn_or_none is not None:
             async with self._lock:
                 for reader in self._all_readers:
                     await reader.close()
                 self._all_readers.clear()
-                if self._checkpointer is not None:
-                    await self._checkpointer.close()
-                    self._checkpointer = None
                 self._readers = asyncio.Queue()
                 await self._conn_or_none.close()
                 self._conn_or_none = None
