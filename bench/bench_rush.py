@@ -152,7 +152,7 @@ async def _run(
                 limiter = runtime.app.bot_data["limiter"]
                 rtts = sorted(limiter._rtts)
                 print(
-                    f"    (limiter: jitter {limiter.jitter * 1000:.0f} ms; round trips min {rtts[0] * 1000:.0f}"
+                    f"    (limiter: margin {limiter.margin * 1000:.0f} ms; round trips min {rtts[0] * 1000:.0f}"
                     f" p5 {rtts[len(rtts) // 20] * 1000:.0f} p50 {rtts[len(rtts) // 2] * 1000:.0f}"
                     f" p95 {rtts[len(rtts) * 19 // 20] * 1000:.0f} max {rtts[-1] * 1000:.0f} ms)"
                 )

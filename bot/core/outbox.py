@@ -41,7 +41,7 @@ from telegram.error import BadRequest, ChatMigrated, Forbidden, NetworkError, Re
 
 from bot.core.container import Core
 from bot.core.ptb import retry_after_seconds
-from bot.core.ratelimit import FloodLimiter, Ticket
+from bot.core.ratelimit import FloodLimiter, Ticket, answered_by_telegram
 from storage import groups as groups_repo
 from storage import outbox as repo
 from storage import users as users_repo
@@ -374,10 +374,14 @@ class Outbox:
                     result = await self._bot.do_api_request(
                         method, api_kwargs=params, rate_limit_args={"reserved": True}
                     )
-                finally:
+                except BaseException as exc:
                     if ticket is not None and self._limiter is not None:
-                        self._limiter.release(ticket)
+                        self._limiter.release(ticket, answered=answered_by_telegram(exc))
                         ticket = None
+                    raise
+                if ticket is not None and self._limiter is not None:
+                    self._limiter.release(ticket)
+                    ticket = None
             except RetryAfter as exc:
                 delay = retry_after_seconds(exc)
                 log.warning("outbox: 429 for row %s (chat %s); retry in %.0fs", row.id, row.chat_id, delay)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import json
 import logging
 import math
@@ -68,35 +69,53 @@ IDEMPOTENT = frozenset(
         "setMessageReaction",
     }
 )
-# The network's jitter is estimated from the last RTT_SAMPLES round trips (see `jitter`), within
-# [JITTER_MIN, JITTER_MAX]; until RTT_MIN_SAMPLES were seen it is taken as JITTER_UNKNOWN.
+# How late a send may arrive at Telegram is learnt from round trips: the last RTT_SAMPLES of them give
+# the quickest one (see `_Send.extra`); until RTT_MIN_SAMPLES were seen every send counts JITTER_UNKNOWN
+# longer. A send's own lateness is at least JITTER_MIN (the quickest round trip need not have been the
+# quickest both ways) and at most JITTER_MAX.
 RTT_SAMPLES = 200
 RTT_MIN_SAMPLES = 10
-JITTER_MIN = 0.01
+JITTER_MIN = 0.003
 JITTER_MAX = 2.0
 JITTER_UNKNOWN = 0.5
-# After a 429 the whole spread of round trips is the margin for this long (else half of it).
+# After a 429 every send counts longer by the spread of round trips, for this long.
 CAUTIOUS_FOR = 60.0
 
 
-class _Send:
-    """One admitted send: when it was admitted and whether its answer came back."""
+def lateness(rtt: float, quickest: float, low: float) -> float:
+    """How much later than the quickest send one with this round trip may have reached Telegram, given
+    the quickest recent round trip and a low one (their 2nd percentile, at least the 2nd quickest):
+    no later than what its round trip took beyond the quickest one (both ways: which way was slow is
+    not known), plus the distance from the quickest to the low one, as the quickest seen may have
+    been slow on its way there itself (after few round trips, or when both ways are jittery).
+    Within [JITTER_MIN, JITTER_MAX]."""
+    uncertain = low - quickest if low < math.inf else JITTER_UNKNOWN
+    return min(JITTER_MAX, max(JITTER_MIN, rtt - quickest + uncertain))
 
-    __slots__ = ("admitted", "answered")
+
+class _Send:
+    """One admitted send: when it was admitted, whether its answer came back, and how much later than
+    the quickest send it may have reached Telegram (`extra`, known once answered)."""
+
+    __slots__ = ("admitted", "answered", "extra")
 
     def __init__(self, admitted: float) -> None:
         self.admitted = admitted
         self.answered = False
+        self.extra = 0.0
 
 
 class _Window:
     """The sends that may still fall into one of Telegram's windows (all, a group's, the bulk lane).
 
-    Telegram counts a message when it arrives, somewhere between our admission and the answer. If the
-    one-way delay varies by at most `jitter`, two sends admitted `period + jitter` apart arrive at
-    least `period` apart; so a send counts from its admission for `period + jitter` (and for as long as
-    it is in flight). With a steady network that is ~`period`: a bot 150 ms from Telegram still gets
-    its 30 messages a second, where counting from the answer on would cost it RTT/period of them.
+    Telegram counts a message when it arrives, somewhere between our admission and the answer. Say the
+    quickest send arrives `d` after its admission and send A `d + x_A` after: then a send admitted
+    `period + x_A` after A arrives at least `period` after A. So A counts from its admission for
+    `period + x_A` (plus `margin`, see `FloodLimiter.margin`), and for as long as it is in flight.
+    `x_A` is bounded by how much A's round trip exceeded the quickest one (`_Send.extra`): a send that
+    met a stall (in our event loop or the network, either way) counts longer, the others barely longer
+    than `period`, so a bot 150 ms from Telegram still gets its 30 messages a second, where counting
+    from the answer on would cost it RTT/period of them and one margin for all sends the worst one's.
     """
 
     __slots__ = ("period", "sends")
@@ -105,20 +124,32 @@ class _Window:
         self.period = period
         self.sends: deque[_Send] = deque()
 
-    def prune(self, now: float, jitter: float) -> None:
-        edge = now - self.period - jitter
-        while self.sends and self.sends[0].admitted <= edge and self.sends[0].answered:
+    def prune(self, now: float, margin: float) -> None:
+        edge = now - self.period - margin
+        while self.sends and self.sends[0].answered and self.sends[0].admitted + self.sends[0].extra <= edge:
             self.sends.popleft()
 
-    def wait_for(self, limit: int, now: float, jitter: float) -> float:
-        self.prune(now, jitter)
-        live = [s for s in self.sends if s.admitted > now - self.period - jitter or not s.answered]
-        if len(live) < limit:
+    def wait_for(self, limit: int, now: float, margin: float) -> float:
+        """Seconds until one more send fits (0: now)."""
+        self.prune(now, margin)
+        if len(self.sends) < limit:
             return 0.0
-        oldest = live[len(live) - limit]  # this send must age out first
-        if not oldest.answered and oldest.admitted <= now - self.period - jitter:
-            return 0.05  # waiting for an answer still in flight (a release wakes us earlier)
-        return oldest.admitted + self.period + jitter - now
+        in_flight = 0
+        ends: list[float] = []
+        for send in self.sends:
+            if not send.answered:
+                in_flight += 1
+            else:
+                end = send.admitted + self.period + send.extra + margin
+                if end > now:
+                    ends.append(end)
+        must_end = in_flight + len(ends) - limit + 1  # this many must stop counting first
+        if must_end <= 0:
+            return 0.0
+        if must_end > len(ends):
+            return 0.05  # waiting for answers still in flight (a release wakes us earlier)
+        ends.sort()
+        return ends[must_end - 1] - now
 
     def add(self, send: _Send) -> None:
         self.sends.append(send)
@@ -168,7 +199,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         self._groups: dict[int, _Window] = {}
         self._group_period = 60.0
         self._rtts: deque[float] = deque(maxlen=RTT_SAMPLES)
-        self._cautious_until = 0.0  # time.monotonic(); set by a 429 (see `jitter`)
+        self._cautious_until = 0.0  # time.monotonic(); set by a 429 (see `margin`)
         self._bulk_paused_until = 0.0  # time.monotonic(); set by a 429 to a bulk send
         # Sends waiting for room, in arrival order (replies and bulk apart: replies go first).
         self._waiting: dict[bool, deque[_Waiter]] = {False: deque(), True: deque()}
@@ -187,25 +218,27 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
     # -- bookkeeping ------------------------------------------------------------------------
 
     @property
-    def jitter(self) -> float:
-        """How much the delay from admitting a send to its arrival at Telegram varies (seconds).
-
-        Estimated from recent round trips: their spread between the 1st and the 99th percentile (a
-        rare stall is not the network's steady jitter, and a send that hit one at worst meets a 429
-        and is retried). A round trip is the way there and the way back, each with its own delays
-        (our event loop's and the network's both ways), and only the way there moves an arrival: the
-        margin is half the spread, the whole spread for CAUTIOUS_FOR seconds after a 429 said half
-        was too little. JITTER_UNKNOWN until enough round trips were seen; plus the configured
-        safety margin. At Telegram's 30 a second each millisecond of margin costs 0.03 sends a
-        second, which a queue at the limit pays for in growing waits."""
+    def margin(self) -> float:
+        """Seconds every send counts beyond its window's period and its own lateness (`_Send.extra`):
+        JITTER_UNKNOWN until enough round trips were seen; for CAUTIOUS_FOR seconds after a 429 (which
+        says the lateness learnt was too little) the spread of recent round trips, from the 1st to the
+        99th percentile; plus the configured safety margin. At Telegram's 30 a second each millisecond
+        of margin costs 0.03 sends a second, which a queue at the limit pays for in growing waits."""
         if len(self._rtts) < RTT_MIN_SAMPLES:
             return JITTER_UNKNOWN + self.safety
+        if time.monotonic() >= self._cautious_until:
+            return self.safety
         ordered = sorted(self._rtts)
         cut = len(ordered) // 100
         spread = ordered[-1 - cut] - ordered[cut]
-        if time.monotonic() >= self._cautious_until:
-            spread /= 2
         return min(JITTER_MAX, max(JITTER_MIN, spread)) + self.safety
+
+    @property
+    def quickest(self) -> tuple[float, float]:
+        """The quickest recent round trip and their 2nd percentile, at least the 2nd quickest (seconds;
+        inf where there are too few)."""
+        low = heapq.nsmallest(max(2, len(self._rtts) // 50 + 1), self._rtts)
+        return (low[0] if low else math.inf), (low[-1] if len(low) > 1 else math.inf)
 
     def saw_flood_limit(self) -> None:
         """Telegram answered 429: count sends with the whole spread of round trips for a while."""
@@ -215,8 +248,8 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         window = self._groups.get(chat_id)
         if window is None:
             if len(self._groups) > 4096:
-                now, jitter = time.monotonic(), self.jitter
-                for key in [k for k, w in self._groups.items() if (w.prune(now, jitter) or True) and w.idle]:
+                now, margin = time.monotonic(), self.margin
+                for key in [k for k, w in self._groups.items() if (w.prune(now, margin) or True) and w.idle]:
                     del self._groups[key]
             window = self._groups[chat_id] = _Window(self._group_period)
         return window
@@ -225,7 +258,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         """Seconds until one more message fits into this group (0 for private chats)."""
         if chat_id >= 0:
             return 0.0
-        return self._group_window(chat_id).wait_for(self.group_per_minute, time.monotonic(), self.jitter)
+        return self._group_window(chat_id).wait_for(self.group_per_minute, time.monotonic(), self.margin)
 
     def pause_bulk(self, seconds: float) -> None:
         """A 429 came back for a bulk send: hold every bulk send for a moment (replies go on).
@@ -237,22 +270,22 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         self._bulk_paused_until = max(self._bulk_paused_until, until)
         self.saw_flood_limit()
 
-    def _own_delay(self, chat_id: int | None, bulk: bool, now: float, jitter: float) -> float:
+    def _own_delay(self, chat_id: int | None, bulk: bool, now: float, margin: float) -> float:
         """Seconds this send waits for windows other than the overall one."""
         delay = 0.0
         if bulk and self._bulk_paused_until > now:
             delay = self._bulk_paused_until - now
         if chat_id is not None and chat_id < 0:
-            delay = max(delay, self._group_window(chat_id).wait_for(self.group_per_minute, now, jitter))
+            delay = max(delay, self._group_window(chat_id).wait_for(self.group_per_minute, now, margin))
         if bulk:
-            delay = max(delay, self._bulk.wait_for(max(1, int(self.bulk_per_second)), now, jitter))
+            delay = max(delay, self._bulk.wait_for(max(1, int(self.bulk_per_second)), now, margin))
         return delay
 
     def _delay(self, chat_id: int | None, bulk: bool, now: float) -> float:
         """Seconds until a send to `chat_id` would fit every window (0: now)."""
-        jitter = self.jitter
-        overall = self._overall.wait_for(self.overall_per_second, now, jitter)
-        return max(overall, self._own_delay(chat_id, bulk, now, jitter))
+        margin = self.margin
+        overall = self._overall.wait_for(self.overall_per_second, now, margin)
+        return max(overall, self._own_delay(chat_id, bulk, now, margin))
 
     def _windows(self, chat_id: int | None, bulk: bool) -> list[_Window]:
         windows = [self._overall]
@@ -262,11 +295,18 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
             windows.append(self._bulk)
         return windows
 
-    def release(self, ticket: Ticket) -> None:
-        """The send admitted by `acquire` got its answer (or was never made)."""
-        if not ticket.send.answered:
-            ticket.send.answered = True
-            self._rtts.append(time.monotonic() - ticket.send.admitted)
+    def release(self, ticket: Ticket, *, answered: bool = True) -> None:
+        """The send admitted by `acquire` is over: Telegram `answered` it (a result or an error), or
+        it never got an answer (not made, timed out, the connection failed)."""
+        send = ticket.send
+        if not send.answered:
+            send.answered = True
+            rtt = time.monotonic() - send.admitted
+            if answered:
+                self._rtts.append(rtt)
+                send.extra = lateness(rtt, *self.quickest)
+            else:
+                send.extra = min(JITTER_MAX, rtt)  # it may have arrived just now, or not at all
         self._pump()
 
     async def acquire(self, chat_id: int | None, *, bulk: bool) -> Ticket:
@@ -292,7 +332,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
             self._timer.cancel()
             self._timer = None
         now = time.monotonic()
-        jitter = self.jitter
+        margin = self.margin
         next_check = math.inf
         for bulk in (False, True):
             queue = self._waiting[bulk]  # replies first: bulk sends get what is left
@@ -300,11 +340,11 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
                 if waiter.future.done():
                     queue.remove(waiter)
                     continue
-                overall = self._overall.wait_for(self.overall_per_second, now, jitter)
+                overall = self._overall.wait_for(self.overall_per_second, now, margin)
                 if overall > 0:
                     next_check = min(next_check, overall)
                     break  # nobody behind may overtake on the shared window
-                own = self._own_delay(waiter.chat_id, bulk, now, jitter)
+                own = self._own_delay(waiter.chat_id, bulk, now, margin)
                 if own > 0:
                     next_check = min(next_check, own)
                     continue  # held by its group (or the bulk lane): the next may go
@@ -370,8 +410,11 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
                 raise Deferred(endpoint, chat_id)
         ticket = await self.acquire(chat_id, bulk=bulk)
         try:
-            return await self._with_retries(callback, args, kwargs, endpoint)
-        except RetryAfter as exc:
+            result = await self._with_retries(callback, args, kwargs, endpoint)
+        except BaseException as exc:
+            self.release(ticket, answered=answered_by_telegram(exc))
+            if not isinstance(exc, RetryAfter):
+                raise
             self.saw_flood_limit()
             if bulk or self.defer is None or not await self.defer(endpoint, data):
                 raise
@@ -382,8 +425,8 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
                 retry_after_seconds(exc),
             )
             raise Deferred(endpoint, chat_id) from None
-        finally:
-            self.release(ticket)
+        self.release(ticket)
+        return result
 
     async def _with_retries(
         self,
@@ -460,6 +503,14 @@ class _Shown:
         self._shown.move_to_end(key)
         while len(self._shown) > self.SIZE:
             self._shown.popitem(last=False)
+
+
+def answered_by_telegram(exc: BaseException) -> bool:
+    """Whether a failed call got Telegram's answer (an error it returned) rather than none (a time-out,
+    a broken connection), for the round trips the limiter learns from."""
+    return isinstance(exc, TelegramError) and (
+        isinstance(exc, BadRequest) or not isinstance(exc, NetworkError)
+    )
 
 
 class Deferred(TelegramError):
