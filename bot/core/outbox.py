@@ -443,7 +443,7 @@ class Outbox:
                 await repo.mark_failed(db, row.id, "internal error", clock.now())
         finally:
             if ticket is not None and self._limiter is not None:
-                self._limiter.release(ticket)
+                self._limiter.release(ticket, answered=False)  # admitted, but no request was made
 
     async def _unreachable(self, row: OutboxRow, reason: str) -> None:
         db, now = self.core.db, self.core.clock.now()

@@ -320,7 +320,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
             return await waiter.future
         except asyncio.CancelledError:
             if waiter.future.done() and not waiter.future.cancelled():
-                self.release(waiter.future.result())  # admitted just as it was cancelled
+                self.release(waiter.future.result(), answered=False)  # admitted as it was cancelled
             with contextlib.suppress(ValueError):
                 self._waiting[bulk].remove(waiter)
             self._pump()
