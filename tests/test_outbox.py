@@ -352,3 +352,27 @@ async def test_expiry_is_written_in_short_batches_and_nothing_expired_is_handed_
     await outbox.fetch_due(db, NOW, 50)
     await outbox.fetch_due(db, NOW, 50)
     assert await db.fetchval("SELECT COUNT(*) FROM outbox WHERE state = 'expired'") == 450
+
+
+# -- the flood limiter learns only from requests made --------------------------------------------------
+
+
+async def test_a_row_given_up_before_its_request_teaches_the_limiter_no_round_trip(db):
+    """The outbox holds a send's ticket before it marks the row; when it then makes no request (it is
+    stopping, or the row was taken meanwhile) the ticket goes back without a round trip: a ~0 s sample
+    would become the quickest, and every later send would count its whole round trip longer."""
+    from bot.core.ratelimit import FloodLimiter
+
+    core = Core(config=Config(), clock=FakeClock(NOW), db=db, catalog=Catalog.load())
+    limiter = FloodLimiter()
+    limiter._rtts.extend([0.15] * 20)
+    core.outbox._limiter = limiter
+    await outbox.enqueue(db, [msg("taken", A), msg("stopping", B)], NOW)
+    taken = await outbox.get_by_key(db, "taken")
+    await outbox.start_sending(db, taken.id, NOW, holder="another")  # taken meanwhile
+    await core.outbox._send(taken)
+    core.outbox._stopping = True
+    await core.outbox._send(await outbox.get_by_key(db, "stopping"))
+    assert list(limiter._rtts) == [0.15] * 20
+    assert limiter.quickest == (0.15, 0.15)
+    assert (await outbox.get_by_key(db, "stopping")).state == "pending"  # left for the next start
