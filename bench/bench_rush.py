@@ -150,7 +150,7 @@ async def _run(
                     await asyncio.wait_for(all_answered.wait(), timeout=max(30.0, min(120.0, 4 * seconds)))
                 finished = max(answered_at.values(), default=started)
                 limiter = runtime.app.bot_data["limiter"]
-                rtts = sorted(limiter._rtts)
+                rtts = limiter.round_trips.ordered
                 print(
                     f"    (limiter: margin {limiter.margin * 1000:.0f} ms; round trips min {rtts[0] * 1000:.0f}"
                     f" p5 {rtts[len(rtts) // 20] * 1000:.0f} p50 {rtts[len(rtts) // 2] * 1000:.0f}"

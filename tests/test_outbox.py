@@ -365,7 +365,8 @@ async def test_a_row_given_up_before_its_request_teaches_the_limiter_no_round_tr
 
     core = Core(config=Config(), clock=FakeClock(NOW), db=db, catalog=Catalog.load())
     limiter = FloodLimiter()
-    limiter._rtts.extend([0.15] * 20)
+    for _ in range(20):
+        limiter.round_trips.add(0.15)
     core.outbox._limiter = limiter
     await outbox.enqueue(db, [msg("taken", A), msg("stopping", B)], NOW)
     taken = await outbox.get_by_key(db, "taken")
@@ -373,6 +374,6 @@ async def test_a_row_given_up_before_its_request_teaches_the_limiter_no_round_tr
     await core.outbox._send(taken)
     core.outbox._stopping = True
     await core.outbox._send(await outbox.get_by_key(db, "stopping"))
-    assert list(limiter._rtts) == [0.15] * 20
+    assert list(limiter.round_trips.recent) == [0.15] * 20
     assert limiter.quickest == (0.15, 0.15)
     assert (await outbox.get_by_key(db, "stopping")).state == "pending"  # left for the next start

@@ -8,6 +8,7 @@ import pytest
 
 from bot.core.ratelimit import (
     BULK_PAUSE_MAX,
+    CAUTION_FIRST,
     JITTER_MIN,
     JITTER_UNKNOWN,
     FloodLimiter,
@@ -95,13 +96,21 @@ async def test_lateness_is_learnt_from_each_round_trip():
     # nothing about the network.
     lost = answered_after(0.4, answered=False)
     assert lost.extra == pytest.approx(0.4, abs=0.002)
-    assert len(limiter._rtts) == 13
+    assert len(limiter.round_trips) == 13
     # A quicker round trip lowers the bar for the sends after it.
     answered_after(0.1)
     assert answered_after(0.15).extra == pytest.approx(0.1, abs=0.002)  # 50 ms + the 50 ms gap
-    # Telegram answered 429: the lateness learnt was too little; the spread of round trips counts
-    # on top for a while.
+    # Telegram answered 429: the lateness learnt was too little. Every send counts a little longer
+    # for a while: 5 ms, doubled at each further 429 (those of one burst count once), at most the
+    # spread of round trips (here 150 ms), so that one 429 does not slow every send for a minute.
     limiter.saw_flood_limit()
+    assert limiter.margin == pytest.approx(CAUTION_FIRST)
+    limiter.saw_flood_limit()  # the same burst
+    assert limiter.margin == pytest.approx(CAUTION_FIRST)
+    for times in range(1, 8):
+        limiter._caution_raised -= 1.0
+        limiter.saw_flood_limit()
+        assert limiter.margin == pytest.approx(min(0.15, CAUTION_FIRST * 2**times), abs=0.002)
     assert limiter.margin == pytest.approx(0.25 - 0.1, abs=0.002)
     limiter._cautious_until = 0.0
     assert limiter.margin == 0.0
@@ -135,7 +144,7 @@ def test_arrivals_stay_within_the_limit_whatever_the_jitter(
             for answer in sorted(a for a in in_flight if a[0] <= now):
                 in_flight.remove(answer)
                 _, send, rtt = answer
-                limiter._rtts.append(rtt)
+                limiter.round_trips.add(rtt)
                 send.answered = True
                 send.extra = lateness(rtt, *limiter.quickest)
             wait = window.wait_for(30, now, 0.0)

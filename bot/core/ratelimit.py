@@ -15,8 +15,8 @@ request after one 429. Here instead:
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
-import heapq
 import json
 import logging
 import math
@@ -73,12 +73,14 @@ IDEMPOTENT = frozenset(
 # the quickest one (see `_Send.extra`); until RTT_MIN_SAMPLES were seen every send counts JITTER_UNKNOWN
 # longer. A send's own lateness is at least JITTER_MIN (the quickest round trip need not have been the
 # quickest both ways) and at most JITTER_MAX.
-RTT_SAMPLES = 200
+RTT_SAMPLES = 1000
 RTT_MIN_SAMPLES = 10
 JITTER_MIN = 0.003
 JITTER_MAX = 2.0
 JITTER_UNKNOWN = 0.5
-# After a 429 every send counts longer by the spread of round trips, for this long.
+# After a 429 every send counts CAUTION_FIRST longer, twice as long after each further 429 (at most
+# the spread of round trips), until CAUTIOUS_FOR seconds passed without one.
+CAUTION_FIRST = 0.005
 CAUTIOUS_FOR = 60.0
 
 
@@ -91,6 +93,44 @@ def lateness(rtt: float, quickest: float, low: float) -> float:
     Within [JITTER_MIN, JITTER_MAX]."""
     uncertain = low - quickest if low < math.inf else JITTER_UNKNOWN
     return min(JITTER_MAX, max(JITTER_MIN, rtt - quickest + uncertain))
+
+
+class _RoundTrips:
+    """The last RTT_SAMPLES round trips (seconds), in arrival order and sorted (a sorted list kept by
+    bisection: the quickest and the percentiles are read at every answer)."""
+
+    __slots__ = ("ordered", "recent")
+
+    def __init__(self) -> None:
+        self.recent: deque[float] = deque()
+        self.ordered: list[float] = []
+
+    def add(self, rtt: float) -> None:
+        if len(self.recent) >= RTT_SAMPLES:
+            del self.ordered[bisect.bisect_left(self.ordered, self.recent.popleft())]
+        self.recent.append(rtt)
+        bisect.insort(self.ordered, rtt)
+
+    def __len__(self) -> int:
+        return len(self.recent)
+
+    @property
+    def quickest(self) -> tuple[float, float]:
+        """The quickest one and their 2nd percentile, at least the 2nd quickest (inf where too few)."""
+        ordered = self.ordered
+        if not ordered:
+            return math.inf, math.inf
+        if len(ordered) < 2:
+            return ordered[0], math.inf
+        return ordered[0], ordered[max(1, len(ordered) // 50)]
+
+    @property
+    def spread(self) -> float:
+        """From their 1st to their 99th percentile."""
+        if not self.ordered:
+            return 0.0
+        cut = len(self.ordered) // 100
+        return self.ordered[-1 - cut] - self.ordered[cut]
 
 
 class _Send:
@@ -198,8 +238,10 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         self._bulk = _Window(1.0)
         self._groups: dict[int, _Window] = {}
         self._group_period = 60.0
-        self._rtts: deque[float] = deque(maxlen=RTT_SAMPLES)
+        self.round_trips = _RoundTrips()
         self._cautious_until = 0.0  # time.monotonic(); set by a 429 (see `margin`)
+        self._caution = 0.0  # the margin while cautious
+        self._caution_raised = 0.0  # time.monotonic() when it was last raised
         self._bulk_paused_until = 0.0  # time.monotonic(); set by a 429 to a bulk send
         # Sends waiting for room, in arrival order (replies and bulk apart: replies go first).
         self._waiting: dict[bool, deque[_Waiter]] = {False: deque(), True: deque()}
@@ -220,29 +262,33 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
     @property
     def margin(self) -> float:
         """Seconds every send counts beyond its window's period and its own lateness (`_Send.extra`):
-        JITTER_UNKNOWN until enough round trips were seen; for CAUTIOUS_FOR seconds after a 429 (which
-        says the lateness learnt was too little) the spread of recent round trips, from the 1st to the
-        99th percentile; plus the configured safety margin. At Telegram's 30 a second each millisecond
-        of margin costs 0.03 sends a second, which a queue at the limit pays for in growing waits."""
-        if len(self._rtts) < RTT_MIN_SAMPLES:
+        JITTER_UNKNOWN until enough round trips were seen; after a 429, which says the lateness learnt
+        was too little, CAUTION_FIRST, doubled at each further 429 up to the spread of recent round
+        trips (1st to 99th percentile), until CAUTIOUS_FOR seconds pass without one; plus the
+        configured safety margin. At Telegram's 30 a second each millisecond of margin costs 0.03
+        sends a second, which a queue at the limit pays for in growing waits: one 429 (its reply goes
+        out through the outbox a second later) must not cost every courier a minute of slower sends."""
+        if len(self.round_trips) < RTT_MIN_SAMPLES:
             return JITTER_UNKNOWN + self.safety
         if time.monotonic() >= self._cautious_until:
             return self.safety
-        ordered = sorted(self._rtts)
-        cut = len(ordered) // 100
-        spread = ordered[-1 - cut] - ordered[cut]
-        return min(JITTER_MAX, max(JITTER_MIN, spread)) + self.safety
+        return self._caution + self.safety
 
     @property
     def quickest(self) -> tuple[float, float]:
         """The quickest recent round trip and their 2nd percentile, at least the 2nd quickest (seconds;
         inf where there are too few)."""
-        low = heapq.nsmallest(max(2, len(self._rtts) // 50 + 1), self._rtts)
-        return (low[0] if low else math.inf), (low[-1] if len(low) > 1 else math.inf)
+        return self.round_trips.quickest
 
     def saw_flood_limit(self) -> None:
-        """Telegram answered 429: count sends with the whole spread of round trips for a while."""
-        self._cautious_until = time.monotonic() + CAUTIOUS_FOR
+        """Telegram answered 429: every send counts a little longer for a while, longer at each 429."""
+        now = time.monotonic()
+        ceiling = min(JITTER_MAX, max(CAUTION_FIRST, self.round_trips.spread))
+        if now >= self._cautious_until:
+            self._caution, self._caution_raised = CAUTION_FIRST, now
+        elif now - self._caution_raised >= 1.0:  # the 429s of one burst of sends count once
+            self._caution, self._caution_raised = min(ceiling, 2 * self._caution), now
+        self._cautious_until = now + CAUTIOUS_FOR
 
     def _group_window(self, chat_id: int) -> _Window:
         window = self._groups.get(chat_id)
@@ -303,7 +349,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
             send.answered = True
             rtt = time.monotonic() - send.admitted
             if answered:
-                self._rtts.append(rtt)
+                self.round_trips.add(rtt)
                 send.extra = lateness(rtt, *self.quickest)
             else:
                 send.extra = min(JITTER_MAX, rtt)  # it may have arrived just now, or not at all
