@@ -15,7 +15,6 @@ from bot.core.ratelimit import (
     Ticket,
     _Send,
     _Window,
-    lateness,
 )
 
 
@@ -41,40 +40,54 @@ async def test_bulk_pause_is_capped():
     assert limiter._delay(-1001, True, time.monotonic()) <= BULK_PAUSE_MAX
 
 
-def _window_with(admitted: list[float], answered: bool = True, extra: float = 0.0) -> _Window:
+Q = (0.15, 0.15)  # the quickest recent round trip and a low one: 150 ms, a steady network
+
+
+def _window_with(admitted: list[float], answered: bool = True, late: float = 0.0) -> _Window:
+    """Sends admitted at these times, each with a round trip `late` beyond the quickest (Q)."""
     window = _Window(1.0)
     for t in admitted:
         send = _Send(t)
         send.answered = answered
-        send.extra = extra
+        send.rtt = Q[0] + late
         window.add(send)
     return window
 
 
 def test_a_send_counts_from_its_admission_not_its_answer():
-    # 30 sends admitted in the first 0.3 s, each answered 150 ms later (Telegram far away) and 2 ms
-    # later than the quickest: the 31st may go once the first is period + 2 ms old, not period after
+    # 30 sends admitted in the first 0.3 s, each answered 150 ms later (Telegram far away) and 4 ms
+    # later than the quickest: the 31st may go once the first is period + 4 ms old, not period after
     # its answer.
-    window = _window_with([i * 0.01 for i in range(30)], extra=0.002)
-    assert window.wait_for(30, 0.5, margin=0.0) == pytest.approx(1.002 - 0.5)
-    assert window.wait_for(30, 1.003, margin=0.02) == pytest.approx(0.019)  # a margin counts on top
-    assert window.wait_for(30, 1.003, margin=0.0) == 0.0
+    window = _window_with([i * 0.01 for i in range(30)], late=0.004)
+    assert window.wait_for(30, 0.5, 0.0, Q) == pytest.approx(1.004 - 0.5)
+    assert window.wait_for(30, 1.005, 0.02, Q) == pytest.approx(0.019)  # a margin counts on top
+    assert window.wait_for(30, 1.005, 0.0, Q) == 0.0
     # A send still in flight keeps counting, however old it is.
     stuck = _window_with([0.0] + [4.5 + i * 0.01 for i in range(29)])
     stuck.sends[0].answered = False
-    assert stuck.wait_for(30, 5.0, margin=0.0) > 0
+    assert stuck.wait_for(30, 5.0, 0.0, Q) > 0
     stuck.sends[0].answered = True
-    assert stuck.wait_for(30, 5.0, margin=0.0) == 0.0
+    assert stuck.wait_for(30, 5.0, 0.0, Q) == 0.0
 
 
 def test_a_send_that_met_a_stall_counts_longer_than_the_others():
     # The first send's round trip took 100 ms longer than the quickest (a stall on the way there, maybe):
     # it may have reached Telegram 100 ms late and counts until then; the others end on time.
-    window = _window_with([0.0] + [0.5 + i * 0.01 for i in range(29)], extra=0.002)
-    window.sends[0].extra = 0.1
-    assert window.wait_for(30, 1.0, margin=0.0) == pytest.approx(0.1)
-    window.sends[0].extra = 0.002
-    assert window.wait_for(30, 1.0, margin=0.0) == pytest.approx(0.002)
+    window = _window_with([0.0] + [0.5 + i * 0.01 for i in range(29)], late=0.004)
+    window.sends[0].rtt = Q[0] + 0.1
+    assert window.wait_for(30, 1.0, 0.0, Q) == pytest.approx(0.1)
+    window.sends[0].rtt = Q[0] + 0.004
+    assert window.wait_for(30, 1.0, 0.0, Q) == pytest.approx(0.004)
+
+
+def test_a_quicker_round_trip_seen_later_makes_every_send_count_longer():
+    # After a busy spell (our event loop slow both ways) every round trip was 170 ms; then one comes back
+    # in 150 ms: sends now may arrive 20 ms sooner than those of the busy spell did, so those count
+    # 20 ms longer, from then on (reckoned when asked, not when each answer came).
+    window = _window_with([i * 0.01 for i in range(30)], late=0.02)  # 170 ms each
+    busy = (0.17, 0.17)
+    assert window.wait_for(30, 1.0, 0.0, busy) == pytest.approx(0.003)  # JITTER_MIN beyond the period
+    assert window.wait_for(30, 1.0, 0.0, Q) == pytest.approx(0.02)
 
 
 async def test_lateness_is_learnt_from_each_round_trip():
@@ -88,18 +101,19 @@ async def test_lateness_is_learnt_from_each_round_trip():
 
     steady = [answered_after(0.15 + i * 0.0001) for i in range(12)]
     assert limiter.margin == 0.0  # a steady network: no margin on top of each send's own lateness
-    assert steady[0].extra == JITTER_UNKNOWN  # the first round trip: nothing to compare with
-    assert steady[-1].extra == pytest.approx(JITTER_MIN)
+    assert steady[-1].lateness(limiter.quickest) == pytest.approx(JITTER_MIN)
     slow = answered_after(0.25)
-    assert slow.extra == pytest.approx(0.1, abs=0.002)  # its round trip beyond the quickest
+    assert slow.lateness(limiter.quickest) == pytest.approx(0.1, abs=0.002)  # beyond the quickest
     # A call that got no answer (timed out) counts as late as it could have arrived, and teaches
     # nothing about the network.
     lost = answered_after(0.4, answered=False)
-    assert lost.extra == pytest.approx(0.4, abs=0.002)
+    assert lost.lateness(limiter.quickest) == pytest.approx(0.4, abs=0.002)
     assert len(limiter.round_trips) == 13
-    # A quicker round trip lowers the bar for the sends after it.
+    # A quicker round trip: every send counts longer by the difference (and the gap to the 2nd
+    # quickest, as the quickest is now less certain).
     answered_after(0.1)
-    assert answered_after(0.15).extra == pytest.approx(0.1, abs=0.002)  # 50 ms + the 50 ms gap
+    assert slow.lateness(limiter.quickest) == pytest.approx(0.15 + 0.05, abs=0.002)
+    assert answered_after(0.15).lateness(limiter.quickest) == pytest.approx(0.1, abs=0.002)
     # Telegram answered 429: the lateness learnt was too little. Every send counts a little longer
     # for a while: 5 ms, doubled at each further 429 (those of one burst count once), at most the
     # spread of round trips (here 150 ms), so that one 429 does not slow every send for a minute.
@@ -146,8 +160,8 @@ def test_arrivals_stay_within_the_limit_whatever_the_jitter(
                 _, send, rtt = answer
                 limiter.round_trips.add(rtt)
                 send.answered = True
-                send.extra = lateness(rtt, *limiter.quickest)
-            wait = window.wait_for(30, now, 0.0)
+                send.rtt = rtt
+            wait = window.wait_for(30, now, 0.0, limiter.quickest)
             if wait == 0:
                 break
             now += min(wait, min((a[0] for a in in_flight), default=now + wait) - now) + 1e-6

@@ -70,7 +70,7 @@ IDEMPOTENT = frozenset(
     }
 )
 # How late a send may arrive at Telegram is learnt from round trips: the last RTT_SAMPLES of them give
-# the quickest one (see `_Send.extra`); until RTT_MIN_SAMPLES were seen every send counts JITTER_UNKNOWN
+# the quickest one (see `lateness`); until RTT_MIN_SAMPLES were seen every send counts JITTER_UNKNOWN
 # longer. A send's own lateness is at least JITTER_MIN (the quickest round trip need not have been the
 # quickest both ways) and at most JITTER_MAX.
 RTT_SAMPLES = 1000
@@ -91,6 +91,8 @@ def lateness(rtt: float, quickest: float, low: float) -> float:
     not known), plus the distance from the quickest to the low one, as the quickest seen may have
     been slow on its way there itself (after few round trips, or when both ways are jittery).
     Within [JITTER_MIN, JITTER_MAX]."""
+    if quickest == math.inf:
+        return JITTER_UNKNOWN
     uncertain = low - quickest if low < math.inf else JITTER_UNKNOWN
     return min(JITTER_MAX, max(JITTER_MIN, rtt - quickest + uncertain))
 
@@ -134,15 +136,21 @@ class _RoundTrips:
 
 
 class _Send:
-    """One admitted send: when it was admitted, whether its answer came back, and how much later than
-    the quickest send it may have reached Telegram (`extra`, known once answered)."""
+    """One admitted send: when it was admitted, whether it is over, and its round trip; or, when no
+    answer came (a time-out, no request made), how long it took to be over (`unanswered`)."""
 
-    __slots__ = ("admitted", "answered", "extra")
+    __slots__ = ("admitted", "answered", "rtt", "unanswered")
 
     def __init__(self, admitted: float) -> None:
         self.admitted = admitted
         self.answered = False
-        self.extra = 0.0
+        self.rtt = 0.0
+        self.unanswered: float | None = None
+
+    def lateness(self, quickest: tuple[float, float]) -> float:
+        if self.unanswered is not None:
+            return min(JITTER_MAX, self.unanswered)  # it may have arrived just before, or not at all
+        return lateness(self.rtt, *quickest)
 
 
 class _Window:
@@ -152,7 +160,9 @@ class _Window:
     quickest send arrives `d` after its admission and send A `d + x_A` after: then a send admitted
     `period + x_A` after A arrives at least `period` after A. So A counts from its admission for
     `period + x_A` (plus `margin`, see `FloodLimiter.margin`), and for as long as it is in flight.
-    `x_A` is bounded by how much A's round trip exceeded the quickest one (`_Send.extra`): a send that
+    `x_A` is bounded by how much A's round trip exceeded the quickest one (`lateness`), reckoned with
+    the quickest round trip known at the time of asking (a quicker one seen later, say when our event
+    loop calms down after a busy spell, makes every send count longer at once): a send that
     met a stall (in our event loop or the network, either way) counts longer, the others barely longer
     than `period`, so a bot 150 ms from Telegram still gets its 30 messages a second, where counting
     from the answer on would cost it RTT/period of them and one margin for all sends the worst one's.
@@ -164,14 +174,16 @@ class _Window:
         self.period = period
         self.sends: deque[_Send] = deque()
 
-    def prune(self, now: float, margin: float) -> None:
+    def prune(self, now: float, margin: float, quickest: tuple[float, float]) -> None:
         edge = now - self.period - margin
-        while self.sends and self.sends[0].answered and self.sends[0].admitted + self.sends[0].extra <= edge:
-            self.sends.popleft()
+        sends = self.sends
+        while sends and sends[0].answered and sends[0].admitted + sends[0].lateness(quickest) <= edge:
+            sends.popleft()
 
-    def wait_for(self, limit: int, now: float, margin: float) -> float:
-        """Seconds until one more send fits (0: now)."""
-        self.prune(now, margin)
+    def wait_for(self, limit: int, now: float, margin: float, quickest: tuple[float, float]) -> float:
+        """Seconds until one more send fits (0: now), given the extra `margin` and the quickest recent
+        round trip and a low one (`FloodLimiter.quickest`)."""
+        self.prune(now, margin, quickest)
         if len(self.sends) < limit:
             return 0.0
         in_flight = 0
@@ -180,7 +192,7 @@ class _Window:
             if not send.answered:
                 in_flight += 1
             else:
-                end = send.admitted + self.period + send.extra + margin
+                end = send.admitted + self.period + send.lateness(quickest) + margin
                 if end > now:
                     ends.append(end)
         must_end = in_flight + len(ends) - limit + 1  # this many must stop counting first
@@ -261,7 +273,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
 
     @property
     def margin(self) -> float:
-        """Seconds every send counts beyond its window's period and its own lateness (`_Send.extra`):
+        """Seconds every send counts beyond its window's period and its own lateness (`lateness`):
         JITTER_UNKNOWN until enough round trips were seen; after a 429, which says the lateness learnt
         was too little, CAUTION_FIRST, doubled at each further 429 up to the spread of recent round
         trips (1st to 99th percentile), until CAUTIOUS_FOR seconds pass without one; plus the
@@ -294,8 +306,10 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         window = self._groups.get(chat_id)
         if window is None:
             if len(self._groups) > 4096:
-                now, margin = time.monotonic(), self.margin
-                for key in [k for k, w in self._groups.items() if (w.prune(now, margin) or True) and w.idle]:
+                now, margin, quickest = time.monotonic(), self.margin, self.quickest
+                for key in [
+                    k for k, w in self._groups.items() if (w.prune(now, margin, quickest) or True) and w.idle
+                ]:
                     del self._groups[key]
             window = self._groups[chat_id] = _Window(self._group_period)
         return window
@@ -304,7 +318,9 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         """Seconds until one more message fits into this group (0 for private chats)."""
         if chat_id >= 0:
             return 0.0
-        return self._group_window(chat_id).wait_for(self.group_per_minute, time.monotonic(), self.margin)
+        return self._group_window(chat_id).wait_for(
+            self.group_per_minute, time.monotonic(), self.margin, self.quickest
+        )
 
     def pause_bulk(self, seconds: float) -> None:
         """A 429 came back for a bulk send: hold every bulk send for a moment (replies go on).
@@ -316,22 +332,25 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
         self._bulk_paused_until = max(self._bulk_paused_until, until)
         self.saw_flood_limit()
 
-    def _own_delay(self, chat_id: int | None, bulk: bool, now: float, margin: float) -> float:
+    def _own_delay(
+        self, chat_id: int | None, bulk: bool, now: float, margin: float, quickest: tuple[float, float]
+    ) -> float:
         """Seconds this send waits for windows other than the overall one."""
         delay = 0.0
         if bulk and self._bulk_paused_until > now:
             delay = self._bulk_paused_until - now
         if chat_id is not None and chat_id < 0:
-            delay = max(delay, self._group_window(chat_id).wait_for(self.group_per_minute, now, margin))
+            group = self._group_window(chat_id)
+            delay = max(delay, group.wait_for(self.group_per_minute, now, margin, quickest))
         if bulk:
-            delay = max(delay, self._bulk.wait_for(max(1, int(self.bulk_per_second)), now, margin))
+            delay = max(delay, self._bulk.wait_for(max(1, int(self.bulk_per_second)), now, margin, quickest))
         return delay
 
     def _delay(self, chat_id: int | None, bulk: bool, now: float) -> float:
         """Seconds until a send to `chat_id` would fit every window (0: now)."""
-        margin = self.margin
-        overall = self._overall.wait_for(self.overall_per_second, now, margin)
-        return max(overall, self._own_delay(chat_id, bulk, now, margin))
+        margin, quickest = self.margin, self.quickest
+        overall = self._overall.wait_for(self.overall_per_second, now, margin, quickest)
+        return max(overall, self._own_delay(chat_id, bulk, now, margin, quickest))
 
     def _windows(self, chat_id: int | None, bulk: bool) -> list[_Window]:
         windows = [self._overall]
@@ -350,9 +369,9 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
             rtt = time.monotonic() - send.admitted
             if answered:
                 self.round_trips.add(rtt)
-                send.extra = lateness(rtt, *self.quickest)
+                send.rtt = rtt
             else:
-                send.extra = min(JITTER_MAX, rtt)  # it may have arrived just now, or not at all
+                send.unanswered = rtt
         self._pump()
 
     async def acquire(self, chat_id: int | None, *, bulk: bool) -> Ticket:
@@ -378,7 +397,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
             self._timer.cancel()
             self._timer = None
         now = time.monotonic()
-        margin = self.margin
+        margin, quickest = self.margin, self.quickest
         next_check = math.inf
         for bulk in (False, True):
             queue = self._waiting[bulk]  # replies first: bulk sends get what is left
@@ -386,11 +405,11 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
                 if waiter.future.done():
                     queue.remove(waiter)
                     continue
-                overall = self._overall.wait_for(self.overall_per_second, now, margin)
+                overall = self._overall.wait_for(self.overall_per_second, now, margin, quickest)
                 if overall > 0:
                     next_check = min(next_check, overall)
                     break  # nobody behind may overtake on the shared window
-                own = self._own_delay(waiter.chat_id, bulk, now, margin)
+                own = self._own_delay(waiter.chat_id, bulk, now, margin, quickest)
                 if own > 0:
                     next_check = min(next_check, own)
                     continue  # held by its group (or the bulk lane): the next may go
