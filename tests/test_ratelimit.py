@@ -180,3 +180,20 @@ def test_arrivals_stay_within_the_limit_whatever_the_jitter(
         over += i - j + 1 > 30
     assert over <= over_at_most
     assert len(arrivals) / (arrivals[-1] - arrivals[0]) > rate_at_least
+
+
+def test_the_limiter_bench_compares_with_the_single_margin_it_replaced():
+    """bench/bench_limiter.py runs, and with stalls the single margin lets sends over the limit
+    where ours lets none (what made it replace the single margin)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "bench" / "bench_limiter.py"
+    spec = importlib.util.spec_from_file_location("bench_limiter", path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    ours = module.simulate("ours", 0.0, 0.02, False, seed=0, sends=1500)
+    one = module.simulate("one margin", 0.0, 0.02, False, seed=0, sends=1500)
+    assert ours[0] == 0 and ours[1] > 29
+    assert one[0] > 0
