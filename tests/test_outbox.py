@@ -377,3 +377,28 @@ async def test_a_row_given_up_before_its_request_teaches_the_limiter_no_round_tr
     assert list(limiter.round_trips.recent) == [0.15] * 20
     assert limiter.quickest == (0.15, 0.15)
     assert (await outbox.get_by_key(db, "stopping")).state == "pending"  # left for the next start
+
+
+async def test_a_429_to_a_reminder_makes_the_limiter_cautious_too(db):
+    """A 429 to a row that is not bulk (a reminder, a notification) says the limiter's reckoning was
+    short just as one to a broadcast does: every send counts a little longer for a while (before, only
+    bulk rows' 429s were told to the limiter). The row itself waits retry_after."""
+    from telegram.error import RetryAfter
+
+    from bot.core.ratelimit import CAUTION_FIRST, FloodLimiter
+
+    class Refusing:
+        async def do_api_request(self, *args, **kwargs):
+            raise RetryAfter(3)
+
+    core = Core(config=Config(), clock=FakeClock(NOW), db=db, catalog=Catalog.load())
+    limiter = FloodLimiter()
+    for _ in range(20):
+        limiter.round_trips.add(0.15)
+    core.outbox._limiter, core.outbox._bot = limiter, Refusing()
+    await outbox.enqueue(db, [msg("reminder", 42, priority=0)], NOW)
+    assert limiter.margin == 0.0
+    await core.outbox._send(await outbox.get_by_key(db, "reminder"))
+    assert limiter.margin == CAUTION_FIRST
+    row = await outbox.get_by_key(db, "reminder")
+    assert row.state == "pending" and row.due_at == NOW + dt.timedelta(seconds=3)

@@ -19,7 +19,7 @@ from bot.core.ratelimit import (
 
 async def _admitted_after(limiter: FloodLimiter, chat_id: int, *, bulk: bool) -> float:
     start = time.monotonic()
-    limiter.release(await limiter.acquire(chat_id, bulk=bulk))
+    limiter.release(await limiter.acquire(chat_id, bulk=bulk), answered=True)
     return time.monotonic() - start
 
 

@@ -380,13 +380,16 @@ class Outbox:
                         ticket = None
                     raise
                 if ticket is not None and self._limiter is not None:
-                    self._limiter.release(ticket)
+                    self._limiter.release(ticket, answered=True)
                     ticket = None
             except RetryAfter as exc:
                 delay = retry_after_seconds(exc)
                 log.warning("outbox: 429 for row %s (chat %s); retry in %.0fs", row.id, row.chat_id, delay)
-                if bulk and self._limiter is not None:
-                    self._limiter.pause_bulk(delay)
+                if self._limiter is not None:  # every send counts longer for a while; bulk ones pause
+                    if bulk:
+                        self._limiter.pause_bulk(delay)
+                    else:
+                        self._limiter.saw_flood_limit()
                 await repo.release(db, row.id, clock.now() + dt.timedelta(seconds=delay), clock.now())
                 return
             except Forbidden as exc:

@@ -360,7 +360,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
             windows.append(self._bulk)
         return windows
 
-    def release(self, ticket: Ticket, *, answered: bool = True) -> None:
+    def release(self, ticket: Ticket, *, answered: bool) -> None:
         """The send admitted by `acquire` is over: Telegram `answered` it (a result or an error), or
         it never got an answer (not made, timed out, the connection failed)."""
         send = ticket.send
@@ -490,7 +490,7 @@ class FloodLimiter(BaseRateLimiter[dict[str, Any]]):
                 retry_after_seconds(exc),
             )
             raise Deferred(endpoint, chat_id) from None
-        self.release(ticket)
+        self.release(ticket, answered=True)
         return result
 
     async def _with_retries(
